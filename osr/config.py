@@ -1,0 +1,103 @@
+"""params.yaml: load and validate every knob before any work, with one-line errors naming the parameter."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from osr import OSRError
+from osr.augment import MIXERS
+from osr.data import BENCHMARKS
+from osr.losses import STEP_LOSSES
+from osr.models import ARCHS
+from osr.scores import SCORES
+
+PARAMS_FILE = "params.yaml"
+
+
+def _num(lo: float | None = None, hi: float | None = None, lo_open: bool = False, integer: bool = False):
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+            return f"must be {'an integer' if integer else 'a number'}"
+        if lo is not None and (v <= lo if lo_open else v < lo):
+            return f"must be {'>' if lo_open else '>='} {lo}"
+        if hi is not None and v > hi:
+            return f"must be <= {hi}"
+        return None
+    return check
+
+
+def _choice(options) -> Callable[[Any], str | None]:
+    return lambda v: None if v in options else f"must be one of {sorted(options)}"
+
+
+def _each(options) -> Callable[[Any], str | None]:
+    return lambda v: None if isinstance(v, list) and v and all(x in options for x in v) else \
+        f"must be a non-empty list drawn from {sorted(options)}"
+
+
+def _bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "must be true or false"
+
+
+_TRAIN = {"arch": _choice(ARCHS), "width": _num(1, integer=True), "epochs": _num(1, integer=True),
+          "batch_size": _num(2, integer=True), "lr": _num(0, lo_open=True), "momentum": _num(0, 1),
+          "weight_decay": _num(0), "schedule": _choice({"multistep", "cosine"}), "gamma": _num(0, 1, lo_open=True),
+          "warmup_epochs": _num(0), "randaugment": _num(0, 30, integer=True), "amp": _bool}
+
+SCHEMA: dict[str, Callable[[Any], str | None]] = {
+    "base.seed": _num(0, integer=True),
+    "base.device": _choice({"auto", "cpu", "cuda"}),
+    "data.benchmark": _choice(BENCHMARKS),
+    "split.index": _num(0, 4, integer=True),
+    "split.val_fraction": _num(0, 0.5, lo_open=True),
+    "split.train_per_class": _num(0, integer=True),
+    "split.test_per_class": _num(0, integer=True),
+    "augment.method": _choice(MIXERS),
+    "augment.prob": _num(0, 1),
+    **{f"teacher.{k}": v for k, v in _TRAIN.items()},
+    **{f"student.{k}": v for k, v in _TRAIN.items()},
+    "relabel.rule": _choice({"argmax", "threshold"}),
+    "relabel.threshold": _num(0, 1),
+    "relabel.smoothing": _num(0, 1),
+    "distill.method": _choice(STEP_LOSSES),
+    "distill.tau": _num(0, lo_open=True),
+    "distill.alpha": _num(0),
+    "distill.beta": _num(0),
+    "distill.gamma": _num(0),
+    "evaluate.scores": _each(SCORES),
+    "evaluate.energy_temperature": _num(0, lo_open=True),
+    "evaluate.batch_size": _num(1, integer=True),
+}
+
+
+def get(params: dict, dotted: str) -> Any:
+    node = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise OSRError(f"{PARAMS_FILE}: missing parameter {dotted}")
+        node = node[part]
+    return node
+
+
+def validate(params: dict, source: str = PARAMS_FILE) -> dict:
+    for key, check in SCHEMA.items():
+        value = get(params, key)
+        problem = check(value)
+        if problem:
+            raise OSRError(f"{source}: {key} {problem} (got {value!r})")
+    return params
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> dict:
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise OSRError(f"{path}: file not found (run from the project root)") from None
+    except yaml.YAMLError as e:
+        raise OSRError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(params, dict):
+        raise OSRError(f"{path}: expected a mapping of stage sections")
+    return validate(params, str(path))

@@ -1,0 +1,125 @@
+"""Losses of the asymmetric-distillation family (methods.md §3.2): DIST, JMI, selective relabel, step losses.
+
+Rows are samples, columns classes. The step losses take the student's logits and the cached teacher logits of
+one planned step, so no teacher forward runs while the student trains.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from osr import OSRError
+
+
+def _pearson_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """1 - mean Pearson correlation between matching rows of a and b."""
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean(1, keepdim=True)
+    rho = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-8)
+    return 1.0 - rho.mean()
+
+
+def dist_loss(z_s: torch.Tensor, z_t: torch.Tensor, tau: float = 1.0, beta: float = 1.0,
+              gamma: float = 1.0) -> torch.Tensor:
+    """DIST (arXiv 2205.10536): tau^2 * (beta * inter-class + gamma * intra-class correlation losses)."""
+    if len(z_s) == 0:
+        return z_s.sum() * 0.0
+    p_s = F.softmax(z_s.float() / tau, dim=1)
+    p_t = F.softmax(z_t.float() / tau, dim=1)
+    return tau**2 * (beta * _pearson_loss(p_s, p_t) + gamma * _pearson_loss(p_s.T, p_t.T))
+
+
+def jmi_loss(z_s: torch.Tensor, z_t: torch.Tensor, partner: torch.Tensor, lam: float, **dist) -> torch.Tensor:
+    """'Joint mutual information' loss of the AD code: lam * DIST(z_s, z_t) + (1-lam) * DIST(z_s, z_t[partner])."""
+    return lam * dist_loss(z_s, z_t, **dist) + (1.0 - lam) * dist_loss(z_s, z_t[partner], **dist)
+
+
+def soft_ce(z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of -sum_k target_k log softmax(z)_k; 0 for an empty batch."""
+    if len(z) == 0:
+        return z.sum() * 0.0
+    return -(target * F.log_softmax(z.float(), dim=1)).sum(1).mean()
+
+
+def two_hot(y_a: torch.Tensor, y_b: torch.Tensor, lam: torch.Tensor | float, num_classes: int,
+            smoothing: float = 0.0) -> torch.Tensor:
+    """(r/C) * 1 + (1 - r) * [lam * e_{y_a} + (1 - lam) * e_{y_b}]."""
+    lam = torch.as_tensor(lam, dtype=torch.float32, device=y_a.device).reshape(-1, 1)
+    t = lam * F.one_hot(y_a, num_classes).float() + (1.0 - lam) * F.one_hot(y_b, num_classes).float()
+    return smoothing / num_classes + (1.0 - smoothing) * t
+
+
+def hard_mask(p_mixed: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, rule: str = "argmax",
+              threshold: float = 0.5) -> torch.Tensor:
+    """Selective relabel: which mixed samples the teacher deems 'hard' (best class outside the two sources).
+
+    argmax: p_other > p_src.  threshold: p_other >= threshold.  p = teacher softmax on the mixed image.
+    """
+    src = F.one_hot(y_a, p_mixed.shape[1]).bool() | F.one_hot(y_b, p_mixed.shape[1]).bool()
+    p_other = p_mixed.masked_fill(src, -1.0).max(1).values
+    if rule == "argmax":
+        p_src = p_mixed.masked_fill(~src, -1.0).max(1).values
+        return p_other > p_src
+    if rule == "threshold":
+        return p_other >= threshold
+    raise OSRError(f"relabel.rule: unknown rule {rule!r} (choose from ['argmax', 'threshold'])")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One planned student step. Teacher logits are cached: raw view (all steps), mixed view (mixed steps)."""
+    y: torch.Tensor
+    mixed: bool
+    partner: torch.Tensor
+    lam: float
+    t_raw: torch.Tensor | None = None
+    t_mixed: torch.Tensor | None = None
+    hard: torch.Tensor | None = None
+    target: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    tau: float = 1.0
+    alpha: float = 1.0
+    beta: float = 1.0
+    gamma: float = 1.0
+
+    @property
+    def dist(self) -> dict:
+        return {"tau": self.tau, "beta": self.beta, "gamma": self.gamma}
+
+
+def _mix_ce(z: torch.Tensor, s: Step) -> torch.Tensor:
+    return s.lam * F.cross_entropy(z.float(), s.y) + (1.0 - s.lam) * F.cross_entropy(z.float(), s.y[s.partner])
+
+
+def ce_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
+    """The plain (MSA) student: CE on raw steps, lam-weighted CE on mixed steps."""
+    return _mix_ce(z, s) if s.mixed else F.cross_entropy(z.float(), s.y)
+
+
+def kd_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
+    """Symmetric KD: the teacher sees the same (possibly mixed) image as the student."""
+    if s.mixed:
+        return _mix_ce(z, s) + dist_loss(z, s.t_mixed, **cfg.dist)
+    return cfg.alpha * F.cross_entropy(z.float(), s.y) + dist_loss(z, s.t_raw, **cfg.dist)
+
+
+def asym_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
+    """Asymmetric distillation: raw teacher logits guide the student on mixed images (L_E + L_H + L_JMI)."""
+    if not s.mixed:
+        return cfg.alpha * F.cross_entropy(z.float(), s.y) + dist_loss(z, s.t_raw, **cfg.dist)
+    easy = ~s.hard
+    l_e = dist_loss(z[easy], s.t_raw[easy], **cfg.dist)
+    l_h = soft_ce(z[s.hard], s.target[s.hard])
+    l_jmi = jmi_loss(z, s.t_raw, s.partner, s.lam, **cfg.dist)
+    return l_e + l_h + l_jmi
+
+
+STEP_LOSSES: dict[str, Callable[[torch.Tensor, Step, DistillConfig], torch.Tensor]] = {
+    "ce": ce_step, "kd": kd_step, "asym": asym_step,
+}

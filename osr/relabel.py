@@ -1,0 +1,60 @@
+"""Teacher outputs over the student's plan, and the selective-relabel decision computed from them.
+
+``teacher_outputs`` is the one expensive pass (a frozen-teacher forward over every planned raw and mixed
+view); ``relabel_targets`` is a vectorised pass over its cached logits, so a threshold or smoothing change
+costs seconds (the tuning flow relies on that).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from osr.augment import BaseAug, planned_steps
+from osr.losses import hard_mask, two_hot
+from osr.train import autocast
+
+
+@torch.inference_mode()
+def teacher_outputs(teacher: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray],
+                    aug: BaseAug, amp: bool = True) -> dict[str, np.ndarray]:
+    """Logits [E, S, B, K] (fp16) of the frozen teacher on the raw and (mixed steps only) mixed views."""
+    teacher.eval()
+    epochs, steps, batch = plan["order"].shape
+    k = teacher.fc.out_features
+    raw = np.zeros((epochs, steps, batch, k), np.float16)
+    mixed = np.zeros_like(raw)
+    for e in range(epochs):
+        for s, st in enumerate(tqdm(planned_steps(x, y, plan, e, aug), total=steps, leave=False,
+                                    desc=f"teacher pass {e + 1}/{epochs}", mininterval=2.0)):
+            views = st.x_raw if st.x_mixed is None else torch.cat([st.x_raw, st.x_mixed])
+            with autocast(x.device, amp):
+                z = teacher(views).float().cpu().numpy()
+            raw[e, s] = z[:batch]
+            if st.x_mixed is not None:
+                mixed[e, s] = z[batch:]
+    return {"t_raw": raw, "t_mixed": mixed}
+
+
+def relabel_targets(t_mixed: np.ndarray, y_plan: np.ndarray, plan: dict[str, np.ndarray], rule: str,
+                    threshold: float, smoothing: float) -> dict[str, np.ndarray]:
+    """Hard mask [E, S, B] (mixed steps only) and two-hot targets [E, S, B, K] for every planned sample.
+
+    y_plan: labels of the planned samples [E, S, B]; the partner's label is y_plan[..., partner].
+    """
+    e, s, b, k = t_mixed.shape
+    y_a = torch.from_numpy(y_plan.reshape(-1))
+    y_b = torch.from_numpy(np.take_along_axis(y_plan, plan["partner"], axis=2).reshape(-1))
+    p = torch.softmax(torch.from_numpy(t_mixed.reshape(-1, k)).float(), 1)
+    hard = hard_mask(p, y_a, y_b, rule, threshold).numpy().reshape(e, s, b) & plan["mixed"][..., None]
+    lam = torch.from_numpy(np.repeat(plan["lam"].reshape(-1), b))
+    target = two_hot(y_a, y_b, lam, k, smoothing).numpy().reshape(e, s, b, k).astype(np.float16)
+    return {"hard": hard, "target": target}
+
+
+def relabel_stats(hard: np.ndarray, mixed: np.ndarray, t_raw: np.ndarray, y_plan: np.ndarray) -> dict:
+    n_mixed = int(mixed.sum()) * hard.shape[2]
+    return {"hard_fraction": float(hard.sum() / max(1, n_mixed)),
+            "hard_fraction_per_epoch": [float(h.sum() / max(1, m.sum() * hard.shape[2])) for h, m in zip(hard, mixed)],
+            "mixed_samples": n_mixed,
+            "teacher_raw_view_acc": float((t_raw.argmax(-1) == y_plan).mean())}

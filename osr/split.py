@@ -1,0 +1,64 @@
+"""The split manifest: one row per image with its role (train / val / test) and remapped label."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import train_test_split
+
+from osr import OSRError
+
+
+def _per_class(idx: np.ndarray, y: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """At most `limit` indices per class (0 = all), sampled without replacement."""
+    if not limit:
+        return idx
+    keep = [rng.choice(idx[y[idx] == c], min(limit, int((y[idx] == c).sum())), replace=False) for c in np.unique(y[idx])]
+    return np.sort(np.concatenate(keep))
+
+
+def make_manifest(y_train: np.ndarray, y_test: np.ndarray, known: list[int], unknown: list[int],
+                  val_fraction: float, seed: int, train_per_class: int = 0, test_per_class: int = 0,
+                  image_shape: tuple[int, int, int] = (32, 32, 3), dtype: str = "uint8") -> pd.DataFrame:
+    """Known classes are remapped to 0..K-1 in list order; unknown test images get label -1."""
+    rng = np.random.default_rng(seed)
+    remap = {c: i for i, c in enumerate(known)}
+    tr = _per_class(np.flatnonzero(np.isin(y_train, known)), y_train, train_per_class, rng)
+    missing = sorted(set(known) - set(np.unique(y_train[tr]).tolist()))
+    if missing:
+        raise OSRError(f"split: known classes {missing} have no training images")
+    tr, va = train_test_split(tr, test_size=val_fraction, stratify=y_train[tr], random_state=seed)
+    te = _per_class(np.flatnonzero(np.isin(y_test, known + unknown)), y_test, test_per_class, rng)
+    rows = []
+    for role, source, idx, y in (("train", "train", np.sort(tr), y_train), ("val", "train", np.sort(va), y_train),
+                                 ("test", "test", te, y_test)):
+        rows.append(pd.DataFrame({"role": role, "source": source, "index": idx, "orig_class": y[idx],
+                                  "label": [remap.get(int(c), -1) for c in y[idx]]}))
+    df = pd.concat(rows, ignore_index=True)
+    df.insert(0, "sample_id", np.arange(len(df)))
+    df["src_key"] = df["source"] + ":" + df["index"].astype(str)
+    df["height"], df["width"], df["channels"] = image_shape
+    df["dtype"] = dtype
+    return df
+
+
+@dataclass
+class SplitTensors:
+    """The images of one split, held once as uint8 [N, C, H, W] on the device, labels as int64."""
+    x: dict[str, torch.Tensor]
+    y: dict[str, torch.Tensor]
+    num_classes: int
+
+    @classmethod
+    def from_arrays(cls, raw: dict[str, np.ndarray], manifest: pd.DataFrame, device: torch.device,
+                    roles: tuple[str, ...] = ("train", "val", "test")) -> "SplitTensors":
+        x, y = {}, {}
+        for role in roles:
+            rows = manifest[manifest.role == role]
+            parts = [torch.from_numpy(raw[f"x_{src}"][grp["index"].to_numpy()]) for src, grp in rows.groupby("source", sort=True)]
+            x[role] = torch.cat(parts).permute(0, 3, 1, 2).contiguous().to(device)
+            labels = [grp["label"].to_numpy() for _, grp in rows.groupby("source", sort=True)]
+            y[role] = torch.from_numpy(np.concatenate(labels).astype(np.int64)).to(device)
+        return cls(x, y, int(manifest.loc[manifest.label >= 0, "label"].max()) + 1)

@@ -1,0 +1,146 @@
+"""One training loop for teacher and student: SGD + warm-up + schedule, bf16 autocast, checkpoint/resume.
+
+A checkpoint is written atomically after every epoch with model, optimizer, scheduler, history and RNG
+states, tagged with a fingerprint of everything that determines the run; a rerun with the same fingerprint
+resumes after the last finished epoch and, because every epoch's batches are a pure function of
+(seed, epoch), ends with exactly the weights of an uninterrupted run.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from osr import OSRError
+from osr.io import load_torch, save_torch
+
+Batch = tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]  # (float images, loss of the logits)
+
+
+class Pruned(Exception):
+    """Raised by an epoch callback to stop a run early (tuning)."""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 0.1            # at batch 128; scaled linearly with the batch size
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "multistep"  # multistep | cosine
+    milestones: tuple[float, ...] = (0.3, 0.6, 0.8)  # fractions of the run (60/120/160 of 200 epochs)
+    gamma: float = 0.2
+    warmup_epochs: float = 1.0
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise OSRError("base.device: 'cuda' requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def set_determinism(seed: int, device: torch.device) -> None:
+    torch.manual_seed(seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")
+    else:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def lr_lambda(cfg: OptimConfig, total_steps: int, steps_per_epoch: int) -> Callable[[int], float]:
+    warm = max(1, int(cfg.warmup_epochs * steps_per_epoch)) if cfg.warmup_epochs > 0 else 0
+    marks = [int(m * total_steps) for m in cfg.milestones]
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if cfg.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total_steps - warm)))
+        return cfg.gamma ** sum(step >= m for m in marks)
+    return f
+
+
+def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], epochs: int, steps_per_epoch: int,
+        batch_size: int, optim: OptimConfig, ckpt_path: Path, fingerprint: str, desc: str,
+        device: torch.device, amp: bool = True,
+        on_epoch_end: Callable[[nn.Module, int], dict] | None = None) -> list[dict]:
+    """Train `model` for `epochs`; `batches(epoch)` yields (images, loss_fn) pairs. Returns per-epoch history."""
+    params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    params_rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.SGD([{"params": params_decay, "weight_decay": optim.weight_decay},
+                           {"params": params_rest, "weight_decay": 0.0}],
+                          lr=optim.lr * batch_size / 128, momentum=optim.momentum, nesterov=False)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(optim, epochs * steps_per_epoch, steps_per_epoch))
+    history: list[dict] = []
+    start = 0
+    if ckpt_path.exists():
+        ck = load_torch(ckpt_path, map_location=device)
+        if ck.get("fingerprint") == fingerprint:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            torch.set_rng_state(ck["rng_cpu"])
+            history, start = ck["history"], ck["epoch"] + 1
+            tqdm.write(f"{desc}: resuming from {ckpt_path} after epoch {start}/{epochs}")
+    for epoch in range(start, epochs):
+        model.train()
+        t0, total, n, seen = time.perf_counter(), torch.zeros((), device=device), 0, 0
+        bar = tqdm(batches(epoch), total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{epochs}",
+                   leave=False, disable=os.environ.get("OSR_PROGRESS", "1") == "0", mininterval=2.0)
+        for x, loss_fn in bar:
+            with autocast(device, amp):
+                loss = loss_fn(model(x))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.detach()
+            n += 1
+            seen += len(x)
+        mean_loss = float(total) / max(1, n)
+        if not math.isfinite(mean_loss):
+            raise OSRError(f"{desc}: training diverged (loss {mean_loss}) in epoch {epoch + 1}; lower the lr")
+        dt = time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "loss": mean_loss, "lr": opt.param_groups[0]["lr"], "seconds": dt,
+               "images_per_s": seen / dt}
+        if on_epoch_end is not None:
+            row.update(on_epoch_end(model, epoch))
+        history.append(row)
+        tqdm.write(f"{desc} epoch {epoch + 1}/{epochs}: " + ", ".join(
+            f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+        save_torch(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
+                               "fingerprint": fingerprint, "rng_cpu": torch.get_rng_state()})
+    return history
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512, amp: bool = False,
+            features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Logits (and optionally pooled features) of uint8 images [N, C, H, W], in eval mode, fp32 by default."""
+    from osr.augment import to_float
+
+    model.eval()
+    device = x.device
+    logits, feats = [], []
+    for i in range(0, len(x), batch_size):
+        with autocast(device, amp):
+            f = model.features(to_float(x[i:i + batch_size]))
+            z = model.fc(f)
+        logits.append(z.float())
+        feats.append(f.float())
+    z = torch.cat(logits) if logits else torch.zeros(0)
+    return (z, torch.cat(feats)) if features else z

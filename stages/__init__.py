@@ -1,0 +1,1 @@
+"""Thin DVC stages: read params.yaml, call the osr library, write outputs atomically."""

@@ -1,0 +1,31 @@
+"""Stage augment: the seeded mixing plan of the student's training, and a preview of mixed samples."""
+from osr.augment import BaseAug, make_plan, planned_steps
+from osr.config import load_params
+from osr.io import save_npz
+from osr.plots import image_grid
+from osr.train import resolve_device
+from stages.common import PLAN, REPORTS, load_split, run
+
+
+def main() -> None:
+    p = load_params()
+    a, st = p["augment"], p["student"]
+    data = load_split(resolve_device("cpu"), ("train",))
+    x, y = data.x["train"], data.y["train"]
+    plan = make_plan(len(x), st["batch_size"], st["epochs"], p["base"]["seed"], a["method"], float(a["prob"]),
+                     tuple(x.shape[2:]))
+    save_npz(PLAN, **plan)
+    steps = list(planned_steps(x, y, plan, 0, BaseAug(randaugment=st["randaugment"])))
+    step = next((s for s in steps if s.x_mixed is not None), steps[0])
+    shown = step.x_mixed if step.x_mixed is not None else step.x_raw
+    k = min(int(a["preview"]), len(step.y))
+    imgs = (shown[:k] * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    titles = [f"{int(step.y[i])}+{int(step.y[step.partner[i]])} λ={step.lam:.2f}" if step.x_mixed is not None
+              else f"{int(step.y[i])}" for i in range(k)]
+    image_grid(imgs, titles, REPORTS / "augment_preview.png", suptitle=f"{a['method']} (labels a+b, λ of a)")
+    print(f"augment: {a['method']} plan, {plan['order'].shape[0]} epochs x {plan['order'].shape[1]} steps, "
+          f"{plan['mixed'].mean():.2f} of steps mixed")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,28 @@
+"""Stage download: fetch the benchmark's files (mirror, else canonical URL), verify, decode to uint8 arrays."""
+import tempfile
+from pathlib import Path
+
+from osr import data
+from osr.config import load_params
+from osr.io import atomic_dir, save_npz, write_json
+from stages.common import RAW, run
+
+
+def main() -> None:
+    name = load_params()["data"]["benchmark"]
+    bench = data.benchmark(name)
+    with tempfile.TemporaryDirectory() as work, atomic_dir(RAW.parent) as out:
+        fetched, sources = {}, []
+        for key in bench.files:
+            print(f"download: {key} …", flush=True)
+            fetched[key], prov = data.fetch(key, Path(work))
+            sources.append(prov)
+        arrays = data.normalise(name, fetched)
+        save_npz(out / RAW.name, **arrays)
+        write_json(out / "source.json", {"benchmark": name, "files": sources, "note": bench.note,
+                                         "shapes": {k: list(v.shape) for k, v in arrays.items()}})
+    print(f"download: {name} train {arrays['x_train'].shape} test {arrays['x_test'].shape} -> {RAW}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,47 @@
+"""Stage evaluate: teacher and student on validation and test; metrics JSON, ROC and histogram PNGs."""
+from osr.config import load_params
+from osr.evaluate import evaluate_model
+from osr.io import read_json, save_npz, write_json
+from osr.plots import roc_curves, score_histograms, training_curves
+from osr.train import resolve_device
+from stages.common import REPORTS, SCORES_OUT, STUDENT, TEACHER, load_model, load_split, run
+
+
+def main() -> None:
+    p = load_params()
+    e = p["evaluate"]
+    device = resolve_device(p["base"]["device"])
+    data = load_split(device, ("val", "test"))
+    metrics, audit, curves, hists = {}, {}, {}, {}
+    for role, path in (("teacher", TEACHER), ("student", STUDENT)):
+        model, meta = load_model(path, device)
+        metrics[role], raw = evaluate_model(model, data, e["scores"], float(e["energy_temperature"]),
+                                            e["batch_size"])
+        metrics[role]["model"] = f"{meta['arch']}-w{meta['width']}"
+        known = raw["label"] >= 0
+        for name in e["scores"]:
+            audit[f"{role}_{name}"] = raw[name]
+            curves[f"{role} {name} (AUROC {metrics[role]['test'][name]['auroc']:.3f})"] = \
+                (raw[name][known], raw[name][~known])
+        shown = "mls" if "mls" in raw else e["scores"][0]
+        hists[f"{role} {shown}"] = (raw[shown][known], raw[shown][~known])
+        audit["label"], audit[f"{role}_pred"] = raw["label"], raw["pred"]
+    metrics["info"] = {"benchmark": p["data"]["benchmark"], "split": p["split"]["index"],
+                       "profile": p["base"]["profile"], "method": p["distill"]["method"],
+                       "mixing": p["augment"]["method"], "balanced_test": False}
+    save_npz(SCORES_OUT, **audit)
+    write_json(REPORTS / "metrics.json", metrics)
+    plots = REPORTS / "plots"
+    title = f"{p['data']['benchmark']} split {p['split']['index']}"
+    roc_curves(curves, plots / "roc.png", f"ROC, {title}")
+    score_histograms(hists, plots / "score_hist.png", f"Known vs unknown scores, {title}")
+    training_curves({r: read_json(REPORTS / f"{r}_train.json")["history"] for r in ("teacher", "student")},
+                    ["loss", "val_acc"], plots / "training.png")
+    for role in ("teacher", "student"):
+        t = metrics[role]["test"]
+        print(f"evaluate: {role} acc {t['acc']:.4f} " + " ".join(
+            f"{n}.auroc {t[n]['auroc']:.4f}" for n in e["scores"]) + f" oscr(mls) {t.get('mls', {}).get('oscr', 0):.4f}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,75 @@
+"""Shared fixtures: a temporary copy of the project on the tiny profile, run with the real DVC."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MIRROR = Path(os.environ.get("OSR_DATA_MIRROR", ROOT.parent / "shared" / "datasets")).resolve()
+PROJECT_FILES = ["dvc.yaml", "conf", "osr", "stages", "flows", "pyproject.toml"]
+ENV = {"DVC_NO_ANALYTICS": "1", "ITERATIVE_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1", "GX_ANALYTICS_ENABLED": "false",
+       "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "OSR_PROGRESS": "0", "OSR_DATA_MIRROR": str(MIRROR)}
+os.environ.update(ENV)
+
+needs_mirror = pytest.mark.skipif(not (MIRROR / "cifar10_jpeg.npz").exists(), reason=f"no dataset mirror at {MIRROR}")
+
+
+def compose(conf_dir: Path, overrides: list[str] | None = None) -> dict:
+    """Compose conf/ the way DVC's Hydra support does."""
+    import hydra
+    from omegaconf import OmegaConf
+
+    with hydra.initialize_config_dir(str(conf_dir.resolve()), version_base=None):
+        return OmegaConf.to_container(hydra.compose("config", overrides=overrides or []), resolve=True)
+
+
+def venv_env(**extra: str) -> dict[str, str]:
+    """The environment with this interpreter's bin folder (dvc, python) first on PATH."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **extra}
+
+
+def sh(args: list[str], cwd: Path, check: bool = True, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    """Run a command with the project's venv first on PATH; on failure show its output."""
+    res = subprocess.run(args, cwd=cwd, env=env or venv_env(), capture_output=True, text=True, **kw)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return res
+
+
+def make_project(dest: Path, profile: str = "tiny", overrides: list[str] | None = None) -> Path:
+    """A git + DVC repository holding the project's code, with `profile` as the default profile."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    cfg = dest / "conf" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("  - profile: quick", f"  - profile: {profile}"))
+    (dest / "params.yaml").write_text(yaml.safe_dump(compose(dest / "conf", overrides), sort_keys=False))
+    (dest / ".gitignore").write_text("/data/\n__pycache__/\n")
+    sh(["git", "init", "-q"], dest)
+    sh(["git", "config", "user.email", "t@example.com"], dest)
+    sh(["git", "config", "user.name", "test"], dest)
+    sh(["dvc", "init", "-q"], dest)
+    sh(["dvc", "config", "hydra.enabled", "true"], dest)
+    sh(["git", "add", "-A"], dest)
+    sh(["git", "commit", "-qm", "tiny project"], dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_repro(tmp_path_factory) -> Path:
+    """One real `dvc repro` of the tiny profile, shared by the tests that only read its outputs."""
+    proj = make_project(tmp_path_factory.mktemp("tiny") / "proj")
+    sh(["dvc", "repro"], proj)
+    sh(["git", "add", "-A"], proj)
+    sh(["git", "commit", "-qm", "tiny baseline"], proj)
+    return proj

@@ -1,0 +1,147 @@
+"""Bad input: each case is a one-line error naming the file or parameter, a non-zero exit, no partial output."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import MIRROR, needs_mirror, sh, venv_env
+from osr.io import load_npz
+from osr.models import build, model_meta
+from test_pipeline import clone
+
+pytestmark = [needs_mirror, pytest.mark.slow]
+RAW = "data/raw/dataset.npz"
+
+
+def _params(**changes) -> Callable[[Path], None]:
+    def apply(proj: Path) -> None:
+        p = yaml.safe_load((proj / "params.yaml").read_text())
+        for key, value in changes.items():
+            section, name = key.split("__")
+            p[section][name] = value
+        (proj / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    return apply
+
+
+def _raw(mutate: Callable[[dict], None]) -> Callable[[Path], None]:
+    def apply(proj: Path) -> None:
+        arrays = load_npz(proj / RAW)
+        mutate(arrays)
+        (proj / RAW).unlink()
+        with open(proj / RAW, "wb") as f:
+            np.savez(f, **arrays)
+    return apply
+
+
+def _truncate(rel: str, keep: float = 0.5) -> Callable[[Path], None]:
+    def apply(proj: Path) -> None:
+        data = (proj / rel).read_bytes()
+        (proj / rel).unlink()
+        (proj / rel).write_bytes(data[: int(len(data) * keep)])
+    return apply
+
+
+def _pickled(proj: Path) -> None:
+    arrays = load_npz(proj / RAW)
+    arrays["class_names"] = np.array([{"evil": 1}] * 10, dtype=object)
+    (proj / RAW).unlink()
+    with open(proj / RAW, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _mirror(mutate: Callable[[Path], None]) -> Callable[[Path], None]:
+    def apply(proj: Path) -> None:
+        mirror = proj / "mirror"
+        mirror.mkdir()
+        mutate(mirror)
+    return apply
+
+
+def _corrupt_copy(mirror: Path) -> None:
+    data = bytearray((MIRROR / "cifar10_jpeg.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (mirror / "cifar10_jpeg.npz").write_bytes(bytes(data))
+
+
+def _truncated_copy(mirror: Path) -> None:
+    (mirror / "cifar10_jpeg.npz").write_bytes((MIRROR / "cifar10_jpeg.npz").read_bytes()[:1_000_000])
+
+
+def _empty_class(a: dict) -> None:
+    keep = a["y_train"] != 6
+    a["x_train"], a["y_train"] = a["x_train"][keep], a["y_train"][keep]
+
+
+def _other_arch(proj: Path) -> None:
+    meta = model_meta("resnet18", 6, 4, 3, [0.5] * 3, [0.25] * 3)
+    wrong = build(**{**meta, "arch": "resnet50"}).state_dict()
+    torch.save({"meta": meta, "state": wrong}, proj / "data/teacher/model.pt.new")
+    (proj / "data/teacher/model.pt").unlink()
+    (proj / "data/teacher/model.pt.new").rename(proj / "data/teacher/model.pt")
+
+
+def _block_output(rel: str) -> Callable[[Path], None]:
+    def apply(proj: Path) -> None:
+        shutil.rmtree(proj / rel)
+        (proj / rel).write_text("a file where the output folder should be")
+    return apply
+
+
+CASES = [
+    # id, stage, mutation, env, expected fragment of the one-line error, output that must not appear
+    ("checksum-mismatch", "download", _mirror(_corrupt_copy), "mirror", "sha256 mismatch", None),
+    ("truncated-mirror-file", "download", _mirror(_truncated_copy), "mirror", "sha256 mismatch", None),
+    ("missing-mirror-offline", "download", _mirror(lambda m: None), "mirror", "set OSR_DATA_MIRROR", None),
+    ("truncated-dataset", "split", _truncate(RAW), None, "corrupt or truncated archive", "data/split"),
+    ("pickle-in-data-file", "split", _pickled, None, "contains pickled objects", "data/split"),
+    ("wrong-dtype", "split", _raw(lambda a: a.update(x_train=a["x_train"].astype(np.float32))), None,
+     "x_train must be uint8", "data/split"),
+    ("wrong-shape", "split", _raw(lambda a: a.update(x_test=a["x_test"][:, :, :, 0])), None,
+     "x_test must be uint8 [N, H, W, 1|3]", "data/split"),
+    ("labels-out-of-range", "split", _raw(lambda a: a["y_train"].__setitem__(0, 42)), None,
+     "y_train labels out of range", "data/split"),
+    ("empty-class", "split", _raw(_empty_class), None, "known classes [6] have no training images", "data/split"),
+    ("split-index-out-of-range", "split", _params(split__index=7), None, "split.index must be <= 4", "data/split"),
+    ("unknown-benchmark", "download", _params(data__benchmark="svhn"), None, "data.benchmark must be one of", None),
+    ("unknown-method", "distill", _params(distill__method="magic"), None, "distill.method must be one of",
+     "data/student/model.pt"),
+    ("unknown-mixer", "augment", _params(augment__method="blend"), None, "augment.method must be one of",
+     "data/plan"),
+    ("tau-not-positive", "distill", _params(distill__tau=0), None, "distill.tau must be > 0", "data/student/model.pt"),
+    ("threshold-above-one", "relabel", _params(relabel__threshold=1.5), None, "relabel.threshold must be <= 1",
+     "data/teacher_cache"),
+    ("threshold-negative", "relabel", _params(relabel__threshold=-0.2), None, "relabel.threshold must be >= 0",
+     "data/teacher_cache"),
+    ("negative-epochs", "train_teacher", _params(teacher__epochs=-3), None, "teacher.epochs must be >= 1",
+     "data/teacher/model.pt"),
+    ("checkpoint-other-arch", "relabel", _other_arch, None, "checkpoint does not fit the model",
+     "data/teacher_cache"),
+    ("corrupt-checkpoint", "evaluate", _truncate("data/student/model.pt", 0.3), None,
+     "cannot load checkpoint safely", "data/eval"),
+    ("output-folder-blocked", "augment", _block_output("data/plan"), None, "data/plan", None),
+]
+
+
+@pytest.mark.parametrize("case_id,stage,mutate,env,fragment,absent", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(tiny_repro, tmp_path, case_id, stage, mutate, env, fragment, absent):
+    proj = clone(tiny_repro, tmp_path / "proj")
+    if absent:
+        target = proj / absent
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    mutate(proj)
+    extra = {"OSR_DATA_MIRROR": str(proj / "mirror"), "OSR_DOWNLOAD_TIMEOUT": "3"} if env == "mirror" else {}
+    res = sh(["python", "-m", f"stages.{stage}"], proj, check=False, env=venv_env(**extra), timeout=300)
+    assert res.returncode != 0
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and fragment in last, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    if absent:
+        assert not (proj / absent).exists(), f"{absent} was written despite the error"
+    leftovers = [p for p in proj.rglob("*.tmp*") if ".git" not in p.parts]
+    assert not leftovers, f"partial outputs left behind: {leftovers}"

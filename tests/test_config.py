@@ -1,0 +1,54 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, compose
+from osr import OSRError
+from osr.config import load_params, validate
+
+
+def test_committed_params_is_the_hydra_composition_of_the_defaults():
+    assert compose(ROOT / "conf") == yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.mark.parametrize("profile", ["tiny", "quick", "paper"])
+@pytest.mark.parametrize("bench", ["cifar10", "mnist", "tinyimagenet", "cifar_plus10"])
+def test_every_profile_and_benchmark_composes_to_valid_params(profile, bench):
+    p = validate(compose(ROOT / "conf", [f"profile={profile}", f"benchmark={bench}"]))
+    assert p["base"]["profile"] == profile and p["data"]["benchmark"] == bench
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("distill.tau", 0, "distill.tau must be > 0"),
+    ("distill.tau", -1.5, "distill.tau must be > 0"),
+    ("relabel.threshold", 1.5, "relabel.threshold must be <= 1"),
+    ("relabel.threshold", -0.1, "relabel.threshold must be >= 0"),
+    ("data.benchmark", "svhn2", "data.benchmark must be one of"),
+    ("split.index", 5, "split.index must be <= 4"),
+    ("teacher.epochs", -1, "teacher.epochs must be >= 1"),
+    ("distill.method", "magic", "distill.method must be one of"),
+    ("augment.method", "blend", "augment.method must be one of"),
+    ("student.width", 2.5, "student.width must be an integer"),
+])
+def test_invalid_values_name_the_parameter(key, value, message, tmp_path):
+    p = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    section, name = key.split(".")
+    p[section][name] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(p))
+    with pytest.raises(OSRError, match=message.replace(".", r"\.")) as e:
+        load_params(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_parameter_and_bad_yaml(tmp_path):
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    del p["distill"]["tau"]
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(p))
+    with pytest.raises(OSRError, match="missing parameter distill.tau"):
+        load_params(tmp_path / "a.yaml")
+    (tmp_path / "b.yaml").write_text("base: [unclosed\n")
+    with pytest.raises(OSRError, match="not valid YAML"):
+        load_params(tmp_path / "b.yaml")

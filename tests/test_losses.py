@@ -1,0 +1,99 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from osr import OSRError
+from osr.losses import DistillConfig, Step, asym_step, ce_step, dist_loss, hard_mask, jmi_loss, kd_step, soft_ce, \
+    two_hot
+
+
+def test_dist_is_zero_for_identical_logits_and_positive_otherwise():
+    z = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 3.0], [1.0, 1.0, 0.0]])
+    assert dist_loss(z, z).item() == pytest.approx(0.0, abs=1e-6)
+    assert dist_loss(z, -z).item() > 1.0
+
+
+def test_dist_hand_worked_value():
+    # Two samples, two classes: every row/column of softmax(z) is perfectly (anti-)correlated, so the
+    # inter-class Pearson terms are +1 (same ordering) and the intra-class terms are +1 as well.
+    z_s = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    z_t = torch.tensor([[3.0, 0.0], [0.0, 2.0]])
+    assert dist_loss(z_s, z_t).item() == pytest.approx(0.0, abs=1e-5)
+    # Reversing the teacher's preference flips every correlation to -1: loss = beta*2 + gamma*2 = 4.
+    assert dist_loss(z_s, z_t.flip(1)).item() == pytest.approx(4.0, abs=1e-4)
+    # tau^2 scaling and the beta/gamma weights.
+    # tau^2 * beta * L_inter = 4 * 0.5 * 2 (two classes: softened rows keep their order at any tau).
+    assert dist_loss(z_s, z_t.flip(1), tau=2.0, beta=0.5, gamma=0.0).item() == pytest.approx(4.0, abs=1e-3)
+
+
+def test_jmi_interpolates_between_the_two_sources():
+    torch.manual_seed(0)
+    z_s, z_t = torch.randn(6, 4), torch.randn(6, 4)
+    perm = torch.tensor([1, 0, 3, 2, 5, 4])
+    assert jmi_loss(z_s, z_t, perm, 1.0).item() == pytest.approx(dist_loss(z_s, z_t).item(), rel=1e-6)
+    assert jmi_loss(z_s, z_t, perm, 0.0).item() == pytest.approx(dist_loss(z_s, z_t[perm]).item(), rel=1e-6)
+    mid = 0.3 * dist_loss(z_s, z_t) + 0.7 * dist_loss(z_s, z_t[perm])
+    assert jmi_loss(z_s, z_t, perm, 0.3).item() == pytest.approx(mid.item(), rel=1e-6)
+
+
+def test_two_hot_and_smoothing():
+    t = two_hot(torch.tensor([0, 2]), torch.tensor([1, 2]), 0.7, 4, smoothing=0.0)
+    assert torch.allclose(t[0], torch.tensor([0.7, 0.3, 0.0, 0.0]))
+    assert torch.allclose(t[1], torch.tensor([0.0, 0.0, 1.0, 0.0]))
+    s = two_hot(torch.tensor([0]), torch.tensor([1]), 0.5, 4, smoothing=0.4)
+    assert torch.allclose(s[0], torch.tensor([0.4, 0.4, 0.1, 0.1]))
+    assert torch.allclose(s.sum(1), torch.ones(1))
+
+
+def test_hard_mask_rules():
+    p = torch.tensor([[0.5, 0.3, 0.2],    # sources 0,1; best other 0.2  -> easy
+                      [0.2, 0.2, 0.6],    # best other 0.6 > sources     -> hard (both rules at 0.5)
+                      [0.35, 0.25, 0.4]])  # other 0.4 > src 0.35: argmax hard, threshold 0.5 easy
+    ya, yb = torch.tensor([0, 0, 0]), torch.tensor([1, 1, 1])
+    assert hard_mask(p, ya, yb, "argmax").tolist() == [False, True, True]
+    assert hard_mask(p, ya, yb, "threshold", 0.5).tolist() == [False, True, False]
+    assert hard_mask(p, ya, yb, "threshold", 0.1).tolist() == [True, True, True]
+    with pytest.raises(OSRError, match="relabel.rule"):
+        hard_mask(p, ya, yb, "nope")
+
+
+def test_soft_ce_matches_cross_entropy_for_one_hot():
+    z = torch.randn(5, 3)
+    y = torch.tensor([0, 1, 2, 1, 0])
+    assert soft_ce(z, F.one_hot(y, 3).float()).item() == pytest.approx(F.cross_entropy(z, y).item(), rel=1e-5)
+    assert soft_ce(z[:0], F.one_hot(y, 3).float()[:0]).item() == 0.0
+
+
+def _mixed_step(hard):
+    torch.manual_seed(1)
+    y = torch.tensor([0, 1, 2, 3])
+    perm = torch.tensor([1, 0, 3, 2])
+    return Step(y=y, mixed=True, partner=perm, lam=0.6, t_raw=torch.randn(4, 4), t_mixed=torch.randn(4, 4),
+                hard=torch.tensor(hard), target=two_hot(y, y[perm], 0.6, 4))
+
+
+def test_asym_step_splits_easy_and_hard():
+    cfg = DistillConfig()
+    z = torch.randn(4, 4)
+    all_easy, all_hard = _mixed_step([False] * 4), _mixed_step([True] * 4)
+    jmi = jmi_loss(z, all_easy.t_raw, all_easy.partner, 0.6)
+    assert asym_step(z, all_easy, cfg).item() == pytest.approx((dist_loss(z, all_easy.t_raw) + jmi).item(), rel=1e-5)
+    expect_hard = soft_ce(z, all_hard.target) + jmi
+    assert asym_step(z, all_hard, cfg).item() == pytest.approx(expect_hard.item(), rel=1e-5)
+
+
+def test_raw_steps_and_plain_students():
+    cfg = DistillConfig(alpha=0.5)
+    z, t = torch.randn(4, 3), torch.randn(4, 3)
+    y = torch.tensor([0, 1, 2, 0])
+    raw = Step(y=y, mixed=False, partner=torch.arange(4), lam=1.0, t_raw=t)
+    expect = 0.5 * F.cross_entropy(z, y) + dist_loss(z, t)
+    assert asym_step(z, raw, cfg).item() == pytest.approx(expect.item(), rel=1e-5)
+    assert kd_step(z, raw, cfg).item() == pytest.approx(expect.item(), rel=1e-5)
+    assert ce_step(z, raw, cfg).item() == pytest.approx(F.cross_entropy(z, y).item(), rel=1e-5)
+    mixed = Step(y=y, mixed=True, partner=torch.tensor([1, 0, 3, 2]), lam=0.25, t_raw=t, t_mixed=t)
+    expect = 0.25 * F.cross_entropy(z, y) + 0.75 * F.cross_entropy(z, y[mixed.partner])
+    assert ce_step(z, mixed, cfg).item() == pytest.approx(expect.item(), rel=1e-5)
+    assert math.isfinite(kd_step(z, mixed, cfg).item())

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from osr.metrics import fpr_at_tpr, open_set_metrics, oscr
+from osr.scores import SCORES, energy, mls, msp
+
+
+def test_oscr_hand_worked_example():
+    # Known scores 0.9 (correct), 0.8 (wrong), 0.4 (correct); unknown scores 0.7, 0.3.
+    # Thresholds descending: 0.9 -> (FPR 0, CCR 1/3); 0.8 -> (0, 1/3); 0.7 -> (1/2, 1/3); 0.4 -> (1/2, 2/3);
+    # 0.3 -> (1, 2/3). Trapezoids: 0.5 * 1/3 + 0.5 * 2/3 = 0.5.
+    val = oscr(np.array([0.9, 0.8, 0.4]), np.array([1, 0, 1]), np.array([0.7, 0.3]))
+    assert val == pytest.approx(0.5)
+
+
+def test_oscr_equals_auroc_when_every_known_is_correct_and_handles_ties():
+    rng = np.random.default_rng(0)
+    sk, su = rng.normal(1, 1, 200).round(1), rng.normal(0, 1, 150).round(1)  # rounding makes ties
+    auroc = roc_auc_score(np.r_[np.ones(200), np.zeros(150)], np.r_[sk, su])
+    assert oscr(sk, np.ones(200), su) == pytest.approx(auroc, abs=1e-12)
+    assert oscr(sk, np.r_[np.ones(100), np.zeros(100)], su) < auroc
+
+
+def test_fpr95_and_open_set_metrics_ranges():
+    sk = np.linspace(0.05, 1.0, 20)  # 95 % of knowns accepted at threshold 0.1
+    su = np.array([0.0, 0.12, 0.5, 0.99])
+    assert fpr_at_tpr(sk, su) == pytest.approx(0.75)
+    m = open_set_metrics(sk, np.ones(20), su)
+    assert set(m) == {"auroc", "oscr", "fpr95", "aupr_in", "aupr_out"}
+    assert all(0.0 <= v <= 1.0 for v in m.values())
+
+
+def test_scores_are_higher_for_confident_logits():
+    z = torch.tensor([[5.0, 0.0, 0.0], [0.5, 0.4, 0.3]])
+    for name, fn in SCORES.items():
+        s = fn(z)
+        assert s[0] > s[1], name
+    assert msp(z)[0].item() == pytest.approx(torch.softmax(z[0], 0).max().item())
+    assert mls(z).tolist() == [5.0, 0.5]
+    assert energy(z, 2.0)[0].item() == pytest.approx(2.0 * torch.logsumexp(z[0] / 2.0, 0).item())

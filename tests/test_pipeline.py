@@ -1,0 +1,119 @@
+"""The real pipeline (DVC, great-expectations, the stages) on the tiny profile, in temporary copies."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import needs_mirror, sh, venv_env
+
+pytestmark = [needs_mirror, pytest.mark.slow]
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([a-z_]+)'", output))
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Large artifacts are hard-linked (stages and DVC replace them, never edit in place); the rest copied."""
+    if "data" in Path(src).parts or "cache" in Path(src).parts:
+        os.link(src, dst)
+    else:
+        shutil.copy2(src, dst)
+
+
+def clone(src: Path, dest: Path) -> Path:
+    """A copy of a project with its git history, DVC cache and outputs."""
+    shutil.copytree(src, dest, copy_function=_link_or_copy, symlinks=True)
+    return dest
+
+
+def test_repro_writes_metrics_plots_and_validation(tiny_repro):
+    m = json.loads((tiny_repro / "reports/metrics.json").read_text())
+    for role in ("teacher", "student"):
+        t = m[role]["test"]
+        assert 0.0 <= t["acc"] <= 1.0 and 0.0 <= m[role]["val"]["acc"] <= 1.0
+        assert t["n_known"] == 6 * 20 and t["n_unknown"] == 4 * 20
+        for score in ("msp", "mls", "energy"):
+            assert 0.0 <= t[score]["auroc"] <= 1.0
+            assert 0.0 <= t[score]["oscr"] <= t["acc"] + 1e-9
+    v = json.loads((tiny_repro / "reports/validation.json").read_text())
+    assert v["success"] and v["known"] == [0, 6, 4, 9, 1, 7] and v["counts"]["train"] + v["counts"]["val"] == 240
+    for png in ("augment_preview.png", "plots/roc.png", "plots/score_hist.png", "plots/training.png"):
+        assert (tiny_repro / "reports" / png).read_bytes()[:4] == b"\x89PNG"
+    relabel = json.loads((tiny_repro / "reports/relabel.json").read_text())
+    assert 0.0 <= relabel["hard_fraction"] <= 1.0 and relabel["mixed_samples"] > 0
+
+
+def test_second_repro_runs_nothing(tiny_repro):
+    out = sh(["dvc", "repro"], tiny_repro).stdout
+    assert ran_stages(out) == set()
+    assert "up to date" in sh(["dvc", "status"], tiny_repro).stdout
+
+
+def test_experiments_rerun_only_what_their_parameters_touch(tiny_repro, tmp_path):
+    proj = clone(tiny_repro, tmp_path / "proj")
+    out = sh(["dvc", "exp", "run", "-n", "tau4", "-S", "distill.tau=4"], proj).stdout
+    assert ran_stages(out) == {"distill", "evaluate"}
+    assert yaml.safe_load((proj / "params.yaml").read_text())["distill"]["tau"] == 4
+    out = sh(["dvc", "exp", "run", "-n", "thr02", "-S", "relabel.threshold=0.05"], proj).stdout
+    assert ran_stages(out) == {"relabel", "distill", "evaluate"}
+    relabel = json.loads((proj / "reports/relabel.json").read_text())
+    assert relabel["threshold"] == 0.05
+    diff = sh(["dvc", "metrics", "diff", "tau4", "thr02", "--json"], proj).stdout
+    changes = json.loads(diff)["reports/metrics.json"]
+    assert "student.test.mls.auroc" in changes
+    auroc = changes["student.test.mls.auroc"]
+    assert auroc["old"] != auroc["new"] and auroc["diff"] == pytest.approx(auroc["new"] - auroc["old"])
+    assert "teacher.test.mls.auroc" not in changes  # the teacher was not retrained
+
+
+def _set_params(proj: Path, **changes) -> None:
+    p = yaml.safe_load((proj / "params.yaml").read_text())
+    for key, value in changes.items():
+        section, name = key.split("__")
+        p[section][name] = value
+    (proj / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    end = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None, "the stage ended before writing a checkpoint"
+        assert time.time() < end, f"no checkpoint at {path}"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("stage,ckpt,model", [("train_teacher", "data/teacher/ckpt.pt", "data/teacher/model.pt"),
+                                              ("distill", "data/student/ckpt.pt", "data/student/model.pt")])
+def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(tiny_repro, tmp_path, stage, ckpt, model):
+    epochs = {"train_teacher": "teacher__epochs", "distill": "student__epochs"}[stage]
+    ref, victim = clone(tiny_repro, tmp_path / "ref"), clone(tiny_repro, tmp_path / "victim")
+    for proj in (ref, victim):
+        _set_params(proj, **{epochs: 40})
+        (proj / ckpt).unlink(missing_ok=True)
+    sh(["dvc", "repro", "-s", "augment"], ref)  # student.epochs feeds the plan
+    sh(["dvc", "repro", "-s", "augment"], victim)
+    if stage == "distill":
+        sh(["dvc", "repro", "-s", "relabel"], ref)
+        sh(["dvc", "repro", "-s", "relabel"], victim)
+    sh(["dvc", "repro", "-s", stage], ref)
+    proc = subprocess.Popen(["dvc", "repro", "-s", stage], cwd=victim, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, env=venv_env())
+    _wait_for(victim / ckpt, proc)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = torch.load(victim / ckpt, weights_only=True)["epoch"] + 1
+    assert 1 <= done < 40, "kill landed outside training"
+    out = sh(["dvc", "repro", "-s", stage], victim)
+    assert f"resuming from {ckpt} after epoch {done}/40" in out.stdout + out.stderr
+    a, b = torch.load(ref / model, weights_only=True), torch.load(victim / model, weights_only=True)
+    assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
