@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 export DVC_NO_ANALYTICS=1 ITERATIVE_DO_NOT_TRACK=1 DO_NOT_TRACK=1 \
        PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench serve tune dashboard diff clean
 
 install: $(STAMP)
 
@@ -25,6 +25,27 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench.throughput
+
+# Tuning: `prefect server start` (127.0.0.1:4200) in one terminal, `make serve` in another, then `make tune`.
+PREFECT_API ?= http://127.0.0.1:4200/api
+STUDY       ?= tune-asym
+TRIALS      ?= 20
+
+serve: install
+	PREFECT_API_URL=$(PREFECT_API) $(BIN)/python -m flows.serve
+
+tune: install
+	PREFECT_API_URL=$(PREFECT_API) $(BIN)/prefect deployment run tune-asym/local -p n_trials=$(TRIALS) --watch
+
+dashboard: install
+	$(BIN)/pip install -q optuna-dashboard==0.21.0
+	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 data/tune/$(STUDY).journal
+
+# PR review: metrics and params of the workspace against main (or A=<rev> B=<rev>).
+A ?= main
+diff: install
+	$(BIN)/dvc metrics diff $(A) $(B) --md
+	$(BIN)/dvc params diff $(A) $(B) --md
 
 clean:
 	rm -rf data .dvc/tmp .dvc/cache

@@ -69,6 +69,7 @@ SCHEMA: dict[str, Callable[[Any], str | None]] = {
     "evaluate.scores": _each(SCORES),
     "evaluate.energy_temperature": _num(0, lo_open=True),
     "evaluate.batch_size": _num(1, integer=True),
+    "evaluate.jacobian_samples": _num(0, integer=True),
 }
 
 

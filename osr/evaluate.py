@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from osr.jacobian import class_separation, jacobian_norm
 from osr.metrics import accuracy, open_set_metrics
 from osr.scores import SCORES
 from osr.split import SplitTensors
@@ -11,11 +12,12 @@ from osr.train import predict
 
 
 def evaluate_model(model: torch.nn.Module, data: SplitTensors, scores: list[str], temperature: float = 1.0,
-                   batch_size: int = 512) -> tuple[dict, dict[str, np.ndarray]]:
+                   batch_size: int = 512, jacobian_samples: int = 0, seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
     """Metrics dict and per-sample test scores. Known = label >= 0 (positive), unknown = label -1."""
     metrics: dict = {}
-    zv = predict(model, data.x["val"], batch_size)
-    metrics["val"] = {"acc": accuracy(data.y["val"].cpu().numpy(), zv.argmax(1).cpu().numpy())}
+    zv, fv = predict(model, data.x["val"], batch_size, features=True)
+    metrics["val"] = {"acc": accuracy(data.y["val"].cpu().numpy(), zv.argmax(1).cpu().numpy()),
+                      "class_separation": class_separation(fv, data.y["val"])}
     z = predict(model, data.x["test"], batch_size)
     y = data.y["test"]
     known = y >= 0
@@ -30,4 +32,22 @@ def evaluate_model(model: torch.nn.Module, data: SplitTensors, scores: list[str]
         raw[name] = s
         test[name] = open_set_metrics(s[known.cpu().numpy()], correct, s[~known.cpu().numpy()])
     metrics["test"] = test
+    if jacobian_samples:
+        metrics["jacobian"] = jacobian_summary(model, data, jacobian_samples, seed)
     return metrics, raw
+
+
+def jacobian_summary(model: torch.nn.Module, data: SplitTensors, n: int, seed: int) -> dict:
+    """‖J‖_F on n seeded validation (known) and n unknown test images; JND and AUROC of -‖J‖ as a score."""
+    rng = np.random.default_rng(seed)
+    unknown = torch.nonzero(data.y["test"] < 0).squeeze(1).cpu().numpy()
+    pick_k = np.sort(rng.choice(len(data.x["val"]), min(n, len(data.x["val"])), replace=False))
+    pick_u = np.sort(rng.choice(unknown, min(n, len(unknown)), replace=False))
+    jk = jacobian_norm(model, data.x["val"][pick_k], seed=seed)
+    ju = jacobian_norm(model, data.x["test"][pick_u], seed=seed)
+    yk = data.y["val"][pick_k].cpu().numpy()
+    return {"known_mean": float(jk.mean()), "unknown_mean": float(ju.mean()),
+            "known_median": float(np.median(jk)), "unknown_median": float(np.median(ju)),
+            "jnd": float(ju.mean() - jk.mean()),
+            "auroc_neg_norm": open_set_metrics(-jk, np.ones(len(jk)), -ju)["auroc"],
+            "per_class_known": {str(int(c)): float(jk[yk == c].mean()) for c in np.unique(yk)}}

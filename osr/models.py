@@ -66,6 +66,15 @@ def model_meta(arch: str, num_classes: int, width: int, in_channels: int, mean, 
             "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
 
 
+def new_model(section: dict, data: dict, num_classes: int, in_channels: int,
+              device: torch.device) -> tuple[CifarResNet, dict]:
+    """A fresh channels_last model from a params section (teacher/student) and the data section (mean/std)."""
+    meta = model_meta(section["arch"], num_classes, section["width"], in_channels, data["mean"], data["std"])
+    if len(meta["mean"]) != in_channels:
+        raise OSRError(f"data.mean: {len(meta['mean'])} values for {in_channels}-channel images")
+    return build(**meta).to(device, memory_format=torch.channels_last), meta
+
+
 def load_state(model: nn.Module, state: dict, where: str) -> None:
     try:
         model.load_state_dict(state)

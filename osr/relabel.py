@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from osr.augment import BaseAug, planned_steps
 from osr.losses import hard_mask, two_hot
-from osr.train import autocast
+from osr.train import autocast, progress
 
 
 @torch.inference_mode()
@@ -25,8 +24,8 @@ def teacher_outputs(teacher: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
     raw = np.zeros((epochs, steps, batch, k), np.float16)
     mixed = np.zeros_like(raw)
     for e in range(epochs):
-        for s, st in enumerate(tqdm(planned_steps(x, y, plan, e, aug), total=steps, leave=False,
-                                    desc=f"teacher pass {e + 1}/{epochs}", mininterval=2.0)):
+        for s, st in enumerate(progress(planned_steps(x, y, plan, e, aug), total=steps,
+                                        desc=f"teacher pass {e + 1}/{epochs}")):
             views = st.x_raw if st.x_mixed is None else torch.cat([st.x_raw, st.x_mixed])
             with autocast(x.device, amp):
                 z = teacher(views).float().cpu().numpy()

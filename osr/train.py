@@ -24,6 +24,11 @@ from osr.io import load_torch, save_torch
 Batch = tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]  # (float images, loss of the logits)
 
 
+def progress(iterable, **kw):
+    """A tqdm bar that stays quiet under OSR_PROGRESS=0 (tests, CI logs)."""
+    return tqdm(iterable, leave=False, mininterval=2.0, disable=os.environ.get("OSR_PROGRESS", "1") == "0", **kw)
+
+
 class Pruned(Exception):
     """Raised by an epoch callback to stop a run early (tuning)."""
 
@@ -37,6 +42,14 @@ class OptimConfig:
     milestones: tuple[float, ...] = (0.3, 0.6, 0.8)  # fractions of the run (60/120/160 of 200 epochs)
     gamma: float = 0.2
     warmup_epochs: float = 1.0
+
+    @classmethod
+    def from_section(cls, section: dict) -> "OptimConfig":
+        """From a teacher/student section of params.yaml (values cast: `dvc exp run -S` may store ints)."""
+        return cls(lr=float(section["lr"]), momentum=float(section["momentum"]),
+                   weight_decay=float(section["weight_decay"]), schedule=section["schedule"],
+                   milestones=tuple(float(m) for m in section["milestones"]), gamma=float(section["gamma"]),
+                   warmup_epochs=float(section["warmup_epochs"]))
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -98,9 +111,7 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], epochs: int
     for epoch in range(start, epochs):
         model.train()
         t0, total, n, seen = time.perf_counter(), torch.zeros((), device=device), 0, 0
-        bar = tqdm(batches(epoch), total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{epochs}",
-                   leave=False, disable=os.environ.get("OSR_PROGRESS", "1") == "0", mininterval=2.0)
-        for x, loss_fn in bar:
+        for x, loss_fn in progress(batches(epoch), total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{epochs}"):
             with autocast(device, amp):
                 loss = loss_fn(model(x))
             opt.zero_grad(set_to_none=True)

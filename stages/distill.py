@@ -4,10 +4,10 @@ from osr.config import load_params
 from osr.distill import student_batches
 from osr.io import load_npz, save_torch, write_json
 from osr.losses import DistillConfig
-from osr.metrics import accuracy
-from osr.train import fit, predict, resolve_device, set_determinism
-from stages.common import CACHE, PLAN, REPORTS, STUDENT, STUDENT_CKPT, fingerprint, load_split, new_model, \
-    optim_config, run
+from osr.models import new_model
+from osr.train import OptimConfig, fit, resolve_device, set_determinism
+from stages.common import CACHE, PLAN, PLAN_KEYS, REPORTS, STUDENT, STUDENT_CKPT, fingerprint, load_split, run, \
+    val_accuracy
 
 
 def main() -> None:
@@ -16,7 +16,7 @@ def main() -> None:
     device = resolve_device(p["base"]["device"])
     set_determinism(seed, device)
     data = load_split(device, ("train", "val"))
-    plan = load_npz(PLAN, ("order", "aug_seed", "mixed", "partner", "lam", "box", "method"))
+    plan = load_npz(PLAN, PLAN_KEYS)
     cache = load_npz(CACHE, ("t_raw", "t_mixed", "hard", "target"))
     model, meta = new_model(st, p["data"], data.num_classes, data.x["train"].shape[1], device)
     cfg = DistillConfig(tau=float(d["tau"]), alpha=float(d["alpha"]), beta=float(d["beta"]), gamma=float(d["gamma"]))
@@ -25,13 +25,10 @@ def main() -> None:
     def batches(epoch):
         return student_batches(data.x["train"], data.y["train"], plan, cache, epoch, aug, d["method"], cfg)
 
-    def val_acc(m, epoch):
-        return {"val_acc": accuracy(data.y["val"].cpu().numpy(), predict(m, data.x["val"]).argmax(1).cpu().numpy())}
-
     history = fit(model, batches, plan["order"].shape[0], plan["order"].shape[1], st["batch_size"],
-                  optim_config(st), STUDENT_CKPT,
+                  OptimConfig.from_section(st), STUDENT_CKPT,
                   fingerprint({"student": st, "distill": d, "data": p["data"], "seed": seed}, PLAN, CACHE),
-                  f"student[{d['method']}]", device, st["amp"], val_acc)
+                  f"student[{d['method']}]", device, st["amp"], val_accuracy(data))
     save_torch(STUDENT, {"meta": meta, "state": model.state_dict()})
     write_json(REPORTS / "student_train.json", {"history": history, "final": history[-1]})
 

@@ -4,7 +4,7 @@ from osr.config import load_params
 from osr.io import load_npz, save_npz, write_json
 from osr.relabel import relabel_stats, relabel_targets, teacher_outputs
 from osr.train import resolve_device
-from stages.common import CACHE, PLAN, REPORTS, TEACHER, load_model, load_split, run
+from stages.common import CACHE, PLAN, PLAN_KEYS, REPORTS, TEACHER, load_model, load_split, run
 
 
 def main() -> None:
@@ -13,7 +13,7 @@ def main() -> None:
     device = resolve_device(p["base"]["device"])
     data = load_split(device, ("train",))
     teacher, _ = load_model(TEACHER, device)
-    plan = load_npz(PLAN, ("order", "aug_seed", "mixed", "partner", "lam", "box", "method"))
+    plan = load_npz(PLAN, PLAN_KEYS)
     logits = teacher_outputs(teacher, data.x["train"], data.y["train"], plan,
                              BaseAug(randaugment=p["student"]["randaugment"]), p["teacher"]["amp"])
     y_plan = data.y["train"].cpu().numpy()[plan["order"]]

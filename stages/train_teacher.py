@@ -5,10 +5,10 @@ import torch.nn.functional as F
 from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, to_float
 from osr.config import load_params
 from osr.io import save_torch, write_json
-from osr.metrics import accuracy
-from osr.train import fit, predict, resolve_device, set_determinism
-from stages.common import MANIFEST, REPORTS, TEACHER, TEACHER_CKPT, RAW, fingerprint, load_split, new_model, \
-    optim_config, run
+from osr.models import new_model
+from osr.train import OptimConfig, fit, resolve_device, set_determinism
+from stages.common import MANIFEST, REPORTS, TEACHER, TEACHER_CKPT, RAW, fingerprint, load_split, run, \
+    val_accuracy
 
 
 def main() -> None:
@@ -27,12 +27,9 @@ def main() -> None:
             idx = torch.from_numpy(idx).to(device)
             yield to_float(aug(x[idx], int(s))), (lambda z, yy=y[idx]: F.cross_entropy(z.float(), yy))
 
-    def val_acc(m, epoch):
-        return {"val_acc": accuracy(data.y["val"].cpu().numpy(), predict(m, data.x["val"]).argmax(1).cpu().numpy())}
-
-    history = fit(model, batches, t["epochs"], len(x) // bs, bs, optim_config(t), TEACHER_CKPT,
+    history = fit(model, batches, t["epochs"], len(x) // bs, bs, OptimConfig.from_section(t), TEACHER_CKPT,
                   fingerprint({"teacher": t, "data": p["data"], "seed": seed}, RAW, MANIFEST), "teacher", device,
-                  t["amp"], val_acc)
+                  t["amp"], val_accuracy(data))
     save_torch(TEACHER, {"meta": meta, "state": model.state_dict()})
     write_json(REPORTS / "teacher_train.json", {"history": history, "final": history[-1]})
 

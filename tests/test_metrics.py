@@ -40,3 +40,25 @@ def test_scores_are_higher_for_confident_logits():
     assert msp(z)[0].item() == pytest.approx(torch.softmax(z[0], 0).max().item())
     assert mls(z).tolist() == [5.0, 0.5]
     assert energy(z, 2.0)[0].item() == pytest.approx(2.0 * torch.logsumexp(z[0] / 2.0, 0).item())
+
+
+def test_jacobian_norm_matches_the_exact_frobenius_norm_of_a_linear_map():
+    from osr.jacobian import class_separation, jacobian_norm
+
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(5, 3 * 4 * 4, generator=torch.Generator().manual_seed(0)))
+
+        def features(self, x):
+            return x.flatten(1) @ self.w.T
+
+    model = Linear()
+    x = torch.randint(0, 256, (64, 3, 4, 4), dtype=torch.uint8)
+    exact = model.w.detach().norm().item()  # J of x -> W x is W, whatever the input
+    est = jacobian_norm(model, x, n_proj=16, batch_size=32)
+    assert est.shape == (64,) and np.all(est > 0)
+    assert est.mean() == pytest.approx(exact, rel=0.1)
+    f = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+    assert class_separation(f, torch.tensor([0, 0, 1, 1])) < 0.2
+    assert class_separation(f, torch.tensor([0, 1, 0, 1])) > 0.9

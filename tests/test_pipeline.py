@@ -117,3 +117,38 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(tiny_repro,
     assert f"resuming from {ckpt} after epoch {done}/40" in out.stdout + out.stderr
     a, b = torch.load(ref / model, weights_only=True), torch.load(victim / model, weights_only=True)
     assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
+
+
+def test_metrics_diff_markdown_shows_the_auroc_change(tiny_repro, tmp_path):
+    proj = clone(tiny_repro, tmp_path / "proj")
+    sh(["dvc", "exp", "run", "-n", "tau2", "-S", "distill.tau=2.0"], proj)
+    table = sh(["dvc", "metrics", "diff", "HEAD", "--md"], proj).stdout
+    row = next(line for line in table.splitlines() if "student.test.mls.auroc" in line)
+    old, new, change = (float(v) for v in row.strip("|").split("|")[2:5])
+    assert change == pytest.approx(new - old, abs=1e-4) and change != 0
+
+
+def test_queued_experiments_finish_with_distinct_metrics(tiny_repro, tmp_path):
+    proj = clone(tiny_repro, tmp_path / "proj")
+    taus = ["0.5", "2.0", "4.0", "8.0"]
+    for tau in taus:
+        sh(["dvc", "exp", "run", "--queue", "-n", f"q{tau.replace('.', '')}", "-S", f"distill.tau={tau}"], proj)
+    sh(["dvc", "queue", "start", "-j", "2"], proj)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = sh(["dvc", "queue", "status"], proj).stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        time.sleep(3)
+    assert status.count("Success") == 4, status
+    shown = json.loads(sh(["dvc", "exp", "show", "--json"], proj).stdout)
+    results = {}
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            rev = exp["revs"][0]
+            data = rev.get("data") or {}
+            tau = data["params"]["params.yaml"]["data"]["distill"]["tau"]
+            auroc = data["metrics"]["reports/metrics.json"]["data"]["student"]["test"]["mls"]["auroc"]
+            results[float(tau)] = auroc
+    assert set(results) == {float(t) for t in taus}
+    assert len(set(results.values())) == 4, results

@@ -1,0 +1,490 @@
+"""Training-throughput benchmark: the seed papers' per-sample DataLoader loop vs the project's batched paths.
+
+Variants (same device, same network, after warm-up, interleaved round-robin over several repetitions):
+
+1. ``typical_w0`` / ``typical_w2``: torch ``Dataset`` over uint8 HWC numpy images, PIL + torchvision.transforms
+   (RandomCrop(32, 4), RandomHorizontalFlip, ToTensor, Normalize) per sample, ``DataLoader`` with 0 / 2 workers,
+   fp32, contiguous (NCHW) memory format;
+2. ``teacher``: uint8 tensors resident on the device, ``osr.augment.BaseAug`` batched augmentation, channels_last,
+   bf16 autocast (``osr.train.autocast``), SGD step (``torch.compile`` on CUDA only);
+3. ``student_cached``: asym distillation step fed by ``osr.distill.student_batches`` over a CutMix plan
+   (``osr.augment.make_plan``) with cached teacher logits (random, of the right shape);
+4. ``student_live``: the same step but the teacher runs on the raw and mixed views every step
+   (``torch.inference_mode`` + autocast, as ``osr.relabel.teacher_outputs``), relabel targets computed on the fly.
+
+Modes: default (throughput table -> bench/results/<device>.json), ``--scale`` (teacher-step epoch time on 10/50/100%
+of the split-0 known-class training images -> scale_<device>.json/.png), ``--profile`` (torch.profiler over ~10
+student distill steps -> profile_<device>.txt).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from osr.augment import STUDENT_STREAM, TEACHER_STREAM, BaseAug, epoch_order, make_plan, planned_steps, to_float
+from osr.data import CIFAR10_KNOWN, decode_jpegs
+from osr.distill import student_batches
+from osr.io import load_npz, write_json
+from osr.losses import STEP_LOSSES, DistillConfig, Step, hard_mask, two_hot
+from osr.models import build, model_meta
+from osr.relabel import relabel_targets
+from osr.train import autocast
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MIRROR = Path(os.environ.get("OSR_DATA_MIRROR", "/work/shared/datasets")) / "cifar10_jpeg.npz"
+KNOWN = CIFAR10_KNOWN[0]                     # split 0: [0, 6, 4, 9, 1, 7]
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+SEED = 0
+RULE, THRESHOLD, SMOOTHING = "threshold", 0.5, 0.0   # params.yaml relabel section
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+def device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cpus, {torch.get_num_threads()} threads)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def rss_mb() -> float:
+    """Current resident set size (MiB)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return float("nan")
+
+
+def peak_rss_mb() -> float:
+    """Process peak RSS so far (ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def load_known(subset: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Decode (only) the needed known-class CIFAR-10 training JPEGs: uint8 [N, 32, 32, 3] and labels 0..5."""
+    z = load_npz(MIRROR, ("jpeg_train", "off_train", "y_train"))
+    y_all = z["y_train"].astype(np.int64)
+    idx = np.flatnonzero(np.isin(y_all, KNOWN))
+    if subset and subset < len(idx):
+        idx = np.sort(np.random.default_rng(seed).choice(idx, subset, replace=False))
+    buf, off = z["jpeg_train"], z["off_train"]
+    parts = [buf[off[i]:off[i + 1]] for i in idx]
+    new_off = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+    x = decode_jpegs(np.concatenate(parts), new_off)
+    remap = np.full(10, -1, np.int64)
+    remap[KNOWN] = np.arange(len(KNOWN))
+    return x, remap[y_all[idx]]
+
+
+def new_model(arch: str, width: int, dev: torch.device, channels_last: bool = True, normalise: bool = True):
+    mean, std = (MEAN, STD) if normalise else ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    m = build(**model_meta(arch, len(KNOWN), width, 3, mean, std))
+    return m.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The optimiser of osr.train.fit (decay on weights only, momentum 0.9, lr 0.1 at batch 128)."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    rest = [p for p in model.parameters() if p.ndim <= 1]
+    return torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": rest, "weight_decay": 0.0}],
+                           lr=0.01, momentum=0.9)
+
+
+def maybe_compile(model, dev: torch.device):
+    return torch.compile(model) if dev.type == "cuda" else model
+
+
+# ------------------------------------------------------------------------------------------------ variants
+
+class Typical:
+    """Variant 1: per-sample PIL transforms through a torch DataLoader, fp32, NCHW."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, args, dev: torch.device, workers: int):
+        from PIL import Image
+        from torch.utils.data import DataLoader, Dataset
+        from torchvision import transforms as T
+
+        tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
+
+        class Cifar(Dataset):  # what torchvision.datasets.CIFAR10.__getitem__ does
+            def __len__(self):
+                return len(x)
+
+            def __getitem__(self, i):
+                return tf(Image.fromarray(x[i])), int(y[i])
+
+        self.dev = dev
+        self.loader = DataLoader(Cifar(), batch_size=args.batch, shuffle=True, num_workers=workers, drop_last=True,
+                                 pin_memory=dev.type == "cuda")
+        # normalisation happens in the transform, so the model's own (mean, std) is the identity
+        self.model = new_model(args.arch, args.width, dev, channels_last=False, normalise=False)
+        self.opt = sgd(self.model)
+        self.it = None
+
+    def begin(self) -> None:
+        """Start the loader's workers and wait for the first batch (untimed)."""
+        self.it = iter(self.loader)
+        self.pending = next(self.it)
+
+    def end(self) -> None:
+        """Shut the workers down (untimed), so their prefetching cannot run into another variant's block."""
+        self.it = None
+
+    def step(self) -> int:
+        if self.it is None:
+            self.begin()
+        if self.pending is not None:
+            xb, yb = self.pending
+            self.pending = None
+        else:
+            try:
+                xb, yb = next(self.it)
+            except StopIteration:
+                self.it = iter(self.loader)
+                xb, yb = next(self.it)
+        xb, yb = xb.to(self.dev, non_blocking=True), yb.to(self.dev, non_blocking=True)
+        loss = F.cross_entropy(self.model(xb), yb)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return len(xb)
+
+
+def train_step(model, opt, dev, x: torch.Tensor, loss_fn) -> None:
+    """The inner loop body of osr.train.fit."""
+    with autocast(dev, True):
+        loss = loss_fn(model(x))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+class Teacher:
+    """Variant 2: the teacher stage's batches (stages/train_teacher.py) and fit's step."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, args, dev: torch.device):
+        self.x, self.y, self.bs, self.dev = x, y, args.batch, dev
+        self.aug = BaseAug()
+        self.model = new_model(args.arch, args.width, dev)
+        self.opt = sgd(self.model)
+        self.fwd = maybe_compile(self.model, dev)
+        self.it = self._batches()
+
+    def _batches(self):
+        for epoch in itertools.count():
+            order, seeds = epoch_order(len(self.x), self.bs, SEED, epoch, TEACHER_STREAM)
+            for o, s in zip(order, seeds):
+                idx = torch.from_numpy(o).to(self.dev)
+                yield to_float(self.aug(self.x[idx], int(s))), (lambda z, yy=self.y[idx]: F.cross_entropy(z.float(), yy))
+
+    def step(self) -> int:
+        xb, loss_fn = next(self.it)
+        train_step(self.fwd, self.opt, self.dev, xb, loss_fn)
+        return len(xb)
+
+
+def random_cache(plan: dict, y_np: np.ndarray, k: int, seed: int = SEED) -> dict[str, np.ndarray]:
+    """Cached teacher outputs of the plan's shape: random fp16 logits, relabel targets computed from them."""
+    rng = np.random.default_rng(seed)
+    e, s, b = plan["order"].shape
+    t_raw = (3 * rng.standard_normal((e, s, b, k))).astype(np.float16)
+    t_mixed = (3 * rng.standard_normal((e, s, b, k))).astype(np.float16)
+    return {"t_raw": t_raw, "t_mixed": t_mixed,
+            **relabel_targets(t_mixed, y_np[plan["order"]], plan, RULE, THRESHOLD, SMOOTHING)}
+
+
+class StudentCached:
+    """Variant 3: osr.distill.student_batches (asym, CutMix plan, cached logits) and fit's step."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, y_np: np.ndarray, args, dev: torch.device):
+        self.x, self.y, self.dev = x, y, dev
+        self.aug, self.cfg = BaseAug(), DistillConfig()
+        self.plan = make_plan(len(x), args.batch, 1, SEED, "cutmix", 0.5, tuple(x.shape[-2:]))
+        self.cache = random_cache(self.plan, y_np, len(KNOWN))
+        self.model = new_model(args.arch, args.width, dev)
+        self.opt = sgd(self.model)
+        self.fwd = maybe_compile(self.model, dev)
+        self.it = self._batches()
+
+    def _batches(self):
+        while True:  # a one-epoch plan, replayed
+            yield from student_batches(self.x, self.y, self.plan, self.cache, 0, self.aug, "asym", self.cfg)
+
+    def step(self) -> int:
+        xb, loss_fn = next(self.it)
+        train_step(self.fwd, self.opt, self.dev, xb, loss_fn)
+        return len(xb)
+
+
+class StudentLive(StudentCached):
+    """Variant 4: as 3, but a frozen teacher runs on the raw (+ mixed) views every step instead of the cache."""
+
+    def __init__(self, x, y, y_np, args, dev):
+        super().__init__(x, y, y_np, args, dev)
+        self.teacher = new_model(args.teacher_arch, args.width, dev).eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.tfwd = maybe_compile(self.teacher, dev)
+
+    def _batches(self):
+        step_loss, k = STEP_LOSSES["asym"], len(KNOWN)
+        while True:
+            for st in planned_steps(self.x, self.y, self.plan, 0, self.aug):
+                b, mixed = len(st.x_raw), st.x_mixed is not None
+                with torch.inference_mode():  # as osr.relabel.teacher_outputs, but kept on the device
+                    views = st.x_raw if not mixed else torch.cat([st.x_raw, st.x_mixed])
+                    with autocast(self.dev, True):
+                        z = self.tfwd(views).float()
+                    hard = target = None
+                    if mixed:  # osr.relabel.relabel_targets for this one step
+                        hard = hard_mask(torch.softmax(z[b:], 1), st.y, st.y[st.partner], RULE, THRESHOLD)
+                        target = two_hot(st.y, st.y[st.partner], st.lam, k, SMOOTHING)
+                z = z.clone()  # leave inference mode: the loss saves these for backward
+                step = Step(y=st.y, mixed=mixed, partner=st.partner, lam=st.lam, t_raw=z[:b],
+                            t_mixed=z[b:] if mixed else None, hard=hard.clone() if mixed else None,
+                            target=target.clone() if mixed else None)
+                yield (st.x_mixed if mixed else st.x_raw), (lambda zz, step=step: step_loss(zz, step, self.cfg))
+
+
+# ------------------------------------------------------------------------------------------------ modes
+
+def time_block(v, n: int, dev: torch.device) -> tuple[float, float, float]:
+    """Run n steps; (images/s, max sampled RSS MiB, peak device MiB)."""
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    if hasattr(v, "begin"):
+        v.begin()
+    sync(dev)
+    t0, seen, rss = time.perf_counter(), 0, 0.0
+    for _ in range(n):
+        seen += v.step()
+        rss = max(rss, rss_mb())
+    sync(dev)
+    dt = time.perf_counter() - t0
+    if hasattr(v, "end"):
+        v.end()
+    gpu = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else float("nan")
+    return seen / dt, rss, gpu
+
+
+def throughput(args, dev: torch.device) -> dict:
+    t0 = time.perf_counter()
+    x_np, y_np = load_known(args.subset)
+    x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous().to(dev)
+    y = torch.from_numpy(y_np).to(dev)
+    print(f"data: {len(x_np)} known-class images decoded in {time.perf_counter() - t0:.1f}s; "
+          f"device {device_name(dev)}; torch {torch.__version__}", flush=True)
+    variants = {"typical_w0": Typical(x_np, y_np, args, dev, 0)}
+    if args.workers2:
+        variants["typical_w2"] = Typical(x_np, y_np, args, dev, 2)
+    variants.update(teacher=Teacher(x, y, args, dev), student_cached=StudentCached(x, y, y_np, args, dev),
+                    student_live=StudentLive(x, y, y_np, args, dev))
+    for name, v in variants.items():  # warm-up (worker start, allocator, autotuning, compile on CUDA)
+        tw = time.perf_counter()
+        for _ in range(args.warmup):
+            v.step()
+        if hasattr(v, "end"):
+            v.end()
+        sync(dev)
+        print(f"warm-up {name}: {time.perf_counter() - tw:.1f}s", flush=True)
+    rows = {n: {"images_per_s": [], "rss_mb": 0.0, "device_peak_mb": 0.0} for n in variants}
+    for r in range(args.reps):
+        names = list(variants) if r % 2 == 0 else list(reversed(variants))  # alternate the order as well
+        for name in names:
+            ips, rss, gpu = time_block(variants[name], args.steps, dev)
+            row = rows[name]
+            row["images_per_s"].append(ips)
+            row["rss_mb"] = max(row["rss_mb"], rss)
+            row["device_peak_mb"] = max(row["device_peak_mb"], gpu) if dev.type == "cuda" else None
+            print(f"rep {r + 1}/{args.reps} {name:>15}: {ips:8.1f} img/s  rss {rss:7.0f} MiB", flush=True)
+    for row in rows.values():
+        row["median_images_per_s"] = statistics.median(row["images_per_s"])
+        row["min_images_per_s"], row["max_images_per_s"] = min(row["images_per_s"]), max(row["images_per_s"])
+    med = {n: r["median_images_per_s"] for n, r in rows.items()}
+    # per-repetition ratios (variants of one repetition ran back to back), then their median: robust to drift
+    def ratio(a, b):
+        per = [pa / pb for pa, pb in zip(rows[a]["images_per_s"], rows[b]["images_per_s"])]
+        return {"median": statistics.median(per), "per_rep": per, "of_medians": med[a] / med[b]}
+    ratios = {"teacher/typical_w0 (2/1)": ratio("teacher", "typical_w0"),
+              "student_cached/teacher (3/2)": ratio("student_cached", "teacher"),
+              "student_live/student_cached (4/3)": ratio("student_live", "student_cached"),
+              "student_cached/student_live (3/4, cache speed-up)": ratio("student_cached", "student_live")}
+    if "typical_w2" in rows:
+        ratios["teacher/typical_w2 (2/1, 2 workers)"] = ratio("teacher", "typical_w2")
+        ratios["typical_w2/typical_w0"] = ratio("typical_w2", "typical_w0")
+    r21 = ratios["teacher/typical_w0 (2/1)"]["median"]
+    r21_best = min(r21, ratios.get("teacher/typical_w2 (2/1, 2 workers)", {"median": r21})["median"])
+    r32 = ratios["student_cached/teacher (3/2)"]["median"]
+    targets = ({"cpu_2_over_1_ge_2x": {"value_vs_w0": r21, "value_vs_best_typical": r21_best, "met": r21_best >= 2.0},
+                "cpu_3_over_2_ge_0.9x": {"value": r32, "met": r32 >= 0.9}} if dev.type == "cpu" else
+               {"note": "GPU targets not defined yet"})
+    out = {"device": device_name(dev), "device_type": dev.type, "torch": torch.__version__,
+           "torchvision": __import__("torchvision").__version__, "python": platform.python_version(),
+           "threads": torch.get_num_threads(), "arch": args.arch, "teacher_arch": args.teacher_arch,
+           "width": args.width, "batch": args.batch, "images": len(x_np), "steps_per_rep": args.steps,
+           "reps": args.reps, "warmup_steps": args.warmup, "compile": dev.type == "cuda",
+           "variants": rows, "ratios": ratios, "targets": targets, "process_peak_rss_mb": peak_rss_mb(),
+           "wall_s": time.perf_counter() - t0,
+           "notes": "typical_*: each timed block starts a fresh DataLoader iterator and waits for its first batch "
+                    "before the clock starts, and shuts the workers down after it stops (so prefetching never runs "
+                    "into another variant's block). rss_mb = max RSS sampled after each step of that variant (process-wide, so it includes the "
+                    "other variants' resident state); typical_w2 workers' memory is not in it. Ratios are the "
+                    "median over repetitions of per-repetition ratios."}
+    print("\nvariant            median img/s   (min-max)      rss MiB")
+    for n, r in rows.items():
+        print(f"{n:>15}  {r['median_images_per_s']:10.1f}   ({r['min_images_per_s']:.0f}-{r['max_images_per_s']:.0f})"
+              f"   {r['rss_mb']:7.0f}")
+    for k, v in ratios.items():
+        print(f"{k:>50}: {v['median']:.2f}x  (per rep {', '.join(f'{p:.2f}' for p in v['per_rep'])})")
+    print(f"targets: {targets}\nprocess peak RSS {out['process_peak_rss_mb']:.0f} MiB")
+    path = RESULTS / f"{dev.type}{args.tag}.json"
+    write_json(path, out)
+    print(f"wrote {path}")
+    return out
+
+
+def scale(args, dev: torch.device) -> dict:
+    """Teacher-step epoch time on 10/50/100% of the 30k split-0 known-class images (measured or extrapolated)."""
+    x_np, y_np = load_known(0)
+    x_all, y_all = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y_np)
+    del x_np
+    rows = []
+    for frac in (0.1, 0.5, 1.0):
+        n = int(round(frac * len(x_all)))
+        sel = torch.from_numpy(np.sort(np.random.default_rng(SEED).choice(len(x_all), n, replace=False)))
+        x, y = x_all[sel].to(dev), y_all[sel].to(dev)
+        v = Teacher(x, y, args, dev)
+        steps_epoch = n // args.batch
+        for _ in range(args.warmup):
+            v.step()
+        measured = min(steps_epoch, args.scale_steps)
+        ips, rss, gpu = time_block(v, measured, dev)
+        epoch_s = steps_epoch * args.batch / ips
+        rows.append({"fraction": frac, "images": n, "steps_per_epoch": steps_epoch, "steps_measured": measured,
+                     "extrapolated": measured < steps_epoch, "images_per_s": ips,
+                     "s_per_image": 1.0 / ips, "epoch_s": epoch_s, "rss_mb": rss,
+                     "device_peak_mb": gpu if dev.type == "cuda" else None,
+                     "resident_uint8_mb": x.numel() / 2**20})
+        print(f"{frac:4.0%} ({n} images): {ips:.0f} img/s, epoch {epoch_s:.1f}s "
+              f"({'extrapolated from' if measured < steps_epoch else 'measured over'} {measured}/{steps_epoch} steps),"
+              f" rss {rss:.0f} MiB", flush=True)
+        del v, x, y
+    out = {"device": device_name(dev), "device_type": dev.type, "torch": torch.__version__, "arch": args.arch,
+           "width": args.width, "batch": args.batch, "split": 0, "known": KNOWN, "rows": rows,
+           "process_peak_rss_mb": peak_rss_mb(),
+           "note": "epoch_s = steps_per_epoch * batch / measured images_per_s (last partial batch dropped, as "
+                   "osr.augment.epoch_order); train images = all 30k known-class images (the pipeline's val split "
+                   "would take its fraction out)."}
+    write_json(RESULTS / f"scale_{dev.type}.json", out)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    n_img = [r["images"] for r in rows]
+    a1.plot(n_img, [r["epoch_s"] for r in rows], "o-", label="teacher step")
+    a1.plot([0, n_img[-1]], [0, n_img[-1] * rows[0]["s_per_image"]], "k:", lw=1, label="linear from 10%")
+    for r in rows:
+        a1.annotate("extrap." if r["extrapolated"] else "measured", (r["images"], r["epoch_s"]), fontsize=7,
+                    textcoords="offset points", xytext=(4, -10))
+    a1.set(xlabel="training images", ylabel="epoch time (s)", title=f"{args.arch} w{args.width}, batch {args.batch}")
+    a1.legend(fontsize=8)
+    a2.bar([f"{r['fraction']:.0%}" for r in rows], [r["images_per_s"] for r in rows])
+    a2.set(ylabel="images / s", title=f"{dev.type}: {device_name(dev)[:40]}")
+    a2.title.set_fontsize(8)
+    fig.tight_layout()
+    from osr.io import atomic_path
+    png = RESULTS / f"scale_{dev.type}.png"
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    print(f"wrote {RESULTS / f'scale_{dev.type}.json'} and {png}")
+    return out
+
+
+def profile(args, dev: torch.device) -> str:
+    """torch.profiler over ~10 student distill steps (cached teacher logits); top operators by self CPU time."""
+    from torch.profiler import ProfilerActivity, profile as tprofile
+    x_np, y_np = load_known(args.subset)
+    x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous().to(dev)
+    y = torch.from_numpy(y_np).to(dev)
+    v = StudentCached(x, y, y_np, args, dev)
+    for _ in range(args.warmup):
+        v.step()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with tprofile(activities=acts, record_shapes=False) as prof:
+        for _ in range(args.profile_steps):
+            v.step()
+        sync(dev)
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile_rows)
+    head = (f"# torch.profiler, {args.profile_steps} student distill steps (asym, cutmix plan, cached logits), "
+            f"{args.arch} w{args.width} batch {args.batch}, {device_name(dev)}, torch {torch.__version__}\n"
+            f"# sorted by self CPU time\n")
+    from osr.io import atomic_path
+    path = RESULTS / f"profile_{dev.type}.txt"
+    with atomic_path(path) as tmp:
+        tmp.write_text(head + table + "\n")
+    print(head + table)
+    print(f"wrote {path}")
+    return table
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--arch", default="resnet18", help="network of variants 1-3 and of the student")
+    ap.add_argument("--teacher-arch", default="resnet18", help="live teacher of variant 4")
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per variant per repetition")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=5, help="untimed steps per variant first")
+    ap.add_argument("--subset", type=int, default=5000, help="known-class training images to load (0 = all 30k)")
+    ap.add_argument("--no-workers2", dest="workers2", action="store_false", help="skip the 2-worker DataLoader")
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0 = leave)")
+    ap.add_argument("--tag", default="", help="suffix of the throughput result file: results/<device><tag>.json")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--scale", action="store_true", help="teacher epoch time on 10/50/100%% of the known images")
+    mode.add_argument("--profile", action="store_true", help="torch.profiler over student distill steps")
+    ap.add_argument("--scale-steps", type=int, default=25, help="timed steps per fraction in --scale")
+    ap.add_argument("--profile-steps", type=int, default=10)
+    ap.add_argument("--profile-rows", type=int, default=25)
+    args = ap.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: no CUDA device available")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    torch.manual_seed(SEED)
+    if dev.type == "cuda":  # osr.train.set_determinism's CUDA settings
+        torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")
+    if args.scale:
+        scale(args, dev)
+    elif args.profile:
+        profile(args, dev)
+    else:
+        throughput(args, dev)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,11 @@
+"""Serve the `tune-asym/local` deployment (runs flow runs as local subprocesses, no work pool).
+
+    prefect server start --host 127.0.0.1 --port 4200 --analytics-off     # another terminal
+    export PREFECT_API_URL=http://127.0.0.1:4200/api
+    python -m flows.serve
+    prefect deployment run tune-asym/local -p n_trials=20 --watch
+"""
+from flows.tune_asym import tune_asym
+
+if __name__ == "__main__":
+    tune_asym.serve(name="local")

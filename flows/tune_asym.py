@@ -1,0 +1,218 @@
+"""Prefect flow `tune-asym`: an Optuna study over distill.tau, relabel.threshold and relabel.smoothing.
+
+The flow owns the study (ask/tell); each trial is a Prefect task running `osr.tuning.run_trial` in-process on
+the pipeline's DVC outputs (cached teacher logits, plan, train/val split; never the test role; see
+`osr/tuning.py` for the proxy unknowns). Objectives:
+
+* ``mode="single"``: maximise proxy AUROC (MLS) + ``acc_weight`` x val accuracy (default 0); with
+  ``min_val_acc`` > 0, accuracy is also an Optuna constraint (TPE ``constraints_func`` = ``min_val_acc - acc``
+  from the trial's ``val_acc`` user attribute; feasible when <= 0, the best trial is the best feasible one). Epoch-level pruning (MedianPruner) via ``trial.report``.
+* ``mode="multi"``: directions [maximize, maximize] over (val accuracy, proxy AUROC), no pruning; the
+  "best" trial printed is the Pareto trial with the highest AUROC.
+
+Storage: default a journal file ``data/tune/<study_name>.journal`` (multi-process safe); a value with ``://``
+is an SQLAlchemy URL (``sqlite:///...``, ``postgresql://...``), any other value a journal-file path. The study
+is loaded if it exists, so re-running with the same name and storage resumes it; the sampler is
+``TPESampler(seed=seed + <trials already in the study>)`` so a resumed run does not replay the first run's
+random start-up points.
+
+Writes: ``data/tune/<study>/trial_<n>/`` (per trial), ``reports/tuning.json``, ``reports/tuning/history.png``,
+``reports/tuning/importances.png`` (only with >= 2 complete trials).
+
+Run: ``python -m flows.serve`` (or ``python flows/tune_asym.py``) then
+``prefect deployment run tune-asym/local -p n_trials=20``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+if __package__ in (None, ""):  # `python flows/tune_asym.py`: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from osr import OSRError, tuning  # noqa: E402
+from osr.io import write_json  # noqa: E402
+from osr.train import Pruned  # noqa: E402
+
+
+def _logger():
+    try:
+        return get_run_logger()
+    except Exception:  # called outside a run (e.g. .fn in tests)
+        return logging.getLogger("tune-asym")
+
+
+def make_storage(storage: str | None, study_name: str, project: Path):
+    if storage is None:
+        path = project / tuning.TUNE_DIR / f"{study_name}.journal"
+    elif "://" in storage:
+        return storage
+    else:
+        path = Path(storage) if Path(storage).is_absolute() else project / storage
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+@task(name="trial", cache_policy=NO_CACHE, task_run_name="trial-{number}")
+def trial_task(td: tuning.TuneData, number: int, params: dict, trial_dir: str,
+               trial: optuna.trial.Trial | None = None, acc_weight: float = 0.0) -> dict:
+    """One trial; returns the result, or {'pruned': epoch} when the pruner stopped it."""
+    def on_epoch(metrics: dict, epoch: int) -> None:
+        if trial is None:
+            return
+        trial.report(tuning.objective_value(metrics, "single", acc_weight), epoch)
+        if trial.should_prune():
+            raise Pruned(f"pruned after epoch {epoch + 1}")
+
+    try:
+        return tuning.run_trial(td, params["tau"], params["threshold"], params["smoothing"], trial_dir, on_epoch)
+    except Pruned as e:
+        return {"pruned": str(e)}
+
+
+def _best(study: optuna.Study, mode: str) -> optuna.trial.FrozenTrial | None:
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    if not done:
+        return None
+    if mode == "multi":
+        return max(study.best_trials, key=lambda t: (t.values[1], t.values[0]))
+    feasible = [t for t in done if all(c <= 0 for c in t.system_attrs.get("constraints", [0.0]))]
+    return max(feasible or done, key=lambda t: t.value)
+
+
+def _fmt(v: float) -> str:
+    return repr(round(float(v), 6))  # always a float literal: `-S distill.tau=4` would store the int 4
+
+
+def best_command(study_name: str, params: dict) -> list[str]:
+    return ["dvc", "exp", "run", "-n", f"{study_name}-best", "-S", f"distill.tau={_fmt(params['tau'])}",
+            "-S", f"relabel.threshold={_fmt(params['threshold'])}",
+            "-S", f"relabel.smoothing={_fmt(params['smoothing'])}", "-S", "relabel.rule=threshold"]
+
+
+def write_reports(study: optuna.Study, mode: str, project: Path, extra: dict) -> dict:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as vis
+
+    out = project / "reports" / "tuning"
+    out.mkdir(parents=True, exist_ok=True)
+    states = {s.name: sum(t.state == s for t in study.trials) for s in TrialState}
+    best = _best(study, mode)
+    report = {"study_name": study.study_name, "mode": mode, "n_trials": len(study.trials),
+              "n_trials_by_state": {k: v for k, v in states.items() if v},
+              "best": None if best is None else {"number": best.number, "params": best.params,
+                                                  "values": best.values, **best.user_attrs},
+              "pareto": [{"number": t.number, "params": t.params, "values": t.values} for t in study.best_trials]
+              if mode == "multi" else None,
+              "trials": [{"number": t.number, "state": t.state.name, "params": t.params, "values": t.values}
+                         for t in study.trials],
+              "plots": [], **extra}
+    if best is not None:
+        report["best_command"] = " ".join(best_command(study.study_name, best.params))
+    target = {} if mode == "single" else {"target": lambda t: t.values[1], "target_name": "proxy AUROC"}
+    n_done = states.get("COMPLETE", 0)
+    plots = [("history.png", vis.plot_optimization_history, 1), ("importances.png", vis.plot_param_importances, 2)]
+    for name, fn, need in plots:
+        if n_done < need:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                ax = fn(study, **target)
+            fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+            fig.savefig(out / name, dpi=100, bbox_inches="tight")
+            plt.close(fig)
+            report["plots"].append(f"reports/tuning/{name}")
+        except Exception as e:  # importances fail when no parameter varies; a plot never fails the study
+            _logger().warning("tuning: %s skipped (%s: %s)", name, type(e).__name__, e)
+    write_json(project / "reports" / "tuning.json", report)
+    return report
+
+
+@flow(name="tune-asym", log_prints=True)
+def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | None = None,
+              tau_range: tuple[float, float] = (1.0, 16.0), tau_log: bool = True,
+              threshold_range: tuple[float, float] = (0.0, 1.0), smoothing_range: tuple[float, float] = (0.0, 0.75),
+              mode: str = "single", acc_weight: float = 0.0, min_val_acc: float = 0.0,
+              proxy_size: int = 500, seed: int = 0, project_dir: str = ".", run_best: bool = False) -> dict:
+    """Run `n_trials` more trials of study `study_name` (created or resumed) and write the tuning reports."""
+    if mode not in ("single", "multi"):
+        raise OSRError(f"mode: must be 'single' or 'multi' (got {mode!r})")
+    log = _logger()
+    project = Path(project_dir).resolve()
+    store = make_storage(storage, study_name, project)
+    kw = {"directions": ["maximize", "maximize"]} if mode == "multi" else {"direction": "maximize"}
+    study = optuna.create_study(study_name=study_name, storage=store, load_if_exists=True,
+                                sampler=optuna.samplers.TPESampler(seed=seed), **kw)
+    n_before = len(study.trials)
+    constraints = (lambda t: [min_val_acc - t.user_attrs.get("val_acc", 0.0)]) if min_val_acc > 0 else None
+    study.sampler = optuna.samplers.TPESampler(seed=seed + n_before, constraints_func=constraints)
+    td = tuning.load_tune_data(project, proxy_size, seed)
+    log.info("tune-asym: study %r has %d trials; running %d more (proxy: %d %s images)", study_name, n_before,
+             n_trials, len(td.proxy), td.proxy_info["source"])
+    for _ in range(n_trials):
+        trial = study.ask()
+        try:
+            params = {"tau": trial.suggest_float("tau", *tau_range, log=tau_log),
+                      "threshold": trial.suggest_float("threshold", *threshold_range),
+                      "smoothing": trial.suggest_float("smoothing", *smoothing_range)}
+            trial_dir = project / tuning.TUNE_DIR / study_name / f"trial_{trial.number}"
+            res = trial_task(td, trial.number, params, str(trial_dir), trial if mode == "single" else None,
+                             acc_weight)
+        except Exception as e:  # a raising or diverging trial fails alone; the study goes on
+            trial.set_user_attr("error", f"{type(e).__name__}: {e}")
+            study.tell(trial, state=TrialState.FAIL)
+            log.warning("trial %d failed: %s: %s", trial.number, type(e).__name__, e)
+            continue
+        if "pruned" in res:
+            study.tell(trial, state=TrialState.PRUNED)
+            log.info("trial %d %s", trial.number, res["pruned"])
+            continue
+        values = tuning.objective_value(res, mode, acc_weight)
+        if not all(math.isfinite(v) for v in (values if isinstance(values, list) else [values])):
+            trial.set_user_attr("error", "non-finite objective")
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        for k in ("val_acc", "proxy_auroc", "proxy_oscr", "hard_fraction", "seconds"):
+            trial.set_user_attr(k, res[k])
+        study.tell(trial, values)
+        log.info("trial %d: val_acc=%.4f proxy_auroc=%.4f (%.1fs)", trial.number, res["val_acc"],
+                 res["proxy_auroc"], res["seconds"])
+    report = write_reports(study, mode, project, {"proxy": {k: v for k, v in td.proxy_info.items()
+                                                             if k != "classes_excluded"},
+                                                   "search_space": {"tau": [*tau_range, "log" if tau_log else
+                                                                            "uniform"],
+                                                                    "threshold": list(threshold_range),
+                                                                    "smoothing": list(smoothing_range)}})
+    best = _best(study, mode)
+    if best is None:
+        log.warning("tune-asym: no complete trial yet")
+        return report
+    cmd = best_command(study_name, best.params)
+    print("best trial %d %s -> %s" % (best.number, json.dumps(best.params), best.values))
+    print(" ".join(cmd))
+    if run_best:
+        res = subprocess.run(cmd, cwd=project, check=False)
+        report["run_best_returncode"] = res.returncode
+        if res.returncode != 0:
+            raise OSRError(f"{' '.join(cmd)} failed with exit status {res.returncode}")
+    return report
+
+
+if __name__ == "__main__":
+    tune_asym.serve(name="local")

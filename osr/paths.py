@@ -1,0 +1,15 @@
+"""Where the pipeline's DVC outputs live, relative to the project root (stages and the tuning flow share them)."""
+from pathlib import Path
+
+RAW = Path("data/raw/dataset.npz")
+MANIFEST = Path("data/split/manifest.csv")
+PLAN = Path("data/plan/plan.npz")
+TEACHER = Path("data/teacher/model.pt")
+TEACHER_CKPT = Path("data/teacher/ckpt.pt")
+CACHE = Path("data/teacher_cache/cache.npz")
+STUDENT = Path("data/student/model.pt")
+STUDENT_CKPT = Path("data/student/ckpt.pt")
+SCORES_OUT = Path("data/eval/scores.npz")
+TUNE_DIR = Path("data/tune")
+REPORTS = Path("reports")
+PLAN_KEYS = ("order", "aug_seed", "mixed", "partner", "lam", "box", "method")

@@ -1,0 +1,258 @@
+"""Hyper-parameter tuning of the asymmetric-distillation student on the validation role only.
+
+One trial = the `distill` stage re-run in-process for one (tau, relabel.threshold, relabel.smoothing): the
+selective-relabel targets are recomputed from the **cached** teacher logits (``relabel_targets``; the teacher is
+never retrained and never run forward), the student is trained with ``fit`` + ``student_batches``, and two
+numbers are measured, both **without the test role**:
+
+* ``val_acc``: closed-set accuracy on the manifest's ``val`` rows (held out of the training images);
+* ``proxy_auroc``: open-set AUROC of the MLS score (max logit), known = the ``val`` images, unknown = a *proxy*
+  set drawn from a source disjoint from every test class (known and unknown) of the benchmark.
+
+Proxy unknowns per benchmark (``proxy_source``):
+
+* ``cifar10``, ``cifar_plus10``, ``cifar_plus50``: Tiny-ImageNet **val** images (mirror ``tinyimagenet_osr.npz``)
+  of the wnids whose names (``words_sorted``) name none of the test classes: the CIFAR-10 classes plus a
+  conservative synonym list (dog breeds, big cats, boats, vans, ...) and, for CIFAR+N, every CIFAR-100 fine
+  class in ``data/raw`` (phrase match, or a word ending in the class name: "bullfrog" names a frog).
+  Resized 64 -> 32 with ``interpolate(antialias=True)``; ``proxy_size`` images (default 500), seeded.
+* ``mnist``: the same Tiny-ImageNet pool (no digits), converted to grey and resized to 28x28.
+* ``tinyimagenet``: no disjoint source in the mirror (every other file overlaps its 200 classes), so tuning
+  refuses with an OSRError rather than leak test classes.
+
+Only the rows of role ``train`` and ``val`` are read from the manifest and only ``x_train``/``y_train`` from
+``data/raw/dataset.npz`` (val rows come from the training source); ``x_test`` is never loaded. Each result
+records the roles and sample ids it was measured on, so a test can check that claim.
+
+A trial writes only below its own folder ``trial_dir`` (the student checkpoint, ``result.json``).
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from osr import OSRError
+from osr.augment import BaseAug
+from osr.config import load_params
+from osr.data import decode_jpegs, fetch
+from osr.distill import student_batches
+from osr.io import load_npz, write_json
+from osr.losses import DistillConfig
+from osr.metrics import accuracy, open_set_metrics
+from osr.models import new_model
+from osr.paths import CACHE, MANIFEST, PLAN, PLAN_KEYS, RAW, TUNE_DIR
+from osr.relabel import relabel_targets
+from osr.scores import mls
+from osr.split import SplitTensors
+from osr.train import OptimConfig, fit, predict, resolve_device, set_determinism
+
+EVAL_ROLES = ("val",)
+
+# Words that name a CIFAR-10 class in Tiny-ImageNet's vocabulary (conservative: excluding too much only
+# shrinks the pool).
+CIFAR10_SYNONYMS = {
+    "airplane": ["airplane", "aeroplane", "plane", "airliner", "aircraft", "jet"],
+    "automobile": ["automobile", "car", "convertible", "limousine", "limo", "wagon", "waggon", "cab", "jeep",
+                   "minivan", "kart", "taxi"],
+    "bird": ["bird", "goose", "stork", "penguin", "albatross", "flamingo", "ostrich", "duck", "hen"],
+    "cat": ["cat", "tabby", "kitten", "cougar", "puma", "lion", "panther", "tiger", "leopard"],
+    "deer": ["deer", "elk", "moose", "antelope", "gazelle"],
+    "dog": ["dog", "chihuahua", "terrier", "retriever", "shepherd", "poodle", "hound", "spaniel", "collie",
+            "alsatian", "puppy"],
+    "frog": ["frog", "toad"],
+    "horse": ["horse", "pony", "sorrel", "zebra", "foal"],
+    "ship": ["ship", "boat", "liner", "schooner", "gondola", "yacht", "canoe", "ferry"],
+    "truck": ["truck", "van", "lorry", "tractor", "trailer", "pickup"],
+}
+
+
+@dataclass
+class TuneData:
+    """Everything a trial reads, loaded once per flow run (train/val tensors, plan, cached teacher logits)."""
+    params: dict
+    device: torch.device
+    data: SplitTensors
+    plan: dict[str, np.ndarray]
+    t_raw: np.ndarray
+    t_mixed: np.ndarray
+    y_plan: np.ndarray
+    val_ids: np.ndarray          # manifest sample_id of each val image, in tensor order
+    roles_loaded: list[str]
+    proxy: torch.Tensor          # uint8 [N, C, H, W] proxy unknowns
+    proxy_info: dict
+
+
+# ------------------------------------------------------------------------------------------ proxy unknowns
+
+def _keywords(class_names: list[str]) -> list[str]:
+    words = []
+    for name in class_names:
+        words += CIFAR10_SYNONYMS.get(name, [name.replace("_", " ").lower()])
+    return words
+
+
+def names_a_class(words: str, keywords: list[str]) -> bool:
+    """True if a Tiny-ImageNet name mentions a keyword: a phrase match, or a word ending in a one-word keyword."""
+    text = " " + " ".join(re.findall(r"[a-z]+", words.lower())) + " "
+    tokens = text.split()
+    for kw in keywords:
+        if " " in kw:
+            if f" {kw} " in text:
+                return True
+        elif any(t.endswith(kw) for t in tokens):
+            return True
+    return False
+
+
+def proxy_source(benchmark: str) -> str:
+    if benchmark in ("cifar10", "cifar_plus10", "cifar_plus50", "mnist"):
+        return "tinyimagenet-val"
+    raise OSRError(f"tuning: no proxy-unknown source disjoint from the test classes of {benchmark!r} "
+                   "(supported: cifar10, cifar_plus10, cifar_plus50, mnist)")
+
+
+def proxy_unknowns(benchmark: str, test_class_names: list[str], size: int, shape: tuple[int, int, int],
+                   seed: int, workdir: Path) -> tuple[np.ndarray, dict]:
+    """`size` uint8 images [N, H, W, C] from Tiny-ImageNet val whose classes name no test class, and a record."""
+    proxy_source(benchmark)
+    tin, prov = fetch("tinyimagenet", workdir)
+    words = [str(w) for w in tin["words_sorted"]]
+    keywords = _keywords(test_class_names) if benchmark != "mnist" else []
+    allowed = np.asarray([not names_a_class(w, keywords) for w in words])
+    pool = np.flatnonzero(allowed[tin["y_val"].astype(np.int64)])
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(pool, min(size, len(pool)), replace=False))
+    off = tin["off_val"]
+    blobs = [tin["jpeg_val"][off[i]:off[i + 1]] for i in pick]
+    new_off = np.r_[0, np.cumsum([len(b) for b in blobs])].astype(np.int64)
+    x = decode_jpegs(np.concatenate(blobs), new_off) if len(pick) else np.zeros((0, 64, 64, 3), np.uint8)
+    h, w, c = shape
+    t = torch.from_numpy(x).permute(0, 3, 1, 2).float()
+    if c == 1:
+        t = (0.299 * t[:, :1] + 0.587 * t[:, 1:2] + 0.114 * t[:, 2:3])
+    t = F.interpolate(t, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    out = t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    excluded = sorted(str(tin["wnids_sorted"][i]) for i in np.flatnonzero(~allowed))
+    return out, {"source": "tinyimagenet-val", "file": prov["file"], "sha256": prov["sha256"], "n": int(len(pick)),
+                 "classes_allowed": int(allowed.sum()), "classes_excluded": excluded, "seed": seed}
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+def _manifest(project: Path) -> pd.DataFrame:
+    path = project / MANIFEST
+    if not path.is_file():
+        raise OSRError(f"{path}: file not found (run `dvc repro` first)")
+    return pd.read_csv(path)
+
+
+def load_tune_data(project: str | Path, proxy_size: int = 500, proxy_seed: int = 0) -> TuneData:
+    """Read the pipeline's DVC outputs (train/val only) and build the proxy unknowns."""
+    project = Path(project)
+    p = load_params(project / "params.yaml")
+    device = resolve_device(p["base"]["device"])
+    manifest = _manifest(project)
+    used = manifest[manifest.role.isin(("train", "val"))]
+    sources = sorted(used.source.unique())
+    raw_path = project / RAW
+    if not raw_path.is_file():
+        raise OSRError(f"{raw_path}: file not found (run `dvc repro` first)")
+    with np.load(raw_path, allow_pickle=False) as z:  # x_test is never read
+        raw = {f"x_{s}": z[f"x_{s}"] for s in sources}
+        class_names = [str(c) for c in z["class_names"]] if "class_names" in z.files else []
+    data = SplitTensors.from_arrays(raw, used, device, ("train", "val"))
+    val_rows = used[used.role == "val"]
+    val_ids = np.concatenate([g["sample_id"].to_numpy() for _, g in val_rows.groupby("source", sort=True)])
+    plan = load_npz(project / PLAN, PLAN_KEYS)
+    cache = load_npz(project / CACHE, ("t_raw", "t_mixed"))
+    y_plan = data.y["train"].cpu().numpy()[plan["order"]]
+    # the test classes (known + unknown) name what the proxy must avoid; read from the manifest labels only
+    test_classes = sorted(manifest.loc[manifest.role == "test", "orig_class"].unique().tolist())
+    names = [class_names[c] for c in test_classes if c < len(class_names)]
+    x_tr = data.x["train"]
+    shape = (int(x_tr.shape[2]), int(x_tr.shape[3]), int(x_tr.shape[1]))
+    proxy, info = proxy_unknowns(p["data"]["benchmark"], names, proxy_size, shape, proxy_seed,
+                                 project / TUNE_DIR)
+    info["test_class_names"] = names
+    return TuneData(p, device, data, plan, cache["t_raw"], cache["t_mixed"], y_plan, val_ids,
+                    sorted(used.role.unique().tolist()),
+                    torch.from_numpy(proxy).permute(0, 3, 1, 2).contiguous().to(device), info)
+
+
+# ------------------------------------------------------------------------------------------ one trial
+
+def measure(model: torch.nn.Module, td: TuneData, batch_size: int = 512) -> dict[str, float]:
+    """Closed-set accuracy on val and the proxy AUROC of the MLS score (val knowns vs proxy unknowns)."""
+    zv = predict(model, td.data.x["val"], batch_size)
+    y = td.data.y["val"].cpu().numpy()
+    pred = zv.argmax(1).cpu().numpy()
+    zp = predict(model, td.proxy, batch_size)
+    s_known, s_unknown = mls(zv).cpu().numpy(), mls(zp).cpu().numpy()
+    if not (np.isfinite(s_known).all() and np.isfinite(s_unknown).all()):
+        raise OSRError("tuning: non-finite logits (training diverged)")
+    m = open_set_metrics(s_known, pred == y, s_unknown)
+    return {"val_acc": accuracy(y, pred), "proxy_auroc": m["auroc"], "proxy_oscr": m["oscr"]}
+
+
+def objective_value(metrics: dict, mode: str, acc_weight: float = 0.0) -> float | list[float]:
+    """single: proxy AUROC + acc_weight * val accuracy (acc_weight 0: AUROC alone); multi: [acc, AUROC]."""
+    if mode == "multi":
+        return [metrics["val_acc"], metrics["proxy_auroc"]]
+    return metrics["proxy_auroc"] + acc_weight * metrics["val_acc"]
+
+
+def run_trial(td: TuneData, tau: float, threshold: float, smoothing: float, trial_dir: str | Path,
+              on_epoch: Callable[[dict, int], None] | None = None) -> dict:
+    """Relabel from cached logits, train the asym student, measure on val + proxy. Writes only under trial_dir.
+
+    on_epoch(metrics, epoch) is called after every epoch (pruning hook; may raise osr.train.Pruned).
+    """
+    t0 = time.perf_counter()
+    trial_dir = Path(trial_dir)
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    p = td.params
+    st, d, seed = p["student"], p["distill"], p["base"]["seed"]
+    set_determinism(seed, td.device)
+    targets = relabel_targets(td.t_mixed, td.y_plan, td.plan, "threshold", float(threshold), float(smoothing))
+    cache = {"t_raw": td.t_raw, "t_mixed": td.t_mixed, **targets}
+    x_tr = td.data.x["train"]
+    model, _ = new_model(st, p["data"], td.data.num_classes, x_tr.shape[1], td.device)
+    cfg = DistillConfig(tau=float(tau), alpha=float(d["alpha"]), beta=float(d["beta"]), gamma=float(d["gamma"]))
+    aug = BaseAug(randaugment=st["randaugment"])
+    optim = OptimConfig.from_section(st)
+
+    def batches(epoch):
+        return student_batches(x_tr, td.data.y["train"], td.plan, cache, epoch, aug, "asym", cfg)
+
+    def epoch_end(m, epoch):
+        row = measure(m, td)
+        if on_epoch is not None:
+            on_epoch(row, epoch)
+        return row
+
+    epochs, steps = td.plan["order"].shape[:2]
+    history = fit(model, batches, epochs, steps, st["batch_size"], optim, trial_dir / "ckpt.pt",
+                  f"tau={tau!r} threshold={threshold!r} smoothing={smoothing!r} seed={seed}",
+                  f"trial[tau={tau:.3g} thr={threshold:.3g} sm={smoothing:.3g}]", td.device,
+                  st["amp"], epoch_end)
+    final = history[-1]
+    for k in ("val_acc", "proxy_auroc"):
+        if not math.isfinite(final[k]):
+            raise OSRError(f"tuning: {k} is not finite (training diverged)")
+    hard = targets["hard"]
+    result = {"tau": float(tau), "threshold": float(threshold), "smoothing": float(smoothing),
+              "val_acc": final["val_acc"], "proxy_auroc": final["proxy_auroc"], "proxy_oscr": final["proxy_oscr"],
+              "hard_fraction": float(hard.sum() / max(1, int(td.plan["mixed"].sum()) * hard.shape[2])),
+              "history": history, "eval_roles": list(EVAL_ROLES), "roles_loaded": td.roles_loaded,
+              "n_val": int(len(td.val_ids)), "n_proxy": int(len(td.proxy)), "seconds": time.perf_counter() - t0}
+    write_json(trial_dir / "result.json", {**result, "eval_sample_ids": td.val_ids.tolist()})
+    return result

@@ -1,0 +1,129 @@
+"""The tune-asym flow (Prefect + Optuna) on a clone of the tiny project: trials, failures, resume, no test role."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from conftest import needs_mirror
+from test_pipeline import clone
+
+pytestmark = [needs_mirror, pytest.mark.slow]
+
+ALLOWED = ("data/tune/", "reports/tuning.json", "reports/tuning/")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    skip = (".git/", ".dvc/tmp/", ".dvc/cache/")
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*")
+            if p.is_file() and not str(p.relative_to(root)).startswith(skip) and "__pycache__" not in p.parts}
+
+
+def _study(proj: Path, name: str, storage: str | None = None) -> optuna.Study:
+    from flows.tune_asym import make_storage
+
+    return optuna.load_study(study_name=name, storage=make_storage(storage, name, proj))
+
+
+def test_flow_runs_trials_on_val_only_and_writes_reports(tiny_repro, tmp_path, prefect_harness, monkeypatch):
+    from flows.tune_asym import tune_asym
+    from osr import tuning
+
+    proj = clone(tiny_repro, tmp_path / "proj")
+    seen = []
+    real = tuning.SplitTensors.from_arrays.__func__
+
+    def spy(cls, raw, manifest, device, roles=("train", "val", "test")):
+        seen.append((set(raw), set(manifest.role), tuple(roles)))
+        return real(cls, raw, manifest, device, roles)
+
+    monkeypatch.setattr(tuning.SplitTensors, "from_arrays", classmethod(spy))
+    before = _snapshot(proj)
+    report = tune_asym(study_name="t", n_trials=2, proxy_size=100, project_dir=str(proj))
+
+    # the test role is never loaded: no x_test array, no test rows, no test role requested
+    assert seen and all("x_test" not in keys and roles <= {"train", "val"} and "test" not in req
+                        for keys, roles, req in seen)
+    manifest = pd.read_csv(proj / "data/split/manifest.csv")
+    val_ids = set(manifest.loc[manifest.role == "val", "sample_id"])
+    study = _study(proj, "t")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    for t in study.trials:
+        assert 0.0 <= t.value <= 1.0 and 0.0 <= t.user_attrs["val_acc"] <= 1.0
+        res = json.loads((proj / f"data/tune/t/trial_{t.number}/result.json").read_text())
+        assert res["eval_roles"] == ["val"] and res["roles_loaded"] == ["train", "val"]
+        assert set(res["eval_sample_ids"]) == val_ids and res["n_proxy"] == 100
+        assert res["proxy_auroc"] == pytest.approx(t.value)
+
+    written = json.loads((proj / "reports/tuning.json").read_text())
+    assert written["n_trials_by_state"] == {"COMPLETE": 2} == report["n_trials_by_state"]
+    assert set(written["best"]["params"]) == {"tau", "threshold", "smoothing"}
+    assert written["best_command"].startswith("dvc exp run -n t-best -S distill.tau=")
+    assert "-S relabel.rule=threshold" in written["best_command"]
+    assert written["proxy"]["source"] == "tinyimagenet-val"
+    assert (proj / "reports/tuning/history.png").read_bytes()[:4] == b"\x89PNG"
+    assert (proj / "reports/tuning/importances.png").read_bytes()[:4] == b"\x89PNG"
+    # trials (and the flow) write nothing else into the workspace
+    after = _snapshot(proj)
+    changed = {p for p in after if before.get(p) != after[p]} | (set(before) - set(after))
+    assert changed and all(p.startswith(ALLOWED) for p in changed), sorted(changed)
+    trial_files = {p for p in changed if p.startswith("data/tune/t/")}
+    assert all(p.split("/")[3].startswith("trial_") for p in trial_files)
+
+
+def test_failing_trials_are_recorded_and_the_study_goes_on(tiny_repro, tmp_path, prefect_harness, monkeypatch):
+    from flows.tune_asym import tune_asym
+    from osr import OSRError, tuning
+
+    proj = clone(tiny_repro, tmp_path / "proj")
+    real = tuning.run_trial
+    calls = []
+
+    def flaky(td, tau, threshold, smoothing, trial_dir, on_epoch=None):
+        calls.append(trial_dir)
+        if len(calls) == 1:
+            raise OSRError("student: training diverged (loss nan) in epoch 1; lower the lr")
+        if len(calls) == 2:
+            return {"val_acc": float("nan"), "proxy_auroc": float("nan")}
+        return real(td, tau, threshold, smoothing, trial_dir, on_epoch)
+
+    monkeypatch.setattr(tuning, "run_trial", flaky)
+    report = tune_asym(study_name="f", n_trials=3, mode="multi", proxy_size=50, project_dir=str(proj))
+    study = _study(proj, "f")
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    assert "training diverged" in study.trials[0].user_attrs["error"]
+    assert all(0.0 <= v <= 1.0 for v in study.trials[2].values) and len(study.trials[2].values) == 2
+    assert report["n_trials_by_state"] == {"COMPLETE": 1, "FAIL": 2}
+    assert report["best"]["number"] == 2 and report["pareto"][0]["number"] == 2
+    assert json.loads((proj / "reports/tuning.json").read_text())["n_trials_by_state"] == {"COMPLETE": 1, "FAIL": 2}
+    assert not (proj / "reports/tuning/importances.png").exists()  # < 2 complete trials: skipped
+
+
+def test_same_study_name_and_storage_resumes(tiny_repro, tmp_path, prefect_harness):
+    from flows.tune_asym import tune_asym
+
+    proj = clone(tiny_repro, tmp_path / "proj")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    tune_asym(study_name="r", n_trials=2, storage=url, proxy_size=50, project_dir=str(proj))
+    report = tune_asym(study_name="r", n_trials=1, storage=url, proxy_size=50, project_dir=str(proj))
+    study = _study(proj, "r", url)
+    assert [t.number for t in study.trials] == [0, 1, 2]
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    params = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(params)) == 3  # the resumed run did not replay the first run's points
+    assert report["n_trials"] == 3 and report["n_trials_by_state"] == {"COMPLETE": 3}
+    assert sorted(p.name for p in (proj / "data/tune/r").iterdir()) == ["trial_0", "trial_1", "trial_2"]
+    assert all(math.isfinite(t.value) for t in study.trials)
+    assert np.isclose(max(t.value for t in study.trials), report["best"]["values"][0])
