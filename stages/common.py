@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import resource
 import sys
 from pathlib import Path
 from typing import Callable
@@ -20,6 +21,11 @@ from osr.split import SplitTensors
 from osr.train import predict
 
 
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run(main: Callable[[], None]) -> None:
     """Run a stage; a user-facing error becomes one line on stderr and exit status 1."""
     try:
@@ -27,6 +33,7 @@ def run(main: Callable[[], None]) -> None:
     except OSRError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    print(f"peak RSS {peak_rss_mib():.0f} MiB", file=sys.stderr)
 
 
 def load_manifest(path: Path = MANIFEST) -> pd.DataFrame:

@@ -6,8 +6,8 @@ from osr.io import load_npz, save_torch, write_json
 from osr.losses import DistillConfig
 from osr.models import new_model
 from osr.train import OptimConfig, fit, resolve_device, set_determinism
-from stages.common import CACHE, PLAN, PLAN_KEYS, REPORTS, STUDENT, STUDENT_CKPT, fingerprint, load_split, run, \
-    val_accuracy
+from stages.common import CACHE, PLAN, PLAN_KEYS, REPORTS, STUDENT, STUDENT_CKPT, fingerprint, load_split, \
+    peak_rss_mib, run, val_accuracy
 
 
 def main() -> None:
@@ -30,7 +30,8 @@ def main() -> None:
                   fingerprint({"student": st, "distill": d, "data": p["data"], "seed": seed}, PLAN, CACHE),
                   f"student[{d['method']}]", device, st["amp"], val_accuracy(data))
     save_torch(STUDENT, {"meta": meta, "state": model.state_dict()})
-    write_json(REPORTS / "student_train.json", {"history": history, "final": history[-1]})
+    write_json(REPORTS / "student_train.json", {"history": history, "final": history[-1],
+                                                       "peak_rss_mib": peak_rss_mib()})
 
 
 if __name__ == "__main__":

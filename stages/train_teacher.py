@@ -7,8 +7,8 @@ from osr.config import load_params
 from osr.io import save_torch, write_json
 from osr.models import new_model
 from osr.train import OptimConfig, fit, resolve_device, set_determinism
-from stages.common import MANIFEST, REPORTS, TEACHER, TEACHER_CKPT, RAW, fingerprint, load_split, run, \
-    val_accuracy
+from stages.common import MANIFEST, RAW, REPORTS, TEACHER, TEACHER_CKPT, fingerprint, load_split, \
+    peak_rss_mib, run, val_accuracy
 
 
 def main() -> None:
@@ -31,7 +31,8 @@ def main() -> None:
                   fingerprint({"teacher": t, "data": p["data"], "seed": seed}, RAW, MANIFEST), "teacher", device,
                   t["amp"], val_accuracy(data))
     save_torch(TEACHER, {"meta": meta, "state": model.state_dict()})
-    write_json(REPORTS / "teacher_train.json", {"history": history, "final": history[-1]})
+    write_json(REPORTS / "teacher_train.json", {"history": history, "final": history[-1],
+                                                       "peak_rss_mib": peak_rss_mib()})
 
 
 if __name__ == "__main__":

@@ -91,8 +91,8 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("stage,ckpt,model", [("train_teacher", "data/teacher/ckpt.pt", "data/teacher/model.pt"),
-                                              ("distill", "data/student/ckpt.pt", "data/student/model.pt")])
+@pytest.mark.parametrize("stage,ckpt,model", [("train_teacher", "data/ckpt/teacher.pt", "data/teacher/model.pt"),
+                                              ("distill", "data/ckpt/student.pt", "data/student/model.pt")])
 def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(tiny_repro, tmp_path, stage, ckpt, model):
     epochs = {"train_teacher": "teacher__epochs", "distill": "student__epochs"}[stage]
     ref, victim = clone(tiny_repro, tmp_path / "ref"), clone(tiny_repro, tmp_path / "victim")
