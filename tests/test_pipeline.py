@@ -152,3 +152,11 @@ def test_queued_experiments_finish_with_distinct_metrics(tiny_repro, tmp_path):
             results[float(tau)] = auroc
     assert set(results) == {float(t) for t in taus}
     assert len(set(results.values())) == 4, results
+
+
+def test_same_seed_twice_gives_identical_metrics(tiny_repro, tmp_path):
+    proj = clone(tiny_repro, tmp_path / "proj")
+    shutil.rmtree(proj / "data/ckpt")  # no resume: train teacher and student again from scratch
+    out = sh(["dvc", "repro", "-f", "--downstream", "train_teacher"], proj).stdout
+    assert {"train_teacher", "relabel", "distill", "evaluate"} <= ran_stages(out)
+    assert (proj / "reports/metrics.json").read_text() == (tiny_repro / "reports/metrics.json").read_text()

@@ -1,0 +1,48 @@
+"""The mirror's benchmarks decode to the common layout and the standard splits index the right classes."""
+import numpy as np
+import pytest
+
+from conftest import MIRROR
+from osr import OSRError
+from osr.data import BENCHMARKS, benchmark, fetch, normalise, split_classes
+
+pytestmark = pytest.mark.skipif(not (MIRROR / "mnist.npz").exists(), reason=f"no dataset mirror at {MIRROR}")
+
+
+def _load(name, tmp_path):
+    return normalise(name, {k: fetch(k, tmp_path)[0] for k in benchmark(name).files})
+
+
+def test_mnist_layout_and_splits(tmp_path):
+    d = _load("mnist", tmp_path)
+    assert d["x_train"].shape == (60000, 28, 28, 1) and d["x_test"].shape == (10000, 28, 28, 1)
+    assert d["x_train"].dtype == np.uint8 and np.bincount(d["y_test"]).tolist()[:2] == [980, 1135]
+    known, unknown = split_classes("mnist", 0, d["y_test"])
+    assert known == [2, 4, 5, 9, 8, 3] and unknown == [0, 1, 6, 7]
+
+
+def test_tinyimagenet_split0_names_and_layout(tmp_path):
+    d = _load("tinyimagenet", tmp_path)
+    assert d["x_test"].shape == (10000, 64, 64, 3) and d["x_train"].shape == (40000, 64, 64, 3)
+    known, unknown = split_classes("tinyimagenet", 0, d["y_test"])
+    names = d["class_names"]
+    # methods.md §2 sanity check: split 0 begins n03447447, n04179913, n01950731 and ends n01629819, n03977966
+    assert [names[c] for c in known[:3]] == ["n03447447", "n04179913", "n01950731"]
+    assert [names[c] for c in known[-2:]] == ["n01629819", "n03977966"]
+    assert len(unknown) == 180 and set(np.unique(d["y_train"])) >= set(known)
+
+
+def test_cifar_plus_label_space(tmp_path):
+    d = _load("cifar_plus10", tmp_path)
+    known, unknown = split_classes("cifar_plus10", 0, d["y_test"])
+    assert known == [4, 7, 9, 1] and unknown[:3] == [40, 35, 11]  # CIFAR-100 30, 25, 1 offset by 10
+    assert len(d["class_names"]) == 110 and d["y_test"].max() < 110
+    assert (np.isin(d["y_test"], unknown)).sum() > 50  # the partial CIFAR-100 test set: smoke only
+
+
+def test_unknown_benchmark_and_split_index():
+    with pytest.raises(OSRError, match="data.benchmark: unknown benchmark 'svhn'"):
+        benchmark("svhn")
+    with pytest.raises(OSRError, match="split.index: 5 is out of range"):
+        split_classes("cifar10", 5, np.arange(10))
+    assert set(BENCHMARKS) == {"cifar10", "cifar_plus10", "cifar_plus50", "mnist", "tinyimagenet"}
