@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,12 @@ def make_manifest(y_train: np.ndarray, y_test: np.ndarray, known: list[int], unk
     df["height"], df["width"], df["channels"] = image_shape
     df["dtype"] = dtype
     return df
+
+
+def read_manifest(path: Path) -> pd.DataFrame:
+    if not Path(path).is_file():
+        raise OSRError(f"{path}: file not found (run the split stage, or `dvc repro`, first)")
+    return pd.read_csv(path)
 
 
 @dataclass

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -52,7 +51,7 @@ from osr.models import new_model
 from osr.paths import CACHE, MANIFEST, PLAN, PLAN_KEYS, RAW, TUNE_DIR
 from osr.relabel import relabel_targets
 from osr.scores import mls
-from osr.split import SplitTensors
+from osr.split import SplitTensors, read_manifest
 from osr.train import OptimConfig, fit, predict, resolve_device, set_determinism
 
 EVAL_ROLES = ("val",)
@@ -148,19 +147,12 @@ def proxy_unknowns(benchmark: str, test_class_names: list[str], size: int, shape
 
 # ------------------------------------------------------------------------------------------ loading
 
-def _manifest(project: Path) -> pd.DataFrame:
-    path = project / MANIFEST
-    if not path.is_file():
-        raise OSRError(f"{path}: file not found (run `dvc repro` first)")
-    return pd.read_csv(path)
-
-
 def load_tune_data(project: str | Path, proxy_size: int = 500, proxy_seed: int = 0) -> TuneData:
     """Read the pipeline's DVC outputs (train/val only) and build the proxy unknowns."""
     project = Path(project)
     p = load_params(project / "params.yaml")
     device = resolve_device(p["base"]["device"])
-    manifest = _manifest(project)
+    manifest = read_manifest(project / MANIFEST)
     used = manifest[manifest.role.isin(("train", "val"))]
     sources = sorted(used.source.unique())
     raw_path = project / RAW

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-import pandas as pd
 import torch
 
 from osr import OSRError
@@ -17,7 +16,7 @@ from osr.models import build, load_state
 from osr.metrics import accuracy
 from osr.paths import CACHE, MANIFEST, PLAN, PLAN_KEYS, RAW, REPORTS, SCORES_OUT, STUDENT, STUDENT_CKPT, \
     TEACHER, TEACHER_CKPT  # noqa: F401  (re-exported for the stages)
-from osr.split import SplitTensors
+from osr.split import SplitTensors, read_manifest
 from osr.train import predict
 
 
@@ -36,15 +35,9 @@ def run(main: Callable[[], None]) -> None:
     print(f"peak RSS {peak_rss_mib():.0f} MiB", file=sys.stderr)
 
 
-def load_manifest(path: Path = MANIFEST) -> pd.DataFrame:
-    if not path.is_file():
-        raise OSRError(f"{path}: file not found (run the split stage first)")
-    return pd.read_csv(path)
-
-
 def load_split(device: torch.device, roles: tuple[str, ...]) -> SplitTensors:
     return SplitTensors.from_arrays(load_npz(RAW, ("x_train", "y_train", "x_test", "y_test")),
-                                    load_manifest(), device, roles)
+                                    read_manifest(MANIFEST), device, roles)
 
 
 def load_model(path: Path, device: torch.device):
