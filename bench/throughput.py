@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from osr.augment import STUDENT_STREAM, TEACHER_STREAM, BaseAug, epoch_order, make_plan, planned_steps, to_float
+from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, make_plan, planned_steps, to_float
 from osr.data import CIFAR10_KNOWN, decode_jpegs
 from osr.distill import student_batches
 from osr.io import load_npz, write_json

@@ -40,19 +40,16 @@ import torch
 import torch.nn.functional as F
 
 from osr import OSRError
-from osr.augment import BaseAug
 from osr.config import load_params
 from osr.data import decode_jpegs, fetch
-from osr.distill import student_batches
+from osr.distill import train_student
 from osr.io import load_npz, write_json
-from osr.losses import DistillConfig
 from osr.metrics import accuracy, open_set_metrics
-from osr.models import new_model
 from osr.paths import CACHE, MANIFEST, PLAN, PLAN_KEYS, RAW, TUNE_DIR
-from osr.relabel import relabel_targets
+from osr.relabel import relabel_stats, relabel_targets
 from osr.scores import mls
 from osr.split import SplitTensors, read_manifest
-from osr.train import OptimConfig, fit, predict, resolve_device, set_determinism
+from osr.train import predict, resolve_device, set_determinism
 
 EVAL_ROLES = ("val",)
 
@@ -216,14 +213,6 @@ def run_trial(td: TuneData, tau: float, threshold: float, smoothing: float, tria
     set_determinism(seed, td.device)
     targets = relabel_targets(td.t_mixed, td.y_plan, td.plan, "threshold", float(threshold), float(smoothing))
     cache = {"t_raw": td.t_raw, "t_mixed": td.t_mixed, **targets}
-    x_tr = td.data.x["train"]
-    model, _ = new_model(st, p["data"], td.data.num_classes, x_tr.shape[1], td.device)
-    cfg = DistillConfig(tau=float(tau), alpha=float(d["alpha"]), beta=float(d["beta"]), gamma=float(d["gamma"]))
-    aug = BaseAug(randaugment=st["randaugment"])
-    optim = OptimConfig.from_section(st)
-
-    def batches(epoch):
-        return student_batches(x_tr, td.data.y["train"], td.plan, cache, epoch, aug, "asym", cfg)
 
     def epoch_end(m, epoch):
         row = measure(m, td)
@@ -231,19 +220,18 @@ def run_trial(td: TuneData, tau: float, threshold: float, smoothing: float, tria
             on_epoch(row, epoch)
         return row
 
-    epochs, steps = td.plan["order"].shape[:2]
-    history = fit(model, batches, epochs, steps, st["batch_size"], optim, trial_dir / "ckpt.pt",
-                  f"tau={tau!r} threshold={threshold!r} smoothing={smoothing!r} seed={seed}",
-                  f"trial[tau={tau:.3g} thr={threshold:.3g} sm={smoothing:.3g}]", td.device,
-                  st["amp"], epoch_end)
+    _, _, history = train_student(
+        td.data, td.plan, cache, st, {**d, "tau": float(tau), "method": "asym"}, p["data"], trial_dir / "ckpt.pt",
+        f"tau={tau!r} threshold={threshold!r} smoothing={smoothing!r} seed={seed}",
+        f"trial[tau={tau:.3g} thr={threshold:.3g} sm={smoothing:.3g}]", td.device, epoch_end)
     final = history[-1]
     for k in ("val_acc", "proxy_auroc"):
         if not math.isfinite(final[k]):
             raise OSRError(f"tuning: {k} is not finite (training diverged)")
-    hard = targets["hard"]
+    stats = relabel_stats(targets["hard"], td.plan["mixed"], td.t_raw, td.y_plan)
     result = {"tau": float(tau), "threshold": float(threshold), "smoothing": float(smoothing),
               "val_acc": final["val_acc"], "proxy_auroc": final["proxy_auroc"], "proxy_oscr": final["proxy_oscr"],
-              "hard_fraction": float(hard.sum() / max(1, int(td.plan["mixed"].sum()) * hard.shape[2])),
+              "hard_fraction": stats["hard_fraction"],
               "history": history, "eval_roles": list(EVAL_ROLES), "roles_loaded": td.roles_loaded,
               "n_val": int(len(td.val_ids)), "n_proxy": int(len(td.proxy)), "seconds": time.perf_counter() - t0}
     write_json(trial_dir / "result.json", {**result, "eval_sample_ids": td.val_ids.tolist()})

@@ -1,11 +1,8 @@
 """Stage distill: the student trained on the plan by ce | kd | asym, reading cached teacher logits."""
-from osr.augment import BaseAug
 from osr.config import load_params
-from osr.distill import student_batches
+from osr.distill import train_student
 from osr.io import load_npz, save_torch, write_json
-from osr.losses import DistillConfig
-from osr.models import new_model
-from osr.train import OptimConfig, fit, resolve_device, set_determinism
+from osr.train import resolve_device, set_determinism
 from stages.common import CACHE, PLAN, PLAN_KEYS, REPORTS, STUDENT, STUDENT_CKPT, fingerprint, load_split, \
     peak_rss_mib, run, val_accuracy
 
@@ -18,20 +15,13 @@ def main() -> None:
     data = load_split(device, ("train", "val"))
     plan = load_npz(PLAN, PLAN_KEYS)
     cache = load_npz(CACHE, ("t_raw", "t_mixed", "hard", "target"))
-    model, meta = new_model(st, p["data"], data.num_classes, data.x["train"].shape[1], device)
-    cfg = DistillConfig(tau=float(d["tau"]), alpha=float(d["alpha"]), beta=float(d["beta"]), gamma=float(d["gamma"]))
-    aug = BaseAug(randaugment=st["randaugment"])
-
-    def batches(epoch):
-        return student_batches(data.x["train"], data.y["train"], plan, cache, epoch, aug, d["method"], cfg)
-
-    history = fit(model, batches, plan["order"].shape[0], plan["order"].shape[1], st["batch_size"],
-                  OptimConfig.from_section(st), STUDENT_CKPT,
-                  fingerprint({"student": st, "distill": d, "data": p["data"], "seed": seed}, PLAN, CACHE),
-                  f"student[{d['method']}]", device, st["amp"], val_accuracy(data))
+    model, meta, history = train_student(
+        data, plan, cache, st, d, p["data"], STUDENT_CKPT,
+        fingerprint({"student": st, "distill": d, "data": p["data"], "seed": seed}, PLAN, CACHE),
+        f"student[{d['method']}]", device, val_accuracy(data))
     save_torch(STUDENT, {"meta": meta, "state": model.state_dict()})
     write_json(REPORTS / "student_train.json", {"history": history, "final": history[-1],
-                                                       "peak_rss_mib": peak_rss_mib()})
+                                                "peak_rss_mib": peak_rss_mib()})
 
 
 if __name__ == "__main__":

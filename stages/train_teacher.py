@@ -32,7 +32,7 @@ def main() -> None:
                   t["amp"], val_accuracy(data))
     save_torch(TEACHER, {"meta": meta, "state": model.state_dict()})
     write_json(REPORTS / "teacher_train.json", {"history": history, "final": history[-1],
-                                                       "peak_rss_mib": peak_rss_mib()})
+                                                "peak_rss_mib": peak_rss_mib()})
 
 
 if __name__ == "__main__":
