@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DVC_NO_ANALYTICS=1 ITERATIVE_DO_NOT_TRACK=1 DO_NOT_TRACK=1 \
        PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false
 
-.PHONY: install run test bench serve tune dashboard diff clean
+.PHONY: install run test bench suite report serve tune dashboard diff clean
 
 install: $(STAMP)
 
@@ -27,6 +27,21 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench.throughput
+
+# Benchmark grid as queued DVC experiments (resumable: finished cells are skipped), then the report.
+# e.g. make suite PROFILE=paper BENCH=cifar10,tinyimagenet SPLITS=0-4 RECIPES=ce-none,ce-cutmix,asym-cutmix
+PROFILE ?= quick
+BENCH   ?= cifar10
+SPLITS  ?= 0-4
+RECIPES ?=
+JOBS    ?= 1
+suite: install
+	$(BIN)/python -m flows.suite --profile $(PROFILE) --benchmark $(BENCH) --splits $(SPLITS) --jobs $(JOBS) \
+		$(if $(RECIPES),--recipes $(RECIPES))
+	$(BIN)/python -m stages.report
+
+report: install
+	$(BIN)/python -m stages.report
 
 # Tuning: `prefect server start` (127.0.0.1:4200) in one terminal, `make serve` in another, then `make tune`.
 PREFECT_API ?= http://127.0.0.1:4200/api

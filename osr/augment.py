@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
 from osr import OSRError
+from osr.masking import PLACERS
 
 
 def random_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4, flip: bool = True) -> torch.Tensor:
@@ -112,6 +113,20 @@ def _cutmix(x, partner, lam, box):
 
 # name -> fn(x float [B,C,H,W], partner perm [B], lam, box [y0,y1,x0,x1]) -> mixed batch
 MIXERS: dict[str, Callable] = {"none": _mix_none, "mixup": _mixup, "cutmix": _cutmix}
+# Masking methods (osr/masking.py): the masked view depends on the model being trained, so the plan holds only
+# the box size; the box is placed and noise-filled during training.
+MASKERS = tuple(PLACERS)
+METHODS = (*MIXERS, *MASKERS)
+
+
+def mask_size(lam: float, h: int, w: int) -> tuple[np.ndarray, float]:
+    """GradMix box (methods.md §3.3): lam' = 0.5 + 0.4 lam, sides floor(side * sqrt(1 - lam')), 10-50 % of the area.
+
+    Returned unplaced as (0, bh, 0, bw) with lam_eff = 1 - bh*bw/(H*W) from the unclipped box.
+    """
+    r = np.sqrt(1.0 - (0.5 + 0.4 * lam))
+    bh, bw = int(h * r), int(w * r)
+    return np.array([0, bh, 0, bw], np.int64), 1.0 - bh * bw / (h * w)
 
 
 def cutmix_box(lam: float, h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
@@ -142,9 +157,10 @@ def make_plan(n: int, batch: int, epochs: int, seed: int, method: str, prob: flo
 
     Arrays are indexed [epoch, step, ...]: ``order`` (sample indices), ``aug_seed``, ``mixed`` (bool),
     ``partner`` (in-batch permutation), ``lam`` (area-corrected for CutMix), ``box`` (y0, y1, x0, x1).
+    For a masking method ``mixed`` marks masked steps, ``lam`` is lam_eff and ``box`` the unplaced box.
     """
-    if method not in MIXERS:
-        raise OSRError(f"augment.method: unknown mixer {method!r} (choose from {sorted(MIXERS)})")
+    if method not in METHODS:
+        raise OSRError(f"augment.method: unknown method {method!r} (choose from {sorted(METHODS)})")
     h, w = image_hw
     orders, seeds, mixed, partner, lam, box = [], [], [], [], [], []
     for e in range(epochs):
@@ -153,11 +169,15 @@ def make_plan(n: int, batch: int, epochs: int, seed: int, method: str, prob: flo
         steps = len(order)
         u = rng.random(steps)
         mixed.append((u > 1.0 - prob) & (method != "none"))
-        partner.append(np.stack([rng.permutation(batch) for _ in range(steps)]))
+        perms = np.stack([rng.permutation(batch) for _ in range(steps)])
+        partner.append(np.broadcast_to(np.arange(batch), perms.shape) if method in MASKERS else perms)
         lam_e, box_e = rng.random(steps), np.zeros((steps, 4), np.int64)
         if method == "cutmix":
             for s in range(steps):
                 box_e[s], lam_e[s] = cutmix_box(lam_e[s], h, w, rng)
+        elif method in MASKERS:
+            for s in range(steps):
+                box_e[s], lam_e[s] = mask_size(lam_e[s], h, w)
         orders.append(order)
         seeds.append(aug_seed)
         lam.append(lam_e)
@@ -169,22 +189,26 @@ def make_plan(n: int, batch: int, epochs: int, seed: int, method: str, prob: flo
 
 @dataclass(frozen=True)
 class PlannedStep:
-    """One student step of the plan, materialised: raw view, mixed view (or None), labels, partner, lam."""
+    """One student step of the plan, materialised: raw view, mixed view (None on raw steps and for maskers)."""
     x_raw: torch.Tensor
     x_mixed: torch.Tensor | None
     y: torch.Tensor
     partner: torch.Tensor
     lam: float
+    mixed: bool = False  # a mixed (or, for a masking method, masked) step
+    box: np.ndarray | None = None
+    seed: int = 0
 
 
 def planned_steps(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray], epoch: int, aug: BaseAug):
     """Yield the PlannedSteps of one epoch; relabel (teacher) and distill (student) see identical images."""
-    mixer = MIXERS[str(plan["method"])]
+    mixer = MIXERS.get(str(plan["method"]))
     dev = x.device
     for s in range(plan["order"].shape[1]):
         idx = torch.from_numpy(plan["order"][epoch, s]).to(dev)
-        x_raw = to_float(aug(x[idx], int(plan["aug_seed"][epoch, s])))
+        seed = int(plan["aug_seed"][epoch, s])
+        x_raw = to_float(aug(x[idx], seed))
         partner = torch.from_numpy(plan["partner"][epoch, s]).to(dev)
-        lam = float(plan["lam"][epoch, s])
-        x_mixed = mixer(x_raw, partner, lam, plan["box"][epoch, s]) if plan["mixed"][epoch, s] else None
-        yield PlannedStep(x_raw, x_mixed, y[idx], partner, lam)
+        lam, box, mixed = float(plan["lam"][epoch, s]), plan["box"][epoch, s], bool(plan["mixed"][epoch, s])
+        x_mixed = mixer(x_raw, partner, lam, box) if mixed and mixer is not None else None
+        yield PlannedStep(x_raw, x_mixed, y[idx], partner, lam, mixed, box, seed)

@@ -7,9 +7,9 @@ from typing import Any, Callable
 import yaml
 
 from osr import OSRError
-from osr.augment import MIXERS
+from osr.augment import METHODS
 from osr.data import BENCHMARKS
-from osr.losses import STEP_LOSSES
+from osr.losses import MARGIN_MODES, STEP_LOSSES, TEACHER_LOSSES
 from osr.models import ARCHS
 from osr.scores import SCORES
 
@@ -54,9 +54,11 @@ SCHEMA: dict[str, Callable[[Any], str | None]] = {
     "split.val_fraction": _num(0, 0.5, lo_open=True),
     "split.train_per_class": _num(0, integer=True),
     "split.test_per_class": _num(0, integer=True),
-    "augment.method": _choice(MIXERS),
+    "augment.method": _choice(METHODS),
     "augment.prob": _num(0, 1),
+    "augment.layers": _each({"layer1", "layer2", "layer3", "layer4"}),
     **{f"teacher.{k}": v for k, v in _TRAIN.items()},
+    "teacher.loss": _choice(TEACHER_LOSSES),
     **{f"student.{k}": v for k, v in _TRAIN.items()},
     "relabel.rule": _choice({"argmax", "threshold"}),
     "relabel.threshold": _num(0, 1),
@@ -66,10 +68,15 @@ SCHEMA: dict[str, Callable[[Any], str | None]] = {
     "distill.alpha": _num(0),
     "distill.beta": _num(0),
     "distill.gamma": _num(0),
+    "movr.scale": _num(0, lo_open=True),
+    "movr.margin": _num(0, 1.5),
+    "movr.margin_mode": _choice(MARGIN_MODES),
+    "movr.rotation": _num(0, 1),
     "evaluate.scores": _each(SCORES),
     "evaluate.energy_temperature": _num(0, lo_open=True),
     "evaluate.batch_size": _num(1, integer=True),
     "evaluate.jacobian_samples": _num(0, integer=True),
+    "evaluate.knn_k": _num(1, integer=True),
 }
 
 

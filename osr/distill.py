@@ -7,17 +7,50 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from osr.augment import BaseAug, planned_steps
-from osr.losses import STEP_LOSSES, DistillConfig, Step
-from osr.models import new_model
+from osr import OSRError
+from osr.augment import MASKERS, BaseAug, PlannedStep, planned_steps
+from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step, hard_mask, two_hot
+from osr.models import head_for, new_model
+from osr.objectives import masked, on_logits, with_rotation
 from osr.split import SplitTensors
 from osr.train import Batch, OptimConfig, fit
 
+TEACHER_METHODS = {"kd", "asym"}  # student losses that read teacher logits
+
+
+def distill_config(distill: dict, movr: dict) -> DistillConfig:
+    """From the `distill` and `movr` sections of params.yaml (values cast: `dvc exp run -S` may store ints)."""
+    return DistillConfig(tau=float(distill["tau"]), alpha=float(distill["alpha"]), beta=float(distill["beta"]),
+                         gamma=float(distill["gamma"]), movr=MOvRConfig.from_section(movr))
+
+
+def masked_step_loss(st: PlannedStep, step_loss, cfg: DistillConfig, t_raw: torch.Tensor,
+                     teacher: torch.nn.Module | None, relabel: dict) -> Callable:
+    """Loss on a masked view: the method's mixed-step loss with the image as its own partner (lam = lam_eff).
+
+    kd/asym need the frozen teacher on the masked view (it depends on the student, so it cannot be cached):
+    it supplies kd's targets and asym's hard-sample selection, exactly as for a cached mixed view.
+    """
+    ident = torch.arange(len(st.y), device=st.y.device)
+
+    def loss(z_m: torch.Tensor, x_m: torch.Tensor) -> torch.Tensor:
+        t_m = hard = target = None
+        if teacher is not None:
+            with torch.no_grad():
+                t_m = teacher(x_m).float()
+            hard = hard_mask(torch.softmax(t_m, 1), st.y, st.y, relabel["rule"], float(relabel["threshold"]))
+            target = two_hot(st.y, st.y, st.lam, t_m.shape[1], float(relabel["smoothing"]))
+        return step_loss(z_m, Step(y=st.y, mixed=True, partner=ident, lam=st.lam, t_raw=t_raw, t_mixed=t_m,
+                                   hard=hard, target=target), cfg)
+    return loss
+
 
 def student_batches(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray], cache: dict[str, np.ndarray],
-                    epoch: int, aug: BaseAug, method: str, cfg: DistillConfig) -> Iterator[Batch]:
-    """(image batch, loss of the student's logits) per planned step; the student sees the mixed view if any."""
+                    epoch: int, aug: BaseAug, method: str, cfg: DistillConfig, teacher: torch.nn.Module | None = None,
+                    relabel: dict | None = None, layers: list[str] | None = None) -> Iterator[Batch]:
+    """(image batch, objective) per planned step; the student sees the mixed view if any."""
     step_loss = STEP_LOSSES[method]
+    masker = str(plan["method"]) if str(plan["method"]) in MASKERS else None
     dev = x.device
 
     def cached(name: str, s: int) -> torch.Tensor:
@@ -29,22 +62,41 @@ def student_batches(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray
                     t_mixed=cached("t_mixed", s) if mixed else None,
                     hard=torch.from_numpy(cache["hard"][epoch, s]).to(dev) if mixed else None,
                     target=cached("target", s) if mixed else None)
-        yield (st.x_mixed if mixed else st.x_raw), (lambda z, step=step: step_loss(z, step, cfg))
+        loss = (lambda z, step=step: step_loss(z, step, cfg))
+        if masker and st.mixed:
+            box_hw = (int(st.box[1] - st.box[0]), int(st.box[3] - st.box[2]))
+            objective = masked(masker, st.y, box_hw, st.lam, st.seed, layers or ["layer3"], loss,
+                               masked_step_loss(st, step_loss, cfg, step.t_raw, teacher, relabel or {}))
+        else:
+            objective = with_rotation(loss, cfg.movr.rotation) if method == "movr" and cfg.movr.rotation > 0 \
+                else on_logits(loss)
+        yield (st.x_mixed if mixed else st.x_raw), objective
 
 
 def train_student(data: SplitTensors, plan: dict[str, np.ndarray], cache: dict[str, np.ndarray], student: dict,
-                  distill: dict, data_params: dict, ckpt_path: Path, fingerprint: str, desc: str,
-                  device: torch.device, on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None
-                  ) -> tuple[torch.nn.Module, dict, list[dict]]:
-    """A fresh student (params sections `student`, `distill`, `data`) trained on the plan; (model, meta, history)."""
+                  distill: dict, movr: dict, data_params: dict, ckpt_path: Path, fingerprint: str, desc: str,
+                  device: torch.device, on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
+                  teacher: torch.nn.Module | None = None, relabel: dict | None = None,
+                  layers: list[str] | None = None) -> tuple[torch.nn.Module, dict, list[dict]]:
+    """A fresh student (params sections `student`, `distill`, `movr`, `data`) trained on the plan.
+
+    `teacher` (frozen) and `relabel` are needed only for kd/asym with a masking method (GradMix, noise box);
+    `layers` are GradMix's attribution layers. Returns (model, meta, history).
+    """
+    method = distill["method"]
+    masker = str(plan["method"]) in MASKERS
+    if masker and method in TEACHER_METHODS and teacher is None:
+        raise OSRError(f"distill.method {method} with augment.method {plan['method']}: needs the teacher model")
+    cfg = distill_config(distill, movr)
+    if masker and method == "movr" and cfg.movr.rotation > 0:
+        raise OSRError(f"movr.rotation: the rotation head is not combined with augment.method {plan['method']}; "
+                       "set movr.rotation=0")
     x, y = data.x["train"], data.y["train"]
-    model, meta = new_model(student, data_params, data.num_classes, x.shape[1], device)
-    cfg = DistillConfig(tau=float(distill["tau"]), alpha=float(distill["alpha"]), beta=float(distill["beta"]),
-                        gamma=float(distill["gamma"]))
+    model, meta = new_model(student, data_params, data.num_classes, x.shape[1], device, **head_for(method, cfg.movr))
     aug = BaseAug(randaugment=student["randaugment"])
 
     def batches(epoch: int) -> Iterator[Batch]:
-        return student_batches(x, y, plan, cache, epoch, aug, distill["method"], cfg)
+        return student_batches(x, y, plan, cache, epoch, aug, method, cfg, teacher, relabel, layers)
 
     epochs, steps = plan["order"].shape[:2]
     history = fit(model, batches, epochs, steps, student["batch_size"], OptimConfig.from_section(student), ckpt_path,

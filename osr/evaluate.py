@@ -6,19 +6,28 @@ import torch
 
 from osr.jacobian import class_separation, jacobian_norm
 from osr.metrics import accuracy, open_set_metrics
-from osr.scores import SCORES
+from osr.scores import NEEDS_BANK, SCORES, ScoreContext, bank_of
 from osr.split import SplitTensors
 from osr.train import predict
 
 
 def evaluate_model(model: torch.nn.Module, data: SplitTensors, scores: list[str], temperature: float = 1.0,
-                   batch_size: int = 512, jacobian_samples: int = 0, seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
-    """Metrics dict and per-sample test scores. Known = label >= 0 (positive), unknown = label -1."""
+                   batch_size: int = 512, jacobian_samples: int = 0, seed: int = 0,
+                   knn_k: int = 3) -> tuple[dict, dict[str, np.ndarray]]:
+    """Metrics dict and per-sample test scores. Known = label >= 0 (positive), unknown = label -1.
+
+    kNN-type scores use the un-augmented training images (role ``train``) as the feature bank.
+    """
     metrics: dict = {}
     zv, fv = predict(model, data.x["val"], batch_size, features=True)
     metrics["val"] = {"acc": accuracy(data.y["val"].cpu().numpy(), zv.argmax(1).cpu().numpy()),
                       "class_separation": class_separation(fv, data.y["val"])}
-    z = predict(model, data.x["test"], batch_size)
+    z, f = predict(model, data.x["test"], batch_size, features=True)
+    ctx = ScoreContext(temperature=temperature, k=knn_k)
+    if NEEDS_BANK & set(scores):
+        _, ft = predict(model, data.x["train"], batch_size, features=True)
+        bank, labels = bank_of(ft, data.y["train"])
+        ctx = ScoreContext(temperature=temperature, bank=bank, bank_labels=labels, k=knn_k)
     y = data.y["test"]
     known = y >= 0
     pred = z.argmax(1)
@@ -28,7 +37,7 @@ def evaluate_model(model: torch.nn.Module, data: SplitTensors, scores: list[str]
             "mean_max_logit_unknown": float(z[~known].max(1).values.mean())}
     raw = {"label": y.cpu().numpy(), "pred": pred.cpu().numpy()}
     for name in scores:
-        s = SCORES[name](z, temperature).cpu().numpy()
+        s = SCORES[name](z, f, ctx).cpu().numpy()
         raw[name] = s
         test[name] = open_set_metrics(s[known.cpu().numpy()], correct, s[~known.cpu().numpy()])
     metrics["test"] = test

@@ -19,7 +19,7 @@ def jacobian_norm(model: torch.nn.Module, x: torch.Tensor, n_proj: int = 2, batc
     out = []
     for i in range(0, len(x), batch_size):
         xb = to_float(x[i:i + batch_size]).requires_grad_(True)
-        feats = model.features(xb)
+        feats = getattr(model, "embedding", model.features)(xb)  # unit-normalised for a cosine head
         sq = torch.zeros(len(xb), device=x.device)
         for k in range(n_proj):
             v = torch.randn(feats.shape, generator=gen, device=x.device)

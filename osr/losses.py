@@ -1,11 +1,12 @@
-"""Losses of the asymmetric-distillation family (methods.md §3.2): DIST, JMI, selective relabel, step losses.
+"""Losses: the asymmetric-distillation family (methods.md §3.2: DIST, JMI, selective relabel) and m-OvR (§3.4).
 
 Rows are samples, columns classes. The step losses take the student's logits and the cached teacher logits of
 one planned step, so no teacher forward runs while the student trains.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -68,6 +69,41 @@ def hard_mask(p_mixed: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, rule:
     raise OSRError(f"relabel.rule: unknown rule {rule!r} (choose from ['argmax', 'threshold'])")
 
 
+MARGIN_MODES = ("literal", "symmetric")
+
+
+@dataclass(frozen=True)
+class MOvRConfig:
+    scale: float = 32.0        # T
+    margin: float = 0.5        # m, radians
+    margin_mode: str = "literal"
+    rotation: float = 0.1      # lambda_self of the rotation-prediction head; 0 = no head
+
+    @classmethod
+    def from_section(cls, movr: dict) -> "MOvRConfig":
+        return cls(scale=float(movr["scale"]), margin=float(movr["margin"]), margin_mode=movr["margin_mode"],
+                   rotation=float(movr["rotation"]))
+
+
+def movr_loss(z: torch.Tensor, y: torch.Tensor, cfg: MOvRConfig) -> torch.Tensor:
+    """One-vs-rest sigmoid BCE on s_k = cos(theta_k +- m), summed over classes, mean over the batch.
+
+    z are cosine-head logits (scale * cos theta). ``literal``: +m on every class (the printed equation);
+    ``symmetric``: +m on the target, -m on the others (the form that implies a 2m prototype gap).
+    """
+    cos = (z.float() / cfg.scale).clamp(-1 + 1e-7, 1 - 1e-7)
+    theta = torch.acos(cos)
+    target = F.one_hot(y, z.shape[1]).bool()
+    if cfg.margin_mode == "literal":
+        theta = theta + cfg.margin
+    elif cfg.margin_mode == "symmetric":
+        theta = torch.where(target, theta + cfg.margin, theta - cfg.margin)
+    else:
+        raise OSRError(f"movr.margin_mode: unknown mode {cfg.margin_mode!r} (choose from {list(MARGIN_MODES)})")
+    s = torch.cos(theta.clamp(0.0, math.pi))
+    return F.binary_cross_entropy_with_logits(cfg.scale * s, target.float(), reduction="none").sum(1).mean()
+
+
 @dataclass(frozen=True)
 class Step:
     """One planned student step. Teacher logits are cached: raw view (all steps), mixed view (mixed steps)."""
@@ -87,6 +123,7 @@ class DistillConfig:
     alpha: float = 1.0
     beta: float = 1.0
     gamma: float = 1.0
+    movr: MOvRConfig = field(default_factory=MOvRConfig)
 
     @property
     def dist(self) -> dict:
@@ -120,6 +157,15 @@ def asym_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
     return l_e + l_h + l_jmi
 
 
+def movr_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
+    """m-OvR student (no teacher): OvR loss on raw steps, lam-weighted over the two sources on mixed steps."""
+    if not s.mixed:
+        return movr_loss(z, s.y, cfg.movr)
+    return s.lam * movr_loss(z, s.y, cfg.movr) + (1.0 - s.lam) * movr_loss(z, s.y[s.partner], cfg.movr)
+
+
+# name -> loss of the student's logits on one planned step; `ce` and `movr` also train the teacher (raw steps)
 STEP_LOSSES: dict[str, Callable[[torch.Tensor, Step, DistillConfig], torch.Tensor]] = {
-    "ce": ce_step, "kd": kd_step, "asym": asym_step,
+    "ce": ce_step, "kd": kd_step, "asym": asym_step, "movr": movr_step,
 }
+TEACHER_LOSSES = ("ce", "movr")

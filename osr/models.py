@@ -2,10 +2,13 @@
 
 Input normalisation lives inside the model (buffers), so a model takes float images in [0, 1] and a checkpoint
 is self-describing: ``build(**meta)`` rebuilds it from the plain dict stored beside the weights.
+The head is ``linear`` (CE, AD) or ``cosine`` (m-OvR: scale * cos between unit feature and unit prototypes);
+m-OvR models may carry a 4-way ``rotation`` head on the unnormalised feature (methods.md §3.4).
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
@@ -13,15 +16,31 @@ from osr import OSRError
 
 ARCHS = {"resnet18": (BasicBlock, [2, 2, 2, 2]), "resnet34": (BasicBlock, [3, 4, 6, 3]),
          "resnet50": (Bottleneck, [3, 4, 6, 3])}
+HEADS = ("linear", "cosine")
+
+
+class CosineHead(nn.Module):
+    """Logits scale * cos(theta_k), theta_k the angle between the feature and prototype k (no margin)."""
+
+    def __init__(self, in_features: int, out_features: int, scale: float):
+        super().__init__()
+        self.in_features, self.out_features, self.scale = in_features, out_features, float(scale)
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / in_features**0.5)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.linear(F.normalize(f.float(), dim=1), F.normalize(self.weight.float(), dim=1))
 
 
 class CifarResNet(ResNet):
     """torchvision's ResNet, built with the CIFAR stem and stage widths (w, 2w, 4w, 8w)."""
 
     def __init__(self, arch: str, num_classes: int, width: int = 64, in_channels: int = 3,
-                 mean: tuple[float, ...] = (0.5,), std: tuple[float, ...] = (0.5,)):
+                 mean: tuple[float, ...] = (0.5,), std: tuple[float, ...] = (0.5,), head: str = "linear",
+                 scale: float = 1.0, rotation: bool = False):
         if arch not in ARCHS:
             raise OSRError(f"arch: unknown architecture {arch!r} (choose from {sorted(ARCHS)})")
+        if head not in HEADS:
+            raise OSRError(f"head: unknown head {head!r} (choose from {list(HEADS)})")
         block, layers = ARCHS[arch]
         nn.Module.__init__(self)
         self._norm_layer, self.dilation, self.groups, self.base_width = nn.BatchNorm2d, 1, 1, 64
@@ -37,7 +56,9 @@ class CifarResNet(ResNet):
         self.layer3 = self._make_layer(block, width * 4, layers[2], stride=2)
         self.layer4 = self._make_layer(block, width * 8, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d(1)  # deviation from avg_pool2d(4): also fits 28x28 and 64x64
-        self.fc = nn.Linear(width * 8 * block.expansion, num_classes)
+        dim = width * 8 * block.expansion
+        self.fc = nn.Linear(dim, num_classes) if head == "linear" else CosineHead(dim, num_classes, scale)
+        self.rotation = nn.Linear(dim, 4) if rotation else None
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -52,24 +73,40 @@ class CifarResNet(ResNet):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(self.avgpool(x), 1)
 
+    def embedding(self, x: torch.Tensor) -> torch.Tensor:
+        """The representation the head reads: the feature, unit-normalised for a cosine head (Jacobian diagnostic)."""
+        f = self.features(x)
+        return F.normalize(f, dim=1) if isinstance(self.fc, CosineHead) else f
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
 
 
-def build(arch: str, num_classes: int, width: int, in_channels: int, mean, std) -> CifarResNet:
-    return CifarResNet(arch, num_classes, width, in_channels, tuple(mean), tuple(std))
+def build(arch: str, num_classes: int, width: int, in_channels: int, mean, std, head: str = "linear",
+          scale: float = 1.0, rotation: bool = False) -> CifarResNet:
+    return CifarResNet(arch, num_classes, width, in_channels, tuple(mean), tuple(std), head, scale, rotation)
 
 
-def model_meta(arch: str, num_classes: int, width: int, in_channels: int, mean, std) -> dict:
+def model_meta(arch: str, num_classes: int, width: int, in_channels: int, mean, std, head: str = "linear",
+               scale: float = 1.0, rotation: bool = False) -> dict:
     """The plain dict that rebuilds a model; stored in every checkpoint (weights_only-safe)."""
     return {"arch": arch, "num_classes": int(num_classes), "width": int(width), "in_channels": int(in_channels),
-            "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+            "mean": [float(v) for v in mean], "std": [float(v) for v in std], "head": head, "scale": float(scale),
+            "rotation": bool(rotation)}
 
 
-def new_model(section: dict, data: dict, num_classes: int, in_channels: int,
-              device: torch.device) -> tuple[CifarResNet, dict]:
+def head_for(loss: str, movr) -> dict:
+    """Head arguments of `new_model` for a training loss: m-OvR trains a cosine head (+ rotation head if weighted)."""
+    if loss == "movr":
+        return {"head": "cosine", "scale": movr.scale, "rotation": movr.rotation > 0}
+    return {}
+
+
+def new_model(section: dict, data: dict, num_classes: int, in_channels: int, device: torch.device,
+              head: str = "linear", scale: float = 1.0, rotation: bool = False) -> tuple[CifarResNet, dict]:
     """A fresh channels_last model from a params section (teacher/student) and the data section (mean/std)."""
-    meta = model_meta(section["arch"], num_classes, section["width"], in_channels, data["mean"], data["std"])
+    meta = model_meta(section["arch"], num_classes, section["width"], in_channels, data["mean"], data["std"],
+                      head, scale, rotation)
     if len(meta["mean"]) != in_channels:
         raise OSRError(f"data.mean: {len(meta['mean'])} values for {in_channels}-channel images")
     return build(**meta).to(device, memory_format=torch.channels_last), meta

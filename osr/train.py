@@ -21,7 +21,8 @@ from tqdm import tqdm
 from osr import OSRError
 from osr.io import load_torch, save_torch
 
-Batch = tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]  # (float images, loss of the logits)
+Objective = Callable[[nn.Module, torch.Tensor], torch.Tensor]  # (model, images) -> loss; see osr/objectives.py
+Batch = tuple[torch.Tensor, Objective]  # (float images, objective)
 
 
 def progress(iterable, **kw):
@@ -90,7 +91,7 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], epochs: int
         batch_size: int, optim: OptimConfig, ckpt_path: Path, fingerprint: str, desc: str,
         device: torch.device, amp: bool = True,
         on_epoch_end: Callable[[nn.Module, int], dict] | None = None) -> list[dict]:
-    """Train `model` for `epochs`; `batches(epoch)` yields (images, loss_fn) pairs. Returns per-epoch history."""
+    """Train `model` for `epochs`; `batches(epoch)` yields (images, objective) pairs. Returns per-epoch history."""
     params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     params_rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.SGD([{"params": params_decay, "weight_decay": optim.weight_decay},
@@ -111,9 +112,9 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], epochs: int
     for epoch in range(start, epochs):
         model.train()
         t0, total, n, seen = time.perf_counter(), torch.zeros((), device=device), 0, 0
-        for x, loss_fn in progress(batches(epoch), total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{epochs}"):
+        for x, objective in progress(batches(epoch), total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{epochs}"):
             with autocast(device, amp):
-                loss = loss_fn(model(x))
+                loss = objective(model, x)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

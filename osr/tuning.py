@@ -221,7 +221,8 @@ def run_trial(td: TuneData, tau: float, threshold: float, smoothing: float, tria
         return row
 
     _, _, history = train_student(
-        td.data, td.plan, cache, st, {**d, "tau": float(tau), "method": "asym"}, p["data"], trial_dir / "ckpt.pt",
+        td.data, td.plan, cache, st, {**d, "tau": float(tau), "method": "asym"}, p["movr"], p["data"],
+        trial_dir / "ckpt.pt",
         f"tau={tau!r} threshold={threshold!r} smoothing={smoothing!r} seed={seed}",
         f"trial[tau={tau:.3g} thr={threshold:.3g} sm={smoothing:.3g}]", td.device, epoch_end)
     final = history[-1]

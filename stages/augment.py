@@ -1,7 +1,10 @@
 """Stage augment: the seeded mixing plan of the student's training, and a preview of mixed samples."""
-from osr.augment import BaseAug, make_plan, planned_steps
+import torch
+
+from osr.augment import MASKERS, BaseAug, make_plan, planned_steps
 from osr.config import load_params
 from osr.io import save_npz
+from osr.masking import noise_box, random_centres
 from osr.plots import image_grid
 from osr.train import resolve_device
 from stages.common import PLAN, REPORTS, load_split, run
@@ -16,8 +19,12 @@ def main() -> None:
                      tuple(x.shape[2:]))
     save_npz(PLAN, **plan)
     steps = list(planned_steps(x, y, plan, 0, BaseAug(randaugment=st["randaugment"])))
-    step = next((s for s in steps if s.x_mixed is not None), steps[0])
+    step = next((s for s in steps if s.mixed), steps[0])
     shown = step.x_mixed if step.x_mixed is not None else step.x_raw
+    if a["method"] in MASKERS and step.mixed:  # boxes at random places here; GradMix places them during training
+        b, h, w = len(shown), shown.shape[2], shown.shape[3]
+        hw = (int(step.box[1] - step.box[0]), int(step.box[3] - step.box[2]))
+        shown = noise_box(shown, random_centres(b, h, w, step.seed, torch.device("cpu")), hw, step.seed)
     k = min(int(a["preview"]), len(step.y))
     imgs = (shown[:k] * 255).round().byte().permute(0, 2, 3, 1).numpy()
     titles = [f"{int(step.y[i])}+{int(step.y[step.partner[i]])} λ={step.lam:.2f}" if step.x_mixed is not None

@@ -1,10 +1,11 @@
-"""Stage distill: the student trained on the plan by ce | kd | asym, reading cached teacher logits."""
+"""Stage distill: the student trained on the plan by ce | kd | asym | movr, reading cached teacher logits."""
+from osr.augment import MASKERS
 from osr.config import load_params
-from osr.distill import train_student
+from osr.distill import TEACHER_METHODS, train_student
 from osr.io import load_npz, save_torch, write_json
 from osr.train import resolve_device, set_determinism
-from stages.common import CACHE, PLAN, PLAN_KEYS, REPORTS, STUDENT, STUDENT_CKPT, fingerprint, load_split, \
-    peak_rss_mib, run, val_accuracy
+from stages.common import CACHE, PLAN, PLAN_KEYS, REPORTS, STUDENT, STUDENT_CKPT, TEACHER, fingerprint, \
+    load_model, load_split, peak_rss_mib, run, val_accuracy
 
 
 def main() -> None:
@@ -15,10 +16,14 @@ def main() -> None:
     data = load_split(device, ("train", "val"))
     plan = load_npz(PLAN, PLAN_KEYS)
     cache = load_npz(CACHE, ("t_raw", "t_mixed", "hard", "target"))
+    # a masked view depends on the student, so kd/asym query the frozen teacher on it live (osr.distill)
+    live = str(plan["method"]) in MASKERS and d["method"] in TEACHER_METHODS
+    teacher = load_model(TEACHER, device)[0] if live else None
+    fp = {"student": st, "distill": d, "data": p["data"], "seed": seed, "movr": p["movr"], "relabel": p["relabel"],
+          "layers": p["augment"]["layers"]}
     model, meta, history = train_student(
-        data, plan, cache, st, d, p["data"], STUDENT_CKPT,
-        fingerprint({"student": st, "distill": d, "data": p["data"], "seed": seed}, PLAN, CACHE),
-        f"student[{d['method']}]", device, val_accuracy(data))
+        data, plan, cache, st, d, p["movr"], p["data"], STUDENT_CKPT, fingerprint(fp, PLAN, CACHE),
+        f"student[{d['method']}]", device, val_accuracy(data), teacher, p["relabel"], p["augment"]["layers"])
     save_torch(STUDENT, {"meta": meta, "state": model.state_dict()})
     write_json(REPORTS / "student_train.json", {"history": history, "final": history[-1],
                                                 "peak_rss_mib": peak_rss_mib()})

@@ -3,6 +3,7 @@ from osr.config import load_params
 from osr.evaluate import evaluate_model
 from osr.io import read_json, save_npz, write_json
 from osr.plots import roc_curves, score_histograms, training_curves
+from osr.scores import NEEDS_BANK
 from osr.train import resolve_device
 from stages.common import REPORTS, SCORES_OUT, STUDENT, TEACHER, load_model, load_split, run
 
@@ -11,12 +12,12 @@ def main() -> None:
     p = load_params()
     e = p["evaluate"]
     device = resolve_device(p["base"]["device"])
-    data = load_split(device, ("val", "test"))
+    data = load_split(device, ("train", "val", "test") if NEEDS_BANK & set(e["scores"]) else ("val", "test"))
     metrics, audit, curves, hists = {}, {}, {}, {}
     for role, path in (("teacher", TEACHER), ("student", STUDENT)):
         model, meta = load_model(path, device)
         metrics[role], raw = evaluate_model(model, data, e["scores"], float(e["energy_temperature"]),
-                                            e["batch_size"], e["jacobian_samples"], p["base"]["seed"])
+                                            e["batch_size"], e["jacobian_samples"], p["base"]["seed"], e["knn_k"])
         metrics[role]["model"] = f"{meta['arch']}-w{meta['width']}"
         known = raw["label"] >= 0
         for name in e["scores"]:
@@ -28,6 +29,7 @@ def main() -> None:
         audit["label"], audit[f"{role}_pred"] = raw["label"], raw["pred"]
     metrics["info"] = {"benchmark": p["data"]["benchmark"], "split": p["split"]["index"],
                        "profile": p["base"]["profile"], "method": p["distill"]["method"],
+                       "teacher_loss": p["teacher"]["loss"],
                        "mixing": p["augment"]["method"], "balanced_test": False}
     save_npz(SCORES_OUT, **audit)
     write_json(REPORTS / "metrics.json", metrics)

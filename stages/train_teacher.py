@@ -1,11 +1,12 @@
-"""Stage train_teacher: CE on raw known-class images, batched on-device augmentation, checkpoint/resume."""
+"""Stage train_teacher: CE (or m-OvR) on raw known-class images, on-device augmentation, checkpoint/resume."""
 import torch
-import torch.nn.functional as F
 
 from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, to_float
 from osr.config import load_params
 from osr.io import save_torch, write_json
-from osr.models import new_model
+from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step
+from osr.models import head_for, new_model
+from osr.objectives import on_logits, with_rotation
 from osr.train import OptimConfig, fit, resolve_device, set_determinism
 from stages.common import MANIFEST, RAW, REPORTS, TEACHER, TEACHER_CKPT, fingerprint, load_split, \
     peak_rss_mib, run, val_accuracy
@@ -18,18 +19,21 @@ def main() -> None:
     set_determinism(seed, device)
     data = load_split(device, ("train", "val"))
     x, y = data.x["train"], data.y["train"]
-    model, meta = new_model(t, p["data"], data.num_classes, x.shape[1], device)
+    cfg = DistillConfig(movr=MOvRConfig.from_section(p["movr"]))
+    loss, rotation = STEP_LOSSES[t["loss"]], cfg.movr.rotation if t["loss"] == "movr" else 0.0
+    model, meta = new_model(t, p["data"], data.num_classes, x.shape[1], device, **head_for(t["loss"], cfg.movr))
     aug, bs = BaseAug(randaugment=t["randaugment"]), t["batch_size"]
 
     def batches(epoch):
         order, seeds = epoch_order(len(x), bs, seed, epoch, TEACHER_STREAM)
         for idx, s in zip(order, seeds):
             idx = torch.from_numpy(idx).to(device)
-            yield to_float(aug(x[idx], int(s))), (lambda z, yy=y[idx]: F.cross_entropy(z.float(), yy))
+            raw = (lambda z, yy=y[idx]: loss(z, Step(y=yy, mixed=False, partner=None, lam=1.0), cfg))
+            yield to_float(aug(x[idx], int(s))), with_rotation(raw, rotation) if rotation else on_logits(raw)
 
+    fp = {"teacher": t, "data": p["data"], "seed": seed, **({"movr": p["movr"]} if t["loss"] == "movr" else {})}
     history = fit(model, batches, t["epochs"], len(x) // bs, bs, OptimConfig.from_section(t), TEACHER_CKPT,
-                  fingerprint({"teacher": t, "data": p["data"], "seed": seed}, RAW, MANIFEST), "teacher", device,
-                  t["amp"], val_accuracy(data))
+                  fingerprint(fp, RAW, MANIFEST), "teacher", device, t["amp"], val_accuracy(data))
     save_torch(TEACHER, {"meta": meta, "state": model.state_dict()})
     write_json(REPORTS / "teacher_train.json", {"history": history, "final": history[-1],
                                                 "peak_rss_mib": peak_rss_mib()})

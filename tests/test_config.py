@@ -30,6 +30,11 @@ def test_every_profile_and_benchmark_composes_to_valid_params(profile, bench):
     ("distill.method", "magic", "distill.method must be one of"),
     ("augment.method", "blend", "augment.method must be one of"),
     ("student.width", 2.5, "student.width must be an integer"),
+    ("teacher.loss", "asym", "teacher.loss must be one of"),
+    ("movr.margin_mode", "both", "movr.margin_mode must be one of"),
+    ("movr.scale", 0, "movr.scale must be > 0"),
+    ("augment.layers", ["layer9"], "augment.layers must be a non-empty list drawn from"),
+    ("evaluate.scores", ["mls", "odin"], "evaluate.scores must be a non-empty list drawn from"),
 ])
 def test_invalid_values_name_the_parameter(key, value, message, tmp_path):
     p = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from osr import OSRError
-from osr.losses import DistillConfig, Step, asym_step, ce_step, dist_loss, hard_mask, jmi_loss, kd_step, soft_ce, \
-    two_hot
+from osr.losses import DistillConfig, MOvRConfig, Step, asym_step, ce_step, dist_loss, hard_mask, jmi_loss, kd_step, \
+    movr_loss, movr_step, soft_ce, two_hot
 
 
 def test_dist_is_zero_for_identical_logits_and_positive_otherwise():
@@ -97,3 +97,46 @@ def test_raw_steps_and_plain_students():
     expect = 0.25 * F.cross_entropy(z, y) + 0.75 * F.cross_entropy(z, y[mixed.partner])
     assert ce_step(z, mixed, cfg).item() == pytest.approx(expect.item(), rel=1e-5)
     assert math.isfinite(kd_step(z, mixed, cfg).item())
+
+
+def _movr_by_hand(cos: torch.Tensor, y: int, scale: float, m_target: float, m_other: float) -> float:
+    total = 0.0
+    for k, c in enumerate(cos.tolist()):
+        theta = math.acos(c) + (m_target if k == y else m_other)
+        s = scale * math.cos(min(max(theta, 0.0), math.pi))
+        p = 1 / (1 + math.exp(-s))
+        total += -math.log(p) if k == y else -math.log(1 - p)
+    return total
+
+
+def test_movr_loss_literal_and_symmetric_margins_match_the_formulas():
+    cos = torch.tensor([[0.8, 0.1, -0.3]])
+    z, y = 4.0 * cos, torch.tensor([0])
+    lit = movr_loss(z, y, MOvRConfig(scale=4.0, margin=0.5, margin_mode="literal"))
+    sym = movr_loss(z, y, MOvRConfig(scale=4.0, margin=0.5, margin_mode="symmetric"))
+    assert lit.item() == pytest.approx(_movr_by_hand(cos[0], 0, 4.0, 0.5, 0.5), rel=1e-4)
+    assert sym.item() == pytest.approx(_movr_by_hand(cos[0], 0, 4.0, 0.5, -0.5), rel=1e-4)
+    assert sym > lit  # -m on the negatives makes them harder; +m on the negatives (literal) makes them easier
+    plain = movr_loss(z, y, MOvRConfig(scale=4.0, margin=0.0))
+    bce = F.binary_cross_entropy_with_logits(z, F.one_hot(y, 3).float(), reduction="sum")
+    assert plain.item() == pytest.approx(bce.item(), rel=1e-5)
+
+
+def test_movr_loss_is_finite_at_the_arccos_edges_and_rejects_unknown_modes():
+    z = torch.tensor([[32.0, -32.0, 0.0]], requires_grad=True)
+    loss = movr_loss(z, torch.tensor([0]), MOvRConfig())
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
+    with pytest.raises(OSRError, match="movr.margin_mode"):
+        movr_loss(z, torch.tensor([0]), MOvRConfig(margin_mode="both"))
+
+
+def test_movr_step_weights_the_two_sources_on_mixed_steps():
+    z = 32.0 * torch.tensor([[0.5, 0.2], [0.1, 0.6]])
+    y, partner = torch.tensor([0, 1]), torch.tensor([1, 0])
+    cfg = DistillConfig()
+    raw = movr_step(z, Step(y=y, mixed=False, partner=partner, lam=1.0), cfg)
+    mixed = movr_step(z, Step(y=y, mixed=True, partner=partner, lam=0.25), cfg)
+    assert raw.item() == pytest.approx(movr_loss(z, y, cfg.movr).item())
+    assert mixed.item() == pytest.approx(0.25 * raw.item() + 0.75 * movr_loss(z, y[partner], cfg.movr).item(),
+                                         rel=1e-6)

@@ -4,7 +4,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from osr.metrics import fpr_at_tpr, open_set_metrics, oscr
-from osr.scores import SCORES, energy, mls, msp
+from osr.scores import NEEDS_BANK, SCORES, ScoreContext, bank_of, energy, knn, mls, msp, ovr
 
 
 def test_oscr_hand_worked_example():
@@ -35,11 +35,37 @@ def test_fpr95_and_open_set_metrics_ranges():
 def test_scores_are_higher_for_confident_logits():
     z = torch.tensor([[5.0, 0.0, 0.0], [0.5, 0.4, 0.3]])
     for name, fn in SCORES.items():
-        s = fn(z)
-        assert s[0] > s[1], name
+        if name not in NEEDS_BANK:
+            s = fn(z)
+            assert s[0] > s[1], name
     assert msp(z)[0].item() == pytest.approx(torch.softmax(z[0], 0).max().item())
     assert mls(z).tolist() == [5.0, 0.5]
-    assert energy(z, 2.0)[0].item() == pytest.approx(2.0 * torch.logsumexp(z[0] / 2.0, 0).item())
+    assert energy(z, ctx=ScoreContext(temperature=2.0))[0].item() == \
+        pytest.approx(2.0 * torch.logsumexp(z[0] / 2.0, 0).item())
+
+
+def test_ovr_score_is_minus_the_samplewise_one_vs_rest_loss():
+    z = torch.tensor([[2.0, -1.0, 0.5]])
+    sig = torch.sigmoid(z[0])
+    u = -torch.log(sig[0]) - torch.log(1 - sig[1]) - torch.log(1 - sig[2])
+    assert ovr(z).item() == pytest.approx(-u.item(), rel=1e-6)
+    # a confident one-vs-rest pattern (one positive, rest negative) beats an ambiguous one
+    assert ovr(torch.tensor([[10.0, -10.0, -10.0], [10.0, 10.0, -10.0]])).tolist()[0] > -1e-3 > \
+        ovr(torch.tensor([[10.0, 10.0, -10.0]])).item()
+
+
+def test_knn_score_sums_topk_cosines_per_class_and_normalises():
+    bank_f = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.9, 0.0], [0.0, 1.0], [0.1, 1.0], [0.0, 0.9]])
+    bank, labels = bank_of(bank_f, torch.tensor([0, 0, 0, 1, 1, 1]))
+    ctx = ScoreContext(bank=bank, bank_labels=labels, k=2)
+    q = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    s = knn(torch.zeros(2, 2), q, ctx)
+    cos = torch.nn.functional.normalize(q, dim=1) @ bank.T
+    s0 = cos[0, :3].topk(2).values.sum() / (cos[0, :3].topk(2).values.sum() + cos[0, 3:].topk(2).values.sum())
+    assert s[0].item() == pytest.approx(s0.item(), rel=1e-6)
+    assert s[0] > s[1] and s[1].item() == pytest.approx(0.5, abs=1e-6)  # the diagonal query is equidistant
+    with pytest.raises(ValueError, match="bank"):
+        knn(torch.zeros(2, 2), q)
 
 
 def test_jacobian_norm_matches_the_exact_frobenius_norm_of_a_linear_map():

@@ -1,0 +1,130 @@
+"""Run a benchmark grid (profile x benchmark x split x recipe) as queued DVC experiments.
+
+    python -m flows.suite --profile quick --benchmark cifar10 --splits 0-4 --recipes ce-none,ce-cutmix,asym-cutmix
+
+A recipe is ``<distill.method>-<augment.method>`` (``ce-none`` = plain student, no mixing; ``asym-cutmix`` =
+asymmetric distillation with CutMix), optionally ``@<teacher.loss>`` (``movr-none@movr``). Each cell becomes one
+``dvc exp run --queue`` named ``<profile>-<benchmark>-s<split>-<recipe>``; cells whose experiment already exists
+are skipped, so a rerun resumes an interrupted grid. The queue runs with ``dvc queue start -j <jobs>``; teachers
+are shared between recipes of one split through DVC's run-cache. ``python -m stages.report`` turns the finished
+experiments into ``reports/suite.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from osr import OSRError
+
+SUITES = {  # the recipes a `make suite` runs by default: the "two sides" grid of the methods issue
+    "quick": ["ce-none", "ce-cutmix", "asym-cutmix"],
+    "paper": ["ce-none", "ce-cutmix", "asym-cutmix"],
+    "tiny": ["ce-none", "asym-cutmix"],
+}
+
+
+def recipe_overrides(recipe: str) -> list[str]:
+    """`asym-cutmix` -> distill.method=asym, augment.method=cutmix; `movr-none@movr` also sets teacher.loss."""
+    m = re.fullmatch(r"([a-z]+)-([a-z]+)(?:@([a-z]+))?", recipe)
+    if not m:
+        raise OSRError(f"recipe {recipe!r}: expected <distill.method>-<augment.method>[@<teacher.loss>]")
+    method, mixer, teacher_loss = m.groups()
+    out = [f"distill.method={method}", f"augment.method={mixer}"]
+    return out + ([f"teacher.loss={teacher_loss}"] if teacher_loss else [])
+
+
+def parse_splits(text: str) -> list[int]:
+    """`0-4` or `0,2,3`."""
+    if re.fullmatch(r"\d+-\d+", text):
+        lo, hi = map(int, text.split("-"))
+        return list(range(lo, hi + 1))
+    if re.fullmatch(r"\d+(,\d+)*", text):
+        return [int(s) for s in text.split(",")]
+    raise OSRError(f"--splits {text!r}: expected a range like 0-4 or a list like 0,2")
+
+
+def grid(profile: str, benchmarks: list[str], splits: list[int], recipes: list[str]) -> list[tuple[str, list[str]]]:
+    cells = []
+    for bench in benchmarks:
+        for split in splits:
+            for recipe in recipes:
+                name = f"{profile}-{bench}-s{split}-{recipe.replace('@', '-t')}"
+                sets = [f"profile={profile}", f"benchmark={bench}", f"split.index={split}", *recipe_overrides(recipe)]
+                cells.append((name, sets))
+    return cells
+
+
+def dvc(args: list[str], repo: Path, check: bool = True) -> str:
+    res = subprocess.run(["dvc", *args], cwd=repo, capture_output=True, text=True)
+    if check and res.returncode:
+        raise OSRError(f"dvc {' '.join(args)} failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}")
+    return res.stdout
+
+
+def existing_experiments(repo: Path) -> set[str]:
+    return {line.strip() for line in dvc(["exp", "list", "--all-commits", "--name-only"], repo).splitlines()
+            if line.strip()}
+
+
+def queue_state(repo: Path) -> dict[str, str]:
+    """Experiment name -> Queued/Running/Success/Failed, from `dvc queue status`."""
+    states = {}
+    for line in dvc(["queue", "status"], repo).splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 3 and parts[-1] in {"Queued", "Running", "Success", "Failed"}:
+            states[parts[1]] = parts[-1]
+    return states
+
+
+def run_suite(repo: Path, cells: list[tuple[str, list[str]]], jobs: int, poll: float = 10.0) -> dict[str, str]:
+    done = existing_experiments(repo)
+    todo = [(n, s) for n, s in cells if n not in done]
+    print(f"suite: {len(cells)} cells, {len(cells) - len(todo)} already finished, queueing {len(todo)}")
+    for name, sets in todo:
+        dvc(["exp", "run", "--queue", "-n", name, *[a for s in sets for a in ("-S", s)]], repo)
+    if not todo:
+        return {}
+    dvc(["queue", "start", "-j", str(jobs)], repo)
+    names = {n for n, _ in todo}
+    with tqdm(total=len(todo), desc="suite", unit="exp") as bar:
+        while True:
+            states = {n: s for n, s in queue_state(repo).items() if n in names}
+            finished = sum(s in {"Success", "Failed"} for s in states.values())
+            bar.update(finished - bar.n)
+            if finished == len(todo) or not any(s in {"Queued", "Running"} for s in states.values()):
+                return states
+            time.sleep(poll)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--benchmark", default="cifar10", help="comma-separated benchmark names")
+    ap.add_argument("--splits", default="0-4")
+    ap.add_argument("--recipes", default=None, help="comma-separated recipes (default: the profile's suite)")
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--repo", type=Path, default=Path.cwd())
+    args = ap.parse_args(argv)
+    try:
+        recipes = args.recipes.split(",") if args.recipes else SUITES.get(args.profile, SUITES["quick"])
+        cells = grid(args.profile, args.benchmark.split(","), parse_splits(args.splits), recipes)
+        states = run_suite(args.repo, cells, args.jobs)
+    except OSRError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    failed = sorted(n for n, s in states.items() if s == "Failed")
+    if failed:
+        print(f"error: {len(failed)} experiments failed ({', '.join(failed)}); see `dvc queue logs <name>`",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

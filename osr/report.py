@@ -1,0 +1,264 @@
+"""Benchmark-suite report: finished DVC experiments -> per-recipe means over splits, markdown and figures.
+
+Pure library: the `dvc exp show --json --all-commits` output comes in as parsed JSON (stages/report.py runs DVC).
+Aggregates are in percent (accuracy, AUROC, OSCR) with the **sample** standard deviation over experiments
+(ddof=1; 0 when n=1). Jacobian norms and class separation stay raw.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from osr.plots import _save, plt
+
+METRICS_FILE = "reports/metrics.json"
+BENCHMARKS = ("mnist", "cifar10", "cifar_plus10", "cifar_plus50", "tinyimagenet")
+MIXERS = ("none", "mixup", "cutmix", "gradmix", "noisebox")
+METHOD_LABELS = {"ce": "plain (ce)", "asym": "AD (asym)", "kd": "KD", "movr": "m-OvR"}
+ANCHOR_NOTE = "published, VGG32, 5 splits"
+# AUROC (%), 5-split means, from /work/shared/docs/methods.md section 2.
+ANCHORS = {
+    "MLS (Vaze et al.)": {"mnist": 99.3, "cifar10": 93.6, "cifar_plus10": 97.9, "cifar_plus50": 96.5,
+                          "tinyimagenet": 83.0},
+    "ARPL+CS (Chen et al.)": {"mnist": 99.7, "cifar10": 91.0, "cifar_plus10": 97.1, "cifar_plus50": 95.1,
+                              "tinyimagenet": 78.2},
+}
+# summary key -> path inside one role's metrics (fractions, reported in %)
+PERCENT_KEYS = {"acc": ("test", "acc"), "auroc_mls": ("test", "mls", "auroc"), "oscr_mls": ("test", "mls", "oscr"),
+                "auroc_ovr": ("test", "ovr", "auroc"), "auroc_knn": ("test", "knn", "auroc")}
+
+
+def _get(d: dict, path: tuple[str, ...]):
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def rows_from_exp_show(shown: list) -> list[dict]:
+    """One row per finished, named experiment (first occurrence of a name wins: newest baseline first).
+
+    Baseline and workspace entries are commits, not experiments, so they never count. Queued, running and
+    failed experiments are skipped: a running one can show the metrics its baseline committed.
+    """
+    rows, seen = [], set()
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            revs = exp.get("revs") or [{}]
+            name = exp.get("name") or revs[0].get("name")
+            if not name or name in seen or (exp.get("executor") or {}).get("state", "success") != "success":
+                continue
+            data = revs[0].get("data") or {}
+            metrics = _get(data, ("metrics", METRICS_FILE, "data")) or {}
+            if not isinstance(metrics.get("info"), dict) or not isinstance(metrics.get("student"), dict):
+                continue
+            params = _get(data, ("params", "params.yaml", "data")) or {}
+            info = metrics["info"]
+            seen.add(name)
+            rows.append({"name": name, "profile": info.get("profile", "?"), "benchmark": info.get("benchmark", "?"),
+                         "split": info.get("split"), "method": info.get("method", "?"),
+                         "mixing": info.get("mixing", "none"),
+                         "teacher_loss": info.get("teacher_loss") or _get(params, ("teacher", "loss")) or "ce",
+                         "metrics": metrics})
+    return rows
+
+
+def recipe(row: dict) -> str:
+    """`AD (asym) + cutmix`; a teacher trained with a loss other than CE is named too."""
+    label = f"{METHOD_LABELS.get(row['method'], row['method'])} + {row['mixing']}"
+    return label if row["teacher_loss"] == "ce" else f"{label} (teacher {row['teacher_loss']})"
+
+
+def _stats(values: list[float]) -> dict:
+    v = np.asarray(values, dtype=float)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
+
+
+def _summary(members: list[dict], role: str) -> dict:
+    out = {"n": len(members), "splits": sorted(m["split"] for m in members),
+           "experiments": [m["name"] for m in members]}
+    for key, path in PERCENT_KEYS.items():
+        values = [100 * v for m in members if (v := _get(m["metrics"][role], path)) is not None]
+        if values:
+            out[key] = _stats(values)
+    return out
+
+
+def _bench_order(b: str) -> tuple:
+    return (BENCHMARKS.index(b) if b in BENCHMARKS else len(BENCHMARKS), b)
+
+
+def aggregate(rows: list[dict]) -> dict:
+    """Student groups per (profile, benchmark, recipe) and teacher groups per (profile, benchmark, teacher loss).
+
+    Experiments of one split share its teacher, so a teacher group keeps one experiment per split.
+    """
+    students, teachers = defaultdict(list), defaultdict(dict)
+    for r in rows:
+        students[(r["profile"], r["benchmark"], r["method"], r["mixing"], r["teacher_loss"])].append(r)
+        if "teacher" in r["metrics"]:
+            teachers[(r["profile"], r["benchmark"], r["teacher_loss"])].setdefault(r["split"], r)
+
+    def order(key):
+        method = list(METHOD_LABELS).index(key[2]) if key[2] in METHOD_LABELS else len(METHOD_LABELS)
+        mix = MIXERS.index(key[3]) if key[3] in MIXERS else len(MIXERS)
+        return (key[0], _bench_order(key[1]), key[4], method, key[2], mix, key[3])
+
+    groups = [{"profile": k[0], "benchmark": k[1], "method": k[2], "mixing": k[3], "teacher_loss": k[4],
+               "recipe": recipe(students[k][0]), **_summary(students[k], "student")}
+              for k in sorted(students, key=order)]
+    teacher_groups = [{"profile": k[0], "benchmark": k[1], "teacher_loss": k[2], "recipe": f"teacher ({k[2]})",
+                       **_summary(list(teachers[k].values()), "teacher")}
+                      for k in sorted(teachers, key=lambda k: (k[0], _bench_order(k[1]), k[2]))]
+    return {"std": "sample standard deviation over experiments (ddof=1), 0 when n=1", "units": "%",
+            "groups": groups, "teachers": teacher_groups}
+
+
+def _pm(stat: dict | None) -> str:
+    return f"{stat['mean']:.1f} ± {stat['std']:.1f}" if stat else "–"
+
+
+def _cell(g: dict) -> str:
+    return f"{_pm(g.get('acc'))} / {_pm(g.get('auroc_mls'))} / {_pm(g.get('oscr_mls'))} (n={g['n']}, {g['profile']})"
+
+
+def _table(header: list[str], body: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in body]
+
+
+def _method_table(agg: dict) -> list[str]:
+    entries = agg["groups"] + agg["teachers"]
+    benches = sorted({g["benchmark"] for g in entries}, key=_bench_order)
+    cells = defaultdict(list)
+    for g in entries:
+        cells[(g["recipe"], g["benchmark"])].append(_cell(g))
+    body = [[label] + ["<br>".join(cells[(label, b)]) or "–" for b in benches]
+            for label in dict.fromkeys(g["recipe"] for g in entries)]
+    body += [[f"{name} AUROC ({ANCHOR_NOTE})"] + [f"– / {a[b]:.1f} / –" if b in a else "–" for b in benches]
+             for name, a in ANCHORS.items()]
+    return _table(["method"] + benches, body)
+
+
+def _other_scores(agg: dict) -> list[str]:
+    keys = [k for k in ("auroc_ovr", "auroc_knn") if any(k in g for g in agg["groups"])]
+    rows = [[g["recipe"], g["benchmark"], g["profile"]] + [_pm(g.get(k)) for k in keys]
+            for g in agg["groups"] if any(k in g for k in keys)]
+    if not rows:
+        return []
+    return ["", "## AUROC of the other scores (%)", ""] + _table(
+        ["recipe", "benchmark", "profile"] + [k.replace("auroc_", "AUROC ") for k in keys], rows)
+
+
+def _experiment_table(rows: list[dict]) -> list[str]:
+    def pct(r, path):
+        v = _get(r["metrics"]["student"], path)
+        return f"{100 * v:.1f}" if v is not None else "–"
+
+    def raw(r, path):
+        v = _get(r["metrics"]["student"], path)
+        return f"{v:.3f}" if v is not None else "–"
+
+    body = [[r["name"], r["profile"], r["benchmark"], str(r["split"]), recipe(r), pct(r, ("test", "acc")),
+             pct(r, ("test", "mls", "auroc")), pct(r, ("test", "mls", "oscr")), raw(r, ("jacobian", "jnd")),
+             raw(r, ("val", "class_separation"))]
+            for r in sorted(rows, key=lambda r: (r["profile"], _bench_order(r["benchmark"]), r["split"] or 0,
+                                                 r["name"]))]
+    return _table(["experiment", "profile", "benchmark", "split", "recipe", "acc", "AUROC (MLS)", "OSCR (MLS)",
+                   "Jacobian JND", "class separation"], body)
+
+
+def _change(verb_up: str, verb_down: str, what: str, a: dict, b: dict) -> str:
+    """`raised acc by 1.2 pt (80.1 → 81.3)`; flags a change no larger than the spread of either side."""
+    d = b["mean"] - a["mean"]
+    if abs(d) < 0.05:
+        return f"left {what} unchanged ({a['mean']:.1f} → {b['mean']:.1f})"
+    noise = " (within 1 std)" if min(a["n"], b["n"]) > 1 and abs(d) <= max(a["std"], b["std"]) else ""
+    return f"{verb_up if d > 0 else verb_down} {what} by {abs(d):.1f} pt ({a['mean']:.1f} → {b['mean']:.1f}){noise}"
+
+
+def two_sides_reading(agg: dict) -> list[str]:
+    """Mixing vs none for the plain student, and AD vs plain per mixer, from the aggregated numbers only.
+
+    AD is compared with the plain student of the same mixer, or with `plain (ce) + none` when that one is
+    missing (the default suites run only ce-none beside asym-cutmix on the tiny profile).
+    """
+    g = {(x["profile"], x["benchmark"], x["method"], x["mixing"]): x for x in agg["groups"]
+         if x["teacher_loss"] == "ce" and {"acc", "auroc_mls"} <= x.keys()}
+    lines = []
+    for profile, bench in dict.fromkeys((k[0], k[1]) for k in g):
+        plain = g.get((profile, bench, "ce", "none"))
+        for mixer in MIXERS:
+            mixed, ad = g.get((profile, bench, "ce", mixer)), g.get((profile, bench, "asym", mixer))
+            if plain and mixed and mixer != "none":
+                lines.append(f"- {profile} / {bench}: {mixer} " + _change(
+                    "raised", "lowered", "closed-set acc", plain["acc"], mixed["acc"]) + " and " + _change(
+                    "raised", "lowered", "AUROC (MLS)", plain["auroc_mls"], mixed["auroc_mls"])
+                    + f" for the plain student (n={plain['n']} vs {mixed['n']}).")
+            ref = mixed or plain
+            if ad and ref:
+                lines.append(f"- {profile} / {bench}: {ad['recipe']} instead of {ref['recipe']} " + _change(
+                    "raised", "lowered", "AUROC (MLS)", ref["auroc_mls"], ad["auroc_mls"]) + " and " + _change(
+                    "raised", "lowered", "acc", ref["acc"], ad["acc"]) + f" (n={ref['n']} vs {ad['n']}).")
+    return lines or ["- No comparable pair yet: the reading needs `plain (ce) + none` beside a mixed plain or an AD "
+                     "student of the same profile and benchmark."]
+
+
+def suite_markdown(rows: list[dict], agg: dict, source: str) -> str:
+    """The whole `reports/suite.md`; `source` says which command and filters produced it."""
+    lines = ["# Benchmark suite", "",
+             f"Generated by `python -m stages.report` from {source}: {len(rows)} finished experiments. "
+             f"Do not edit; rerun the stage.", "",
+             "## Student and teacher per benchmark", "",
+             "Cells: closed-set acc / AUROC (MLS) / OSCR (MLS) in %, mean ± sample std (ddof=1) over the "
+             "experiments (splits) of the cell, then their number and the profile that produced them. "
+             f"Anchor rows are {ANCHOR_NOTE} (methods.md §2), AUROC only; our backbones and profiles differ.", ""]
+    lines += _method_table(agg) + _other_scores(agg)
+    lines += ["", "## Two sides: mixing and asymmetric distillation", ""] + two_sides_reading(agg)
+    lines += ["", "## Experiments", "",
+              "Student numbers. JND = mean ‖J‖ on unknown test images minus known validation images; "
+              "class separation = mean cosine between class means (validation, lower = better separated).", ""]
+    return "\n".join(lines + _experiment_table(rows)) + "\n"
+
+
+def two_sides_figure(agg: dict, path: Path) -> None:
+    """Per (profile, benchmark): acc (top) and AUROC (bottom) per mixer, plain vs AD student, error bars = std."""
+    g = {(x["profile"], x["benchmark"], x["method"], x["mixing"]): x for x in agg["groups"]
+         if x["teacher_loss"] == "ce" and x["method"] in ("ce", "asym")}
+    panels = list(dict.fromkeys((k[0], k[1]) for k in g)) or [("", "no plain or AD students")]
+    fig, axes = plt.subplots(2, len(panels), figsize=(4.2 * len(panels), 6), squeeze=False)
+    for col, (profile, bench) in enumerate(panels):
+        mixers = [m for m in MIXERS if (profile, bench, "ce", m) in g or (profile, bench, "asym", m) in g]
+        for row, (key, label) in enumerate((("acc", "closed-set acc (%)"), ("auroc_mls", "AUROC, MLS (%)"))):
+            ax = axes[row, col]
+            for i, (method, name) in enumerate((("ce", "plain"), ("asym", "AD"))):
+                stats = [g.get((profile, bench, method, m), {}).get(key) for m in mixers]
+                x = [j + (i - 0.5) * 0.38 for j, s in enumerate(stats) if s]
+                ax.bar(x, [s["mean"] for s in stats if s], 0.36, yerr=[s["std"] for s in stats if s],
+                       capsize=3, label=name)
+            ax.set_xticks(range(len(mixers)), mixers)
+            ax.set(ylabel=label, ylim=(0, 100))
+            ax.set_title(f"{bench} ({profile})" if row == 0 else "", fontsize=9)
+            ax.legend(fontsize=7)
+    fig.suptitle("Two sides: closed-set accuracy vs open-set AUROC per mixer", fontsize=10)
+    _save(fig, path)
+
+
+def jacobian_scatter(rows: list[dict], path: Path) -> None:
+    """Student Jacobian diagnostics vs AUROC (MLS), one point per experiment, coloured by recipe."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), squeeze=False)
+    colours = {label: f"C{i}" for i, label in enumerate(dict.fromkeys(recipe(r) for r in rows))}
+    for ax, (key, xlabel) in zip(axes[0], (("jnd", "JND: mean ‖J‖ unknown − known"),
+                                           ("known_mean", "mean ‖J‖ on known (validation) images"))):
+        for label, colour in colours.items():
+            pts = [(_get(r["metrics"]["student"], ("jacobian", key)), _get(r["metrics"]["student"],
+                    ("test", "mls", "auroc"))) for r in rows if recipe(r) == label]
+            pts = [(x, 100 * y) for x, y in pts if x is not None and y is not None]
+            if pts:
+                ax.scatter(*zip(*pts), color=colour, label=label, s=24)
+        ax.set(xlabel=xlabel, ylabel="AUROC, MLS (%)")
+        ax.legend(fontsize=7)
+    fig.suptitle("Student Jacobian norm vs open-set AUROC (one point per experiment)", fontsize=10)
+    _save(fig, path)

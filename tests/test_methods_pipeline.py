@@ -1,0 +1,41 @@
+"""Every method and score of the methods registry through the real pipeline (tiny profile, `dvc exp run`)."""
+import json
+
+import pytest
+
+from conftest import needs_mirror, sh
+from test_pipeline import clone, ran_stages
+
+pytestmark = [needs_mirror, pytest.mark.slow]
+
+RECIPES = [
+    ["augment.method=gradmix", "distill.method=ce"],
+    ["augment.method=gradmix", "distill.method=asym", "augment.layers=[layer3,layer4]"],
+    ["augment.method=noisebox", "distill.method=kd"],
+    ["augment.method=mixup", "distill.method=asym"],
+    ["augment.method=none", "distill.method=movr", "teacher.loss=movr"],
+    ["augment.method=cutmix", "distill.method=movr", "movr.margin_mode=symmetric", "movr.rotation=0"],
+]
+
+
+def test_every_method_runs_through_the_pipeline_and_reports_every_score(tiny_repro, tmp_path):
+    proj = clone(tiny_repro, tmp_path / "proj")
+    scores = json.loads((proj / "reports/metrics.json").read_text())["student"]["test"]
+    assert {"msp", "mls", "energy", "ovr", "knn"} <= set(scores)
+    for sets in RECIPES:
+        out = sh(["dvc", "exp", "run", *[a for s in sets for a in ("-S", s)]], proj).stdout
+        must_run = {"distill", "evaluate"} | ({"train_teacher"} if "teacher.loss=movr" in sets else set())
+        assert must_run <= ran_stages(out), (sets, ran_stages(out))
+        m = json.loads((proj / "reports/metrics.json").read_text())
+        values = dict(s.split("=", 1) for s in sets)
+        assert m["info"]["mixing"] == values["augment.method"] and m["info"]["method"] == values["distill.method"]
+        for role in ("teacher", "student"):
+            test = m[role]["test"]
+            assert 0.0 <= test["acc"] <= 1.0
+            for name in ("msp", "mls", "energy", "ovr", "knn"):
+                assert 0.0 <= test[name]["auroc"] <= 1.0 and 0.0 <= test[name]["oscr"] <= test["acc"] + 1e-9
+            assert m[role]["jacobian"]["known_mean"] > 0
+        if "teacher.loss=movr" in sets:
+            assert m["info"]["teacher_loss"] == "movr"
+            # the cosine head bounds the logits by the scale T = 32
+            assert m["student"]["test"]["mean_max_logit_known"] <= 32.0

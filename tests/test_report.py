@@ -1,0 +1,147 @@
+"""The benchmark-suite report: parsing `dvc exp show --json`, aggregates, markdown, figures and the stage."""
+import json
+import re
+import sys
+
+import pytest
+
+from conftest import needs_mirror, sh
+from osr.report import ANCHORS, aggregate, jacobian_scatter, rows_from_exp_show, suite_markdown, two_sides_figure
+from test_pipeline import clone
+
+
+def metrics(acc, auroc, oscr, *, profile="quick", benchmark="cifar10", split=0, method="ce", mixing="none",
+            teacher_acc=0.9):
+    role = {"test": {"acc": acc, "mls": {"auroc": auroc, "oscr": oscr}}, "val": {"class_separation": 0.5},
+            "jacobian": {"jnd": 0.5, "known_mean": 7.0, "unknown_mean": 7.5}}
+    teacher = {"test": {"acc": teacher_acc, "mls": {"auroc": 0.8, "oscr": 0.7}}}
+    return {"info": {"benchmark": benchmark, "split": split, "profile": profile, "method": method, "mixing": mixing},
+            "student": role, "teacher": teacher}
+
+
+def experiment(name, m, params=None, executor=None):
+    data = {"params": {"params.yaml": {"data": params or {}}},
+            "metrics": {"reports/metrics.json": {"data": m}} if m else {}}
+    return {"name": name, "executor": executor, "revs": [{"rev": "f" * 40, "name": name, "data": data}]}
+
+
+def exp_show(*experiments, older=()):
+    """The shape of `dvc exp show --json --all-commits`: workspace, HEAD with its experiments, older commits."""
+    baseline = {"rev": "c" * 40, "name": "master", "data": {"metrics": {"reports/metrics.json": {"data": metrics(
+        0.5, 0.5, 0.4)}}}, "experiments": list(experiments)}
+    workspace = {"rev": "workspace", "name": None, "data": baseline["data"], "experiments": None}
+    return [workspace, baseline, {"rev": "d" * 40, "name": None, "experiments": list(older)}]
+
+
+def test_rows_skip_commits_unfinished_experiments_and_duplicate_names():
+    shown = exp_show(experiment("a", metrics(0.8, 0.7, 0.6), {"teacher": {"loss": "movr"}}),
+                     experiment("queued", None, executor={"state": "queued"}),
+                     experiment("running", metrics(0.1, 0.1, 0.1), executor={"state": "running"}),
+                     experiment("no-info", {"student": {}}),
+                     older=[experiment("a", metrics(0.1, 0.1, 0.1)), experiment("old", metrics(0.7, 0.6, 0.5))])
+    rows = rows_from_exp_show(shown)
+    assert [r["name"] for r in rows] == ["a", "old"]
+    assert rows[0]["metrics"]["student"]["test"]["acc"] == 0.8  # the newest baseline's "a" wins
+    assert rows[0]["teacher_loss"] == "movr" and rows[1]["teacher_loss"] == "ce"
+
+
+def test_aggregate_mean_and_sample_std_over_splits():
+    rows = rows_from_exp_show(exp_show(*(experiment(f"s{i}", metrics(acc, 0.7, 0.6, split=i, teacher_acc=acc))
+                                         for i, acc in enumerate((0.80, 0.84, 0.88))),
+                                       experiment("solo", metrics(0.5, 0.6, 0.4, mixing="cutmix", method="asym"))))
+    agg = aggregate(rows)
+    plain, ad = agg["groups"]
+    assert plain["recipe"] == "plain (ce) + none" and ad["recipe"] == "AD (asym) + cutmix"
+    assert plain["acc"]["mean"] == pytest.approx(84.0) and plain["acc"]["std"] == pytest.approx(4.0)  # ddof=1
+    assert plain["auroc_mls"] == pytest.approx({"mean": 70.0, "std": 0.0, "n": 3})
+    assert plain["n"] == 3 and plain["splits"] == [0, 1, 2]
+    assert ad["n"] == 1 and ad["acc"] == pytest.approx({"mean": 50.0, "std": 0.0, "n": 1})
+    teacher, = agg["teachers"]  # "solo" shares split 0 with "s0": one teacher, counted once
+    assert teacher["n"] == 3 and teacher["acc"]["mean"] == pytest.approx(84.0)
+
+
+def test_markdown_shows_anchors_and_names_the_profile_in_every_cell():
+    paper = metrics(0.9, 0.8, 0.7, profile="paper", benchmark="tinyimagenet")
+    kd = metrics(0.9, 0.8, 0.7, benchmark="mnist", method="kd", mixing="mixup")
+    rows = rows_from_exp_show(exp_show(experiment("q", metrics(0.8, 0.7, 0.6)), experiment("p", paper),
+                                       experiment("m", kd)))
+    md = suite_markdown(rows, aggregate(rows), "a test")
+    for anchors in ANCHORS.values():
+        for bench in ("mnist", "cifar10", "tinyimagenet"):
+            assert f"{anchors[bench]:.1f}" in md
+    anchor_row = ("| MLS (Vaze et al.) AUROC (published, VGG32, 5 splits) "
+                  "| – / 99.3 / – | – / 93.6 / – | – / 83.0 / – |")
+    assert anchor_row in md
+    table = md.split("## Student and teacher")[1].split("##")[0]
+    cells = [c.strip() for line in table.splitlines() if line.startswith("| ") and "published" not in line
+             and not line.startswith("| method") for c in line.strip("|").split("|")[1:]]
+    filled = [c for c in cells if c != "–"]
+    assert len(filled) == 6  # 3 students + 3 teachers
+    assert all(re.search(r"\(n=1, (quick|paper)\)$", c) for c in filled), filled
+    assert "80.0 ± 0.0 / 70.0 ± 0.0 / 60.0 ± 0.0 (n=1, quick)" in md and "KD + mixup" in md
+    assert "(n=1, paper)" in md
+
+
+@pytest.mark.parametrize("mixed_acc,mixed_auroc,words", [(0.90, 0.60, ("raised closed-set acc", "lowered AUROC")),
+                                                         (0.70, 0.80, ("lowered closed-set acc", "raised AUROC"))])
+def test_two_sides_reading_follows_the_numbers(mixed_acc, mixed_auroc, words):
+    rows = rows_from_exp_show(exp_show(experiment("plain", metrics(0.8, 0.7, 0.6)),
+                                       experiment("mix", metrics(mixed_acc, mixed_auroc, 0.5, mixing="cutmix")),
+                                       experiment("ad", metrics(0.8, 0.75, 0.6, mixing="cutmix", method="asym"))))
+    reading = suite_markdown(rows, aggregate(rows), "a test").split("## Two sides")[1].split("##")[0]
+    assert all(w in reading for w in words), reading
+    assert "AD (asym) + cutmix instead of plain (ce) + cutmix" in reading
+    assert f"AUROC (MLS) by {abs(75 - 100 * mixed_auroc):.1f} pt" in reading
+
+
+def test_figures_are_pngs(tmp_path):
+    rows = rows_from_exp_show(exp_show(experiment("a", metrics(0.8, 0.7, 0.6)),
+                                       experiment("b", metrics(0.8, 0.75, 0.6, mixing="cutmix", method="asym")),
+                                       experiment("c", metrics(0.7, 0.6, 0.5, benchmark="mnist", method="kd"))))
+    two_sides_figure(aggregate(rows), tmp_path / "two.png")
+    jacobian_scatter(rows, tmp_path / "jac.png")
+    for png in ("two.png", "jac.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def report(proj, check=True):
+    return sh([sys.executable, "-m", "stages.report"], proj, check=check)
+
+
+@needs_mirror
+@pytest.mark.slow
+def test_report_from_two_real_experiments(tiny_repro, tmp_path):
+    """`make suite` on the tiny profile: two queued cells through flows.suite, a resumed rerun, then the report."""
+    proj = clone(tiny_repro, tmp_path / "proj")
+    suite = [sys.executable, "-m", "flows.suite", "--profile", "tiny", "--splits", "0",
+             "--recipes", "ce-none,asym-cutmix"]
+    assert "queueing 2" in sh(suite, proj).stdout
+    assert "2 already finished, queueing 0" in sh(suite, proj).stdout
+    a, b = "tiny-cifar10-s0-ce-none", "tiny-cifar10-s0-asym-cutmix"
+    assert "suite.md" in report(proj).stdout
+    md = (proj / "reports/suite.md").read_text()
+    exp_rows = {line.split("|")[1].strip(): line for line in md.split("## Experiments")[1].splitlines()
+                if line.startswith(f"| {a} ") or line.startswith(f"| {b} ")}
+    assert set(exp_rows) == {a, b}
+    assert "plain (ce) + none" in exp_rows[a] and "AD (asym) + cutmix" in exp_rows[b]
+    for line in exp_rows.values():
+        acc, auroc, oscr = (float(c) for c in line.strip("|").split("|")[5:8])
+        assert all(0.0 <= v <= 100.0 for v in (acc, auroc, oscr))
+    assert "(n=1, tiny)" in md and "93.6" in md
+    agg = json.loads((proj / "reports/suite.json").read_text())
+    assert {g["recipe"] for g in agg["groups"]} == {"plain (ce) + none", "AD (asym) + cutmix"}
+    assert [t["n"] for t in agg["teachers"]] == [1]  # both share split 0's teacher
+    for png in ("two_sides.png", "jacobian_auroc.png"):
+        data = (proj / "reports/suite" / png).read_bytes()
+        assert len(data) > 1000 and data[:4] == b"\x89PNG"
+
+
+@needs_mirror
+@pytest.mark.slow
+def test_report_without_experiments_is_a_one_line_error(tiny_repro, tmp_path):
+    proj = clone(tiny_repro, tmp_path / "proj")  # the baseline commit has metrics, but no experiment
+    res = report(proj, check=False)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        "error: no finished experiments found by `dvc exp show`; run `make suite` first"]
+    assert not (proj / "reports/suite.md").exists()
