@@ -31,7 +31,7 @@ DEFAULT_MIRROR = "../shared/datasets"
 @dataclass(frozen=True)
 class RawFile:
     name: str
-    sha256: str
+    sha256: str | None  # of the mirror copy; None: no mirror copy exists, only the canonical source
     url: str  # canonical source, converted to the same arrays when the mirror is absent
 
 
@@ -46,6 +46,7 @@ FILES = {
     "tinyimagenet": RawFile("tinyimagenet_osr.npz",
                             "2d4c742da3c2c82e80c773a2e2761278d7fda865530620b432685530f1f495d4",
                             "http://cs231n.stanford.edu/tiny-imagenet-200.zip"),
+    "svhn": RawFile("svhn.npz", None, "http://ufldl.stanford.edu/housenumbers/"),
 }
 
 # Known-class lists (methods.md §2, Neal et al. 2018 as shipped by ARPL and Vaze). Index = split.index.
@@ -69,6 +70,7 @@ TINYIMAGENET_KNOWN = [
     [98, 36, 158, 177, 189, 157, 170, 191, 82, 196, 138, 166, 43, 13, 152, 11, 75, 174, 193, 190],
     [95, 6, 145, 153, 0, 143, 31, 23, 189, 81, 20, 21, 89, 26, 36, 170, 102, 177, 108, 169]]
 MNIST_KNOWN = [[2, 4, 5, 9, 8, 3], [3, 2, 6, 9, 4, 0], [5, 8, 3, 2, 4, 6], [3, 7, 8, 4, 0, 5], [6, 3, 4, 9, 8, 2]]
+SVHN_KNOWN = [[5, 3, 7, 2, 8, 6], [3, 8, 7, 6, 2, 5], [8, 9, 4, 7, 2, 1], [3, 8, 2, 5, 0, 6], [4, 9, 2, 7, 1, 0]]
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ BENCHMARKS = {
                               [[10 + c for c in u] for u in CIFAR_PLUS50_UNKNOWN],
                               "mirror CIFAR-100 holds 916 test images: smoke only, not comparable to papers"),
     "mnist": Benchmark(("mnist",), MNIST_KNOWN, None),
+    "svhn": Benchmark(("svhn",), SVHN_KNOWN, None, "not in the mirror: downloaded (torchvision checks the md5)"),
     "tinyimagenet": Benchmark(("tinyimagenet",), TINYIMAGENET_KNOWN, None,
                               "test = the 10,000 val images; train holds the 80 classes known in some split"),
 }
@@ -130,7 +133,7 @@ def fetch(key: str, workdir: Path, timeout: float = float(os.environ.get("OSR_DO
     """Arrays of raw file `key` (mirror layout) and a provenance record; mirror first, then the canonical URL."""
     spec = FILES[key]
     mirror = mirror_dir() / spec.name
-    if mirror.exists():
+    if mirror.exists() and spec.sha256:
         digest = sha256(mirror)
         if digest != spec.sha256:
             raise OSRError(f"{mirror}: sha256 mismatch (got {digest[:16]}…, expected {spec.sha256[:16]}…)")
@@ -176,6 +179,13 @@ def _canonical_mnist(workdir: Path, timeout: float) -> dict[str, np.ndarray]:
             "x_test": te.data.numpy(), "y_test": te.targets.numpy()}
 
 
+def _canonical_svhn(workdir: Path, timeout: float) -> dict[str, np.ndarray]:
+    from torchvision.datasets import SVHN  # verifies the .mat files' md5; label 10 ("0") is already mapped to 0
+    socket.setdefaulttimeout(timeout)
+    tr, te = SVHN(workdir, split="train", download=True), SVHN(workdir, split="test", download=True)
+    return {"x_train": tr.data, "y_train": np.asarray(tr.labels), "x_test": te.data, "y_test": np.asarray(te.labels)}
+
+
 def _canonical_tinyimagenet(workdir: Path, timeout: float) -> dict[str, np.ndarray]:
     """The official zip, re-packed as the mirror's JPEG-byte layout (train only for classes known somewhere)."""
     z = zipfile.ZipFile(_download(FILES["tinyimagenet"].url, workdir / "tin.zip", timeout))
@@ -200,7 +210,7 @@ def _canonical_tinyimagenet(workdir: Path, timeout: float) -> dict[str, np.ndarr
 
 CANONICAL: dict[str, Callable[[Path, float], dict[str, np.ndarray]]] = {
     "cifar10": _canonical_cifar10, "cifar100": _canonical_cifar100,
-    "mnist": _canonical_mnist, "tinyimagenet": _canonical_tinyimagenet,
+    "mnist": _canonical_mnist, "tinyimagenet": _canonical_tinyimagenet, "svhn": _canonical_svhn,
 }
 
 
@@ -237,6 +247,11 @@ def normalise(name: str, raw: dict[str, dict[str, np.ndarray]]) -> dict[str, np.
         m = raw["mnist"]
         out = {"x_train": m["x_train"][..., None], "y_train": m["y_train"], "x_test": m["x_test"][..., None],
                "y_test": m["y_test"], "class_names": np.asarray([str(i) for i in range(10)])}
+    elif name == "svhn":
+        v = raw["svhn"]  # torchvision layout [N, C, H, W]
+        out = {"x_train": np.ascontiguousarray(v["x_train"].transpose(0, 2, 3, 1)), "y_train": v["y_train"],
+               "x_test": np.ascontiguousarray(v["x_test"].transpose(0, 2, 3, 1)), "y_test": v["y_test"],
+               "class_names": np.asarray([str(i) for i in range(10)])}
     elif name == "tinyimagenet":
         t = raw["tinyimagenet"]
         out = {"x_train": decode_jpegs(t["jpeg_train"], t["off_train"]), "y_train": t["y_train"],

@@ -108,7 +108,7 @@ CASES = [
      "y_train labels out of range", "data/split"),
     ("empty-class", "split", _raw(_empty_class), None, "known classes [6] have no training images", "data/split"),
     ("split-index-out-of-range", "split", _params(split__index=7), None, "split.index must be <= 4", "data/split"),
-    ("unknown-benchmark", "download", _params(data__benchmark="svhn"), None, "data.benchmark must be one of", None),
+    ("unknown-benchmark", "download", _params(data__benchmark="svhn2"), None, "data.benchmark must be one of", None),
     ("unknown-method", "distill", _params(distill__method="magic"), None, "distill.method must be one of",
      "data/student/model.pt"),
     ("unknown-mixer", "augment", _params(augment__method="blend"), None, "augment.method must be one of",

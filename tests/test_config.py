@@ -13,7 +13,7 @@ def test_committed_params_is_the_hydra_composition_of_the_defaults():
 
 
 @pytest.mark.parametrize("profile", ["tiny", "quick", "paper"])
-@pytest.mark.parametrize("bench", ["cifar10", "mnist", "tinyimagenet", "cifar_plus10"])
+@pytest.mark.parametrize("bench", ["cifar10", "mnist", "tinyimagenet", "cifar_plus10", "svhn"])
 def test_every_profile_and_benchmark_composes_to_valid_params(profile, bench):
     p = validate(compose(ROOT / "conf", [f"profile={profile}", f"benchmark={bench}"]))
     assert p["base"]["profile"] == profile and p["data"]["benchmark"] == bench

@@ -41,8 +41,18 @@ def test_cifar_plus_label_space(tmp_path):
 
 
 def test_unknown_benchmark_and_split_index():
-    with pytest.raises(OSRError, match="data.benchmark: unknown benchmark 'svhn'"):
-        benchmark("svhn")
+    with pytest.raises(OSRError, match="data.benchmark: unknown benchmark 'svhn2'"):
+        benchmark("svhn2")
     with pytest.raises(OSRError, match="split.index: 5 is out of range"):
         split_classes("cifar10", 5, np.arange(10))
-    assert set(BENCHMARKS) == {"cifar10", "cifar_plus10", "cifar_plus50", "mnist", "tinyimagenet"}
+    assert set(BENCHMARKS) == {"cifar10", "cifar_plus10", "cifar_plus50", "mnist", "svhn", "tinyimagenet"}
+
+
+def test_svhn_from_torchvision_layout_and_its_splits():
+    """SVHN is not in the mirror (download only): the torchvision arrays [N, C, H, W] become the common layout."""
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (12, 3, 32, 32), dtype=np.uint8), np.arange(12) % 10
+    d = normalise("svhn", {"svhn": {"x_train": x, "y_train": y, "x_test": x[:4], "y_test": y[:4]}})
+    assert d["x_train"].shape == (12, 32, 32, 3) and (d["x_train"][5, :, :, 1] == x[5, 1]).all()
+    known, unknown = split_classes("svhn", 0, np.arange(10))
+    assert known == [5, 3, 7, 2, 8, 6] and unknown == [0, 1, 4, 9]
