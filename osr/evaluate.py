@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from osr.jacobian import class_separation, jacobian_norm
-from osr.metrics import accuracy, open_set_metrics
+from osr.metrics import accuracy, open_set_macro_f1, open_set_metrics
 from osr.scores import NEEDS_BANK, SCORES, ScoreContext, bank_of
 from osr.split import SplitTensors
 from osr.train import predict
@@ -16,7 +16,8 @@ def evaluate_model(model: torch.nn.Module, data: SplitTensors, scores: list[str]
                    knn_k: int = 3) -> tuple[dict, dict[str, np.ndarray]]:
     """Metrics dict and per-sample test scores. Known = label >= 0 (positive), unknown = label -1.
 
-    kNN-type scores use the un-augmented training images (role ``train``) as the feature bank.
+    kNN-type scores use the un-augmented training images (role ``train``) as the feature bank; the macro-F1
+    threshold comes from the validation knowns' scores.
     """
     metrics: dict = {}
     zv, fv = predict(model, data.x["val"], batch_size, features=True)
@@ -40,6 +41,8 @@ def evaluate_model(model: torch.nn.Module, data: SplitTensors, scores: list[str]
         s = SCORES[name](z, f, ctx).cpu().numpy()
         raw[name] = s
         test[name] = open_set_metrics(s[known.cpu().numpy()], correct, s[~known.cpu().numpy()])
+        test[name]["macro_f1"] = open_set_macro_f1(SCORES[name](zv, fv, ctx).cpu().numpy(), s, raw["pred"],
+                                                   raw["label"], data.num_classes)
     metrics["test"] = test
     if jacobian_samples:
         metrics["jacobian"] = jacobian_summary(model, data, jacobian_samples, seed)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score, roc_curve
+from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score, roc_curve
 
 
 def oscr(s_known: np.ndarray, correct_known: np.ndarray, s_unknown: np.ndarray) -> float:
@@ -38,3 +38,13 @@ def open_set_metrics(s_known: np.ndarray, correct_known: np.ndarray, s_unknown: 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(accuracy_score(y_true, y_pred))
+
+
+def open_set_macro_f1(s_val_known: np.ndarray, s_test: np.ndarray, pred_test: np.ndarray, y_test: np.ndarray,
+                      num_classes: int, reject: float = 0.1) -> float:
+    """Protocol B macro-F1 (Jacobian paper): predict the class if s >= tau, else "unknown" (label K), with tau
+    rejecting `reject` of the known *validation* samples; macro F1 over the K + 1 labels. y_test: -1 = unknown."""
+    tau = np.quantile(s_val_known, reject)
+    y_true = np.where(y_test < 0, num_classes, y_test)
+    y_pred = np.where(s_test >= tau, pred_test, num_classes)
+    return float(f1_score(y_true, y_pred, labels=np.arange(num_classes + 1), average="macro", zero_division=0))

@@ -1,11 +1,14 @@
 """Benchmark-suite report: finished DVC experiments -> reports/suite.md, suite.json and two PNG figures.
 
-    python -m stages.report [--profile quick] [--benchmark cifar10] [--out reports]
+    python -m stages.report [--profile quick] [--benchmark cifar10] [--match REGEX] [--out reports]
 
-Not a DVC stage: it reads every experiment of the repository in the current directory (`make suite` runs them).
+Not a DVC stage: it reads the experiments of the repository in the current directory (`make suite` runs them).
+By default only the suite's cells count (names `<profile>-<benchmark>-s<split>-<recipe>`, see flows/suite.py), so
+ad-hoc experiments with other settings (another tau, more epochs) never enter a recipe's mean; `--match .` takes all.
 """
 import argparse
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from osr.report import aggregate, jacobian_scatter, rows_from_exp_show, suite_ma
 from stages.common import run
 
 COMMAND = ["dvc", "exp", "show", "--json", "--all-commits"]
+SUITE_NAMES = r"^[a-z]+-[a-z0-9_]+-s\d+-[a-z]+-[a-z]+(-t[a-z]+)?$"
 
 
 def exp_show() -> list:
@@ -35,9 +39,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", help="only experiments of this profile")
     ap.add_argument("--benchmark", help="only experiments of this benchmark")
+    ap.add_argument("--match", default=SUITE_NAMES, help="regex on experiment names (default: suite cells)")
     ap.add_argument("--out", type=Path, default=Path("reports"))
     args = ap.parse_args()
-    rows = rows_from_exp_show(exp_show())
+    rows = [r for r in rows_from_exp_show(exp_show()) if re.search(args.match, r["name"])]
     if not rows:
         raise OSRError("no finished experiments found by `dvc exp show`; run `make suite` first")
     filters = "".join(f" --{k} {v}" for k, v in (("profile", args.profile), ("benchmark", args.benchmark)) if v)

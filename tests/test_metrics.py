@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import f1_score, roc_auc_score
 
 from osr.metrics import fpr_at_tpr, open_set_metrics, oscr
 from osr.scores import NEEDS_BANK, SCORES, ScoreContext, bank_of, energy, knn, mls, msp, ovr
@@ -88,3 +88,18 @@ def test_jacobian_norm_matches_the_exact_frobenius_norm_of_a_linear_map():
     f = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
     assert class_separation(f, torch.tensor([0, 0, 1, 1])) < 0.2
     assert class_separation(f, torch.tensor([0, 1, 0, 1])) > 0.9
+
+
+def test_open_set_macro_f1_rejects_below_the_validation_quantile():
+    from osr.metrics import open_set_macro_f1
+
+    s_val = np.arange(1, 11, dtype=float)  # tau = 10 % quantile = 1.9
+    s_test = np.array([5.0, 3.0, 1.0, 0.5, 8.0])
+    pred = np.array([0, 1, 1, 0, 1])
+    y = np.array([0, 1, 1, -1, -1])
+    # predictions: 0, 1, unknown(2), unknown(2), 1 vs truth 0, 1, 1, 2, 2
+    expected = f1_score([0, 1, 1, 2, 2], [0, 1, 2, 2, 1], labels=[0, 1, 2], average="macro")
+    assert open_set_macro_f1(s_val, s_test, pred, y, 2) == pytest.approx(expected)
+    # reject=0: tau = 1.0, so the known scored 1.0 is accepted (and right)
+    accept_more = f1_score([0, 1, 1, 2, 2], [0, 1, 1, 2, 1], labels=[0, 1, 2], average="macro")
+    assert open_set_macro_f1(s_val, s_test, pred, y, 2, reject=0.0) == pytest.approx(accept_more)

@@ -22,3 +22,13 @@ def test_splits_and_grid():
     assert ("quick-mnist-s1-asym-cutmix", ["profile=quick", "benchmark=mnist", "split.index=1",
                                            "distill.method=asym", "augment.method=cutmix"]) in cells
     assert "quick-cifar10-s0-movr-none-tmovr" in names
+
+
+def test_the_report_counts_suite_cells_and_not_ad_hoc_experiments():
+    import re
+
+    from stages.report import SUITE_NAMES
+
+    names = [n for n, _ in grid("paper", ["cifar_plus10", "tinyimagenet"], [0, 4], ["asym-gradmix", "movr-none@movr"])]
+    assert all(re.search(SUITE_NAMES, n) for n in names)
+    assert not any(re.search(SUITE_NAMES, n) for n in ["tau4", "asym-e8", "quick-cifar10-s0"])
