@@ -13,7 +13,7 @@ from sklearn.metrics import roc_curve  # noqa: E402
 from osr.io import atomic_path  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -29,7 +29,7 @@ def image_grid(images: np.ndarray, titles: list[str], path: Path, cols: int = 8,
         ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
         ax.set_title(t, fontsize=7)
     fig.suptitle(suptitle, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> None:
@@ -41,7 +41,7 @@ def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, tit
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set(xlabel="FPR (unknown accepted)", ylabel="TPR (known accepted)", title=title)
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def score_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> None:
@@ -53,7 +53,7 @@ def score_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: Pat
         ax.set_title(label, fontsize=9)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def training_curves(histories: dict[str, list[dict]], keys: list[str], path: Path) -> None:
@@ -65,4 +65,4 @@ def training_curves(histories: dict[str, list[dict]], keys: list[str], path: Pat
                 ax.plot(*zip(*pts), marker="o", label=label)
         ax.set(xlabel="epoch", title=key)
         ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from osr.plots import _save, plt
+from osr.plots import save_figure, plt
 
 METRICS_FILE = "reports/metrics.json"
 BENCHMARKS = ("mnist", "cifar10", "cifar_plus10", "cifar_plus50", "tinyimagenet")
@@ -243,7 +243,7 @@ def two_sides_figure(agg: dict, path: Path) -> None:
             ax.set_title(f"{bench} ({profile})" if row == 0 else "", fontsize=9)
             ax.legend(fontsize=7)
     fig.suptitle("Two sides: closed-set accuracy vs open-set AUROC per mixer", fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def jacobian_scatter(rows: list[dict], path: Path) -> None:
@@ -261,4 +261,4 @@ def jacobian_scatter(rows: list[dict], path: Path) -> None:
         ax.set(xlabel=xlabel, ylabel="AUROC, MLS (%)")
         ax.legend(fontsize=7)
     fig.suptitle("Student Jacobian norm vs open-set AUROC (one point per experiment)", fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
