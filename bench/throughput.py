@@ -10,7 +10,9 @@ Variants (same device, same network, after warm-up, interleaved round-robin over
 3. ``student_cached``: asym distillation step fed by ``osr.distill.student_batches`` over a CutMix plan
    (``osr.augment.make_plan``) with cached teacher logits (random, of the right shape);
 4. ``student_live``: the same step but the teacher runs on the raw and mixed views every step
-   (``torch.inference_mode`` + autocast, as ``osr.relabel.teacher_outputs``), relabel targets computed on the fly.
+   (``torch.inference_mode`` + autocast, as ``osr.relabel.teacher_outputs``), relabel targets computed on the fly;
+5. ``student_gradmix``: the plain (ce) student over a GradMix plan (half of the steps masked: LayerCAM of the
+   clean forward, noise box, second forward), to measure what attribution-guided masking costs per image.
 
 Modes: default (throughput table -> bench/results/<device>.json), ``--scale`` (teacher-step epoch time on 10/50/100%
 of the split-0 known-class training images -> scale_<device>.json/.png), ``--profile`` (torch.profiler over ~10
@@ -37,6 +39,7 @@ from osr.distill import student_batches
 from osr.io import load_npz, write_json
 from osr.losses import STEP_LOSSES, DistillConfig, Step, hard_mask, two_hot
 from osr.models import build, model_meta
+from osr.objectives import on_logits
 from osr.relabel import relabel_targets
 from osr.train import autocast
 
@@ -170,10 +173,10 @@ class Typical:
         return len(xb)
 
 
-def train_step(model, opt, dev, x: torch.Tensor, loss_fn) -> None:
+def train_step(model, opt, dev, x: torch.Tensor, objective) -> None:
     """The inner loop body of osr.train.fit."""
     with autocast(dev, True):
-        loss = loss_fn(model(x))
+        loss = objective(model, x)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -195,11 +198,12 @@ class Teacher:
             order, seeds = epoch_order(len(self.x), self.bs, SEED, epoch, TEACHER_STREAM)
             for o, s in zip(order, seeds):
                 idx = torch.from_numpy(o).to(self.dev)
-                yield to_float(self.aug(self.x[idx], int(s))), (lambda z, yy=self.y[idx]: F.cross_entropy(z.float(), yy))
+                yield to_float(self.aug(self.x[idx], int(s))), \
+                    on_logits(lambda z, yy=self.y[idx]: F.cross_entropy(z.float(), yy))
 
     def step(self) -> int:
-        xb, loss_fn = next(self.it)
-        train_step(self.fwd, self.opt, self.dev, xb, loss_fn)
+        xb, objective = next(self.it)
+        train_step(self.fwd, self.opt, self.dev, xb, objective)
         return len(xb)
 
 
@@ -215,11 +219,12 @@ def random_cache(plan: dict, y_np: np.ndarray, k: int, seed: int = SEED) -> dict
 
 class StudentCached:
     """Variant 3: osr.distill.student_batches (asym, CutMix plan, cached logits) and fit's step."""
+    method, mixer = "asym", "cutmix"
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, y_np: np.ndarray, args, dev: torch.device):
         self.x, self.y, self.dev = x, y, dev
         self.aug, self.cfg = BaseAug(), DistillConfig()
-        self.plan = make_plan(len(x), args.batch, 1, SEED, "cutmix", 0.5, tuple(x.shape[-2:]))
+        self.plan = make_plan(len(x), args.batch, 1, SEED, self.mixer, 0.5, tuple(x.shape[-2:]))
         self.cache = random_cache(self.plan, y_np, len(KNOWN))
         self.model = new_model(args.arch, args.width, dev)
         self.opt = sgd(self.model)
@@ -228,11 +233,11 @@ class StudentCached:
 
     def _batches(self):
         while True:  # a one-epoch plan, replayed
-            yield from student_batches(self.x, self.y, self.plan, self.cache, 0, self.aug, "asym", self.cfg)
+            yield from student_batches(self.x, self.y, self.plan, self.cache, 0, self.aug, self.method, self.cfg)
 
     def step(self) -> int:
-        xb, loss_fn = next(self.it)
-        train_step(self.fwd, self.opt, self.dev, xb, loss_fn)
+        xb, objective = next(self.it)
+        train_step(self.fwd, self.opt, self.dev, xb, objective)
         return len(xb)
 
 
@@ -263,7 +268,12 @@ class StudentLive(StudentCached):
                 step = Step(y=st.y, mixed=mixed, partner=st.partner, lam=st.lam, t_raw=z[:b],
                             t_mixed=z[b:] if mixed else None, hard=hard.clone() if mixed else None,
                             target=target.clone() if mixed else None)
-                yield (st.x_mixed if mixed else st.x_raw), (lambda zz, step=step: step_loss(zz, step, self.cfg))
+                yield (st.x_mixed if mixed else st.x_raw), on_logits(lambda zz, step=step: step_loss(zz, step, self.cfg))
+
+
+class StudentGradMix(StudentCached):
+    """Variant 5: the plain student over a GradMix plan (masked steps: LayerCAM + noise box + second forward)."""
+    method, mixer = "ce", "gradmix"
 
 
 # ------------------------------------------------------------------------------------------------ modes
@@ -298,7 +308,8 @@ def throughput(args, dev: torch.device) -> dict:
     if args.workers2:
         variants["typical_w2"] = Typical(x_np, y_np, args, dev, 2)
     variants.update(teacher=Teacher(x, y, args, dev), student_cached=StudentCached(x, y, y_np, args, dev),
-                    student_live=StudentLive(x, y, y_np, args, dev))
+                    student_live=StudentLive(x, y, y_np, args, dev),
+                    student_gradmix=StudentGradMix(x, y, y_np, args, dev))
     for name, v in variants.items():  # warm-up (worker start, allocator, autotuning, compile on CUDA)
         tw = time.perf_counter()
         for _ in range(args.warmup):
@@ -328,6 +339,7 @@ def throughput(args, dev: torch.device) -> dict:
     ratios = {"teacher/typical_w0 (2/1)": ratio("teacher", "typical_w0"),
               "student_cached/teacher (3/2)": ratio("student_cached", "teacher"),
               "student_live/student_cached (4/3)": ratio("student_live", "student_cached"),
+              "student_gradmix/student_cached (5/3)": ratio("student_gradmix", "student_cached"),
               "student_cached/student_live (3/4, cache speed-up)": ratio("student_cached", "student_live")}
     if "typical_w2" in rows:
         ratios["teacher/typical_w2 (2/1, 2 workers)"] = ratio("teacher", "typical_w2")
@@ -357,7 +369,7 @@ def throughput(args, dev: torch.device) -> dict:
     for k, v in ratios.items():
         print(f"{k:>50}: {v['median']:.2f}x  (per rep {', '.join(f'{p:.2f}' for p in v['per_rep'])})")
     print(f"targets: {targets}\nprocess peak RSS {out['process_peak_rss_mb']:.0f} MiB")
-    path = RESULTS / f"{dev.type}{args.tag}.json"
+    path = args.out / f"{dev.type}{args.tag}.json"
     write_json(path, out)
     print(f"wrote {path}")
     return out
@@ -395,7 +407,7 @@ def scale(args, dev: torch.device) -> dict:
            "note": "epoch_s = steps_per_epoch * batch / measured images_per_s (last partial batch dropped, as "
                    "osr.augment.epoch_order); train images = all 30k known-class images (the pipeline's val split "
                    "would take its fraction out)."}
-    write_json(RESULTS / f"scale_{dev.type}.json", out)
+    write_json(args.out / f"scale_{dev.type}.json", out)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -413,11 +425,11 @@ def scale(args, dev: torch.device) -> dict:
     a2.title.set_fontsize(8)
     fig.tight_layout()
     from osr.io import atomic_path
-    png = RESULTS / f"scale_{dev.type}.png"
+    png = args.out / f"scale_{dev.type}.png"
     with atomic_path(png) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    print(f"wrote {RESULTS / f'scale_{dev.type}.json'} and {png}")
+    print(f"wrote {args.out / f'scale_{dev.type}.json'} and {png}")
     return out
 
 
@@ -440,7 +452,7 @@ def profile(args, dev: torch.device) -> str:
             f"{args.arch} w{args.width} batch {args.batch}, {device_name(dev)}, torch {torch.__version__}\n"
             f"# sorted by self CPU time\n")
     from osr.io import atomic_path
-    path = RESULTS / f"profile_{dev.type}.txt"
+    path = args.out / f"profile_{dev.type}.txt"
     with atomic_path(path) as tmp:
         tmp.write_text(head + table + "\n")
     print(head + table)
@@ -462,6 +474,7 @@ def main(argv=None) -> None:
     ap.add_argument("--no-workers2", dest="workers2", action="store_false", help="skip the 2-worker DataLoader")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0 = leave)")
     ap.add_argument("--tag", default="", help="suffix of the throughput result file: results/<device><tag>.json")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="folder of the result files")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--scale", action="store_true", help="teacher epoch time on 10/50/100%% of the known images")
     mode.add_argument("--profile", action="store_true", help="torch.profiler over student distill steps")

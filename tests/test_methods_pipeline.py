@@ -1,4 +1,5 @@
 """Every method and score of the methods registry through the real pipeline (tiny profile, `dvc exp run`)."""
+import csv
 import json
 
 import pytest
@@ -39,3 +40,22 @@ def test_every_method_runs_through_the_pipeline_and_reports_every_score(tiny_rep
             assert m["info"]["teacher_loss"] == "movr"
             # the cosine head bounds the logits by the scale T = 32
             assert m["student"]["test"]["mean_max_logit_known"] <= 32.0
+
+
+@pytest.mark.parametrize("sets", [
+    ["benchmark=mnist", "split.index=3", "augment.method=gradmix"],        # 1-channel 28x28 images, masking
+    ["benchmark=tinyimagenet", "split.index=1", "augment.method=cutmix"],  # 64x64, 20 known / 180 unknown
+], ids=["mnist-s3-gradmix", "tinyimagenet-s1-cutmix"])
+def test_other_benchmarks_and_splits_run_end_to_end(tiny_repro, tmp_path, sets):
+    proj = clone(tiny_repro, tmp_path / "proj")
+    sh(["dvc", "exp", "run", *[a for s in sets for a in ("-S", s)]], proj)
+    m = json.loads((proj / "reports/metrics.json").read_text())
+    bench, split = sets[0].split("=")[1], int(sets[1].split("=")[1])
+    assert (m["info"]["benchmark"], m["info"]["split"]) == (bench, split)
+    known = {"mnist": 6, "tinyimagenet": 20}[bench]
+    with open(proj / "data/split/manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    train_classes = {r["orig_class"] for r in rows if r["role"] == "train"}
+    assert len(train_classes) == known and {r["role"] for r in rows} == {"train", "val", "test"}
+    for role in ("teacher", "student"):
+        assert 0.0 <= m[role]["test"]["mls"]["auroc"] <= 1.0 and m[role]["test"]["n_unknown"] > 0

@@ -1,0 +1,16 @@
+"""The throughput benchmark runs every variant side by side (a smoke run; speed itself is never asserted)."""
+import json
+import sys
+
+from conftest import ROOT, needs_mirror, sh
+
+
+@needs_mirror
+def test_throughput_benchmark_writes_every_variant_and_ratio(tmp_path):
+    sh([sys.executable, "-m", "bench.throughput", "--subset", "512", "--width", "4", "--batch", "32", "--steps", "2",
+        "--reps", "1", "--warmup", "1", "--no-workers2", "--out", str(tmp_path)], ROOT)
+    res = json.loads((tmp_path / "cpu.json").read_text())
+    text = json.dumps(res)
+    for name in ("typical_w0", "teacher", "student_cached", "student_live", "student_gradmix"):
+        assert name in text
+    assert "student_gradmix/student_cached (5/3)" in text
