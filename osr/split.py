@@ -1,7 +1,7 @@
 """The split manifest: one row per image with its role (train / val / test) and remapped label."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,7 @@ class SplitTensors:
     x: dict[str, torch.Tensor]
     y: dict[str, torch.Tensor]
     num_classes: int
+    names: list[str] = field(default_factory=list)  # class name of each known label, when the raw file has them
 
     @classmethod
     def from_arrays(cls, raw: dict[str, np.ndarray], manifest: pd.DataFrame, device: torch.device,
@@ -68,4 +69,6 @@ class SplitTensors:
             x[role] = torch.cat(parts).permute(0, 3, 1, 2).contiguous().to(device)
             labels = [grp["label"].to_numpy() for _, grp in rows.groupby("source", sort=True)]
             y[role] = torch.from_numpy(np.concatenate(labels).astype(np.int64)).to(device)
-        return cls(x, y, int(manifest.loc[manifest.label >= 0, "label"].max()) + 1)
+        known = manifest.loc[manifest.label >= 0, ["label", "orig_class"]].drop_duplicates().sort_values("label")
+        names = [str(raw["class_names"][c]) for c in known.orig_class] if "class_names" in raw else []
+        return cls(x, y, int(known.label.max()) + 1, names)

@@ -27,9 +27,13 @@ def main() -> None:
         shown = noise_box(shown, random_centres(b, h, w, step.seed, torch.device("cpu")), hw, step.seed)
     k = min(int(a["preview"]), len(step.y))
     imgs = (shown[:k] * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    titles = [f"{int(step.y[i])}+{int(step.y[step.partner[i]])} λ={step.lam:.2f}" if step.x_mixed is not None
-              else f"{int(step.y[i])}" for i in range(k)]
-    image_grid(imgs, titles, REPORTS / "augment_preview.png", suptitle=f"{a['method']} (labels a+b, λ of a)")
+    name = (lambda c: data.names[c]) if data.names else str
+    titles = [f"{name(int(step.y[i]))}+{name(int(step.y[step.partner[i]]))} λ={step.lam:.2f}"
+              if step.x_mixed is not None else f"{name(int(step.y[i]))} λ={step.lam:.2f}" if step.mixed
+              else name(int(step.y[i])) for i in range(k)]
+    note = "boxes at random places; GradMix places them by attribution in training" if a["method"] in MASKERS \
+        else "classes a+b, λ of a"
+    image_grid(imgs, titles, REPORTS / "augment_preview.png", suptitle=f"{a['method']} ({note})")
     print(f"augment: {a['method']} plan, {plan['order'].shape[0]} epochs x {plan['order'].shape[1]} steps, "
           f"{plan['mixed'].mean():.2f} of steps mixed")
 
