@@ -233,13 +233,18 @@ def two_sides_figure(agg: dict, path: Path) -> None:
         mixers = [m for m in MIXERS if (profile, bench, "ce", m) in g or (profile, bench, "asym", m) in g]
         for row, (key, label) in enumerate((("acc", "closed-set acc (%)"), ("auroc_mls", "AUROC, MLS (%)"))):
             ax = axes[row, col]
+            lows, highs = [], []
             for i, (method, name) in enumerate((("ce", "plain"), ("asym", "AD"))):
                 stats = [g.get((profile, bench, method, m), {}).get(key) for m in mixers]
                 x = [j + (i - 0.5) * 0.38 for j, s in enumerate(stats) if s]
-                ax.bar(x, [s["mean"] for s in stats if s], 0.36, yerr=[s["std"] for s in stats if s],
-                       capsize=3, label=name)
+                means = [s["mean"] for s in stats if s]
+                bars = ax.bar(x, means, 0.36, yerr=[s["std"] for s in stats if s], capsize=3, label=name)
+                ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
+                lows += [s["mean"] - s["std"] for s in stats if s]
+                highs += [s["mean"] + s["std"] for s in stats if s]
             ax.set_xticks(range(len(mixers)), mixers)
-            ax.set(ylabel=label, ylim=(0, 100))
+            lo = max(0.0, 5 * (min(lows, default=0.0) // 5) - 10)  # zoomed: the differences are a few points
+            ax.set(ylabel=label, ylim=(lo, min(100.0, max(highs, default=100.0) + 6)))
             ax.set_title(f"{bench} ({profile})" if row == 0 else "", fontsize=9)
             ax.legend(fontsize=7)
     fig.suptitle("Two sides: closed-set accuracy vs open-set AUROC per mixer", fontsize=10)
