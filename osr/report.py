@@ -81,9 +81,13 @@ def _summary(members: list[dict], role: str) -> dict:
     out = {"n": len(members), "splits": sorted(m["split"] for m in members),
            "experiments": [m["name"] for m in members]}
     for key, path in PERCENT_KEYS.items():
-        values = [100 * v for m in members if (v := _get(m["metrics"][role], path)) is not None]
-        if values:
-            out[key] = _stats(values)
+        pairs = [(m["split"], 100 * v) for m in members if (v := _get(m["metrics"][role], path)) is not None]
+        if pairs:
+            by_split = defaultdict(list)
+            for split, v in pairs:
+                by_split[str(split)].append(v)
+            out[key] = {**_stats([v for _, v in pairs]),
+                        "by_split": {k: float(np.mean(v)) for k, v in sorted(by_split.items())}}
     return out
 
 
@@ -171,12 +175,21 @@ def _experiment_table(rows: list[dict]) -> list[str]:
 
 
 def _change(verb_up: str, verb_down: str, what: str, a: dict, b: dict) -> str:
-    """`raised acc by 1.2 pt (80.1 → 81.3)`; flags a change no larger than the spread of either side."""
+    """`lowered AUROC by 6.7 pt (78.7 → 72.0; paired over 3 splits: -6.7 ± 1.2, lower on 3/3)`.
+
+    Splits differ in difficulty, so when both sides cover the same splits the change is also given per split
+    (paired differences, their sample std, and on how many splits it points the same way).
+    """
     d = b["mean"] - a["mean"]
-    if abs(d) < 0.05:
-        return f"left {what} unchanged ({a['mean']:.1f} → {b['mean']:.1f})"
-    noise = " (within 1 std)" if min(a["n"], b["n"]) > 1 and abs(d) <= max(a["std"], b["std"]) else ""
-    return f"{verb_up if d > 0 else verb_down} {what} by {abs(d):.1f} pt ({a['mean']:.1f} → {b['mean']:.1f}){noise}"
+    text = f"left {what} unchanged" if abs(d) < 0.05 else f"{verb_up if d > 0 else verb_down} {what} by {abs(d):.1f} pt"
+    common = sorted(set(a.get("by_split", {})) & set(b.get("by_split", {})))
+    detail = f"{a['mean']:.1f} → {b['mean']:.1f}"
+    if len(common) > 1:
+        deltas = np.array([b["by_split"][k] - a["by_split"][k] for k in common])
+        same = int((np.sign(deltas) == np.sign(d)).sum()) if abs(d) >= 0.05 else 0
+        detail += (f"; paired over {len(common)} splits: {deltas.mean():+.1f} ± {deltas.std(ddof=1):.1f}, "
+                   f"{'higher' if d > 0 else 'lower'} on {same}/{len(common)}")
+    return f"{text} ({detail})"
 
 
 def two_sides_reading(agg: dict) -> list[str]:

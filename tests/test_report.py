@@ -53,9 +53,12 @@ def test_aggregate_mean_and_sample_std_over_splits():
     plain, ad = agg["groups"]
     assert plain["recipe"] == "plain (ce) + none" and ad["recipe"] == "AD (asym) + cutmix"
     assert plain["acc"]["mean"] == pytest.approx(84.0) and plain["acc"]["std"] == pytest.approx(4.0)  # ddof=1
+    by_split = plain["auroc_mls"].pop("by_split")
     assert plain["auroc_mls"] == pytest.approx({"mean": 70.0, "std": 0.0, "n": 3})
+    assert by_split == pytest.approx({"0": 70.0, "1": 70.0, "2": 70.0})
     assert plain["n"] == 3 and plain["splits"] == [0, 1, 2]
-    assert ad["n"] == 1 and ad["acc"] == pytest.approx({"mean": 50.0, "std": 0.0, "n": 1})
+    assert ad["n"] == 1 and ad["acc"].pop("by_split") == pytest.approx({"0": 50.0})
+    assert ad["acc"] == pytest.approx({"mean": 50.0, "std": 0.0, "n": 1})
     teacher, = agg["teachers"]  # "solo" shares split 0 with "s0": one teacher, counted once
     assert teacher["n"] == 3 and teacher["acc"]["mean"] == pytest.approx(84.0)
 
@@ -145,3 +148,14 @@ def test_report_without_experiments_is_a_one_line_error(tiny_repro, tmp_path):
     assert res.stderr.strip().splitlines() == [
         "error: no finished experiments found by `dvc exp show`; run `make suite` first"]
     assert not (proj / "reports/suite.md").exists()
+
+
+def test_two_sides_reading_pairs_the_splits():
+    """Splits differ in difficulty: the reading gives the per-split (paired) differences and their agreement."""
+    plain = [experiment(f"p{i}", metrics(acc, 0.70 + i / 100, 0.5, split=i)) for i, acc in enumerate((0.8, 0.9, 0.7))]
+    mixed = [experiment(f"m{i}", metrics(acc + 0.01, 0.68 + i / 100, 0.5, split=i, mixing="cutmix"))
+             for i, acc in enumerate((0.8, 0.9, 0.7))]
+    rows = rows_from_exp_show(exp_show(*plain, *mixed))
+    reading = suite_markdown(rows, aggregate(rows), "a test").split("## Two sides")[1].split("##")[0]
+    assert "raised closed-set acc by 1.0 pt (80.0 → 81.0; paired over 3 splits: +1.0 ± 0.0, higher on 3/3)" in reading
+    assert "lowered AUROC (MLS) by 2.0 pt (71.0 → 69.0; paired over 3 splits: -2.0 ± 0.0, lower on 3/3)" in reading
