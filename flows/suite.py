@@ -72,14 +72,22 @@ def existing_experiments(repo: Path) -> set[str]:
             if line.strip()}
 
 
-def queue_state(repo: Path) -> dict[str, str]:
-    """Experiment name -> Queued/Running/Success/Failed, from `dvc queue status`."""
-    states = {}
+def queue_state(repo: Path) -> tuple[dict[str, str], int]:
+    """(experiment name -> Queued/Running/Success/Failed, active workers), from `dvc queue status`."""
+    states, workers = {}, 0
     for line in dvc(["queue", "status"], repo).splitlines()[1:]:
         parts = line.split()
         if len(parts) >= 3 and parts[-1] in {"Queued", "Running", "Success", "Failed"}:
             states[parts[1]] = parts[-1]
-    return states
+        elif m := re.match(r"Worker status: (\d+) active", line):
+            workers = int(m.group(1))
+    return states, workers
+
+
+def start_workers(repo: Path, jobs: int) -> None:
+    # `dvc queue start` leaves its workers running detached; do not wait on their inherited output pipes
+    subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=repo, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=False)
 
 
 def run_suite(repo: Path, cells: list[tuple[str, list[str]]], jobs: int, poll: float = 10.0) -> dict[str, str]:
@@ -90,16 +98,19 @@ def run_suite(repo: Path, cells: list[tuple[str, list[str]]], jobs: int, poll: f
         dvc(["exp", "run", "--queue", "-n", name, *[a for s in sets for a in ("-S", s)]], repo)
     if not todo:
         return {}
-    dvc(["queue", "start", "-j", str(jobs)], repo)
+    start_workers(repo, jobs)
     names = {n for n, _ in todo}
     with tqdm(total=len(todo), desc="suite", unit="exp") as bar:
         while True:
-            states = {n: s for n, s in queue_state(repo).items() if n in names}
+            time.sleep(poll)
+            states, workers = queue_state(repo)
+            states = {n: s for n, s in states.items() if n in names}
             finished = sum(s in {"Success", "Failed"} for s in states.values())
             bar.update(finished - bar.n)
             if finished == len(todo) or not any(s in {"Queued", "Running"} for s in states.values()):
                 return states
-            time.sleep(poll)
+            if not workers and "Running" not in states.values():  # a worker exited with cells still queued
+                start_workers(repo, jobs)
 
 
 def main(argv: list[str] | None = None) -> int:
