@@ -5,6 +5,8 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 # Stages run as `python -m stages.<name>` from dvc.yaml: the venv must come first on PATH for them.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+# dataset mirror as an absolute path: queued experiments run in copies under .dvc/tmp/exps
+export OSR_DATA_MIRROR ?= $(abspath $(CURDIR)/../shared/datasets)
 export DVC_NO_ANALYTICS=1 ITERATIVE_DO_NOT_TRACK=1 DO_NOT_TRACK=1 \
        PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false
 

@@ -12,6 +12,7 @@ experiments into ``reports/suite.md``.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from osr import OSRError
+from osr.data import DEFAULT_MIRROR, MIRROR_ENV
 
 SUITES = {  # the recipes a `make suite` runs by default: the "two sides" grid of the methods issue
     "quick": ["ce-none", "ce-cutmix", "asym-cutmix"],
@@ -85,8 +87,11 @@ def queue_state(repo: Path) -> tuple[dict[str, str], int]:
 
 
 def start_workers(repo: Path, jobs: int) -> None:
-    # `dvc queue start` leaves its workers running detached; do not wait on their inherited output pipes
-    subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=repo, stdout=subprocess.DEVNULL,
+    """`dvc queue start`. Queued experiments run in copies under .dvc/tmp/exps, where the default relative
+    mirror path would not resolve, so the workers get it as an absolute path."""
+    env = {**os.environ, MIRROR_ENV: str((repo / os.environ.get(MIRROR_ENV, DEFAULT_MIRROR)).resolve())}
+    # the workers stay running detached: do not wait on their inherited output pipes
+    subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=repo, env=env, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, check=False)
 
 
