@@ -177,19 +177,24 @@ def _experiment_table(rows: list[dict]) -> list[str]:
 def _change(verb_up: str, verb_down: str, what: str, a: dict, b: dict) -> str:
     """`lowered AUROC by 6.7 pt (78.7 → 72.0; paired over 3 splits: -6.7 ± 1.2, lower on 3/3)`.
 
-    Splits differ in difficulty, so when both sides cover the same splits the change is also given per split
-    (paired differences, their sample std, and on how many splits it points the same way).
+    Splits differ in difficulty, so two groups are compared on the splits they share (paired differences, their
+    sample std, and on how many splits the change points the same way); without a shared split, on all means.
     """
-    d = b["mean"] - a["mean"]
-    text = f"left {what} unchanged" if abs(d) < 0.05 else f"{verb_up if d > 0 else verb_down} {what} by {abs(d):.1f} pt"
     common = sorted(set(a.get("by_split", {})) & set(b.get("by_split", {})))
-    detail = f"{a['mean']:.1f} → {b['mean']:.1f}"
-    if len(common) > 1:
+    if common:
         deltas = np.array([b["by_split"][k] - a["by_split"][k] for k in common])
-        same = int((np.sign(deltas) == np.sign(d)).sum()) if abs(d) >= 0.05 else 0
-        detail += (f"; paired over {len(common)} splits: {deltas.mean():+.1f} ± {deltas.std(ddof=1):.1f}, "
-                   f"{'higher' if d > 0 else 'lower'} on {same}/{len(common)}")
-    return f"{text} ({detail})"
+        ma, mb = (float(np.mean([g["by_split"][k] for k in common])) for g in (a, b))
+    else:
+        ma, mb = a["mean"], b["mean"]
+    d = mb - ma
+    text = f"left {what} unchanged" if abs(d) < 0.05 else f"{verb_up if d > 0 else verb_down} {what} by {abs(d):.1f} pt"
+    if not common:
+        return f"{text} ({ma:.1f} → {mb:.1f}, no shared split)"
+    if len(common) == 1:
+        return f"{text} ({ma:.1f} → {mb:.1f} on split {common[0]} only)"
+    same = int((np.sign(deltas) == np.sign(d)).sum()) if abs(d) >= 0.05 else 0
+    return (f"{text} ({ma:.1f} → {mb:.1f}; paired over {len(common)} splits: {deltas.mean():+.1f} ± "
+            f"{deltas.std(ddof=1):.1f}, {'higher' if d > 0 else 'lower'} on {same}/{len(common)})")
 
 
 def two_sides_reading(agg: dict) -> list[str]:
