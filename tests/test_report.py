@@ -157,5 +157,6 @@ def test_two_sides_reading_pairs_the_splits():
              for i, acc in enumerate((0.8, 0.9, 0.7))]
     rows = rows_from_exp_show(exp_show(*plain, *mixed))
     reading = suite_markdown(rows, aggregate(rows), "a test").split("## Two sides")[1].split("##")[0]
-    assert "raised closed-set acc by 1.0 pt (80.0 → 81.0; paired over 3 splits: +1.0 ± 0.0, higher on 3/3)" in reading
+    assert ("raised closed-set acc by 1.0 pt (80.0 → 81.0; paired over 3 splits: +1.0 ± 0.0, higher on 3/3)"
+            in reading)
     assert "lowered AUROC (MLS) by 2.0 pt (71.0 → 69.0; paired over 3 splits: -2.0 ± 0.0, lower on 3/3)" in reading
