@@ -11,11 +11,16 @@ from osr import OSRError
 from osr.augment import MASKERS, BaseAug, PlannedStep, planned_steps
 from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step, hard_mask, two_hot
 from osr.models import head_for, new_model
-from osr.objectives import masked, on_logits, with_rotation
+from osr.objectives import logits_objective, masked
 from osr.split import SplitTensors
 from osr.train import Batch, OptimConfig, fit
 
 TEACHER_METHODS = {"kd", "asym"}  # student losses that read teacher logits
+
+
+def needs_live_teacher(augment_method: str, method: str) -> bool:
+    """A masked view depends on the student, so kd/asym query the frozen teacher on it during training."""
+    return augment_method in MASKERS and method in TEACHER_METHODS
 
 
 def distill_config(distill: dict, movr: dict) -> DistillConfig:
@@ -68,8 +73,7 @@ def student_batches(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray
             objective = masked(masker, st.y, box_hw, st.lam, st.seed, layers or ["layer3"], loss,
                                masked_step_loss(st, step_loss, cfg, step.t_raw, teacher, relabel or {}))
         else:
-            objective = with_rotation(loss, cfg.movr.rotation) if method == "movr" and cfg.movr.rotation > 0 \
-                else on_logits(loss)
+            objective = logits_objective(loss, cfg.movr.rotation if method == "movr" else 0.0)
         yield (st.x_mixed if mixed else st.x_raw), objective
 
 
@@ -85,7 +89,7 @@ def train_student(data: SplitTensors, plan: dict[str, np.ndarray], cache: dict[s
     """
     method = distill["method"]
     masker = str(plan["method"]) in MASKERS
-    if masker and method in TEACHER_METHODS and teacher is None:
+    if needs_live_teacher(str(plan["method"]), method) and teacher is None:
         raise OSRError(f"distill.method {method} with augment.method {plan['method']}: needs the teacher model")
     cfg = distill_config(distill, movr)
     if masker and method == "movr" and cfg.movr.rotation > 0:

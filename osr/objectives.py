@@ -38,6 +38,11 @@ def with_rotation(loss: LogitLoss, weight: float) -> Objective:
     return objective
 
 
+def logits_objective(loss: LogitLoss, rotation: float = 0.0) -> Objective:
+    """The objective of a loss of the logits, with the rotation-head term when `rotation` > 0."""
+    return with_rotation(loss, rotation) if rotation > 0 else on_logits(loss)
+
+
 def masked(method: str, y: torch.Tensor, box_hw: tuple[int, int], lam: float, seed: int, layers: list[str],
            clean_loss: LogitLoss, masked_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Objective:
     """clean_loss(S(x)) + lam_eff * masked_loss(S(x_m), x_m), x_m = x with a noise box placed by `method`.

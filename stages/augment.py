@@ -1,10 +1,8 @@
 """Stage augment: the seeded mixing plan of the student's training, and a preview of mixed samples."""
-import torch
-
 from osr.augment import MASKERS, BaseAug, make_plan, planned_steps
 from osr.config import load_params
 from osr.io import save_npz
-from osr.masking import noise_box, random_centres
+from osr.masking import PLACERS, noise_box
 from osr.plots import image_grid
 from osr.train import resolve_device
 from stages.common import PLAN, REPORTS, load_split, run
@@ -22,9 +20,8 @@ def main() -> None:
     step = next((s for s in steps if s.mixed), steps[0])
     shown = step.x_mixed if step.x_mixed is not None else step.x_raw
     if a["method"] in MASKERS and step.mixed:  # boxes at random places here; GradMix places them during training
-        b, h, w = len(shown), shown.shape[2], shown.shape[3]
         hw = (int(step.box[1] - step.box[0]), int(step.box[3] - step.box[2]))
-        shown = noise_box(shown, random_centres(b, h, w, step.seed, torch.device("cpu")), hw, step.seed)
+        shown = noise_box(shown, PLACERS["noisebox"]([], [], shown, step.seed), hw, step.seed)
     k = min(int(a["preview"]), len(step.y))
     imgs = (shown[:k] * 255).round().byte().permute(0, 2, 3, 1).numpy()
     name = (lambda c: data.names[c]) if data.names else str

@@ -1,7 +1,6 @@
 """Stage distill: the student trained on the plan by ce | kd | asym | movr, reading cached teacher logits."""
-from osr.augment import MASKERS
 from osr.config import load_params
-from osr.distill import TEACHER_METHODS, train_student
+from osr.distill import needs_live_teacher, train_student
 from osr.io import load_npz, save_torch, write_json
 from osr.train import resolve_device, set_determinism
 from stages.common import CACHE, PLAN, PLAN_KEYS, REPORTS, STUDENT, STUDENT_CKPT, TEACHER, fingerprint, \
@@ -16,9 +15,7 @@ def main() -> None:
     data = load_split(device, ("train", "val"))
     plan = load_npz(PLAN, PLAN_KEYS)
     cache = load_npz(CACHE, ("t_raw", "t_mixed", "hard", "target"))
-    # a masked view depends on the student, so kd/asym query the frozen teacher on it live (osr.distill)
-    live = str(plan["method"]) in MASKERS and d["method"] in TEACHER_METHODS
-    teacher = load_model(TEACHER, device)[0] if live else None
+    teacher = load_model(TEACHER, device)[0] if needs_live_teacher(str(plan["method"]), d["method"]) else None
     fp = {"student": st, "distill": d, "data": p["data"], "seed": seed, "movr": p["movr"], "relabel": p["relabel"],
           "layers": p["augment"]["layers"]}
     model, meta, history = train_student(

@@ -6,7 +6,7 @@ from osr.config import load_params
 from osr.io import save_torch, write_json
 from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step
 from osr.models import head_for, new_model
-from osr.objectives import on_logits, with_rotation
+from osr.objectives import logits_objective
 from osr.train import OptimConfig, fit, resolve_device, set_determinism
 from stages.common import MANIFEST, RAW, REPORTS, TEACHER, TEACHER_CKPT, fingerprint, load_split, \
     peak_rss_mib, run, val_accuracy
@@ -29,7 +29,7 @@ def main() -> None:
         for idx, s in zip(order, seeds):
             idx = torch.from_numpy(idx).to(device)
             raw = (lambda z, yy=y[idx]: loss(z, Step(y=yy, mixed=False, partner=None, lam=1.0), cfg))
-            yield to_float(aug(x[idx], int(s))), with_rotation(raw, rotation) if rotation else on_logits(raw)
+            yield to_float(aug(x[idx], int(s))), logits_objective(raw, rotation)
 
     fp = {"teacher": t, "data": p["data"], "seed": seed, **({"movr": p["movr"]} if t["loss"] == "movr" else {})}
     history = fit(model, batches, t["epochs"], len(x) // bs, bs, OptimConfig.from_section(t), TEACHER_CKPT,
