@@ -1,12 +1,12 @@
-"""Run a benchmark grid (profile x benchmark x split x recipe) as queued DVC experiments.
+"""Run a benchmark grid (profile x benchmark x split x recipe x seed) as queued DVC experiments.
 
     python -m flows.suite --profile quick --benchmark cifar10 --splits 0-4 --recipes ce-none,ce-cutmix,asym-cutmix
+    python -m flows.suite --profile claims --splits 0 --seeds 230-232 --recipes asym-cutmix,asym-cutmix+no_jmi
 
-A recipe is ``<distill.method>-<augment.method>`` (``ce-none`` = plain student, no mixing; ``asym-cutmix`` =
-asymmetric distillation with CutMix), optionally ``@<teacher.loss>`` (``movr-none@movr``). Each cell becomes one
-``dvc exp run --queue`` named ``<profile>-<benchmark>-s<split>-<recipe>``; cells whose experiment already exists
-are skipped, so a rerun resumes an interrupted grid. The queue runs with ``dvc queue start -j <jobs>``; teachers
-are shared between recipes of one split through DVC's run-cache. ``python -m stages.report`` turns the finished
+Recipes, ablation variants and experiment names are defined in `osr/grid.py`. Each cell becomes one
+``dvc exp run --queue`` named after it; cells whose experiment already exists (or is queued) are skipped, so a
+rerun resumes an interrupted grid. The queue runs with ``dvc queue start -j <jobs>``; teachers are shared
+between recipes of one split and seed through DVC's run-cache. ``python -m stages.report`` turns the finished
 experiments into ``reports/suite.md``.
 """
 from __future__ import annotations
@@ -23,43 +23,25 @@ from tqdm import tqdm
 
 from osr import OSRError
 from osr.data import DEFAULT_MIRROR, MIRROR_ENV
+from osr.grid import DEFAULT_SEED, Cell, grid
 
-SUITES = {  # the recipes a `make suite` runs by default: the "two sides" grid of the methods issue
+SUITES = {  # the recipes a `make suite` runs by default
     "quick": ["ce-none", "ce-cutmix", "asym-cutmix"],
+    "claims": ["ce-none", "ce-mixup", "ce-cutmix", "kd-cutmix", "asym-cutmix", "asym-cutmix+mixed_ce",
+               "ce-gradmix", "ce-noisebox", "movr-none@movr"],
     "paper": ["ce-none", "ce-cutmix", "asym-cutmix"],
     "tiny": ["ce-none", "asym-cutmix"],
 }
 
 
-def recipe_overrides(recipe: str) -> list[str]:
-    """`asym-cutmix` -> distill.method=asym, augment.method=cutmix; `movr-none@movr` also sets teacher.loss."""
-    m = re.fullmatch(r"([a-z]+)-([a-z]+)(?:@([a-z]+))?", recipe)
-    if not m:
-        raise OSRError(f"recipe {recipe!r}: expected <distill.method>-<augment.method>[@<teacher.loss>]")
-    method, mixer, teacher_loss = m.groups()
-    out = [f"distill.method={method}", f"augment.method={mixer}"]
-    return out + ([f"teacher.loss={teacher_loss}"] if teacher_loss else [])
-
-
-def parse_splits(text: str) -> list[int]:
+def parse_ints(text: str, flag: str = "--splits") -> list[int]:
     """`0-4` or `0,2,3`."""
     if re.fullmatch(r"\d+-\d+", text):
         lo, hi = map(int, text.split("-"))
         return list(range(lo, hi + 1))
     if re.fullmatch(r"\d+(,\d+)*", text):
         return [int(s) for s in text.split(",")]
-    raise OSRError(f"--splits {text!r}: expected a range like 0-4 or a list like 0,2")
-
-
-def grid(profile: str, benchmarks: list[str], splits: list[int], recipes: list[str]) -> list[tuple[str, list[str]]]:
-    cells = []
-    for bench in benchmarks:
-        for split in splits:
-            for recipe in recipes:
-                name = f"{profile}-{bench}-s{split}-{recipe.replace('@', '-t')}"
-                sets = [f"profile={profile}", f"benchmark={bench}", f"split.index={split}", *recipe_overrides(recipe)]
-                cells.append((name, sets))
-    return cells
+    raise OSRError(f"{flag} {text!r}: expected a range like 0-4 or a list like 0,2")
 
 
 def dvc(args: list[str], repo: Path, check: bool = True) -> str:
@@ -95,16 +77,17 @@ def start_workers(repo: Path, jobs: int) -> None:
                    stderr=subprocess.DEVNULL, check=False)
 
 
-def run_suite(repo: Path, cells: list[tuple[str, list[str]]], jobs: int, poll: float = 10.0) -> dict[str, str]:
-    done = existing_experiments(repo)
-    todo = [(n, s) for n, s in cells if n not in done]
-    print(f"suite: {len(cells)} cells, {len(cells) - len(todo)} already finished, queueing {len(todo)}")
-    for name, sets in todo:
-        dvc(["exp", "run", "--queue", "-n", name, *[a for s in sets for a in ("-S", s)]], repo)
+def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> dict[str, str]:
+    pending = {n for n, state in queue_state(repo)[0].items() if state in {"Queued", "Running"}}
+    done = existing_experiments(repo) | pending
+    todo = [c for c in cells if c.name not in done]
+    print(f"suite: {len(cells)} cells, {len(cells) - len(todo)} already finished or queued, queueing {len(todo)}")
+    for c in todo:
+        dvc(["exp", "run", "--queue", "-n", c.name, *[a for s in c.overrides for a in ("-S", s)]], repo)
     if not todo:
         return {}
     start_workers(repo, jobs)
-    names = {n for n, _ in todo}
+    names = {c.name for c in todo}
     with tqdm(total=len(todo), desc="suite", unit="exp") as bar:
         while True:
             time.sleep(poll)
@@ -124,12 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--benchmark", default="cifar10", help="comma-separated benchmark names")
     ap.add_argument("--splits", default="0-4")
     ap.add_argument("--recipes", default=None, help="comma-separated recipes (default: the profile's suite)")
+    ap.add_argument("--seeds", default=str(DEFAULT_SEED), help="base.seed values, e.g. 230-232")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--repo", type=Path, default=Path.cwd())
     args = ap.parse_args(argv)
     try:
         recipes = args.recipes.split(",") if args.recipes else SUITES.get(args.profile, SUITES["quick"])
-        cells = grid(args.profile, args.benchmark.split(","), parse_splits(args.splits), recipes)
+        cells = grid(args.profile, args.benchmark.split(","), parse_ints(args.splits), recipes,
+                     parse_ints(args.seeds, "--seeds"))
         states = run_suite(args.repo, cells, args.jobs)
     except OSRError as err:
         print(f"error: {err}", file=sys.stderr)

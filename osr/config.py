@@ -9,7 +9,7 @@ import yaml
 from osr import OSRError
 from osr.augment import METHODS
 from osr.data import BENCHMARKS
-from osr.losses import MARGIN_MODES, STEP_LOSSES, TEACHER_LOSSES
+from osr.losses import HARD_REDUCTIONS, MARGIN_MODES, RELABEL_RULES, STEP_LOSSES, TEACHER_LOSSES
 from osr.models import ARCHS
 from osr.scores import SCORES
 
@@ -60,7 +60,7 @@ SCHEMA: dict[str, Callable[[Any], str | None]] = {
     **{f"teacher.{k}": v for k, v in _TRAIN.items()},
     "teacher.loss": _choice(TEACHER_LOSSES),
     **{f"student.{k}": v for k, v in _TRAIN.items()},
-    "relabel.rule": _choice({"argmax", "threshold"}),
+    "relabel.rule": _choice(RELABEL_RULES),
     "relabel.threshold": _num(0, 1),
     "relabel.smoothing": _num(0, 1),
     "distill.method": _choice(STEP_LOSSES),
@@ -68,6 +68,10 @@ SCHEMA: dict[str, Callable[[Any], str | None]] = {
     "distill.alpha": _num(0),
     "distill.beta": _num(0),
     "distill.gamma": _num(0),
+    "distill.easy": _num(0),
+    "distill.jmi": _num(0),
+    "distill.hard_reduction": _choice(HARD_REDUCTIONS),
+    "distill.mixed_ce": _num(0),
     "movr.scale": _num(0, lo_open=True),
     "movr.margin": _num(0, 1.5),
     "movr.margin_mode": _choice(MARGIN_MODES),
@@ -77,6 +81,7 @@ SCHEMA: dict[str, Callable[[Any], str | None]] = {
     "evaluate.batch_size": _num(1, integer=True),
     "evaluate.jacobian_samples": _num(0, integer=True),
     "evaluate.knn_k": _num(1, integer=True),
+    "evaluate.bootstrap": _num(0, integer=True),
 }
 
 

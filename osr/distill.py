@@ -26,7 +26,9 @@ def needs_live_teacher(augment_method: str, method: str) -> bool:
 def distill_config(distill: dict, movr: dict) -> DistillConfig:
     """From the `distill` and `movr` sections of params.yaml (values cast: `dvc exp run -S` may store ints)."""
     return DistillConfig(tau=float(distill["tau"]), alpha=float(distill["alpha"]), beta=float(distill["beta"]),
-                         gamma=float(distill["gamma"]), movr=MOvRConfig.from_section(movr))
+                         gamma=float(distill["gamma"]), easy=float(distill["easy"]), jmi=float(distill["jmi"]),
+                         hard_reduction=distill["hard_reduction"], mixed_ce=float(distill["mixed_ce"]),
+                         movr=MOvRConfig.from_section(movr))
 
 
 def masked_step_loss(st: PlannedStep, step_loss, cfg: DistillConfig, t_raw: torch.Tensor,

@@ -53,12 +53,18 @@ def two_hot(y_a: torch.Tensor, y_b: torch.Tensor, lam: torch.Tensor | float, num
     return smoothing / num_classes + (1.0 - smoothing) * t
 
 
+RELABEL_RULES = ("argmax", "threshold", "none", "all")
+
+
 def hard_mask(p_mixed: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, rule: str = "argmax",
               threshold: float = 0.5) -> torch.Tensor:
     """Selective relabel: which mixed samples the teacher deems 'hard' (best class outside the two sources).
 
     argmax: p_other > p_src.  threshold: p_other >= threshold.  p = teacher softmax on the mixed image.
+    none / all: every mixed sample easy / hard (the "no selective relabel" ablations of methods.md §4).
     """
+    if rule in ("none", "all"):
+        return torch.full((len(p_mixed),), rule == "all", dtype=torch.bool, device=p_mixed.device)
     src = F.one_hot(y_a, p_mixed.shape[1]).bool() | F.one_hot(y_b, p_mixed.shape[1]).bool()
     p_other = p_mixed.masked_fill(src, -1.0).max(1).values
     if rule == "argmax":
@@ -66,7 +72,7 @@ def hard_mask(p_mixed: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, rule:
         return p_other > p_src
     if rule == "threshold":
         return p_other >= threshold
-    raise OSRError(f"relabel.rule: unknown rule {rule!r} (choose from ['argmax', 'threshold'])")
+    raise OSRError(f"relabel.rule: unknown rule {rule!r} (choose from {list(RELABEL_RULES)})")
 
 
 MARGIN_MODES = ("literal", "symmetric")
@@ -117,12 +123,21 @@ class Step:
     target: torch.Tensor | None = None
 
 
+HARD_REDUCTIONS = ("hard", "batch")
+
+
 @dataclass(frozen=True)
 class DistillConfig:
+    """Weights of the AD student step. The defaults are the reference code; the ablation switches of the
+    claims study (issue 12) are `easy` and `jmi` (weights of L_E and L_JMI), `hard_reduction` and `mixed_ce`."""
     tau: float = 1.0
     alpha: float = 1.0
     beta: float = 1.0
     gamma: float = 1.0
+    easy: float = 1.0            # weight of L_E
+    jmi: float = 1.0             # weight of L_JMI
+    hard_reduction: str = "hard"  # L_H: mean over the hard samples (code) | "batch": their sum / batch size [ours]
+    mixed_ce: float = 0.0        # [ours] weight of the lam-weighted CE of every mixed sample (as ce-cutmix's step)
     movr: MOvRConfig = field(default_factory=MOvRConfig)
 
     @property
@@ -146,15 +161,31 @@ def kd_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
     return cfg.alpha * F.cross_entropy(z.float(), s.y) + dist_loss(z, s.t_raw, **cfg.dist)
 
 
+def hard_loss(z: torch.Tensor, target: torch.Tensor, hard: torch.Tensor, reduction: str) -> torch.Tensor:
+    """L_H: soft CE of the hard samples against their two-hot targets, averaged over the hard samples ("hard",
+    the reference code: each hard sample weighs 1/|H|) or summed over them / batch size ("batch" [ours])."""
+    if reduction == "hard":
+        return soft_ce(z[hard], target[hard])
+    if reduction == "batch":
+        return soft_ce(z[hard], target[hard]) * hard.sum() / len(z)
+    raise OSRError(f"distill.hard_reduction: unknown reduction {reduction!r} (choose from {list(HARD_REDUCTIONS)})")
+
+
 def asym_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
-    """Asymmetric distillation: raw teacher logits guide the student on mixed images (L_E + L_H + L_JMI)."""
+    """Asymmetric distillation: raw teacher logits guide the student on mixed images (L_E + L_H + L_JMI).
+
+    Each term of the mixed step has its weight (`easy`, `jmi`; 1 in the reference); `mixed_ce` > 0 adds the plain
+    mixed student's lam-weighted CE on every mixed sample [ours]. A term of weight 0 is not computed.
+    """
     if not s.mixed:
         return cfg.alpha * F.cross_entropy(z.float(), s.y) + dist_loss(z, s.t_raw, **cfg.dist)
-    easy = ~s.hard
-    l_e = dist_loss(z[easy], s.t_raw[easy], **cfg.dist)
-    l_h = soft_ce(z[s.hard], s.target[s.hard])
-    l_jmi = jmi_loss(z, s.t_raw, s.partner, s.lam, **cfg.dist)
-    return l_e + l_h + l_jmi
+    loss = cfg.easy * dist_loss(z[~s.hard], s.t_raw[~s.hard], **cfg.dist) if cfg.easy else z.sum() * 0.0
+    loss = loss + hard_loss(z, s.target, s.hard, cfg.hard_reduction)
+    if cfg.jmi:
+        loss = loss + cfg.jmi * jmi_loss(z, s.t_raw, s.partner, s.lam, **cfg.dist)
+    if cfg.mixed_ce:
+        loss = loss + cfg.mixed_ce * _mix_ce(z, s)
+    return loss
 
 
 def movr_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:

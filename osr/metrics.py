@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import bootstrap
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score, roc_curve
 
 
@@ -25,11 +26,26 @@ def fpr_at_tpr(s_known: np.ndarray, s_unknown: np.ndarray, tpr_level: float = 0.
     return float(fpr[np.searchsorted(tpr, tpr_level)])
 
 
-def open_set_metrics(s_known: np.ndarray, correct_known: np.ndarray, s_unknown: np.ndarray) -> dict[str, float]:
-    """AUROC, OSCR, FPR@95TPR and AUPR-in/out, known = positive."""
+def _auroc(s_known: np.ndarray, s_unknown: np.ndarray) -> float:
+    return float(roc_auc_score(np.r_[np.ones(len(s_known)), np.zeros(len(s_unknown))], np.r_[s_known, s_unknown]))
+
+
+def auroc_ci95(s_known: np.ndarray, s_unknown: np.ndarray, resamples: int = 1000, seed: int = 0) -> list[float]:
+    """95 % percentile-bootstrap interval of the AUROC over the test images (knowns and unknowns resampled
+    separately, so each resample keeps the test set's known/unknown ratio)."""
+    res = bootstrap((s_known, s_unknown), _auroc, n_resamples=resamples, vectorized=False, paired=False,
+                    method="percentile", confidence_level=0.95, rng=np.random.default_rng(seed))
+    return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+
+
+def open_set_metrics(s_known: np.ndarray, correct_known: np.ndarray, s_unknown: np.ndarray,
+                     bootstrap_resamples: int = 0, seed: int = 0) -> dict:
+    """AUROC, OSCR, FPR@95TPR and AUPR-in/out, known = positive; with `bootstrap_resamples` also the AUROC's
+    95 % bootstrap interval (`auroc_ci95`)."""
     is_known = np.r_[np.ones(len(s_known)), np.zeros(len(s_unknown))]
     s = np.r_[s_known, s_unknown]
-    return {"auroc": float(roc_auc_score(is_known, s)),
+    ci = {"auroc_ci95": auroc_ci95(s_known, s_unknown, bootstrap_resamples, seed)} if bootstrap_resamples else {}
+    return {"auroc": _auroc(s_known, s_unknown), **ci,
             "oscr": oscr(s_known, correct_known, s_unknown),
             "fpr95": fpr_at_tpr(s_known, s_unknown),
             "aupr_in": float(average_precision_score(is_known, s)),

@@ -17,7 +17,8 @@ def main() -> None:
     for role, path in (("teacher", TEACHER), ("student", STUDENT)):
         model, meta = load_model(path, device)
         metrics[role], raw = evaluate_model(model, data, e["scores"], float(e["energy_temperature"]),
-                                            e["batch_size"], e["jacobian_samples"], p["base"]["seed"], e["knn_k"])
+                                            e["batch_size"], e["jacobian_samples"], p["base"]["seed"], e["knn_k"],
+                                            e["bootstrap"])
         metrics[role]["model"] = f"{meta['arch']}-w{meta['width']}"
         known = raw["label"] >= 0
         for name in e["scores"]:

@@ -13,12 +13,13 @@ import subprocess
 from pathlib import Path
 
 from osr import OSRError
+from osr.grid import NAME_PATTERN
 from osr.io import atomic_path, write_json
 from osr.report import aggregate, jacobian_scatter, rows_from_exp_show, suite_markdown, two_sides_figure
 from stages.common import run
 
 COMMAND = ["dvc", "exp", "show", "--json", "--all-commits"]
-SUITE_NAMES = r"^[a-z]+-[a-z0-9_]+-s\d+-[a-z]+-[a-z]+(-t[a-z]+)?$"
+SUITE_NAMES = NAME_PATTERN
 
 
 def exp_show() -> list:

@@ -1,34 +1,53 @@
-"""The benchmark-grid runner's recipe and split grammar (the queue itself runs in test_report)."""
+"""The benchmark-grid runner's recipe, variant, seed and split grammar (the queue itself runs in test_report)."""
+import re
+
 import pytest
 
-from flows.suite import SUITES, grid, parse_splits, recipe_overrides
+from flows.suite import SUITES, parse_ints
 from osr import OSRError
+from osr.grid import VARIANTS, Cell, grid, parse_name, recipe_overrides
 
 
 def test_recipes_map_to_parameter_overrides():
     assert recipe_overrides("asym-cutmix") == ["distill.method=asym", "augment.method=cutmix"]
     assert recipe_overrides("movr-none@movr") == ["distill.method=movr", "augment.method=none", "teacher.loss=movr"]
+    assert recipe_overrides("asym-cutmix+no_jmi+tau4") == ["distill.method=asym", "augment.method=cutmix",
+                                                           "distill.jmi=0", "distill.tau=4"]
     with pytest.raises(OSRError, match="recipe 'asym'"):
         recipe_overrides("asym")
+    with pytest.raises(OSRError, match="unknown variant 'no_such'"):
+        recipe_overrides("asym-cutmix+no_such")
 
 
-def test_splits_and_grid():
-    assert parse_splits("0-4") == [0, 1, 2, 3, 4] and parse_splits("1,3") == [1, 3]
-    with pytest.raises(OSRError, match="--splits"):
-        parse_splits("0..4")
+def test_splits_seeds_and_grid():
+    assert parse_ints("0-4") == [0, 1, 2, 3, 4] and parse_ints("1,3") == [1, 3]
+    with pytest.raises(OSRError, match="--seeds '2..3'"):
+        parse_ints("2..3", "--seeds")
     cells = grid("quick", ["cifar10", "mnist"], [0, 1], SUITES["quick"] + ["movr-none@movr"])
-    names = [n for n, _ in cells]
+    names = [c.name for c in cells]
     assert len(cells) == 16 and len(set(names)) == 16
-    assert ("quick-mnist-s1-asym-cutmix", ["profile=quick", "benchmark=mnist", "split.index=1",
-                                           "distill.method=asym", "augment.method=cutmix"]) in cells
+    assert Cell("quick", "mnist", 1, "asym-cutmix") in cells
+    assert Cell("quick", "mnist", 1, "asym-cutmix").overrides == [
+        "profile=quick", "benchmark=mnist", "split.index=1", "distill.method=asym", "augment.method=cutmix"]
     assert "quick-cifar10-s0-movr-none-tmovr" in names
+    seeded = grid("claims", ["cifar10"], [0], ["asym-cutmix+no_le"], [230, 231])
+    assert [c.name for c in seeded] == ["claims-cifar10-s0-asym-cutmix+no_le",
+                                        "claims-cifar10-s0-asym-cutmix+no_le-r231"]
+    assert "base.seed=231" in seeded[1].overrides and "distill.easy=0" in seeded[1].overrides
+
+
+def test_every_name_parses_back_to_its_cell():
+    cells = grid("claims", ["cifar10", "tinyimagenet"], [0, 4],
+                 ["ce-none", "movr-none@movr", *(f"asym-cutmix+{v}" for v in VARIANTS), "asym-cutmix+mixed_ce+no_le"],
+                 [230, 232])
+    assert all(parse_name(c.name) == c for c in cells)
+    assert parse_name("tau4") is None and parse_name("quick-cifar10-s0") is None
 
 
 def test_the_report_counts_suite_cells_and_not_ad_hoc_experiments():
-    import re
-
     from stages.report import SUITE_NAMES
 
-    names = [n for n, _ in grid("paper", ["cifar_plus10", "tinyimagenet"], [0, 4], ["asym-gradmix", "movr-none@movr"])]
+    names = [c.name for c in grid("paper", ["cifar_plus10", "tinyimagenet"], [0, 4],
+                                  ["asym-gradmix", "movr-none@movr", "asym-cutmix+tau4"], [230, 231])]
     assert all(re.search(SUITE_NAMES, n) for n in names)
     assert not any(re.search(SUITE_NAMES, n) for n in ["tau4", "asym-e8", "quick-cifar10-s0"])

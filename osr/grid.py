@@ -1,0 +1,100 @@
+"""What a benchmark-suite cell is: a recipe, its ablation variants and seed, the overrides and the name.
+
+A recipe is ``<distill.method>-<augment.method>[@<teacher.loss>][+<variant>...]``: ``ce-none`` (plain student, no
+mixing), ``asym-cutmix`` (asymmetric distillation with CutMix), ``movr-none@movr`` (m-OvR teacher and student),
+``asym-cutmix+no_jmi`` (AD without L_JMI). A variant is one entry of ``VARIANTS``: one line, the parameter
+overrides it stands for. A cell is (profile, benchmark, split, recipe, seed); its DVC experiment is named
+``<profile>-<benchmark>-s<split>-<method>-<mixer>[-t<teacher.loss>][+<variant>...][-r<seed>]``, the seed only when
+it is not the default, so names stay stable and a finished cell is recognised by its name.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from osr import OSRError
+
+DEFAULT_SEED = 230
+
+# variant -> overrides: the ablations of the claims study (issue 12; methods.md §4 AD.4). [ours] = not in the
+# reference code.
+VARIANTS: dict[str, list[str]] = {
+    "no_le": ["distill.easy=0"],                     # no L_E: easy mixed samples get only L_JMI
+    "no_jmi": ["distill.jmi=0"],                     # no L_JMI
+    "all_easy": ["relabel.rule=none"],               # no selective relabel: every mixed sample in E
+    "all_hard": ["relabel.rule=all"],                # no selective relabel: every mixed sample in H
+    "argmax": ["relabel.rule=argmax"],               # the reference code's hard rule
+    "smooth75": ["relabel.smoothing=0.75"],          # the paper's "smoothed two-hot", r = 0.75
+    "lh_batch": ["distill.hard_reduction=batch"],    # [ours] L_H summed over the hard samples / batch size
+    "mixed_ce": ["distill.mixed_ce=1"],              # [ours] alpha * CE on mixed steps too (ce-cutmix's loss)
+    "tau4": ["distill.tau=4"],
+    "t_w32": ["teacher.width=32"],                   # a stronger teacher: twice as wide
+    "t_e80": ["teacher.epochs=80"],                  # a stronger teacher: twice as long
+    "s_e40": ["student.epochs=40"],                  # the student's schedule length
+    "s_e160": ["student.epochs=160"],
+}
+
+_RECIPE = re.compile(r"(?P<method>[a-z]+)-(?P<mixer>[a-z]+)(?:@(?P<tloss>[a-z]+))?(?P<variants>(?:\+[a-z0-9_]+)*)")
+_NAME = re.compile(r"(?P<profile>[a-z]+)-(?P<benchmark>[a-z0-9_]+)-s(?P<split>\d+)-(?P<method>[a-z]+)-(?P<mixer>[a-z]+)"
+                   r"(?:-t(?P<tloss>[a-z]+))?(?P<variants>(?:\+[a-z0-9_]+)*)(?:-r(?P<seed>\d+))?")
+NAME_PATTERN = "^" + _NAME.pattern + "$"
+
+
+def _recipe_text(method: str, mixer: str, tloss: str | None, variants: str) -> str:
+    return f"{method}-{mixer}" + (f"@{tloss}" if tloss else "") + variants
+
+
+def recipe_overrides(recipe: str) -> list[str]:
+    """`asym-cutmix+no_jmi` -> distill.method=asym, augment.method=cutmix, distill.jmi=0."""
+    m = _RECIPE.fullmatch(recipe)
+    if not m:
+        raise OSRError(f"recipe {recipe!r}: expected <distill.method>-<augment.method>[@<teacher.loss>][+<variant>]")
+    out = [f"distill.method={m['method']}", f"augment.method={m['mixer']}"]
+    out += [f"teacher.loss={m['tloss']}"] if m["tloss"] else []
+    for variant in filter(None, m["variants"].split("+")):
+        if variant not in VARIANTS:
+            raise OSRError(f"recipe {recipe!r}: unknown variant {variant!r} (choose from {sorted(VARIANTS)})")
+        out += VARIANTS[variant]
+    return out
+
+
+@dataclass(frozen=True)
+class Cell:
+    profile: str
+    benchmark: str
+    split: int
+    recipe: str
+    seed: int = DEFAULT_SEED
+
+    @property
+    def name(self) -> str:
+        m = _RECIPE.fullmatch(self.recipe)
+        if not m:
+            recipe_overrides(self.recipe)  # raises the recipe error
+        tail = f"-t{m['tloss']}" if m["tloss"] else ""
+        seed = f"-r{self.seed}" if self.seed != DEFAULT_SEED else ""
+        return f"{self.profile}-{self.benchmark}-s{self.split}-{m['method']}-{m['mixer']}{tail}{m['variants']}{seed}"
+
+    @property
+    def overrides(self) -> list[str]:
+        seed = [f"base.seed={self.seed}"] if self.seed != DEFAULT_SEED else []
+        return [f"profile={self.profile}", f"benchmark={self.benchmark}", f"split.index={self.split}", *seed,
+                *recipe_overrides(self.recipe)]
+
+
+def parse_name(name: str) -> Cell | None:
+    """The cell an experiment name stands for, or None for an ad-hoc experiment."""
+    m = _NAME.fullmatch(name)
+    if not m:
+        return None
+    return Cell(m["profile"], m["benchmark"], int(m["split"]), _recipe_text(m["method"], m["mixer"], m["tloss"],
+                m["variants"]), int(m["seed"]) if m["seed"] else DEFAULT_SEED)
+
+
+def grid(profile: str, benchmarks: list[str], splits: list[int], recipes: list[str],
+         seeds: list[int] | None = None) -> list[Cell]:
+    cells = [Cell(profile, b, s, r, seed) for b in benchmarks for s in splits for r in recipes
+             for seed in (seeds or [DEFAULT_SEED])]
+    for c in cells:
+        recipe_overrides(c.recipe)
+    return cells
