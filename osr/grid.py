@@ -34,6 +34,8 @@ VARIANTS: dict[str, list[str]] = {
     "s_e160": ["student.epochs=160"],
 }
 
+TEACHER_VARIANTS = ("+t_w32", "+t_e80")  # variants with a teacher of their own
+
 _RECIPE = re.compile(r"(?P<method>[a-z]+)-(?P<mixer>[a-z]+)(?:@(?P<tloss>[a-z]+))?(?P<variants>(?:\+[a-z0-9_]+)*)")
 _NAME = re.compile(r"(?P<profile>[a-z]+)-(?P<benchmark>[a-z0-9_]+)-s(?P<split>\d+)-(?P<method>[a-z]+)-(?P<mixer>[a-z]+)"
                    r"(?:-t(?P<tloss>[a-z]+))?(?P<variants>(?:\+[a-z0-9_]+)*)(?:-r(?P<seed>\d+))?")

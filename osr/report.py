@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from osr.augment import METHODS as MIXERS
+from osr.grid import TEACHER_VARIANTS, parse_name
 from osr.plots import save_figure, plt
 
 METRICS_FILE = "reports/metrics.json"
@@ -27,6 +28,7 @@ ANCHORS = {
 }
 # summary key -> path inside one role's metrics (fractions, reported in %)
 PERCENT_KEYS = {"acc": ("test", "acc"), "auroc_mls": ("test", "mls", "auroc"), "oscr_mls": ("test", "mls", "oscr"),
+                "auroc_msp": ("test", "msp", "auroc"),
                 "auroc_ovr": ("test", "ovr", "auroc"), "auroc_knn": ("test", "knn", "auroc")}
 
 
@@ -36,6 +38,22 @@ def _get(d: dict, path: tuple[str, ...]):
             return None
         d = d[key]
     return d
+
+
+def _row(name: str, metrics: dict, params: dict, baseline: str | None) -> dict:
+    """One experiment as the report reads it. A suite cell's recipe (with its ablation variants) and seed come
+    from its name (osr/grid.py); an ad-hoc experiment gets its recipe from the metrics' info and its seed from
+    the params."""
+    info = metrics["info"]
+    teacher_loss = info.get("teacher_loss") or _get(params, ("teacher", "loss")) or "ce"
+    cell = parse_name(name)
+    base = f"{info.get('method', '?')}-{info.get('mixing', 'none')}" + (f"@{teacher_loss}" if teacher_loss != "ce"
+                                                                          else "")
+    return {"name": name, "profile": info.get("profile", "?"), "benchmark": info.get("benchmark", "?"),
+            "split": info.get("split"), "method": info.get("method", "?"), "mixing": info.get("mixing", "none"),
+            "teacher_loss": teacher_loss, "recipe_id": cell.recipe if cell else base,
+            "variant": cell.recipe[len(base):] if cell and cell.recipe.startswith(base) else "",
+            "seed": cell.seed if cell else _get(params, ("base", "seed")), "baseline": baseline, "metrics": metrics}
 
 
 def rows_from_exp_show(shown: list) -> list[dict]:
@@ -55,20 +73,29 @@ def rows_from_exp_show(shown: list) -> list[dict]:
             metrics = _get(data, ("metrics", METRICS_FILE, "data")) or {}
             if not isinstance(metrics.get("info"), dict) or not isinstance(metrics.get("student"), dict):
                 continue
-            params = _get(data, ("params", "params.yaml", "data")) or {}
-            info = metrics["info"]
             seen.add(name)
-            rows.append({"name": name, "profile": info.get("profile", "?"), "benchmark": info.get("benchmark", "?"),
-                         "split": info.get("split"), "method": info.get("method", "?"),
-                         "mixing": info.get("mixing", "none"),
-                         "teacher_loss": info.get("teacher_loss") or _get(params, ("teacher", "loss")) or "ce",
-                         "metrics": metrics})
+            rows.append(_row(name, metrics, _get(data, ("params", "params.yaml", "data")) or {}, commit.get("rev")))
     return rows
 
 
+def archive_record(row: dict) -> dict:
+    """What `reports/experiments/<name>.json` keeps of a finished experiment, so that its numbers outlive the
+    local experiment refs: the cell, the `dvc exp run` that reproduces it, the baseline commit and the metrics."""
+    cell = parse_name(row["name"])
+    rerun = ("dvc exp run -n " + row["name"] + "".join(f" -S '{o}'" for o in cell.overrides)) if cell else None
+    return {"name": row["name"], "baseline": row.get("baseline"), "reproduce": rerun, "metrics": row["metrics"],
+            **({"source": row["source"]} if row.get("source") else {})}
+
+
+def rows_from_archive(records: list[dict]) -> list[dict]:
+    return [{**_row(r["name"], r["metrics"], {}, r.get("baseline")), **({"source": r["source"]} if r.get("source")
+            else {})} for r in records]
+
+
 def recipe(row: dict) -> str:
-    """`AD (asym) + cutmix`; a teacher trained with a loss other than CE is named too."""
+    """`AD (asym) + cutmix`; a teacher trained with a loss other than CE is named too, and ablation variants."""
     label = f"{METHOD_LABELS.get(row['method'], row['method'])} + {row['mixing']}"
+    label += f" [{row['variant'].lstrip('+')}]" if row.get("variant") else ""
     return label if row["teacher_loss"] == "ce" else f"{label} (teacher {row['teacher_loss']})"
 
 
@@ -78,7 +105,8 @@ def _stats(values: list[float]) -> dict:
 
 
 def _summary(members: list[dict], role: str) -> dict:
-    out = {"n": len(members), "splits": sorted(m["split"] for m in members),
+    out = {"n": len(members), "splits": sorted({m["split"] for m in members}),
+           "seeds": sorted({m["seed"] for m in members if m.get("seed") is not None}),
            "experiments": [m["name"] for m in members]}
     for key, path in PERCENT_KEYS.items():
         pairs = [(m["split"], 100 * v) for m in members if (v := _get(m["metrics"][role], path)) is not None]
@@ -98,31 +126,36 @@ def _bench_order(b: str) -> tuple:
 def aggregate(rows: list[dict]) -> dict:
     """Student groups per (profile, benchmark, recipe) and teacher groups per (profile, benchmark, teacher loss).
 
-    Experiments of one split share its teacher, so a teacher group keeps one experiment per split.
+    Experiments of one split and seed share their teacher, so a teacher group keeps one experiment per (split,
+    seed); variants that change the teacher have their own and stay out of the teacher groups.
     """
     students, teachers = defaultdict(list), defaultdict(dict)
     for r in rows:
-        students[(r["profile"], r["benchmark"], r["method"], r["mixing"], r["teacher_loss"])].append(r)
-        if "teacher" in r["metrics"]:
-            teachers[(r["profile"], r["benchmark"], r["teacher_loss"])].setdefault(r["split"], r)
+        students[(r["profile"], r["benchmark"], r["method"], r["mixing"], r["teacher_loss"], r["variant"])].append(r)
+        if "teacher" in r["metrics"] and not any(v in r["variant"] for v in TEACHER_VARIANTS):
+            teachers[(r["profile"], r["benchmark"], r["teacher_loss"])].setdefault((r["split"], r["seed"]), r)
 
     def order(key):
         method = list(METHOD_LABELS).index(key[2]) if key[2] in METHOD_LABELS else len(METHOD_LABELS)
         mix = MIXERS.index(key[3]) if key[3] in MIXERS else len(MIXERS)
-        return (key[0], _bench_order(key[1]), key[4], method, key[2], mix, key[3])
+        return (key[0], _bench_order(key[1]), key[4], method, key[2], mix, key[3], key[5])
 
     groups = [{"profile": k[0], "benchmark": k[1], "method": k[2], "mixing": k[3], "teacher_loss": k[4],
-               "recipe": recipe(students[k][0]), **_summary(students[k], "student")}
+               "variant": k[5], "recipe": recipe(students[k][0]), "recipe_id": students[k][0]["recipe_id"],
+               **_summary(students[k], "student")}
               for k in sorted(students, key=order)]
     teacher_groups = [{"profile": k[0], "benchmark": k[1], "teacher_loss": k[2], "recipe": f"teacher ({k[2]})",
                        **_summary(list(teachers[k].values()), "teacher")}
                       for k in sorted(teachers, key=lambda k: (k[0], _bench_order(k[1]), k[2]))]
-    return {"std": "sample standard deviation over experiments (ddof=1), 0 when n=1", "units": "%",
+    return {"std": "sample standard deviation over experiments (ddof=1), 0 when n=1 (shown without ±)", "units": "%",
             "groups": groups, "teachers": teacher_groups}
 
 
 def _pm(stat: dict | None) -> str:
-    return f"{stat['mean']:.1f} ± {stat['std']:.1f}" if stat else "–"
+    """`84.0 ± 4.0`, or only `84.0` for a single experiment (no fake ± 0.0)."""
+    if not stat:
+        return "–"
+    return f"{stat['mean']:.1f} ± {stat['std']:.1f}" if stat["n"] > 1 else f"{stat['mean']:.1f}"
 
 
 def _cell(g: dict) -> str:
@@ -204,7 +237,7 @@ def two_sides_reading(agg: dict) -> list[str]:
     missing (the default suites run only ce-none beside asym-cutmix on the tiny profile).
     """
     g = {(x["profile"], x["benchmark"], x["method"], x["mixing"]): x for x in agg["groups"]
-         if x["teacher_loss"] == "ce" and {"acc", "auroc_mls"} <= x.keys()}
+         if x["teacher_loss"] == "ce" and not x["variant"] and {"acc", "auroc_mls"} <= x.keys()}
     lines = []
     for profile, bench in dict.fromkeys((k[0], k[1]) for k in g):
         plain = g.get((profile, bench, "ce", "none"))
@@ -224,11 +257,15 @@ def two_sides_reading(agg: dict) -> list[str]:
                      "student of the same profile and benchmark."]
 
 
-def suite_markdown(rows: list[dict], agg: dict, source: str) -> str:
-    """The whole `reports/suite.md`; `source` says which command and filters produced it."""
-    lines = ["# Benchmark suite", "",
-             f"Generated by `python -m stages.report` from {source}: {len(rows)} finished experiments. "
-             f"Do not edit; rerun the stage.", "",
+def generated_line(source: str, rows: int) -> str:
+    return (f"Generated by `python -m stages.report` from {source}: {rows} finished experiments. "
+            "Do not edit; rerun the stage.")
+
+
+def suite_markdown(rows: list[dict], agg: dict, source: str, claims: list[str] | None = None) -> str:
+    """The whole `reports/suite.md`; `source` says which command and filters produced it; `claims` are the
+    lines of the Claims section (osr.claims.claims_markdown), which comes first."""
+    lines = ["# Benchmark suite", "", generated_line(source, len(rows)), "", *(claims or []),
              "## Student and teacher per benchmark", "",
              "Cells: closed-set acc / AUROC (MLS) / OSCR (MLS) in %, mean ± sample std (ddof=1) over the "
              "experiments (splits) of the cell, then their number and the profile that produced them. "
@@ -244,7 +281,7 @@ def suite_markdown(rows: list[dict], agg: dict, source: str) -> str:
 def two_sides_figure(agg: dict, path: Path) -> None:
     """Per (profile, benchmark): acc (top) and AUROC (bottom) per mixer, plain vs AD student, error bars = std."""
     g = {(x["profile"], x["benchmark"], x["method"], x["mixing"]): x for x in agg["groups"]
-         if x["teacher_loss"] == "ce" and x["method"] in ("ce", "asym")}
+         if x["teacher_loss"] == "ce" and not x["variant"] and x["method"] in ("ce", "asym")}
     panels = list(dict.fromkeys((k[0], k[1]) for k in g)) or [("", "no plain or AD students")]
     fig, axes = plt.subplots(2, len(panels), figsize=(4.2 * len(panels), 6), squeeze=False)
     for col, (profile, bench) in enumerate(panels):

@@ -1,8 +1,12 @@
-"""Benchmark-suite report: finished DVC experiments -> reports/suite.md, suite.json and two PNG figures.
+"""Benchmark-suite report: finished DVC experiments -> reports/suite.md (claims first), claims.json, ablation.md.
 
     python -m stages.report [--profile quick] [--benchmark cifar10] [--match REGEX] [--out reports]
 
-Not a DVC stage: it reads the experiments of the repository in the current directory (`make suite` runs them).
+Not a DVC stage: it reads the experiments of the repository in the current directory (`make suite` runs them)
+and keeps each finished one in `reports/experiments/<name>.json` (metrics, baseline commit, the `dvc exp run`
+that reproduces it): experiment refs stay local, so the committed archive is what later reports and other
+clones build on. Outputs: suite.md/suite.json (per-recipe means), claims.json, ablation.md/ablation.json and
+ablation/*.png (one study per profile/benchmark/split with ablation variants), suite/*.png.
 By default only the suite's cells count (names `<profile>-<benchmark>-s<split>-<recipe>`, see flows/suite.py), so
 ad-hoc experiments with other settings (another tau, more epochs) never enter a recipe's mean; `--match .` takes all.
 """
@@ -10,12 +14,16 @@ import argparse
 import json
 import re
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 from osr import OSRError
 from osr.grid import NAME_PATTERN
-from osr.io import atomic_path, write_json
-from osr.report import aggregate, jacobian_scatter, rows_from_exp_show, suite_markdown, two_sides_figure
+from osr.ablation import ablation_markdown, places, study, study_figure
+from osr.claims import claims_markdown, claims_table
+from osr.io import atomic_path, read_json, write_json
+from osr.report import aggregate, archive_record, jacobian_scatter, rows_from_archive, \
+    rows_from_exp_show, suite_markdown, two_sides_figure
 from stages.common import run
 
 COMMAND = ["dvc", "exp", "show", "--json", "--all-commits"]
@@ -36,6 +44,10 @@ def exp_show() -> list:
         raise OSRError(f"`{' '.join(COMMAND)}` did not print JSON ({e.msg})") from None
 
 
+def archived(folder: Path) -> list[dict]:
+    return [read_json(f) for f in sorted(folder.glob("*.json"))]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", help="only experiments of this profile")
@@ -43,22 +55,38 @@ def main() -> None:
     ap.add_argument("--match", default=SUITE_NAMES, help="regex on experiment names (default: suite cells)")
     ap.add_argument("--out", type=Path, default=Path("reports"))
     args = ap.parse_args()
-    rows = [r for r in rows_from_exp_show(exp_show()) if re.search(args.match, r["name"])]
+    archive = args.out / "experiments"
+    for row in rows_from_exp_show(exp_show()):
+        if re.search(args.match, row["name"]):
+            write_json(archive / f"{row['name']}.json", archive_record(row))
+    rows = [r for r in rows_from_archive(archived(archive)) if re.search(args.match, r["name"])]
     if not rows:
-        raise OSRError("no finished experiments found by `dvc exp show`; run `make suite` first")
+        raise OSRError("no finished experiments found by `dvc exp show` or in "
+                       f"{archive}; run `make suite` first")
     filters = "".join(f" --{k} {v}" for k, v in (("profile", args.profile), ("benchmark", args.benchmark)) if v)
     rows = [r for r in rows if args.profile in (None, r["profile"]) and args.benchmark in (None, r["benchmark"])]
     if not rows:
         raise OSRError(f"no finished experiment matches{filters}")
     agg = aggregate(rows)
-    source = f"`{' '.join(COMMAND)}`" + (f" filtered by `{filters.strip()}`" if filters else "")
+    claims = claims_table(rows)
+    source = f"`{' '.join(COMMAND)}` and `{archive}/`" + (f" filtered by `{filters.strip()}`" if filters else "")
     with atomic_path(args.out / "suite.md") as tmp:
-        tmp.write_text(suite_markdown(rows, agg, source))
+        tmp.write_text(suite_markdown(rows, agg, source, claims_markdown(claims)))
     write_json(args.out / "suite.json", agg)
+    write_json(args.out / "claims.json", claims)
+    studies = [study(rows, *place) for place in places(rows)]
+    if studies:
+        with atomic_path(args.out / "ablation.md") as tmp:
+            tmp.write_text(ablation_markdown(studies, source))
+        for s in studies:
+            study_figure(s, args.out / "ablation" / f"{s['profile']}-{s['benchmark']}-s{s['split']}.png")
+        write_json(args.out / "ablation.json", {"studies": studies})
     two_sides_figure(agg, args.out / "suite" / "two_sides.png")
     jacobian_scatter(rows, args.out / "suite" / "jacobian_auroc.png")
-    print(f"report: {len(rows)} experiments, {len(agg['groups'])} recipe groups -> {args.out / 'suite.md'}, "
-          f"{args.out / 'suite.json'}, {args.out / 'suite'}/{{two_sides,jacobian_auroc}}.png")
+    verdicts = Counter(c["verdict"] for c in claims["claims"])
+    print(f"report: {len(rows)} experiments, {len(agg['groups'])} recipe groups, {len(claims['claims'])} claim rows "
+          f"({', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))}), {len(studies)} ablation studies -> "
+          f"{args.out}/{{suite.md,suite.json,claims.json{',ablation.md' if studies else ''}}}")
 
 
 if __name__ == "__main__":

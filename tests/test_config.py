@@ -12,7 +12,7 @@ def test_committed_params_is_the_hydra_composition_of_the_defaults():
     assert compose(ROOT / "conf") == yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-@pytest.mark.parametrize("profile", ["tiny", "quick", "paper"])
+@pytest.mark.parametrize("profile", ["tiny", "quick", "claims", "paper"])
 @pytest.mark.parametrize("bench", ["cifar10", "mnist", "tinyimagenet", "cifar_plus10", "svhn"])
 def test_every_profile_and_benchmark_composes_to_valid_params(profile, bench):
     p = validate(compose(ROOT / "conf", [f"profile={profile}", f"benchmark={bench}"]))
@@ -35,6 +35,11 @@ def test_every_profile_and_benchmark_composes_to_valid_params(profile, bench):
     ("movr.scale", 0, "movr.scale must be > 0"),
     ("augment.layers", ["layer9"], "augment.layers must be a non-empty list drawn from"),
     ("evaluate.scores", ["mls", "odin"], "evaluate.scores must be a non-empty list drawn from"),
+    ("evaluate.bootstrap", -1, "evaluate.bootstrap must be >= 0"),
+    ("relabel.rule", "some", "relabel.rule must be one of"),
+    ("distill.hard_reduction", "sum", "distill.hard_reduction must be one of"),
+    ("distill.easy", -1, "distill.easy must be >= 0"),
+    ("distill.mixed_ce", "yes", "distill.mixed_ce must be a number"),
 ])
 def test_invalid_values_name_the_parameter(key, value, message, tmp_path):
     p = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from osr import OSRError
-from osr.losses import DistillConfig, MOvRConfig, Step, asym_step, ce_step, dist_loss, hard_mask, jmi_loss, kd_step, \
-    movr_loss, movr_step, soft_ce, two_hot
+from osr.losses import DistillConfig, MOvRConfig, Step, asym_step, ce_step, dist_loss, hard_loss, hard_mask, jmi_loss, \
+    kd_step, movr_loss, movr_step, soft_ce, two_hot
 
 
 def test_dist_is_zero_for_identical_logits_and_positive_otherwise():
@@ -55,6 +55,8 @@ def test_hard_mask_rules():
     assert hard_mask(p, ya, yb, "argmax").tolist() == [False, True, True]
     assert hard_mask(p, ya, yb, "threshold", 0.5).tolist() == [False, True, False]
     assert hard_mask(p, ya, yb, "threshold", 0.1).tolist() == [True, True, True]
+    assert hard_mask(p, ya, yb, "none").tolist() == [False, False, False]
+    assert hard_mask(p, ya, yb, "all").tolist() == [True, True, True]
     with pytest.raises(OSRError, match="relabel.rule"):
         hard_mask(p, ya, yb, "nope")
 
@@ -82,6 +84,42 @@ def test_asym_step_splits_easy_and_hard():
     assert asym_step(z, all_easy, cfg).item() == pytest.approx((dist_loss(z, all_easy.t_raw) + jmi).item(), rel=1e-5)
     expect_hard = soft_ce(z, all_hard.target) + jmi
     assert asym_step(z, all_hard, cfg).item() == pytest.approx(expect_hard.item(), rel=1e-5)
+
+
+def test_asym_ablation_switches_remove_or_add_exactly_their_term():
+    z = torch.randn(4, 4)
+    s = _mixed_step([True, False, False, True])
+    easy, hard = ~s.hard, s.hard
+    l_e = dist_loss(z[easy], s.t_raw[easy])
+    l_h = soft_ce(z[hard], s.target[hard])
+    l_jmi = jmi_loss(z, s.t_raw, s.partner, s.lam)
+    mix_ce = s.lam * F.cross_entropy(z, s.y) + (1 - s.lam) * F.cross_entropy(z, s.y[s.partner])
+    full = asym_step(z, s, DistillConfig()).item()
+    assert full == pytest.approx((l_e + l_h + l_jmi).item(), rel=1e-6)
+    assert asym_step(z, s, DistillConfig(easy=0.0)).item() == pytest.approx((l_h + l_jmi).item(), rel=1e-6)
+    assert asym_step(z, s, DistillConfig(jmi=0.0)).item() == pytest.approx((l_e + l_h).item(), rel=1e-6)
+    assert asym_step(z, s, DistillConfig(mixed_ce=0.5)).item() == pytest.approx(full + 0.5 * mix_ce.item(), rel=1e-6)
+    # L_H over the batch: 2 hard samples of 4 weigh half as much as their mean
+    batch = asym_step(z, s, DistillConfig(hard_reduction="batch")).item()
+    assert batch == pytest.approx((l_e + l_h * 2 / 4 + l_jmi).item(), rel=1e-6)
+    # the raw step is untouched by the mixed-step switches
+    raw = Step(y=s.y, mixed=False, partner=s.partner, lam=1.0, t_raw=s.t_raw)
+    off = DistillConfig(easy=0.0, jmi=0.0, mixed_ce=2.0, hard_reduction="batch")
+    assert asym_step(z, raw, off).item() == pytest.approx(asym_step(z, raw, DistillConfig()).item(), rel=1e-7)
+
+
+def test_hard_loss_reductions_and_gradients():
+    z = torch.randn(6, 3, requires_grad=True)
+    target = two_hot(torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([1, 2, 0, 1, 2, 0]), 0.3, 3)
+    hard = torch.tensor([True, False, False, False, False, False])
+    per_sample = -(target * F.log_softmax(z, 1)).sum(1)
+    assert hard_loss(z, target, hard, "hard").item() == pytest.approx(per_sample[0].item(), rel=1e-6)
+    assert hard_loss(z, target, hard, "batch").item() == pytest.approx(per_sample[0].item() / 6, rel=1e-6)
+    hard_loss(z, target, hard, "batch").backward()
+    assert z.grad[1:].abs().sum() == 0 and z.grad[0].abs().sum() > 0  # only the hard sample is trained
+    assert hard_loss(z, target, torch.zeros(6, dtype=torch.bool), "batch").item() == 0.0
+    with pytest.raises(OSRError, match="distill.hard_reduction: unknown reduction 'sum'"):
+        hard_loss(z, target, hard, "sum")
 
 
 def test_raw_steps_and_plain_students():

@@ -1,0 +1,101 @@
+"""The ablation study: every recipe and variant on one split against the plain CutMix student, with seed noise.
+
+A study exists for each (profile, benchmark, split) where an ablation variant ran (osr/grid.py VARIANTS). Each
+recipe there is compared with ``REFERENCE`` by ``osr.claims.compare`` (mean over seeds, 95 % t-interval from the
+split's pooled seed noise). The best AD variant is the AD recipe with the highest AUROC (MLS) among those whose
+accuracy is at most 1 point below the reference; if none qualifies, the one with the highest AUROC.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from osr.claims import compare, values_by_split
+from osr.plots import plt, save_figure
+from osr.report import generated_line
+
+REFERENCE = "ce-cutmix"
+ACC_TOLERANCE = 1.0  # points of accuracy the best AD variant may give up against the reference
+
+
+def places(rows: list[dict]) -> list[tuple[str, str, int]]:
+    return sorted({(r["profile"], r["benchmark"], r["split"]) for r in rows if r["variant"]})
+
+
+def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
+    """Entries per recipe on one split (means over seeds, deltas vs the reference) and the best AD variant."""
+    here = [r for r in rows if (r["profile"], r["benchmark"], r["split"]) == (profile, benchmark, split)]
+    recipes = list(dict.fromkeys(r["recipe_id"] for r in sorted(here, key=lambda r: (r["variant"], r["recipe_id"]))))
+    entries = []
+    for rec in recipes:
+        e = {"recipe": rec, "method": next(r["method"] for r in here if r["recipe_id"] == rec)}
+        for metric in ("acc", "auroc_mls", "oscr_mls"):
+            vals = values_by_split(here, metric).get((profile, benchmark, rec), {}).get(split, [])
+            e[metric] = {"mean": float(np.mean(vals)), "n": len(vals),
+                         "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None} if vals else None
+            if metric != "oscr_mls":
+                e[f"d_{metric}"] = compare(here, profile, benchmark, REFERENCE, rec, metric)
+        entries.append(e)
+    ad = [e for e in entries if e["method"] == "asym" and e["auroc_mls"] and e["acc"]]
+    ref = next((e for e in entries if e["recipe"] == REFERENCE and e["acc"]), None)
+    ok = [e for e in ad if ref and e["acc"]["mean"] >= ref["acc"]["mean"] - ACC_TOLERANCE]
+    best = max(ok or ad, key=lambda e: e["auroc_mls"]["mean"], default=None)
+    return {"profile": profile, "benchmark": benchmark, "split": split, "reference": REFERENCE, "entries": entries,
+            "best_ad": best["recipe"] if best else None, "best_ad_within_tolerance": bool(ok)}
+
+
+def _delta(d: dict | None) -> str:
+    if not d:
+        return "–"
+    ci = f" [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]" if d["ci95"] else ""
+    return f"{d['mean_diff']:+.1f}{ci}"
+
+
+def _mean(m: dict | None) -> str:
+    if not m:
+        return "–"
+    return f"{m['mean']:.1f} ± {m['std']:.1f}" if m["std"] is not None else f"{m['mean']:.1f}"
+
+
+def study_markdown(s: dict) -> list[str]:
+    lines = [f"## {s['profile']} / {s['benchmark']} / split {s['split']}", "",
+             f"Means over seeds (± sample std where n > 1); Δ = recipe − `{s['reference']}` in points with its 95 % "
+             "t-interval against the split's pooled seed noise (`osr/claims.py`).", "",
+             "| recipe | n seeds | acc | AUROC (MLS) | OSCR (MLS) | Δ acc | Δ AUROC |", "|---|---|---|---|---|---|---|"]
+    for e in s["entries"]:
+        n = (e["acc"] or {}).get("n", 0)
+        lines.append(f"| `{e['recipe']}` | {n} | {_mean(e['acc'])} | {_mean(e['auroc_mls'])} | {_mean(e['oscr_mls'])} "
+                     f"| {_delta(e['d_acc'])} | {_delta(e['d_auroc_mls'])} |")
+    if s["best_ad"]:
+        rule = (f"highest AUROC among AD recipes within {ACC_TOLERANCE:g} pt of `{s['reference']}`'s accuracy"
+                if s["best_ad_within_tolerance"] else
+                f"no AD recipe is within {ACC_TOLERANCE:g} pt of `{s['reference']}`'s accuracy; highest AUROC")
+        lines += ["", f"Best AD variant: **`{s['best_ad']}`** ({rule})."]
+    return lines + [""]
+
+
+def ablation_markdown(studies: list[dict], source: str) -> str:
+    """`reports/ablation.md`: one section per study."""
+    n = sum(e["acc"]["n"] for s in studies for e in s["entries"] if e["acc"])
+    lines = ["# Ablation study", "", generated_line(source, n), ""]
+    return "\n".join(lines + [line for s in studies for line in study_markdown(s)])
+
+
+def study_figure(s: dict, path) -> None:
+    """Δ AUROC and Δ acc vs the reference per recipe, error bars = the 95 % half-width (seed noise)."""
+    entries = [e for e in s["entries"] if e["recipe"] != s["reference"] and e["d_auroc_mls"]]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.4 * len(entries) + 1.6), sharey=True, squeeze=False)
+    y = np.arange(len(entries))
+    for ax, key, label in ((axes[0, 0], "d_auroc_mls", "Δ AUROC, MLS (pt)"), (axes[0, 1], "d_acc", "Δ acc (pt)")):
+        d = [e[key] for e in entries]
+        mean = [x["mean_diff"] for x in d]
+        err = [(x["ci95"][1] - x["ci95"][0]) / 2 if x["ci95"] else 0.0 for x in d]
+        colours = ["C3" if e["method"] == "asym" else "C0" for e in entries]
+        ax.barh(y, mean, xerr=err, color=colours, capsize=3)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set(xlabel=label)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(y, [e["recipe"] for e in entries], fontsize=8)
+    axes[0, 0].invert_yaxis()
+    fig.suptitle(f"Ablation vs {s['reference']}: {s['profile']} / {s['benchmark']} / split {s['split']} "
+                 "(red = AD; bars: 95 % interval from seed noise)", fontsize=9)
+    save_figure(fig, path)

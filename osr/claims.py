@@ -1,0 +1,191 @@
+"""The claims table: each claim of methods.md §4 that the suite's data can speak to, with a 95 % interval.
+
+A claim compares recipe ``b`` with recipe ``a`` (names as osr/grid.py spells them) on one metric: it says that
+``b - a`` lies above ``margin`` (``up``) or below it (``down``); ``margin`` is 0 except for "keeps" claims, which
+allow 1 point. The difference is taken on the splits both recipes ran (each split's value is the mean over its
+seeds) and the interval is a Student-t interval:
+
+* two or more shared splits: paired over the splits (``t over splits, paired``), df = splits - 1;
+* one shared split: the two means against the **seed noise** of that split, i.e. the pooled within-recipe
+  variance of every recipe there with two or more seeds (``t, pooled seed noise``); when ``a`` and ``b`` are one
+  recipe (two metrics of one model), paired over its seeds.
+
+Verdict: ``holds`` when the whole interval is on the claimed side of the margin, ``fails`` when it is wholly on
+the other side, ``inconclusive`` when it spans the margin or no interval can be formed (one experiment each and
+no seed noise measured).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+# metric -> (path inside the student's metrics, scale): percent metrics are reported in points
+METRICS = {"acc": (("test", "acc"), 100.0), "auroc_mls": (("test", "mls", "auroc"), 100.0),
+           "auroc_msp": (("test", "msp", "auroc"), 100.0), "oscr_mls": (("test", "mls", "oscr"), 100.0),
+           "jacobian_known": (("jacobian", "known_mean"), 1.0), "jacobian_unknown": (("jacobian", "unknown_mean"), 1.0)}
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str
+    metric: str            # of b (and of a unless metric_a is given)
+    a: str
+    b: str
+    direction: str = "up"  # up: b - a > margin; down: b - a < margin
+    margin: float = 0.0
+    metric_a: str | None = None
+
+
+CLAIMS = [
+    Claim("mls-ge-msp", "MLS scores unknowns at least as well as MSP (plain student, no mixing)", "auroc_mls",
+          "ce-none", "ce-none", metric_a="auroc_msp"),
+    Claim("cutmix-raises-acc", "CutMix raises closed-set accuracy", "acc", "ce-none", "ce-cutmix"),
+    Claim("mixup-raises-acc", "Mixup raises closed-set accuracy", "acc", "ce-none", "ce-mixup"),
+    Claim("cutmix-lowers-auroc", "CutMix lowers AUROC", "auroc_mls", "ce-none", "ce-cutmix", "down"),
+    Claim("mixup-lowers-auroc", "Mixup lowers AUROC", "auroc_mls", "ce-none", "ce-mixup", "down"),
+    Claim("ad-keeps-mixing-acc", "AD keeps the CutMix student's accuracy (within 1 pt)", "acc", "ce-cutmix",
+          "asym-cutmix", margin=-1.0),
+    Claim("ad-auroc-ge-nomix", "AD's AUROC is at least the no-mix student's", "auroc_mls", "ce-none",
+          "asym-cutmix"),
+    Claim("ad-beats-mixing-auroc", "AD recovers AUROC over the CutMix student", "auroc_mls", "ce-cutmix",
+          "asym-cutmix"),
+    Claim("kd-recovers-less", "Symmetric KD (teacher fed the mixed image) recovers less AUROC than AD", "auroc_mls",
+          "kd-cutmix", "asym-cutmix"),
+    Claim("ablate-jmi-costs-auroc", "Removing L_JMI costs AD AUROC", "auroc_mls", "asym-cutmix",
+          "asym-cutmix+no_jmi", "down"),
+    Claim("ablate-relabel-easy-costs-auroc", "No selective relabel (every mixed sample easy) costs AUROC",
+          "auroc_mls", "asym-cutmix", "asym-cutmix+all_easy", "down"),
+    Claim("ablate-relabel-hard-costs-auroc", "No selective relabel (every mixed sample hard) costs AUROC",
+          "auroc_mls", "asym-cutmix", "asym-cutmix+all_hard", "down"),
+    Claim("ablate-smoothing-costs-auroc", "Two-hot r = 0 instead of the smoothed r = 0.75 costs AUROC",
+          "auroc_mls", "asym-cutmix+smooth75", "asym-cutmix", "down"),
+    Claim("ablate-mixup-costs-auroc", "AD with Mixup instead of CutMix costs AUROC", "auroc_mls", "asym-cutmix",
+          "asym-mixup", "down"),
+    Claim("gradmix-beats-noisebox", "GradMix beats the random-location noise box on AUROC", "auroc_mls",
+          "ce-noisebox", "ce-gradmix"),
+    Claim("gradmix-beats-none", "GradMix beats no masking on AUROC", "auroc_mls", "ce-none", "ce-gradmix"),
+    Claim("jacobian-higher-on-unknowns", "‖J‖ is higher on unknowns than on knowns (plain student)",
+          "jacobian_unknown", "ce-none", "ce-none", metric_a="jacobian_known"),
+]
+
+
+def _value(row: dict, metric: str) -> float | None:
+    path, scale = METRICS[metric]
+    node = row["metrics"].get("student", {})
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return None if node is None else scale * float(node)
+
+
+def values_by_split(rows: list[dict], metric: str) -> dict:
+    """(profile, benchmark, recipe) -> split -> [value per seed]."""
+    out: dict = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        v = _value(r, metric)
+        if v is not None:
+            out[(r["profile"], r["benchmark"], r["recipe_id"])][r["split"]].append(v)
+    return out
+
+
+def seed_noise(by_recipe: dict, profile: str, benchmark: str, split: int) -> tuple[float, int] | None:
+    """Pooled within-recipe variance over the recipes with >= 2 seeds on one split, and its degrees of freedom."""
+    groups = [np.asarray(v[split]) for (p, b, _), v in by_recipe.items()
+              if p == profile and b == benchmark and len(v.get(split, [])) >= 2]
+    df = sum(len(g) - 1 for g in groups)
+    if not df:
+        return None
+    return float(sum(((g - g.mean()) ** 2).sum() for g in groups) / df), df
+
+
+def _t_interval(mean: float, se: float, df: int) -> list[float]:
+    h = float(stats.t.ppf(0.975, df)) * se
+    return [mean - h, mean + h]
+
+
+def compare(rows: list[dict], profile: str, benchmark: str, a: str, b: str, metric: str,
+            metric_a: str | None = None) -> dict | None:
+    """b - a on the shared splits with a 95 % t-interval (see the module docstring); None without shared data."""
+    vb = values_by_split(rows, metric)
+    va = values_by_split(rows, metric_a or metric) if metric_a else vb
+    xa, xb = va.get((profile, benchmark, a), {}), vb.get((profile, benchmark, b), {})
+    splits = sorted(set(xa) & set(xb))
+    if not splits:
+        return None
+    out = {"n": len(splits), "splits": splits, "n_a": sum(len(xa[s]) for s in splits),
+           "n_b": sum(len(xb[s]) for s in splits)}
+    if len(splits) >= 2:
+        d = np.array([np.mean(xb[s]) - np.mean(xa[s]) for s in splits])
+        return {**out, "mean_diff": float(d.mean()), "interval": "t over splits, paired",
+                "ci95": _t_interval(float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), len(d) - 1)}
+    s = splits[0]
+    mean = float(np.mean(xb[s]) - np.mean(xa[s]))
+    if a == b:  # two metrics of the same experiments: paired over the seeds
+        d = np.array(xb[s]) - np.array(xa[s])
+        if len(d) < 2:
+            return {**out, "mean_diff": mean, "interval": "none (one experiment)", "ci95": None}
+        return {**out, "mean_diff": mean, "interval": "t over seeds, paired",
+                "ci95": _t_interval(mean, float(d.std(ddof=1) / np.sqrt(len(d))), len(d) - 1)}
+    noise = seed_noise(vb, profile, benchmark, s)
+    if noise is None:
+        return {**out, "mean_diff": mean, "interval": "none (no seed noise measured)", "ci95": None}
+    var, df = noise
+    se = float(np.sqrt(var * (1 / len(xa[s]) + 1 / len(xb[s]))))
+    return {**out, "mean_diff": mean, "interval": f"t, pooled seed noise of split {s} (df={df})",
+            "ci95": _t_interval(mean, se, df)}
+
+
+def verdict(ci95: list[float] | None, direction: str, margin: float) -> str:
+    if ci95 is None:
+        return "inconclusive"
+    lo, hi = ci95
+    above, below = lo > margin, hi < margin
+    if direction == "up":
+        return "holds" if above else "fails" if below else "inconclusive"
+    return "holds" if below else "fails" if above else "inconclusive"
+
+
+def claims_table(rows: list[dict]) -> dict:
+    """{"claims": [...]} for every claim and (profile, benchmark) whose two recipes both have data, and
+    "missing": the claims no (profile, benchmark) can speak to yet."""
+    places = sorted({(r["profile"], r["benchmark"]) for r in rows})
+    out, spoken = [], set()
+    for c in CLAIMS:
+        for profile, bench in places:
+            res = compare(rows, profile, bench, c.a, c.b, c.metric, c.metric_a)
+            if res is None:
+                continue
+            spoken.add(c.id)
+            metric = c.metric if not c.metric_a else f"{c.metric} - {c.metric_a}"
+            out.append({"id": c.id, "text": c.text, "profile": profile, "benchmark": bench, "metric": metric,
+                        "a": c.a, "b": c.b, "direction": c.direction, "margin": c.margin, **res,
+                        "verdict": verdict(res["ci95"], c.direction, c.margin)})
+    return {"interval": "95 % Student-t (see osr/claims.py)", "units": "percentage points (Jacobian: raw)",
+            "claims": out, "missing": [c.id for c in CLAIMS if c.id not in spoken]}
+
+
+def _fmt(c: dict) -> str:
+    ci = f" [{c['ci95'][0]:+.1f}, {c['ci95'][1]:+.1f}]" if c["ci95"] else ""
+    return f"{c['mean_diff']:+.1f}{ci}"
+
+
+def claims_markdown(table: dict) -> list[str]:
+    """The "Claims" section of reports/suite.md."""
+    side = {"up": ">", "down": "<"}
+    lines = ["## Claims", "",
+             "One row per claim of methods.md §4 and profile/benchmark with data: b − a in points (Jacobian: raw), "
+             "its 95 % t-interval (over splits when two or more are shared, else against the split's pooled seed "
+             "noise; see `osr/claims.py`) and the verdict: holds / fails when the interval is wholly on the claimed "
+             "/ the other side of the margin, inconclusive otherwise. Machine-readable: `reports/claims.json`.", "",
+             "| claim | profile / benchmark | a → b | claimed | n splits (exps a/b) | b − a [95 % CI] | interval | "
+             "verdict |", "|---|---|---|---|---|---|---|---|"]
+    for c in table["claims"]:
+        lines.append(f"| {c['text']} (`{c['id']}`) | {c['profile']} / {c['benchmark']} | `{c['a']}` → `{c['b']}` | "
+                     f"{side[c['direction']]} {c['margin']:g} | {c['n']} ({c['n_a']}/{c['n_b']}) | {_fmt(c)} | "
+                     f"{c['interval']} | **{c['verdict']}** |")
+    if table["missing"]:
+        lines += ["", "Not measured yet: " + ", ".join(f"`{m}`" for m in table["missing"]) + "."]
+    return lines + [""]
