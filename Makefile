@@ -10,7 +10,7 @@ export OSR_DATA_MIRROR ?= $(abspath $(CURDIR)/../shared/datasets)
 export DVC_NO_ANALYTICS=1 ITERATIVE_DO_NOT_TRACK=1 DO_NOT_TRACK=1 \
        PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false
 
-.PHONY: install run test bench suite report serve tune dashboard diff clean
+.PHONY: install run test bench suite ablation report serve tune dashboard diff clean
 
 install: $(STAMP)
 
@@ -32,14 +32,28 @@ bench: install
 
 # Benchmark grid as queued DVC experiments (resumable: finished cells are skipped), then the report.
 # e.g. make suite PROFILE=paper BENCH=cifar10,tinyimagenet SPLITS=0-4 RECIPES=ce-none,ce-cutmix,asym-cutmix
+# Recipes, ablation variants (asym-cutmix+no_jmi) and seeds: osr/grid.py. JOBS=2 runs two cells at once.
 PROFILE ?= quick
 BENCH   ?= cifar10
 SPLITS  ?= 0-4
+SEEDS   ?= 230
 RECIPES ?=
 JOBS    ?= 1
 suite: install
-	$(BIN)/python -m flows.suite --profile $(PROFILE) --benchmark $(BENCH) --splits $(SPLITS) --jobs $(JOBS) \
-		$(if $(RECIPES),--recipes $(RECIPES))
+	$(BIN)/python -m flows.suite --profile $(PROFILE) --benchmark $(BENCH) --splits $(SPLITS) --seeds $(SEEDS) \
+		--jobs $(JOBS) $(if $(RECIPES),--recipes $(RECIPES))
+	$(BIN)/python -m stages.report
+
+# The claims study's ablation on split 0 of the claims profile (issue 12): three seeds of the three main recipes
+# (the seed-noise yardstick), then one seed of every variant. Resumable like `make suite`.
+ABLATION := kd-cutmix asym-none asym-cutmix+mixed_ce asym-cutmix+no_le asym-cutmix+no_jmi asym-cutmix+lh_batch \
+	asym-cutmix+all_easy asym-cutmix+all_hard asym-cutmix+argmax asym-cutmix+smooth75 asym-cutmix+tau4 \
+	asym-cutmix+t_w32 asym-cutmix+s_e40 asym-cutmix+s_e160
+comma := ,
+ablation: install
+	$(BIN)/python -m flows.suite --profile claims --splits 0 --seeds 230-232 --jobs $(JOBS) \
+		--recipes ce-none,ce-cutmix,asym-cutmix
+	$(BIN)/python -m flows.suite --profile claims --splits 0 --jobs $(JOBS) --recipes $(subst $(eval) ,$(comma),$(ABLATION))
 	$(BIN)/python -m stages.report
 
 report: install

@@ -117,12 +117,22 @@ def test_report_from_two_real_experiments(tiny_repro, tmp_path):
     """`make suite` on the tiny profile: two queued cells through flows.suite, a resumed rerun, then the report."""
     proj = clone(tiny_repro, tmp_path / "proj")
     suite = [sys.executable, "-m", "flows.suite", "--profile", "tiny", "--splits", "0",
-             "--recipes", "ce-none,asym-cutmix"]
-    assert "queueing 2" in sh(suite, proj).stdout
-    assert "2 already finished, queueing 0" in sh(suite, proj).stdout
-    a, b = "tiny-cifar10-s0-ce-none", "tiny-cifar10-s0-asym-cutmix"
+             "--recipes", "ce-none,asym-cutmix,asym-cutmix+no_jmi"]
+    assert "queueing 3" in sh(suite, proj).stdout
+    assert "3 already finished or queued, queueing 0" in sh(suite, proj).stdout
+    a, b, c = "tiny-cifar10-s0-ce-none", "tiny-cifar10-s0-asym-cutmix", "tiny-cifar10-s0-asym-cutmix+no_jmi"
     assert "suite.md" in report(proj).stdout
+    archive = {p.stem: json.loads(p.read_text()) for p in (proj / "reports/experiments").glob("*.json")}
+    assert set(archive) == {a, b, c} and "-S 'distill.jmi=0'" in archive[c]["reproduce"]
+    ad, no_jmi = (archive[n]["metrics"]["student"]["test"]["mls"]["auroc"] for n in (b, c))
+    assert ad != no_jmi  # the ablation switch reached the student
+    claims = {x["id"]: x for x in json.loads((proj / "reports/claims.json").read_text())["claims"]}
+    assert claims["ablate-jmi-costs-auroc"]["n"] == 1 and claims["ablate-jmi-costs-auroc"]["ci95"] is None
+    ablation = (proj / "reports/ablation.md").read_text()
+    assert "Best AD variant: **`asym-cutmix" in ablation and "`asym-cutmix+no_jmi` | 1 |" in ablation
+    assert (proj / "reports/ablation/tiny-cifar10-s0.png").read_bytes()[:4] == b"\x89PNG"
     md = (proj / "reports/suite.md").read_text()
+    assert md.index("## Claims") < md.index("## Student and teacher")
     exp_rows = {line.split("|")[1].strip(): line for line in md.split("## Experiments")[1].splitlines()
                 if line.startswith(f"| {a} ") or line.startswith(f"| {b} ")}
     assert set(exp_rows) == {a, b}
@@ -132,7 +142,8 @@ def test_report_from_two_real_experiments(tiny_repro, tmp_path):
         assert all(0.0 <= v <= 100.0 for v in (acc, auroc, oscr))
     assert "(n=1, tiny)" in md and "93.6" in md
     agg = json.loads((proj / "reports/suite.json").read_text())
-    assert {g["recipe"] for g in agg["groups"]} == {"plain (ce) + none", "AD (asym) + cutmix"}
+    assert {g["recipe"] for g in agg["groups"]} == {"plain (ce) + none", "AD (asym) + cutmix",
+                                                    "AD (asym) + cutmix [no_jmi]"}
     assert [t["n"] for t in agg["teachers"]] == [1]  # both share split 0's teacher
     for png in ("two_sides.png", "jacobian_auroc.png"):
         data = (proj / "reports/suite" / png).read_bytes()
@@ -146,7 +157,7 @@ def test_report_without_experiments_is_a_one_line_error(tiny_repro, tmp_path):
     res = report(proj, check=False)
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [
-        "error: no finished experiments found by `dvc exp show`; run `make suite` first"]
+        "error: no finished experiments found by `dvc exp show` or in reports/experiments; run `make suite` first"]
     assert not (proj / "reports/suite.md").exists()
 
 

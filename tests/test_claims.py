@@ -1,0 +1,88 @@
+"""The claims table and the ablation study on synthetic experiments: intervals, verdicts, schema, best variant."""
+import pytest
+from scipy import stats
+
+from osr.ablation import ablation_markdown, study
+from osr.claims import CLAIMS, claims_markdown, claims_table, compare, verdict
+from osr.grid import Cell
+from osr.report import rows_from_archive
+
+
+def record(recipe, acc, auroc, *, split=0, seed=230, profile="claims", msp=None):
+    cell = Cell(profile, "cifar10", split, recipe, seed)
+    method, rest = recipe.split("+")[0].split("-", 1)
+    mixing, _, tloss = rest.partition("@")
+    test = {"acc": acc / 100, "mls": {"auroc": auroc / 100, "oscr": 0.5}}
+    if msp is not None:
+        test["msp"] = {"auroc": msp / 100}
+    return {"name": cell.name, "metrics": {
+        "info": {"benchmark": "cifar10", "split": split, "profile": profile, "method": method, "mixing": mixing,
+                 "teacher_loss": tloss or "ce"},
+        "student": {"test": test, "jacobian": {"known_mean": 1.0, "unknown_mean": 1.5}}}}
+
+
+def test_paired_t_interval_over_splits():
+    d = [1.0, 2.0, 3.0, 4.0, 5.0]
+    rows = rows_from_archive([record("ce-none", 80, 75, split=i) for i in range(5)]
+                             + [record("ce-cutmix", 80 + d[i], 70, split=i) for i in range(5)])
+    res = compare(rows, "claims", "cifar10", "ce-none", "ce-cutmix", "acc")
+    half = stats.t.ppf(0.975, 4) * stats.tstd(d) / 5 ** 0.5
+    assert res["n"] == 5 and res["splits"] == [0, 1, 2, 3, 4] and res["interval"] == "t over splits, paired"
+    assert res["mean_diff"] == pytest.approx(3.0)
+    assert res["ci95"] == pytest.approx([3.0 - half, 3.0 + half])
+
+
+def test_one_split_uses_the_pooled_seed_noise():
+    rows = rows_from_archive([record("ce-cutmix", 80, v, seed=s) for v, s in ((70, 230), (72, 231), (74, 232))]
+                             + [record("asym-cutmix", 78, v, seed=s) for v, s in ((60, 230), (62, 231), (64, 232))]
+                             + [record("asym-cutmix+no_jmi", 78, 66)])
+    res = compare(rows, "claims", "cifar10", "asym-cutmix", "asym-cutmix+no_jmi", "auroc_mls")
+    half = stats.t.ppf(0.975, 4) * (4 * (1 / 3 + 1)) ** 0.5  # pooled variance 4 on 2 + 2 degrees of freedom
+    assert res["mean_diff"] == pytest.approx(4.0) and res["ci95"] == pytest.approx([4.0 - half, 4.0 + half])
+    assert res["interval"] == "t, pooled seed noise of split 0 (df=4)" and (res["n_a"], res["n_b"]) == (3, 1)
+
+
+def test_verdicts_follow_the_interval_and_the_margin():
+    assert verdict([0.5, 2.0], "up", 0.0) == "holds" and verdict([-2.0, -0.5], "up", 0.0) == "fails"
+    assert verdict([-0.5, 2.0], "up", 0.0) == "inconclusive" and verdict(None, "up", 0.0) == "inconclusive"
+    assert verdict([-2.0, -0.5], "down", 0.0) == "holds" and verdict([0.1, 1.0], "down", 0.0) == "fails"
+    assert verdict([-0.8, 0.5], "up", -1.0) == "holds"  # "keeps accuracy within 1 pt"
+
+
+def test_claims_table_schema_missing_claims_and_single_experiments():
+    rows = rows_from_archive([record("ce-none", 80 + i, 75 + i, split=i, msp=73 + i) for i in range(3)]
+                             + [record("ce-cutmix", 82 + i, 70 + i * 0.5, split=i) for i in range(3)]
+                             + [record("ce-gradmix", 80, 76)])
+    table = claims_table(rows)
+    by_id = {c["id"]: c for c in table["claims"]}
+    lowers = by_id["cutmix-lowers-auroc"]
+    assert {"id", "text", "profile", "benchmark", "metric", "a", "b", "n", "splits", "mean_diff", "ci95",
+            "verdict"} <= set(lowers)
+    assert (lowers["a"], lowers["b"], lowers["n"], lowers["splits"]) == ("ce-none", "ce-cutmix", 3, [0, 1, 2])
+    assert lowers["mean_diff"] == pytest.approx(-5.5) and lowers["verdict"] == "holds"
+    assert by_id["cutmix-raises-acc"]["verdict"] == "holds"
+    assert by_id["mls-ge-msp"]["mean_diff"] == pytest.approx(2.0) and by_id["mls-ge-msp"]["metric"] == \
+        "auroc_mls - auroc_msp"
+    assert by_id["jacobian-higher-on-unknowns"]["mean_diff"] == pytest.approx(0.5)
+    gradmix = by_id["gradmix-beats-none"]  # one experiment each on split 0, no seed noise measured
+    assert gradmix["ci95"] is None and gradmix["verdict"] == "inconclusive"
+    assert "kd-recovers-less" in table["missing"] and "cutmix-lowers-auroc" not in table["missing"]
+    md = "\n".join(claims_markdown(table))
+    assert "| **holds** |" in md and "+0.0 [" not in md.split("gradmix-beats-none")[1].splitlines()[0]
+    assert {c.id for c in CLAIMS} == set(by_id) | set(table["missing"])
+
+
+def test_ablation_study_names_the_best_ad_variant_within_the_accuracy_tolerance():
+    rows = rows_from_archive([record("ce-cutmix", 85 + s, 70 + s, seed=230 + s) for s in range(3)]
+                             + [record("asym-cutmix", 80 + s, 71 + s, seed=230 + s) for s in range(3)]
+                             + [record("asym-cutmix+no_le", 75, 80),        # best AUROC, but 11 pt of accuracy lost
+                                record("asym-cutmix+mixed_ce", 85.5, 74),  # within 1 pt of ce-cutmix (86.0)
+                                record("asym-cutmix+tau4", 86, 72)])
+    s = study(rows, "claims", "cifar10", 0)
+    assert s["best_ad"] == "asym-cutmix+mixed_ce" and s["best_ad_within_tolerance"]
+    entry = {e["recipe"]: e for e in s["entries"]}
+    assert entry["asym-cutmix+mixed_ce"]["d_auroc_mls"]["mean_diff"] == pytest.approx(3.0)
+    assert entry["ce-cutmix"]["acc"] == pytest.approx({"mean": 86.0, "n": 3, "std": 1.0})
+    assert entry["asym-cutmix+tau4"]["acc"]["std"] is None  # one seed: no fake spread
+    md = ablation_markdown([s], "a test")
+    assert "Best AD variant: **`asym-cutmix+mixed_ce`**" in md and "| `asym-cutmix+tau4` | 1 | 86.0 |" in md
