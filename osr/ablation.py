@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from osr.claims import compare, values_by_split
+from osr.grid import OURS, VARIANTS
 from osr.plots import plt, save_figure
 from osr.report import generated_line
 
@@ -77,7 +78,12 @@ def ablation_markdown(studies: list[dict], source: str) -> str:
     """`reports/ablation.md`: one section per study."""
     n = sum(e["acc"]["n"] for s in studies for e in s["entries"] if e["acc"])
     lines = ["# Ablation study", "", generated_line(source, n), ""]
-    return "\n".join(lines + [line for s in studies for line in study_markdown(s)])
+    used = sorted({v for s in studies for e in s["entries"] for v in e["recipe"].split("+")[1:]})
+    legend = ["## Variants", "", "A recipe `<distill.method>-<augment.method>+<variant>` adds the variant's overrides "
+              "(`osr/grid.py`); [ours] = not in the reference code or the paper.", ""]
+    legend += [f"- `{v}`{' [ours]' if v in OURS else ''}: " + ", ".join(f"`{o}`" for o in VARIANTS[v])
+               for v in used if v in VARIANTS]
+    return "\n".join(lines + [line for s in studies for line in study_markdown(s)] + legend) + "\n"
 
 
 def study_figure(s: dict, path) -> None:

@@ -34,6 +34,7 @@ VARIANTS: dict[str, list[str]] = {
     "s_e160": ["student.epochs=160"],
 }
 
+OURS = {"lh_batch", "mixed_ce"}  # variants that are not in the reference code or the paper
 TEACHER_VARIANTS = ("+t_w32", "+t_e80")  # variants with a teacher of their own
 
 _RECIPE = re.compile(r"(?P<method>[a-z]+)-(?P<mixer>[a-z]+)(?:@(?P<tloss>[a-z]+))?(?P<variants>(?:\+[a-z0-9_]+)*)")

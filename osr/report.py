@@ -74,7 +74,8 @@ def rows_from_exp_show(shown: list) -> list[dict]:
             if not isinstance(metrics.get("info"), dict) or not isinstance(metrics.get("student"), dict):
                 continue
             seen.add(name)
-            rows.append(_row(name, metrics, _get(data, ("params", "params.yaml", "data")) or {}, commit.get("rev")))
+            row = _row(name, metrics, _get(data, ("params", "params.yaml", "data")) or {}, commit.get("rev"))
+            rows.append({**row, "rev": revs[0].get("rev")})
     return rows
 
 
@@ -198,13 +199,17 @@ def _experiment_table(rows: list[dict]) -> list[str]:
         v = _get(r["metrics"]["student"], path)
         return f"{v:.3f}" if v is not None else "–"
 
+    def ci(r):
+        v = _get(r["metrics"]["student"], ("test", "mls", "auroc_ci95"))
+        return f"[{100 * v[0]:.1f}, {100 * v[1]:.1f}]" if v else "–"
+
     body = [[r["name"], r["profile"], r["benchmark"], str(r["split"]), recipe(r), pct(r, ("test", "acc")),
-             pct(r, ("test", "mls", "auroc")), pct(r, ("test", "mls", "oscr")), raw(r, ("jacobian", "jnd")),
+             pct(r, ("test", "mls", "auroc")), pct(r, ("test", "mls", "oscr")), ci(r), raw(r, ("jacobian", "jnd")),
              raw(r, ("val", "class_separation"))]
             for r in sorted(rows, key=lambda r: (r["profile"], _bench_order(r["benchmark"]), r["split"] or 0,
                                                  r["name"]))]
     return _table(["experiment", "profile", "benchmark", "split", "recipe", "acc", "AUROC (MLS)", "OSCR (MLS)",
-                   "Jacobian JND", "class separation"], body)
+                   "AUROC 95 % CI (bootstrap)", "Jacobian JND", "class separation"], body)
 
 
 def _change(verb_up: str, verb_down: str, what: str, a: dict, b: dict) -> str:
@@ -273,7 +278,8 @@ def suite_markdown(rows: list[dict], agg: dict, source: str, claims: list[str] |
     lines += _method_table(agg) + _other_scores(agg)
     lines += ["", "## Two sides: mixing and asymmetric distillation", ""] + two_sides_reading(agg)
     lines += ["", "## Experiments", "",
-              "Student numbers. JND = mean ‖J‖ on unknown test images minus known validation images; "
+              "Student numbers. AUROC CI: 95 % percentile bootstrap over the test images (`evaluate.bootstrap` "
+              "resamples). JND = mean ‖J‖ on unknown test images minus known validation images; "
               "class separation = mean cosine between class means (validation, lower = better separated).", ""]
     return "\n".join(lines + _experiment_table(rows)) + "\n"
 

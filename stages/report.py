@@ -22,7 +22,7 @@ from osr.grid import NAME_PATTERN
 from osr.ablation import ablation_markdown, places, study, study_figure
 from osr.claims import claims_markdown, claims_table
 from osr.io import atomic_path, read_json, write_json
-from osr.report import aggregate, archive_record, jacobian_scatter, rows_from_archive, \
+from osr.report import METRICS_FILE, aggregate, archive_record, jacobian_scatter, rows_from_archive, \
     rows_from_exp_show, suite_markdown, two_sides_figure
 from stages.common import run
 
@@ -44,6 +44,13 @@ def exp_show() -> list:
         raise OSRError(f"`{' '.join(COMMAND)}` did not print JSON ({e.msg})") from None
 
 
+def full_metrics(row: dict) -> dict:
+    """The experiment's whole metrics file from its commit: `dvc exp show` leaves out list values (the AUROC
+    intervals), so the archive reads the file itself."""
+    res = subprocess.run(["git", "show", f"{row.get('rev')}:{METRICS_FILE}"], capture_output=True, text=True)
+    return json.loads(res.stdout) if res.returncode == 0 else row["metrics"]
+
+
 def archived(folder: Path) -> list[dict]:
     return [read_json(f) for f in sorted(folder.glob("*.json"))]
 
@@ -58,7 +65,7 @@ def main() -> None:
     archive = args.out / "experiments"
     for row in rows_from_exp_show(exp_show()):
         if re.search(args.match, row["name"]):
-            write_json(archive / f"{row['name']}.json", archive_record(row))
+            write_json(archive / f"{row['name']}.json", archive_record({**row, "metrics": full_metrics(row)}))
     rows = [r for r in rows_from_archive(archived(archive)) if re.search(args.match, r["name"])]
     if not rows:
         raise OSRError("no finished experiments found by `dvc exp show` or in "
