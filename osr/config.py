@@ -9,7 +9,7 @@ import yaml
 from osr import OSRError
 from osr.augment import METHODS
 from osr.data import BENCHMARKS
-from osr.losses import HARD_REDUCTIONS, MARGIN_MODES, RELABEL_RULES, STEP_LOSSES, TEACHER_LOSSES
+from osr.losses import DIVERGENCES, HARD_REDUCTIONS, MARGIN_MODES, RELABEL_RULES, STEP_LOSSES, TEACHER_LOSSES
 from osr.models import ARCHS
 from osr.scores import SCORES
 
@@ -72,6 +72,7 @@ SCHEMA: dict[str, Callable[[Any], str | None]] = {
     "distill.jmi": _num(0),
     "distill.hard_reduction": _choice(HARD_REDUCTIONS),
     "distill.mixed_ce": _num(0),
+    "distill.divergence": _choice(DIVERGENCES),
     "movr.scale": _num(0, lo_open=True),
     "movr.margin": _num(0, 1.5),
     "movr.margin_mode": _choice(MARGIN_MODES),

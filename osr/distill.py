@@ -28,6 +28,7 @@ def distill_config(distill: dict, movr: dict) -> DistillConfig:
     return DistillConfig(tau=float(distill["tau"]), alpha=float(distill["alpha"]), beta=float(distill["beta"]),
                          gamma=float(distill["gamma"]), easy=float(distill["easy"]), jmi=float(distill["jmi"]),
                          hard_reduction=distill["hard_reduction"], mixed_ce=float(distill["mixed_ce"]),
+                         divergence=distill["divergence"],
                          movr=MOvRConfig.from_section(movr))
 
 

@@ -33,9 +33,24 @@ def dist_loss(z_s: torch.Tensor, z_t: torch.Tensor, tau: float = 1.0, beta: floa
     return tau**2 * (beta * _pearson_loss(p_s, p_t) + gamma * _pearson_loss(p_s.T, p_t.T))
 
 
-def jmi_loss(z_s: torch.Tensor, z_t: torch.Tensor, partner: torch.Tensor, lam: float, **dist) -> torch.Tensor:
-    """'Joint mutual information' loss of the AD code: lam * DIST(z_s, z_t) + (1-lam) * DIST(z_s, z_t[partner])."""
-    return lam * dist_loss(z_s, z_t, **dist) + (1.0 - lam) * dist_loss(z_s, z_t[partner], **dist)
+def kl_loss(z_s: torch.Tensor, z_t: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
+    """Hinton KD: tau^2 * KL(softmax(z_t/tau) || softmax(z_s/tau)), mean over rows. Unlike DIST (correlations,
+    nearly scale-free) it also transfers the teacher's confidence, i.e. the logit scale that MLS reads."""
+    if len(z_s) == 0:
+        return z_s.sum() * 0.0
+    log_p_s = F.log_softmax(z_s.float() / tau, dim=1)
+    log_p_t = F.log_softmax(z_t.float() / tau, dim=1)
+    return tau**2 * F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
+
+
+Match = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def jmi_loss(z_s: torch.Tensor, z_t: torch.Tensor, partner: torch.Tensor, lam: float,
+             match: Match = dist_loss) -> torch.Tensor:
+    """'Joint mutual information' loss of the AD code: lam * DIST(z_s, z_t) + (1-lam) * DIST(z_s, z_t[partner]);
+    `match` replaces DIST (e.g. by `DistillConfig.match`)."""
+    return lam * match(z_s, z_t) + (1.0 - lam) * match(z_s, z_t[partner])
 
 
 def soft_ce(z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -124,6 +139,7 @@ class Step:
 
 
 HARD_REDUCTIONS = ("hard", "batch")
+DIVERGENCES = ("dist", "kl")
 
 
 @dataclass(frozen=True)
@@ -138,11 +154,20 @@ class DistillConfig:
     jmi: float = 1.0             # weight of L_JMI
     hard_reduction: str = "hard"  # L_H: mean over the hard samples (code) | "batch": their sum / batch size [ours]
     mixed_ce: float = 0.0        # [ours] weight of the lam-weighted CE of every mixed sample (as ce-cutmix's step)
+    divergence: str = "dist"     # how the student matches the teacher: DIST (reference) | "kl": Hinton KD [ours]
     movr: MOvRConfig = field(default_factory=MOvRConfig)
 
     @property
     def dist(self) -> dict:
         return {"tau": self.tau, "beta": self.beta, "gamma": self.gamma}
+
+    def match(self, z_s: torch.Tensor, z_t: torch.Tensor) -> torch.Tensor:
+        """The distillation term between student and teacher logits (DIST, or KL with `divergence: kl`)."""
+        if self.divergence == "dist":
+            return dist_loss(z_s, z_t, **self.dist)
+        if self.divergence == "kl":
+            return kl_loss(z_s, z_t, self.tau)
+        raise OSRError(f"distill.divergence: unknown divergence {self.divergence!r} (choose from {list(DIVERGENCES)})")
 
 
 def _mix_ce(z: torch.Tensor, s: Step) -> torch.Tensor:
@@ -157,8 +182,8 @@ def ce_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
 def kd_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
     """Symmetric KD: the teacher sees the same (possibly mixed) image as the student."""
     if s.mixed:
-        return _mix_ce(z, s) + dist_loss(z, s.t_mixed, **cfg.dist)
-    return cfg.alpha * F.cross_entropy(z.float(), s.y) + dist_loss(z, s.t_raw, **cfg.dist)
+        return _mix_ce(z, s) + cfg.match(z, s.t_mixed)
+    return cfg.alpha * F.cross_entropy(z.float(), s.y) + cfg.match(z, s.t_raw)
 
 
 def hard_loss(z: torch.Tensor, target: torch.Tensor, hard: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -178,11 +203,11 @@ def asym_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
     mixed student's lam-weighted CE on every mixed sample [ours]. A term of weight 0 is not computed.
     """
     if not s.mixed:
-        return cfg.alpha * F.cross_entropy(z.float(), s.y) + dist_loss(z, s.t_raw, **cfg.dist)
-    loss = cfg.easy * dist_loss(z[~s.hard], s.t_raw[~s.hard], **cfg.dist) if cfg.easy else z.sum() * 0.0
+        return cfg.alpha * F.cross_entropy(z.float(), s.y) + cfg.match(z, s.t_raw)
+    loss = cfg.easy * cfg.match(z[~s.hard], s.t_raw[~s.hard]) if cfg.easy else z.sum() * 0.0
     loss = loss + hard_loss(z, s.target, s.hard, cfg.hard_reduction)
     if cfg.jmi:
-        loss = loss + cfg.jmi * jmi_loss(z, s.t_raw, s.partner, s.lam, **cfg.dist)
+        loss = loss + cfg.jmi * jmi_loss(z, s.t_raw, s.partner, s.lam, cfg.match)
     if cfg.mixed_ce:
         loss = loss + cfg.mixed_ce * _mix_ce(z, s)
     return loss

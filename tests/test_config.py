@@ -40,6 +40,7 @@ def test_every_profile_and_benchmark_composes_to_valid_params(profile, bench):
     ("distill.hard_reduction", "sum", "distill.hard_reduction must be one of"),
     ("distill.easy", -1, "distill.easy must be >= 0"),
     ("distill.mixed_ce", "yes", "distill.mixed_ce must be a number"),
+    ("distill.divergence", "l2", "distill.divergence must be one of"),
 ])
 def test_invalid_values_name_the_parameter(key, value, message, tmp_path):
     p = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from osr import OSRError
 from osr.losses import DistillConfig, MOvRConfig, Step, asym_step, ce_step, dist_loss, hard_loss, hard_mask, jmi_loss, \
-    kd_step, movr_loss, movr_step, soft_ce, two_hot
+    kd_step, kl_loss, movr_loss, movr_step, soft_ce, two_hot
 
 
 def test_dist_is_zero_for_identical_logits_and_positive_otherwise():
@@ -106,6 +106,25 @@ def test_asym_ablation_switches_remove_or_add_exactly_their_term():
     raw = Step(y=s.y, mixed=False, partner=s.partner, lam=1.0, t_raw=s.t_raw)
     off = DistillConfig(easy=0.0, jmi=0.0, mixed_ce=2.0, hard_reduction="batch")
     assert asym_step(z, raw, off).item() == pytest.approx(asym_step(z, raw, DistillConfig()).item(), rel=1e-7)
+
+
+def test_kl_divergence_option_transfers_the_teachers_scale():
+    z_t = 8.0 * torch.eye(3)
+    assert kl_loss(z_t, z_t).item() == pytest.approx(0.0, abs=1e-6)
+    # a student with the teacher's ranking but a tenth of its scale: DIST barely sees it, KL does
+    assert dist_loss(z_t / 10, z_t).item() < 1e-4 and kl_loss(z_t / 10, z_t).item() > 0.5
+    p_t, log_p_s = F.softmax(z_t / 2, 1), F.log_softmax(z_t / 20, 1)
+    expect = 4 * (p_t * (p_t.log() - log_p_s)).sum(1).mean()
+    assert kl_loss(z_t / 10, z_t, tau=2.0).item() == pytest.approx(expect.item(), rel=1e-5)
+    s = _mixed_step([True, False, False, True])
+    z = torch.randn(4, 4)
+    kl = DistillConfig(divergence="kl")
+    easy = ~s.hard
+    expect = kl_loss(z[easy], s.t_raw[easy]) + soft_ce(z[s.hard], s.target[s.hard]) + \
+        0.6 * kl_loss(z, s.t_raw) + 0.4 * kl_loss(z, s.t_raw[s.partner])
+    assert asym_step(z, s, kl).item() == pytest.approx(expect.item(), rel=1e-5)
+    with pytest.raises(OSRError, match="distill.divergence: unknown divergence 'l2'"):
+        DistillConfig(divergence="l2").match(z, z)
 
 
 def test_hard_loss_reductions_and_gradients():
