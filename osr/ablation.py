@@ -25,7 +25,8 @@ def places(rows: list[dict]) -> list[tuple[str, str, int]]:
 def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
     """Entries per recipe on one split (means over seeds, deltas vs the reference) and the best AD variant."""
     here = [r for r in rows if (r["profile"], r["benchmark"], r["split"]) == (profile, benchmark, split)]
-    recipes = list(dict.fromkeys(r["recipe_id"] for r in sorted(here, key=lambda r: (r["variant"], r["recipe_id"]))))
+    order = sorted(here, key=lambda r: (r["recipe_id"] != REFERENCE, r["variant"], r["recipe_id"]))
+    recipes = list(dict.fromkeys(r["recipe_id"] for r in order))
     entries = []
     for rec in recipes:
         e = {"recipe": rec, "method": next(r["method"] for r in here if r["recipe_id"] == rec)}
@@ -34,7 +35,8 @@ def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
             e[metric] = {"mean": float(np.mean(vals)), "n": len(vals),
                          "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None} if vals else None
             if metric != "oscr_mls":
-                e[f"d_{metric}"] = compare(here, profile, benchmark, REFERENCE, rec, metric)
+                e[f"d_{metric}"] = compare(here, profile, benchmark, REFERENCE, rec, metric) if rec != REFERENCE \
+                    else None
         entries.append(e)
     ad = [e for e in entries if e["method"] == "asym" and e["auroc_mls"] and e["acc"]]
     ref = next((e for e in entries if e["recipe"] == REFERENCE and e["acc"]), None)
@@ -46,7 +48,7 @@ def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
 
 def _delta(d: dict | None) -> str:
     if not d:
-        return "–"
+        return "reference"
     ci = f" [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]" if d["ci95"] else ""
     return f"{d['mean_diff']:+.1f}{ci}"
 
