@@ -60,15 +60,17 @@ report: install
 	$(BIN)/python -m stages.report
 
 # Tuning: `prefect server start` (127.0.0.1:4200) in one terminal, `make serve` in another, then `make tune`.
-PREFECT_API ?= http://127.0.0.1:4200/api
+# (Not named PREFECT_*: make exports command-line variables, and Prefect reads every PREFECT_* as a setting.)
+TUNE_API    ?= http://127.0.0.1:4200/api
 STUDY       ?= tune-asym
 TRIALS      ?= 20
 
 serve: install
-	PREFECT_API_URL=$(PREFECT_API) $(BIN)/python -m flows.serve
+	PREFECT_API_URL=$(TUNE_API) $(BIN)/python -m flows.serve
 
 tune: install
-	PREFECT_API_URL=$(PREFECT_API) $(BIN)/prefect deployment run tune-asym/local -p n_trials=$(TRIALS) --watch
+	PREFECT_API_URL=$(TUNE_API) $(BIN)/prefect deployment run tune-asym/local -p n_trials=$(TRIALS) \
+		-p study_name=$(STUDY) --watch
 
 dashboard: install
 	$(BIN)/pip install -q optuna-dashboard==0.21.0
