@@ -46,9 +46,9 @@ suite: install
 
 # The claims study's ablation on split 0 of the claims profile (issue 12): three seeds of the three main recipes
 # (the seed-noise yardstick), then one seed of every variant. Resumable like `make suite`.
-ABLATION := kd-cutmix asym-none asym-cutmix+mixed_ce asym-cutmix+no_le asym-cutmix+no_jmi asym-cutmix+lh_batch \
-	asym-cutmix+all_easy asym-cutmix+all_hard asym-cutmix+argmax asym-cutmix+smooth75 asym-cutmix+tau4 \
-	asym-cutmix+t_w32 asym-cutmix+s_e40 asym-cutmix+s_e160
+ABLATION := kd-cutmix asym-none asym-cutmix+all_easy asym-cutmix+lh_batch asym-cutmix+mixed_ce asym-cutmix+no_le \
+	asym-cutmix+no_jmi asym-cutmix+mixed_ce+no_le+no_jmi asym-cutmix+kl asym-cutmix+t_e80 asym-cutmix+all_hard \
+	asym-cutmix+argmax asym-cutmix+smooth75 asym-cutmix+tau4 asym-cutmix+t_w32 asym-cutmix+s_e40 asym-cutmix+s_e160
 comma := ,
 ablation: install
 	$(BIN)/python -m flows.suite --profile claims --splits 0 --seeds 230-232 --jobs $(JOBS) \
