@@ -72,7 +72,8 @@ def study_markdown(s: dict) -> list[str]:
         rule = (f"highest AUROC among AD recipes within {ACC_TOLERANCE:g} pt of `{s['reference']}`'s accuracy"
                 if s["best_ad_within_tolerance"] else
                 f"no AD recipe is within {ACC_TOLERANCE:g} pt of `{s['reference']}`'s accuracy; highest AUROC")
-        lines += ["", f"Best AD variant: **`{s['best_ad']}`** ({rule})."]
+        ours = " [ours]" if set(s["best_ad"].split("+")[1:]) & OURS else ""
+        lines += ["", f"Best AD variant: **`{s['best_ad']}`**{ours} ({rule})."]
     return lines + [""]
 
 
