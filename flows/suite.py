@@ -73,8 +73,8 @@ def start_workers(repo: Path, jobs: int) -> None:
     """`dvc queue start`. Queued experiments run in copies under .dvc/tmp/exps, where the default relative
     mirror path would not resolve, so the workers get it as an absolute path."""
     env = {**os.environ, MIRROR_ENV: str((repo / os.environ.get(MIRROR_ENV, DEFAULT_MIRROR)).resolve())}
-    # several workers: split the cores between them (2 cores: 2 workers x 1 thread train ~1.7x the images/s
-    # of 1 worker x 2 threads, measured on the claims profile)
+    # several workers: split the cores between them (2 cores: 2 workers x 1 thread trained ~1.5x the images/s
+    # of 1 process x 2 threads; README, "Benchmark suite and report")
     if jobs > 1:
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
     # the workers stay running detached: do not wait on their inherited output pipes

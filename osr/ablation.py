@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from osr.claims import compare, values_by_split
+from osr.claims import compare, diff_text, values_by_split
 from osr.grid import OURS, VARIANTS
 from osr.plots import plt, save_figure
 from osr.report import generated_line
@@ -27,11 +27,12 @@ def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
     here = [r for r in rows if (r["profile"], r["benchmark"], r["split"]) == (profile, benchmark, split)]
     order = sorted(here, key=lambda r: (r["recipe_id"] != REFERENCE, r["variant"], r["recipe_id"]))
     recipes = list(dict.fromkeys(r["recipe_id"] for r in order))
+    values = {metric: values_by_split(here, metric) for metric in ("acc", "auroc_mls", "oscr_mls")}
     entries = []
     for rec in recipes:
         e = {"recipe": rec, "method": next(r["method"] for r in here if r["recipe_id"] == rec)}
-        for metric in ("acc", "auroc_mls", "oscr_mls"):
-            vals = values_by_split(here, metric).get((profile, benchmark, rec), {}).get(split, [])
+        for metric, by_recipe in values.items():
+            vals = by_recipe.get((profile, benchmark, rec), {}).get(split, [])
             e[metric] = {"mean": float(np.mean(vals)), "n": len(vals),
                          "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None} if vals else None
             if metric != "oscr_mls":
@@ -47,10 +48,7 @@ def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
 
 
 def _delta(d: dict | None) -> str:
-    if not d:
-        return "reference"
-    ci = f" [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]" if d["ci95"] else ""
-    return f"{d['mean_diff']:+.1f}{ci}"
+    return diff_text(d) if d else "reference"
 
 
 def _mean(m: dict | None) -> str:
@@ -61,13 +59,15 @@ def _mean(m: dict | None) -> str:
 
 def study_markdown(s: dict) -> list[str]:
     lines = [f"## {s['profile']} / {s['benchmark']} / split {s['split']}", "",
-             f"Means over seeds (± sample std where n > 1); Δ = recipe − `{s['reference']}` in points with its 95 % "
-             "t-interval against the split's pooled seed noise (`osr/claims.py`).", "",
-             "| recipe | n seeds | acc | AUROC (MLS) | OSCR (MLS) | Δ acc | Δ AUROC |", "|---|---|---|---|---|---|---|"]
+             f"Means over seeds (± sample std where n > 1); Δ = recipe − `{s['reference']}` in points with its "
+             "95 % t-interval against the split's pooled seed noise (`osr/claims.py`).", "",
+             "| recipe | n seeds | acc | AUROC (MLS) | OSCR (MLS) | Δ acc | Δ AUROC |",
+             "|---|---|---|---|---|---|---|"]
     for e in s["entries"]:
         n = (e["acc"] or {}).get("n", 0)
-        lines.append(f"| `{e['recipe']}` | {n} | {_mean(e['acc'])} | {_mean(e['auroc_mls'])} | {_mean(e['oscr_mls'])} "
-                     f"| {_delta(e['d_acc'])} | {_delta(e['d_auroc_mls'])} |")
+        cells = [_mean(e["acc"]), _mean(e["auroc_mls"]), _mean(e["oscr_mls"]), _delta(e["d_acc"]),
+                 _delta(e["d_auroc_mls"])]
+        lines.append(f"| `{e['recipe']}` | {n} | " + " | ".join(cells) + " |")
     if s["best_ad"]:
         rule = (f"highest AUROC among AD recipes within {ACC_TOLERANCE:g} pt of `{s['reference']}`'s accuracy"
                 if s["best_ad_within_tolerance"] else

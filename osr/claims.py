@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from osr.report import nested
+
 # metric -> (path inside the student's metrics, scale): percent metrics are reported in points
 METRICS = {"acc": (("test", "acc"), 100.0), "auroc_mls": (("test", "mls", "auroc"), 100.0),
            "auroc_msp": (("test", "msp", "auroc"), 100.0), "oscr_mls": (("test", "mls", "oscr"), 100.0),
@@ -75,10 +77,8 @@ CLAIMS = [
 
 def _value(row: dict, metric: str) -> float | None:
     path, scale = METRICS[metric]
-    node = row["metrics"].get("student", {})
-    for key in path:
-        node = node.get(key) if isinstance(node, dict) else None
-    return None if node is None else scale * float(node)
+    v = nested(row["metrics"], ("student", *path))
+    return None if v is None else scale * float(v)
 
 
 def values_by_split(rows: list[dict], metric: str) -> dict:
@@ -167,7 +167,8 @@ def claims_table(rows: list[dict]) -> dict:
             "claims": out, "missing": [c.id for c in CLAIMS if c.id not in spoken]}
 
 
-def _fmt(c: dict) -> str:
+def diff_text(c: dict) -> str:
+    """`+2.5 [-0.3, +5.4]` for a comparison (its interval only when there is one)."""
     ci = f" [{c['ci95'][0]:+.1f}, {c['ci95'][1]:+.1f}]" if c["ci95"] else ""
     return f"{c['mean_diff']:+.1f}{ci}"
 
@@ -184,7 +185,7 @@ def claims_markdown(table: dict) -> list[str]:
              "verdict |", "|---|---|---|---|---|---|---|---|"]
     for c in table["claims"]:
         lines.append(f"| {c['text']} (`{c['id']}`) | {c['profile']} / {c['benchmark']} | `{c['a']}` → `{c['b']}` | "
-                     f"{side[c['direction']]} {c['margin']:g} | {c['n']} ({c['n_a']}/{c['n_b']}) | {_fmt(c)} | "
+                     f"{side[c['direction']]} {c['margin']:g} | {c['n']} ({c['n_a']}/{c['n_b']}) | {diff_text(c)} | "
                      f"{c['interval']} | **{c['verdict']}** |")
     if table["missing"]:
         lines += ["", "Not measured yet: " + ", ".join(f"`{m}`" for m in table["missing"]) + "."]

@@ -70,11 +70,12 @@ class Cell:
     recipe: str
     seed: int = DEFAULT_SEED
 
+    def __post_init__(self) -> None:
+        recipe_overrides(self.recipe)  # a bad recipe or unknown variant fails here, with its one-line error
+
     @property
     def name(self) -> str:
         m = _RECIPE.fullmatch(self.recipe)
-        if not m:
-            recipe_overrides(self.recipe)  # raises the recipe error
         tail = f"-t{m['tloss']}" if m["tloss"] else ""
         seed = f"-r{self.seed}" if self.seed != DEFAULT_SEED else ""
         return f"{self.profile}-{self.benchmark}-s{self.split}-{m['method']}-{m['mixer']}{tail}{m['variants']}{seed}"
@@ -91,14 +92,14 @@ def parse_name(name: str) -> Cell | None:
     m = _NAME.fullmatch(name)
     if not m:
         return None
-    return Cell(m["profile"], m["benchmark"], int(m["split"]), _recipe_text(m["method"], m["mixer"], m["tloss"],
-                m["variants"]), int(m["seed"]) if m["seed"] else DEFAULT_SEED)
+    try:
+        return Cell(m["profile"], m["benchmark"], int(m["split"]), _recipe_text(m["method"], m["mixer"], m["tloss"],
+                    m["variants"]), int(m["seed"]) if m["seed"] else DEFAULT_SEED)
+    except OSRError:  # a variant this version does not know: an ad-hoc experiment
+        return None
 
 
 def grid(profile: str, benchmarks: list[str], splits: list[int], recipes: list[str],
          seeds: list[int] | None = None) -> list[Cell]:
-    cells = [Cell(profile, b, s, r, seed) for b in benchmarks for s in splits for r in recipes
-             for seed in (seeds or [DEFAULT_SEED])]
-    for c in cells:
-        recipe_overrides(c.recipe)
-    return cells
+    return [Cell(profile, b, s, r, seed) for b in benchmarks for s in splits for r in recipes
+            for seed in (seeds or [DEFAULT_SEED])]

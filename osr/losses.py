@@ -145,7 +145,8 @@ DIVERGENCES = ("dist", "kl")
 @dataclass(frozen=True)
 class DistillConfig:
     """Weights of the AD student step. The defaults are the reference code; the ablation switches of the
-    claims study (issue 12) are `easy` and `jmi` (weights of L_E and L_JMI), `hard_reduction` and `mixed_ce`."""
+    claims study (issue 12) are `easy` and `jmi` (weights of L_E and L_JMI), `hard_reduction`, `mixed_ce` and
+    `divergence`."""
     tau: float = 1.0
     alpha: float = 1.0
     beta: float = 1.0

@@ -32,7 +32,8 @@ PERCENT_KEYS = {"acc": ("test", "acc"), "auroc_mls": ("test", "mls", "auroc"), "
                 "auroc_ovr": ("test", "ovr", "auroc"), "auroc_knn": ("test", "knn", "auroc")}
 
 
-def _get(d: dict, path: tuple[str, ...]):
+def nested(d: dict, path: tuple[str, ...]):
+    """d[path[0]][path[1]]..., or None where a key is missing."""
     for key in path:
         if not isinstance(d, dict) or key not in d:
             return None
@@ -45,15 +46,17 @@ def _row(name: str, metrics: dict, params: dict, baseline: str | None) -> dict:
     from its name (osr/grid.py); an ad-hoc experiment gets its recipe from the metrics' info and its seed from
     the params."""
     info = metrics["info"]
-    teacher_loss = info.get("teacher_loss") or _get(params, ("teacher", "loss")) or "ce"
+    teacher_loss = info.get("teacher_loss") or nested(params, ("teacher", "loss")) or "ce"
     cell = parse_name(name)
     base = f"{info.get('method', '?')}-{info.get('mixing', 'none')}" + (f"@{teacher_loss}" if teacher_loss != "ce"
                                                                           else "")
+    recipe_id = cell.recipe if cell else base
     return {"name": name, "profile": info.get("profile", "?"), "benchmark": info.get("benchmark", "?"),
             "split": info.get("split"), "method": info.get("method", "?"), "mixing": info.get("mixing", "none"),
-            "teacher_loss": teacher_loss, "recipe_id": cell.recipe if cell else base,
-            "variant": cell.recipe[len(base):] if cell and cell.recipe.startswith(base) else "",
-            "seed": cell.seed if cell else _get(params, ("base", "seed")), "baseline": baseline, "metrics": metrics}
+            "teacher_loss": teacher_loss, "recipe_id": recipe_id,
+            "variant": recipe_id[recipe_id.find("+"):] if "+" in recipe_id else "",
+            "seed": cell.seed if cell else nested(params, ("base", "seed")), "baseline": baseline,
+            "metrics": metrics}
 
 
 def rows_from_exp_show(shown: list) -> list[dict]:
@@ -70,22 +73,36 @@ def rows_from_exp_show(shown: list) -> list[dict]:
             if not name or name in seen or (exp.get("executor") or {}).get("state", "success") != "success":
                 continue
             data = revs[0].get("data") or {}
-            metrics = _get(data, ("metrics", METRICS_FILE, "data")) or {}
+            metrics = nested(data, ("metrics", METRICS_FILE, "data")) or {}
             if not isinstance(metrics.get("info"), dict) or not isinstance(metrics.get("student"), dict):
                 continue
             seen.add(name)
-            row = _row(name, metrics, _get(data, ("params", "params.yaml", "data")) or {}, commit.get("rev"))
+            params = nested(data, ("params", "params.yaml", "data")) or {}
+            row = _row(name, metrics, params, commit.get("rev"))
             rows.append({**row, "rev": revs[0].get("rev")})
     return rows
 
 
-def archive_record(row: dict) -> dict:
+def _timing(train: dict) -> dict:
+    """Run time of one training report (`reports/<role>_train.json`): epochs, seconds, median images/s."""
+    history = train.get("history") or []
+    return {"epochs": len(history), "seconds": float(sum(h["seconds"] for h in history)),
+            "median_images_per_s": float(np.median([h["images_per_s"] for h in history])) if history else None}
+
+
+def archive_record(row: dict, relabel: dict | None = None, train: dict[str, dict] | None = None) -> dict:
     """What `reports/experiments/<name>.json` keeps of a finished experiment, so that its numbers outlive the
-    local experiment refs: the cell, the `dvc exp run` that reproduces it, the baseline commit and the metrics."""
+    local experiment refs: the cell, the `dvc exp run` that reproduces it, the baseline commit, the metrics, the
+    relabel statistics (scalars of `reports/relabel.json`) and the training time per role."""
     cell = parse_name(row["name"])
     rerun = ("dvc exp run -n " + row["name"] + "".join(f" -S '{o}'" for o in cell.overrides)) if cell else None
+    extra = {"source": row["source"]} if row.get("source") else {}
+    if relabel:
+        extra["relabel"] = {k: v for k, v in relabel.items() if not isinstance(v, list)}
+    if train:
+        extra["timing"] = {role: _timing(t) for role, t in train.items()}
     return {"name": row["name"], "baseline": row.get("baseline"), "reproduce": rerun, "metrics": row["metrics"],
-            **({"source": row["source"]} if row.get("source") else {})}
+            **extra}
 
 
 def rows_from_archive(records: list[dict]) -> list[dict]:
@@ -110,7 +127,7 @@ def _summary(members: list[dict], role: str) -> dict:
            "seeds": sorted({m["seed"] for m in members if m.get("seed") is not None}),
            "experiments": [m["name"] for m in members]}
     for key, path in PERCENT_KEYS.items():
-        pairs = [(m["split"], 100 * v) for m in members if (v := _get(m["metrics"][role], path)) is not None]
+        pairs = [(m["split"], 100 * v) for m in members if (v := nested(m["metrics"][role], path)) is not None]
         if pairs:
             by_split = defaultdict(list)
             for split, v in pairs:
@@ -192,15 +209,15 @@ def _other_scores(agg: dict) -> list[str]:
 
 def _experiment_table(rows: list[dict]) -> list[str]:
     def pct(r, path):
-        v = _get(r["metrics"]["student"], path)
+        v = nested(r["metrics"]["student"], path)
         return f"{100 * v:.1f}" if v is not None else "–"
 
     def raw(r, path):
-        v = _get(r["metrics"]["student"], path)
+        v = nested(r["metrics"]["student"], path)
         return f"{v:.3f}" if v is not None else "–"
 
     def ci(r):
-        v = _get(r["metrics"]["student"], ("test", "mls", "auroc_ci95"))
+        v = nested(r["metrics"]["student"], ("test", "mls", "auroc_ci95"))
         return f"[{100 * v[0]:.1f}, {100 * v[1]:.1f}]" if v else "–"
 
     body = [[r["name"], r["profile"], r["benchmark"], str(r["split"]), recipe(r), pct(r, ("test", "acc")),
@@ -319,7 +336,7 @@ def jacobian_scatter(rows: list[dict], path: Path) -> None:
     for ax, (key, xlabel) in zip(axes[0], (("jnd", "JND: mean ‖J‖ unknown − known"),
                                            ("known_mean", "mean ‖J‖ on known (validation) images"))):
         for label, colour in colours.items():
-            pts = [(_get(r["metrics"]["student"], ("jacobian", key)), _get(r["metrics"]["student"],
+            pts = [(nested(r["metrics"]["student"], ("jacobian", key)), nested(r["metrics"]["student"],
                     ("test", "mls", "auroc"))) for r in rows if recipe(r) == label]
             pts = [(x, 100 * y) for x, y in pts if x is not None and y is not None]
             if pts:

@@ -18,9 +18,9 @@ from collections import Counter
 from pathlib import Path
 
 from osr import OSRError
-from osr.grid import NAME_PATTERN
 from osr.ablation import ablation_markdown, places, study, study_figure
 from osr.claims import claims_markdown, claims_table
+from osr.grid import NAME_PATTERN
 from osr.io import atomic_path, read_json, write_json
 from osr.report import METRICS_FILE, aggregate, archive_record, jacobian_scatter, rows_from_archive, \
     rows_from_exp_show, suite_markdown, two_sides_figure
@@ -44,11 +44,19 @@ def exp_show() -> list:
         raise OSRError(f"`{' '.join(COMMAND)}` did not print JSON ({e.msg})") from None
 
 
-def full_metrics(row: dict) -> dict:
-    """The experiment's whole metrics file from its commit: `dvc exp show` leaves out list values (the AUROC
-    intervals), so the archive reads the file itself."""
-    res = subprocess.run(["git", "show", f"{row.get('rev')}:{METRICS_FILE}"], capture_output=True, text=True)
-    return json.loads(res.stdout) if res.returncode == 0 else row["metrics"]
+def from_commit(rev: str | None, path: str) -> dict | None:
+    """A JSON report as the experiment's commit holds it (None if it has none): `dvc exp show` leaves out list
+    values (the AUROC intervals, the training history), so the archive reads the files themselves."""
+    res = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    return json.loads(res.stdout) if res.returncode == 0 else None
+
+
+def record_of(row: dict) -> dict:
+    """The archive record of a live experiment, read from its commit."""
+    rev = row.get("rev")
+    train = {role: t for role in ("teacher", "student") if (t := from_commit(rev, f"reports/{role}_train.json"))}
+    return archive_record({**row, "metrics": from_commit(rev, METRICS_FILE) or row["metrics"]},
+                          from_commit(rev, "reports/relabel.json"), train)
 
 
 def archived(folder: Path) -> list[dict]:
@@ -62,21 +70,20 @@ def main() -> None:
     ap.add_argument("--match", default=SUITE_NAMES, help="regex on experiment names (default: suite cells)")
     ap.add_argument("--out", type=Path, default=Path("reports"))
     args = ap.parse_args()
-    archive = args.out / "experiments"
+    folder = args.out / "experiments"
     for row in rows_from_exp_show(exp_show()):
         if re.search(args.match, row["name"]):
-            write_json(archive / f"{row['name']}.json", archive_record({**row, "metrics": full_metrics(row)}))
-    rows = [r for r in rows_from_archive(archived(archive)) if re.search(args.match, r["name"])]
+            write_json(folder / f"{row['name']}.json", record_of(row))
+    rows = [r for r in rows_from_archive(archived(folder)) if re.search(args.match, r["name"])]
     if not rows:
-        raise OSRError("no finished experiments found by `dvc exp show` or in "
-                       f"{archive}; run `make suite` first")
+        raise OSRError(f"no finished experiments found by `dvc exp show` or in {folder}; run `make suite` first")
     filters = "".join(f" --{k} {v}" for k, v in (("profile", args.profile), ("benchmark", args.benchmark)) if v)
     rows = [r for r in rows if args.profile in (None, r["profile"]) and args.benchmark in (None, r["benchmark"])]
     if not rows:
         raise OSRError(f"no finished experiment matches{filters}")
     agg = aggregate(rows)
     claims = claims_table(rows)
-    source = f"`{' '.join(COMMAND)}` and `{archive}/`" + (f" filtered by `{filters.strip()}`" if filters else "")
+    source = f"`{' '.join(COMMAND)}` and `{folder}/`" + (f" filtered by `{filters.strip()}`" if filters else "")
     with atomic_path(args.out / "suite.md") as tmp:
         tmp.write_text(suite_markdown(rows, agg, source, claims_markdown(claims)))
     write_json(args.out / "suite.json", agg)

@@ -6,7 +6,8 @@ import sys
 import pytest
 
 from conftest import needs_mirror, sh
-from osr.report import ANCHORS, aggregate, jacobian_scatter, rows_from_exp_show, suite_markdown, two_sides_figure
+from osr.report import ANCHORS, aggregate, archive_record, jacobian_scatter, rows_from_archive, rows_from_exp_show, \
+    suite_markdown, two_sides_figure
 from test_pipeline import clone
 
 
@@ -171,3 +172,19 @@ def test_two_sides_reading_pairs_the_splits():
     assert ("raised closed-set acc by 1.0 pt (80.0 → 81.0; paired over 3 splits: +1.0 ± 0.0, higher on 3/3)"
             in reading)
     assert "lowered AUROC (MLS) by 2.0 pt (71.0 → 69.0; paired over 3 splits: -2.0 ± 0.0, lower on 3/3)" in reading
+
+
+def test_archive_record_keeps_the_rerun_relabel_scalars_and_training_time():
+    m = metrics(0.8, 0.7, 0.6, profile="claims", method="asym", mixing="cutmix")
+    row = rows_from_exp_show(exp_show(experiment("claims-cifar10-s0-asym-cutmix+no_jmi-r231", m)))[0]
+    history = [{"seconds": 6.0, "images_per_s": 800.0}, {"seconds": 8.0, "images_per_s": 600.0},
+               {"seconds": 7.0, "images_per_s": 700.0}]
+    rec = archive_record(row, {"hard_fraction": 0.14, "hard_fraction_per_epoch": [0.1, 0.2]},
+                         {"student": {"history": history}})
+    assert rec["reproduce"] == ("dvc exp run -n claims-cifar10-s0-asym-cutmix+no_jmi-r231 -S 'profile=claims' "
+                                "-S 'benchmark=cifar10' -S 'split.index=0' -S 'base.seed=231' -S 'distill.method=asym' "
+                                "-S 'augment.method=cutmix' -S 'distill.jmi=0'")
+    assert rec["relabel"] == {"hard_fraction": 0.14}  # lists stay in the experiment's own reports
+    assert rec["timing"] == {"student": {"epochs": 3, "seconds": 21.0, "median_images_per_s": 700.0}}
+    back, = rows_from_archive([rec])
+    assert (back["recipe_id"], back["variant"], back["seed"]) == ("asym-cutmix+no_jmi", "+no_jmi", 231)
