@@ -10,9 +10,12 @@ export OSR_DATA_MIRROR ?= $(abspath $(CURDIR)/../shared/datasets)
 export DVC_NO_ANALYTICS=1 ITERATIVE_DO_NOT_TRACK=1 DO_NOT_TRACK=1 \
        PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false
 
-.PHONY: install run test bench suite ablation report serve tune dashboard diff clean
+.PHONY: help install run test bench suite ablation report serve tune dashboard diff clean
 
-install: $(STAMP)
+help:  ## this list
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## (.*)/  make \1\t\2/' | expand -t 18
+
+install: $(STAMP)  ## create .venv and install the pinned packages (run by every target)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,13 +24,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip check
 	touch $(STAMP)
 
-run: install
+run: install  ## dvc repro: the pipeline on the profile in params.yaml (quick by default)
 	$(BIN)/dvc repro
 
-test: install
+test: install  ## the full test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
-bench: install
+bench: install  ## CPU throughput benchmark -> bench/results/
 	$(BIN)/python -m bench.throughput
 
 # Benchmark grid as queued DVC experiments (resumable: finished cells are skipped), then the report.
@@ -39,7 +42,7 @@ SPLITS  ?= 0-4
 SEEDS   ?= 230
 RECIPES ?=
 JOBS    ?= 1
-suite: install
+suite: install  ## benchmark grid as queued DVC experiments, then the report (PROFILE BENCH SPLITS SEEDS RECIPES JOBS)
 	$(BIN)/python -m flows.suite --profile $(PROFILE) --benchmark $(BENCH) --splits $(SPLITS) --seeds $(SEEDS) \
 		--jobs $(JOBS) $(if $(RECIPES),--recipes $(RECIPES))
 	$(BIN)/python -m stages.report
@@ -50,13 +53,13 @@ ABLATION := kd-cutmix asym-none asym-cutmix+all_easy asym-cutmix+lh_batch asym-c
 	asym-cutmix+no_jmi asym-cutmix+mixed_ce+no_le+no_jmi asym-cutmix+kl asym-cutmix+t_e80 asym-cutmix+all_hard \
 	asym-cutmix+argmax asym-cutmix+smooth75 asym-cutmix+tau4 asym-cutmix+t_w32 asym-cutmix+s_e40 asym-cutmix+s_e160
 comma := ,
-ablation: install
+ablation: install  ## the claims study's split-0 ablation (JOBS), then the report
 	$(BIN)/python -m flows.suite --profile claims --splits 0 --seeds 230-232 --jobs $(JOBS) \
 		--recipes ce-none,ce-cutmix,asym-cutmix
 	$(BIN)/python -m flows.suite --profile claims --splits 0 --jobs $(JOBS) --recipes $(subst $(eval) ,$(comma),$(ABLATION))
 	$(BIN)/python -m stages.report
 
-report: install
+report: install  ## reports/suite.md, claims.json, ablation.md from finished experiments
 	$(BIN)/python -m stages.report
 
 # Tuning: `prefect server start` (127.0.0.1:4200) in one terminal, `make serve` in another, then `make tune`.
@@ -65,22 +68,22 @@ TUNE_API    ?= http://127.0.0.1:4200/api
 STUDY       ?= tune-asym
 TRIALS      ?= 20
 
-serve: install
+serve: install  ## serve the tune-asym/local Prefect deployment (needs a Prefect server at TUNE_API)
 	PREFECT_API_URL=$(TUNE_API) $(BIN)/python -m flows.serve
 
-tune: install
+tune: install  ## run the tune-asym deployment (TRIALS STUDY TUNE_API)
 	PREFECT_API_URL=$(TUNE_API) $(BIN)/prefect deployment run tune-asym/local -p n_trials=$(TRIALS) \
 		-p study_name=$(STUDY) --watch
 
-dashboard: install
+dashboard: install  ## optuna-dashboard on the study's journal (STUDY)
 	$(BIN)/pip install -q optuna-dashboard==0.21.0
 	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 data/tune/$(STUDY).journal
 
 # PR review: metrics and params of the workspace against main (or A=<rev> B=<rev>).
 A ?= main
-diff: install
+diff: install  ## dvc metrics/params diff of the workspace against A (default main) or A..B
 	$(BIN)/dvc metrics diff $(A) $(B) --md
 	$(BIN)/dvc params diff $(A) $(B) --md
 
-clean:
+clean:  ## remove data/ and DVC's cache and temp folders
 	rm -rf data .dvc/tmp .dvc/cache

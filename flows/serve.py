@@ -5,7 +5,16 @@
     python -m flows.serve
     prefect deployment run tune-asym/local -p n_trials=20 --watch
 """
+import argparse
+
 from flows.tune_asym import tune_asym
 
-if __name__ == "__main__":
+
+def main(prog: str = "python -m flows.serve") -> None:
+    argparse.ArgumentParser(prog=prog, description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     tune_asym.serve(name="local")
+
+
+if __name__ == "__main__":
+    main()

@@ -107,7 +107,8 @@ def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m flows.suite", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--benchmark", default="cifar10", help="comma-separated benchmark names")
     ap.add_argument("--splits", default="0-4")

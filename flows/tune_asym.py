@@ -214,5 +214,6 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
     return report
 
 
-if __name__ == "__main__":
-    tune_asym.serve(name="local")
+if __name__ == "__main__":  # the same as `python -m flows.serve`
+    from flows.serve import main
+    main("python -m flows.tune_asym")

@@ -1,6 +1,7 @@
 """What every stage shares: output paths, the error wrapper, loading the split, building models."""
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import resource
@@ -25,8 +26,19 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(main: Callable[[], None]) -> None:
-    """Run a stage; a user-facing error becomes one line on stderr and exit status 1."""
+def stage_parser(main: Callable[[], None]) -> argparse.ArgumentParser:
+    """The command line of a DVC stage: no options, `--help` prints the module's docstring."""
+    module = sys.modules[main.__module__]
+    name = module.__spec__.name if module.__spec__ else main.__module__
+    return argparse.ArgumentParser(prog=f"python -m {name}", description=module.__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog="Reads its section of params.yaml; `dvc repro` runs it (dvc.yaml).")
+
+
+def run(main: Callable[[], None], parser: argparse.ArgumentParser | None = None) -> None:
+    """Run a stage. The command line is parsed first, so `--help` answers (exit 0) before anything is read or
+    written; a user-facing error becomes one line on stderr and exit status 1."""
+    (parser or stage_parser(main)).parse_args()
     try:
         main()
     except OSRError as e:

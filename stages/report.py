@@ -63,13 +63,16 @@ def archived(folder: Path) -> list[dict]:
     return [read_json(f) for f in sorted(folder.glob("*.json"))]
 
 
+PARSER = argparse.ArgumentParser(prog="python -m stages.report", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+PARSER.add_argument("--profile", help="only experiments of this profile")
+PARSER.add_argument("--benchmark", help="only experiments of this benchmark")
+PARSER.add_argument("--match", default=SUITE_NAMES, help="regex on experiment names (default: suite cells)")
+PARSER.add_argument("--out", type=Path, default=Path("reports"))
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", help="only experiments of this profile")
-    ap.add_argument("--benchmark", help="only experiments of this benchmark")
-    ap.add_argument("--match", default=SUITE_NAMES, help="regex on experiment names (default: suite cells)")
-    ap.add_argument("--out", type=Path, default=Path("reports"))
-    args = ap.parse_args()
+    args = PARSER.parse_args()
     folder = args.out / "experiments"
     for row in rows_from_exp_show(exp_show()):
         if re.search(args.match, row["name"]):
@@ -104,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, PARSER)

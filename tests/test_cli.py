@@ -1,0 +1,31 @@
+"""Every entry point answers `--help` (exit 0, its own usage) without reading or writing anything."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, venv_env
+
+ENTRY_POINTS = [f"stages.{s}" for s in ("download", "split", "augment", "train_teacher", "relabel", "distill",
+                                        "evaluate", "report")] + ["flows.serve", "flows.suite", "flows.tune_asym"]
+
+
+def python_m(module: str, *args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
+                          env=venv_env(PYTHONPATH=str(ROOT)), timeout=300)
+
+
+@pytest.mark.parametrize("module", ENTRY_POINTS)
+def test_help_answers_and_touches_nothing(module, tmp_path):
+    res = python_m(module, "--help", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"usage: python -m {module}")
+    assert list(tmp_path.iterdir()) == []  # no params.yaml read, no report written, nothing served
+
+
+def test_stage_refuses_unknown_option(tmp_path):
+    res = python_m("stages.evaluate", "--scores", "mls", cwd=tmp_path)
+    assert res.returncode == 2 and "unrecognized arguments: --scores mls" in res.stderr
+    assert list(tmp_path.iterdir()) == []
