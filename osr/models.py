@@ -28,7 +28,9 @@ class CosineHead(nn.Module):
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / in_features**0.5)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        return self.scale * F.linear(F.normalize(f.float(), dim=1), F.normalize(self.weight.float(), dim=1))
+        # fp32 even under autocast (`.float()` alone does not leave it): acos near +-1 amplifies bf16 error
+        with torch.autocast(f.device.type, enabled=False):
+            return self.scale * F.linear(F.normalize(f.float(), dim=1), F.normalize(self.weight.float(), dim=1))
 
 
 class CifarResNet(ResNet):

@@ -61,13 +61,20 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def set_determinism(seed: int, device: torch.device) -> None:
+def set_determinism(seed: int, device: torch.device, deterministic: bool = True) -> None:
+    """Seed torch; deterministic kernels (cuDNN autotuning off) unless `deterministic` is False (benchmarks)."""
     torch.manual_seed(seed)
+    deterministic_kernels(device, deterministic)
+
+
+def deterministic_kernels(device: torch.device, deterministic: bool = True) -> None:
+    """Kernel choice only (stages with no randomness of their own, e.g. relabel): same inputs, same outputs."""
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
         torch.set_float32_matmul_precision("high")
     else:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def autocast(device: torch.device, enabled: bool = True):
@@ -87,6 +94,30 @@ def lr_lambda(cfg: OptimConfig, total_steps: int, steps_per_epoch: int) -> Calla
     return f
 
 
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "history", "fingerprint", "rng_cpu")
+LOSS_LIMIT = 1e6  # an epoch's mean loss above this is divergence: every loss here is O(1)-O(100) when training works
+
+
+def read_checkpoint(path: Path, desc: str) -> dict | None:
+    """The resume checkpoint on the CPU, or None; an unreadable one is set aside (``*.corrupt``) with a warning.
+
+    A checkpoint is only a resume cache, so a corrupt or foreign file must never block training.
+    """
+    if not path.exists():
+        return None
+    try:
+        ck = load_torch(path, map_location="cpu")
+        missing = [k for k in CHECKPOINT_KEYS if k not in ck] if isinstance(ck, dict) else ["all"]
+        if missing:
+            raise OSRError(f"{path}: not a training checkpoint (missing {', '.join(missing)})")
+    except OSRError as e:
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        tqdm.write(f"warning: {desc}: unreadable checkpoint moved to {aside}, training starts over ({e})")
+        return None
+    return ck
+
+
 def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], epochs: int, steps_per_epoch: int,
         batch_size: int, optim: OptimConfig, ckpt_path: Path, fingerprint: str, desc: str,
         device: torch.device, amp: bool = True,
@@ -100,15 +131,14 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], epochs: int
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(optim, epochs * steps_per_epoch, steps_per_epoch))
     history: list[dict] = []
     start = 0
-    if ckpt_path.exists():
-        ck = load_torch(ckpt_path, map_location=device)
-        if ck.get("fingerprint") == fingerprint:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            torch.set_rng_state(ck["rng_cpu"])
-            history, start = ck["history"], ck["epoch"] + 1
-            tqdm.write(f"{desc}: resuming from {ckpt_path} after epoch {start}/{epochs}")
+    ck = read_checkpoint(ckpt_path, desc)
+    if ck is not None and ck["fingerprint"] == fingerprint:
+        model.load_state_dict(ck["model"])  # CPU tensors: copied into the model's device
+        opt.load_state_dict(ck["optimizer"])  # state cast to each parameter's device
+        sched.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["rng_cpu"])  # must stay a CPU ByteTensor
+        history, start = ck["history"], ck["epoch"] + 1
+        tqdm.write(f"{desc}: resuming from {ckpt_path} after epoch {start}/{epochs}")
     for epoch in range(start, epochs):
         model.train()
         t0, total, n, seen = time.perf_counter(), torch.zeros((), device=device), 0, 0
@@ -122,9 +152,10 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], epochs: int
             total += loss.detach()
             n += 1
             seen += len(x)
-        mean_loss = float(total) / max(1, n)
-        if not math.isfinite(mean_loss):
-            raise OSRError(f"{desc}: training diverged (loss {mean_loss}) in epoch {epoch + 1}; lower the lr")
+        mean_loss = float(total) / max(1, n)  # the epoch's one host synchronisation
+        if not math.isfinite(mean_loss) or abs(mean_loss) > LOSS_LIMIT:
+            raise OSRError(f"{desc}: training diverged in epoch {epoch + 1} (mean loss {mean_loss:.4g}, limit "
+                           f"{LOSS_LIMIT:.0e}); lower the lr or check the loss parameters (e.g. distill.tau)")
         dt = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "loss": mean_loss, "lr": opt.param_groups[0]["lr"], "seconds": dt,
                "images_per_s": seen / dt}
