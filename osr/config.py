@@ -104,6 +104,35 @@ def validate(params: dict, source: str = PARAMS_FILE) -> dict:
     return params
 
 
+def _merge(base: dict, over: dict) -> dict:
+    """Hydra's merge: mappings recursively, everything else (lists included) replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def compose_conf(conf_dir: str | Path = "conf", **choices: str) -> dict:
+    """params.yaml as Hydra composes conf/ (config.yaml, then its defaults' groups in order), with PyYAML only:
+    for machines without Hydra (the GPU host). `choices` pick group options, e.g. profile="paper".
+    Covers what conf/ uses: a `_self_`-first defaults list of `group: option` entries, `@package _global_`."""
+    conf_dir = Path(conf_dir)
+    cfg = yaml.safe_load((conf_dir / "config.yaml").read_text())
+    defaults = cfg.pop("defaults", [])
+    unknown = set(choices) - {k for d in defaults if isinstance(d, dict) for k in d}
+    if unknown:
+        raise OSRError(f"{conf_dir}/config.yaml: no config group {sorted(unknown)}")
+    for entry in defaults:
+        if entry == "_self_":
+            continue
+        (group, option), = entry.items()
+        path = conf_dir / group / f"{choices.get(group, option)}.yaml"
+        if not path.is_file():
+            raise OSRError(f"{path}: no such {group} option")
+        cfg = _merge(cfg, yaml.safe_load(path.read_text()) or {})
+    return cfg
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> dict:
     path = Path(path)
     try:
