@@ -83,9 +83,9 @@ def sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def load_known(subset: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+def load_known(subset: int, seed: int = SEED, path: Path = MIRROR) -> tuple[np.ndarray, np.ndarray]:
     """Decode (only) the needed known-class CIFAR-10 training JPEGs: uint8 [N, 32, 32, 3] and labels 0..5."""
-    z = load_npz(MIRROR, ("jpeg_train", "off_train", "y_train"))
+    z = load_npz(path, ("jpeg_train", "off_train", "y_train"))
     y_all = z["y_train"].astype(np.int64)
     idx = np.flatnonzero(np.isin(y_all, KNOWN))
     if subset and subset < len(idx):
@@ -114,7 +114,8 @@ def sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
 
 
 def maybe_compile(model, dev: torch.device):
-    return torch.compile(model) if dev.type == "cuda" else model
+    """torch.compile on CUDA (static shapes: one graph per batch size, no dynamic-shape recompile)."""
+    return torch.compile(model, dynamic=False) if dev.type == "cuda" else model
 
 
 # ------------------------------------------------------------------------------------------------ variants
@@ -182,12 +183,27 @@ def train_step(model, opt, dev, x: torch.Tensor, objective) -> None:
     opt.step()
 
 
+class Plain:
+    """The floor: fit's step on one resident batch (no augmentation, no indexing, no data movement)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, args, dev: torch.device):
+        self.xb, self.dev = to_float(x[:args.batch]), dev
+        self.objective = on_logits(lambda z, yy=y[:args.batch]: F.cross_entropy(z.float(), yy))
+        self.model = new_model(args.arch, args.width, dev)
+        self.opt = sgd(self.model)
+        self.fwd = maybe_compile(self.model, dev)
+
+    def step(self) -> int:
+        train_step(self.fwd, self.opt, self.dev, self.xb, self.objective)
+        return len(self.xb)
+
+
 class Teacher:
     """Variant 2: the teacher stage's batches (stages/train_teacher.py) and fit's step."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, args, dev: torch.device):
         self.x, self.y, self.bs, self.dev = x, y, args.batch, dev
-        self.aug = BaseAug()
+        self.aug = BaseAug(randaugment=getattr(args, "randaugment", 0))
         self.model = new_model(args.arch, args.width, dev)
         self.opt = sgd(self.model)
         self.fwd = maybe_compile(self.model, dev)
@@ -223,7 +239,7 @@ class StudentCached:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, y_np: np.ndarray, args, dev: torch.device):
         self.x, self.y, self.dev = x, y, dev
-        self.aug, self.cfg = BaseAug(), DistillConfig()
+        self.aug, self.cfg = BaseAug(randaugment=getattr(args, "randaugment", 0)), DistillConfig()
         self.plan = make_plan(len(x), args.batch, 1, SEED, self.mixer, 0.5, tuple(x.shape[-2:]))
         self.cache = random_cache(self.plan, y_np, len(KNOWN))
         self.model = new_model(args.arch, args.width, dev)
@@ -515,6 +531,7 @@ def main(argv=None) -> None:
     ap.add_argument("--teacher-arch", default="resnet18", help="live teacher of variant 4")
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--randaugment", type=int, default=0, help="RandAugment magnitude of the base views (0 = off)")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per variant per repetition")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps per variant first")
