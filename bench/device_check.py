@@ -46,7 +46,7 @@ from osr.data import normalise  # noqa: E402
 from osr.io import atomic_path, load_npz, load_torch, read_json, save_npz, write_json  # noqa: E402
 from osr.paths import MANIFEST, RAW, REPORTS, TEACHER, TEACHER_CKPT  # noqa: E402
 from osr.split import make_manifest  # noqa: E402
-from osr.train import set_determinism  # noqa: E402
+from osr.train import every_epochs, set_determinism  # noqa: E402
 
 DATA = ROOT / "data_carry" / "cifar10_jpeg.npz"   # git-ignored; travels with `run(carry=["data_carry"])`
 THROUGHPUT_JSON, PROJECTION_JSON = "bench/results/gpu_h200.json", "bench/results/paper_projection.json"
@@ -210,33 +210,52 @@ def projection(args, dev: torch.device, work: Path, clock: Clock, out: dict, sav
         steps = [("download", lambda: write_raw(args.data, args.per_class)), ("split", lambda: write_manifest(p))]
         steps += [(n, stage_main(n)) for n in ("augment", "train_teacher", "relabel", "distill", "evaluate")]
         for name, fn in steps:
+            if clock.left() < args.reserve_s:
+                out["stages"][name] = {"skipped": "time budget"}
+                save()
+                return p
             t0 = time.perf_counter()
             fn()
             sync(dev)
             row = out["stages"][name] = {"seconds": time.perf_counter() - t0}
             role = {"train_teacher": "teacher", "distill": "student"}.get(name)
             if role:
-                row["epoch_seconds"] = [h["seconds"] for h in read_json(REPORTS / f"{role}_train.json")["history"]]
+                history = read_json(REPORTS / f"{role}_train.json")["history"]
+                row["epoch_seconds"] = [h["seconds"] for h in history]
+                row["callback_seconds"] = [h["seconds_callback"] for h in history if "seconds_callback" in h]
+                row["validations_projected"] = len(due_epochs(PAPER_EPOCHS, p[role]["checkpoint_every"]))
             save()
             print(f"projection: {name} {row['seconds']:.1f}s", flush=True)
+    out["complete_stages"] = True
     out["projected_seconds"] = project(out["stages"], args.epochs)
     total = out["projected_seconds"]["total"]
     out["target_split0_le_480s"] = {"projected_s": total, "met": total <= 480}
     return p
 
 
+def due_epochs(epochs: int, setting) -> list[int]:
+    k = every_epochs(setting, epochs)
+    return [e for e in range(epochs) if (e + 1) % k == 0 or e == epochs - 1]
+
+
+def steady_and_first(seconds: list[float]) -> tuple[float, float]:
+    """Steady per-call time (median after the first) and the first call's extra (compile, warm-up)."""
+    steady = statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
+    return steady, seconds[0] - steady
+
+
 def project(stages: dict, n: int) -> dict:
-    """Per stage, 200 epochs: per-epoch stages scale linearly (all their wall time counted per epoch, which also
-    covers validation and the checkpoint; the first epoch's compile/warm-up extra is counted once), the others once.
-    """
+    """Per stage, 200 epochs: training epochs and validations (as many as checkpoint_every gives) at their steady
+    time plus the first one's extra once; the rest of the stage (data, model, checkpoints) once; the plan and the
+    teacher pass scale with the epochs; everything else once."""
     f = PAPER_EPOCHS / n
     res = {}
     for name, row in stages.items():
         if "epoch_seconds" in row:
-            ep = row["epoch_seconds"]
-            steady = statistics.median(ep[1:]) if len(ep) > 1 else ep[0]
-            overhead = max(0.0, row["seconds"] - sum(ep))  # build, data, per-epoch validation and checkpoint
-            res[name] = PAPER_EPOCHS * steady + (ep[0] - steady) + overhead * f
+            ep, cb = row["epoch_seconds"], row["callback_seconds"] or [0.0]
+            rest = max(0.0, row["seconds"] - sum(ep) - sum(row["callback_seconds"]))
+            (t_ep, x_ep), (t_cb, x_cb) = steady_and_first(ep), steady_and_first(cb)
+            res[name] = PAPER_EPOCHS * t_ep + x_ep + row["validations_projected"] * t_cb + x_cb + rest
         elif name in ("augment", "relabel"):  # the plan and the teacher pass are per epoch
             res[name] = row["seconds"] * f
         else:
@@ -300,6 +319,8 @@ def parse(argv=None):
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--budget-s", type=float, default=400.0, help="wall-clock budget of the whole check")
     ap.add_argument("--tiny", action="store_true", help="tiny sizes (the CPU test)")
+    ap.add_argument("--parts", default="views,projection,resume,throughput",
+                    help="comma-separated subset, in this order (resume needs projection)")
     ap.add_argument("--set", nargs=2, action="append", metavar=("KEY", "VALUE"), help="extra params override")
     args = ap.parse_args(argv)
     sizes = dict(profile="paper", epochs=2, per_class=0, images=0, batches=[128, 512], width=64,
@@ -310,6 +331,10 @@ def parse(argv=None):
                      calib_steps=2, block_s=0.05, reserve_s=0.0)
     for k, v in sizes.items():
         setattr(args, k, v)
+    args.parts = args.parts.split(",")
+    unknown = set(args.parts) - {"views", "projection", "resume", "throughput"}
+    if unknown:
+        ap.error(f"--parts: unknown {sorted(unknown)}")
     if not args.data.is_file():
         ap.error(f"--data: {args.data} not found (copy cifar10_jpeg.npz there: bench/README.md, 'Device check')")
     return args
@@ -323,19 +348,28 @@ def main(argv=None) -> int:
     set_determinism(0, dev)
     thr, proj = {"complete": False}, {"complete": False}
 
-    def save():
-        for obj, rel in ((thr, THROUGHPUT_JSON), (proj, PROJECTION_JSON)):
+    written = [(thr, THROUGHPUT_JSON)] if "throughput" in args.parts else []
+    if set(args.parts) - {"throughput"}:
+        written.append((proj, PROJECTION_JSON))
+
+    def save():  # only the files of the parts that run: a rerun of one part never blanks the other's
+        for obj, rel in written:
             obj["wall_s"] = clock.elapsed()
             write_json(args.out / rel, obj)
 
     work = Path(tempfile.mkdtemp(prefix="osr_device_check_"))
-    parts = [("views", lambda: proj.update(views=views_match(args, dev))),
-             ("projection", lambda: projection(args, dev, work, clock, proj, save)),
-             ("kill_and_resume", lambda: proj.update(kill_and_resume=kill_and_resume(work, clock, 120.0))),
-             ("throughput", lambda: (set_determinism(0, dev, deterministic=False),
-                                     throughput(args, dev, clock, thr, save)))]
+    parts = {"views": lambda: proj.update(views=views_match(args, dev)),
+             "projection": lambda: projection(args, dev, work, clock, proj, save),
+             "resume": lambda: proj.update(kill_and_resume=kill_and_resume(work, clock, 120.0)),
+             "throughput": lambda: (set_determinism(0, dev, deterministic=False),
+                                    throughput(args, dev, clock, thr, save))}
     try:
-        for name, fn in parts:
+        for name, fn in parts.items():
+            if name not in args.parts:
+                continue
+            if name == "resume" and not proj.get("complete_stages"):
+                proj["kill_and_resume"] = {"pass": False, "reason": "needs the projection's teacher run"}
+                continue
             t0 = time.perf_counter()
             try:
                 fn()
@@ -348,10 +382,10 @@ def main(argv=None) -> int:
         save()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    ok = proj.get("kill_and_resume", {}).get("pass") and proj.get("views", {}).get("pass") \
-        and not thr.get("errors") and not proj.get("errors")
-    print(f"device check {'passed' if ok else 'FAILED'} in {clock.elapsed():.0f}s; wrote {args.out / THROUGHPUT_JSON} "
-          f"and {args.out / PROJECTION_JSON}")
+    ok = all(proj.get(k, {}).get("pass") for k, part in (("kill_and_resume", "resume"), ("views", "views"))
+             if part in args.parts) and not thr.get("errors") and not proj.get("errors")
+    print(f"device check {'passed' if ok else 'FAILED'} in {clock.elapsed():.0f}s; wrote "
+          + " and ".join(str(args.out / rel) for _, rel in written))
     return 0 if ok else 1
 
 

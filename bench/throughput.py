@@ -114,8 +114,11 @@ def sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
 
 
 def maybe_compile(model, dev: torch.device):
-    """torch.compile on CUDA (static shapes: one graph per batch size, no dynamic-shape recompile)."""
-    return torch.compile(model, dynamic=False) if dev.type == "cuda" else model
+    """On CUDA, compile the trunk as `osr.train.fit` does (CifarResNet.compile_trunk: static shapes, one graph
+    per batch size, the same graphs and inductor cache as the stages)."""
+    if dev.type == "cuda":
+        model.compile_trunk()
+    return model
 
 
 # ------------------------------------------------------------------------------------------------ variants

@@ -13,7 +13,7 @@ from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step, hard_mask, 
 from osr.models import head_for, new_model
 from osr.objectives import logits_objective, masked
 from osr.split import SplitTensors
-from osr.train import Batch, OptimConfig, fit
+from osr.train import Batch, OptimConfig, fit, fit_options
 
 TEACHER_METHODS = {"kd", "asym"}  # student losses that read teacher logits
 
@@ -107,5 +107,5 @@ def train_student(data: SplitTensors, plan: dict[str, np.ndarray], cache: dict[s
 
     epochs, steps = plan["order"].shape[:2]
     history = fit(model, batches, epochs, steps, student["batch_size"], OptimConfig.from_section(student), ckpt_path,
-                  fingerprint, desc, device, student["amp"], on_epoch_end)
+                  fingerprint, desc, device, student["amp"], on_epoch_end, **fit_options(student, device))
     return model, meta, history

@@ -68,8 +68,24 @@ class CifarResNet(ResNet):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def compile_trunk(self, backend: str = "inductor") -> None:
+        """Compile `features` in place (static shapes): forward, predict, the rotation head and masked views all
+        go through it, and state_dict keys stay those of the plain model. `eager_features` stays uncompiled."""
+        self._compiled_features = torch.compile(self.eager_features, backend=backend, dynamic=False)
+
+    @property
+    def compiled(self) -> bool:
+        return getattr(self, "_compiled_features", None) is not None
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled penultimate feature of float images in [0, 1]."""
+        """Pooled penultimate feature of float images in [0, 1] (compiled after `compile_trunk`)."""
+        return self._compiled_features(x) if self.compiled else self.eager_features(x)
+
+    def eager_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`forward` through the uncompiled trunk (GradMix's attribution: hooks inside a compiled graph fail)."""
+        return self.fc(self.eager_features(x))
+
+    def eager_features(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))

@@ -51,9 +51,15 @@ def eager(fn: Callable[[torch.nn.Module], torch.Tensor], model: torch.nn.Module)
     autograd can differentiate with respect to ("differentiated Tensor ... not used in the graph"), and a compiled
     forward between the eager forward and the backward bumps the batch-norm buffers' versions (functionalised
     running-stat updates) that the eager backward saved. So a masked GradMix step runs its two forwards eagerly
-    (``base.forward`` also bypasses ``model.compile()``); raw steps and the noise box stay compiled.
+    (`eager_forward`); raw steps and the noise box stay compiled.
     """
     return fn(getattr(model, "_orig_mod", model))
+
+
+def eager_forward(base: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The uncompiled forward: `eager_forward` of a model with a compiled trunk (CifarResNet.compile_trunk),
+    else ``forward`` (which also bypasses ``model.compile()``)."""
+    return getattr(base, "eager_forward", base.forward)
 
 
 def attribution(base: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -62,7 +68,7 @@ def attribution(base: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     acts: list[torch.Tensor] = []
     hooks = [getattr(base, name).register_forward_hook(lambda m, i, o: acts.append(o)) for name in layers]
     try:
-        z = base.forward(x)
+        z = eager_forward(base)(x)
     finally:
         for h in hooks:
             h.remove()
@@ -83,5 +89,5 @@ def masked(method: str, y: torch.Tensor, box_hw: tuple[int, int], lam: float, se
     def objective(model, x):
         if method not in NEEDS_ATTRIBUTION:
             return place_and_mask(model, x, model(x), [], [])
-        return eager(lambda base: place_and_mask(base.forward, x, *attribution(base, x, y, layers)), model)
+        return eager(lambda base: place_and_mask(eager_forward(base), x, *attribution(base, x, y, layers)), model)
     return objective

@@ -118,11 +118,42 @@ def read_checkpoint(path: Path, desc: str) -> dict | None:
     return ck
 
 
+COMPILE = ("auto", "off", "inductor", "aot_eager")
+
+
+def compile_backend(setting: str, device: torch.device) -> str | None:
+    """The torch.compile backend of a `compile` parameter: auto = inductor on CUDA, eager (None) elsewhere."""
+    if setting not in COMPILE:
+        raise OSRError(f"compile: unknown setting {setting!r} (choose from {list(COMPILE)})")
+    if setting == "auto":
+        return "inductor" if device.type == "cuda" else None
+    return None if setting == "off" else setting
+
+
+def every_epochs(setting: int | str, epochs: int) -> int:
+    """Checkpoint/validation interval of a `checkpoint_every` parameter: auto = at most 20 per run."""
+    return max(1, math.ceil(epochs / 20)) if setting == "auto" else int(setting)
+
+
+def fit_options(section: dict, device: torch.device) -> dict:
+    """fit's `compile` and `checkpoint_every` from a teacher/student section of params.yaml."""
+    return {"compile": compile_backend(section["compile"], device),
+            "checkpoint_every": every_epochs(section["checkpoint_every"], int(section["epochs"]))}
+
+
 def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], epochs: int, steps_per_epoch: int,
         batch_size: int, optim: OptimConfig, ckpt_path: Path, fingerprint: str, desc: str,
         device: torch.device, amp: bool = True,
-        on_epoch_end: Callable[[nn.Module, int], dict] | None = None) -> list[dict]:
-    """Train `model` for `epochs`; `batches(epoch)` yields (images, objective) pairs. Returns per-epoch history."""
+        on_epoch_end: Callable[[nn.Module, int], dict] | None = None, compile: str | None = None,
+        checkpoint_every: int = 1) -> list[dict]:
+    """Train `model` for `epochs`; `batches(epoch)` yields (images, objective) pairs. Returns per-epoch history.
+
+    `compile`: a torch.compile backend for the model's trunk (None = eager; `compile_backend`). The callback
+    and the checkpoint run every `checkpoint_every` epochs and after the last; a resumed run repeats the epochs
+    after the last checkpoint, which (batches a pure function of seed and epoch) gives the same weights.
+    """
+    if compile:
+        model.compile_trunk(compile)
     params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     params_rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.SGD([{"params": params_decay, "weight_decay": optim.weight_decay},
@@ -159,31 +190,43 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], epochs: int
         dt = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "loss": mean_loss, "lr": opt.param_groups[0]["lr"], "seconds": dt,
                "images_per_s": seen / dt}
-        if on_epoch_end is not None:
+        due = (epoch + 1) % checkpoint_every == 0 or epoch == epochs - 1
+        if on_epoch_end is not None and due:
+            tc = time.perf_counter()
             row.update(on_epoch_end(model, epoch))
+            row["seconds_callback"] = time.perf_counter() - tc
         history.append(row)
         tqdm.write(f"{desc} epoch {epoch + 1}/{epochs}: " + ", ".join(
             f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
-        save_torch(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
-                               "fingerprint": fingerprint, "rng_cpu": torch.get_rng_state()})
+        if due:
+            save_torch(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                   "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
+                                   "fingerprint": fingerprint, "rng_cpu": torch.get_rng_state()})
     return history
 
 
 @torch.inference_mode()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512, amp: bool = False,
             features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Logits (and optionally pooled features) of uint8 images [N, C, H, W], in eval mode, fp32 by default."""
+    """Logits (and optionally pooled features) of uint8 images [N, C, H, W], in eval mode, fp32 by default.
+
+    A compiled model sees only full batches (the last one zero-padded, its padding dropped): no recompiles.
+    """
     from osr.augment import to_float
 
     model.eval()
     device = x.device
+    pad = getattr(model, "compiled", False)
     logits, feats = [], []
     for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        n = len(xb)
+        if pad and n < batch_size:
+            xb = torch.cat([xb, xb.new_zeros((batch_size - n, *xb.shape[1:]))])
         with autocast(device, amp):
-            f = model.features(to_float(x[i:i + batch_size]))
+            f = model.features(to_float(xb))
             z = model.fc(f)
-        logits.append(z.float())
-        feats.append(f.float())
+        logits.append(z[:n].float())
+        feats.append(f[:n].float())
     z = torch.cat(logits) if logits else torch.zeros(0)
     return (z, torch.cat(feats)) if features else z

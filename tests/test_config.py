@@ -30,6 +30,8 @@ def test_hydra_free_composition_of_the_defaults_and_bad_choices():
 
 @pytest.mark.parametrize("key,value,message", [
     ("distill.tau", 0, "distill.tau must be > 0"),
+    ("teacher.checkpoint_every", 0, "teacher.checkpoint_every must be auto or >= 1"),
+    ("student.compile", "fast", "student.compile must be one of"),
     ("distill.tau", -1.5, "distill.tau must be > 0"),
     ("relabel.threshold", 1.5, "relabel.threshold must be <= 1"),
     ("relabel.threshold", -0.1, "relabel.threshold must be >= 0"),

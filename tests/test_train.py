@@ -11,7 +11,7 @@ from osr.augment import BaseAug
 from osr.io import load_torch
 from osr.models import CosineHead, build, model_meta
 from osr.objectives import masked, on_logits
-from osr.train import OptimConfig, fit, set_determinism
+from osr.train import OptimConfig, compile_backend, every_epochs, fit, predict, set_determinism
 
 
 def tiny_model(head: str = "linear", device: str = "cpu"):
@@ -20,19 +20,21 @@ def tiny_model(head: str = "linear", device: str = "cpu"):
     return m.to(device, memory_format=torch.channels_last)
 
 
-def batches_of(scale: float = 1.0):
+def batches_of(scale: float = 1.0, stop_at: int | None = None):
     g = torch.Generator().manual_seed(1)
     x, y = torch.rand(16, 3, 8, 8, generator=g), torch.randint(0, 3, (16,), generator=g)
 
     def batches(epoch):
+        if epoch == stop_at:
+            raise KeyboardInterrupt  # a kill in the middle of the run
         for s in range(2):
             sl = slice(8 * s, 8 * s + 8)
             yield x[sl], on_logits(lambda z, yy=y[sl]: scale * F.cross_entropy(z.float(), yy))
     return batches
 
 
-def train(model, ckpt, epochs=2, device="cpu", scale=1.0, **kw):
-    return fit(model, batches_of(scale), epochs, 2, 8, OptimConfig(), ckpt, "fp", "t", torch.device(device),
+def train(model, ckpt, epochs=2, device="cpu", scale=1.0, stop_at=None, **kw):
+    return fit(model, batches_of(scale, stop_at), epochs, 2, 8, OptimConfig(), ckpt, "fp", "t", torch.device(device),
                amp=False, **kw)
 
 
@@ -147,3 +149,45 @@ def test_gradmix_under_compile_matches_eager():
     assert torch.allclose(losses[0], losses[1], rtol=1e-5)
     for a, b in zip(*grads):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_compiled_fit_matches_eager_and_its_checkpoint_loads_into_a_plain_model(tmp_path):
+    """aot_eager stands in for inductor here (same graph capture, seconds instead of minutes on 2 cores)."""
+    eager, compiled = tiny_model(), tiny_model()
+    h_eager = train(eager, tmp_path / "a.pt")
+    h_comp = train(compiled, tmp_path / "b.pt", compile="aot_eager")
+    assert compiled.compiled and not eager.compiled
+    assert h_comp[-1]["loss"] == pytest.approx(h_eager[-1]["loss"], rel=1e-4)
+    for a, b in zip(eager.state_dict().values(), compiled.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-5)
+    plain = tiny_model()
+    plain.load_state_dict(load_torch(tmp_path / "b.pt")["model"])  # strict: the keys are the plain model's
+    x = torch.randint(0, 256, (11, 3, 8, 8), dtype=torch.uint8)  # a partial last batch: padded when compiled
+    assert torch.allclose(predict(compiled, x, batch_size=4), predict(plain, x, batch_size=4), atol=1e-5)
+
+
+def test_compile_defaults_keep_the_cpu_eager():
+    assert compile_backend("auto", torch.device("cpu")) is None
+    assert compile_backend("auto", torch.device("cuda")) == "inductor"
+    assert compile_backend("off", torch.device("cuda")) is None
+    with pytest.raises(OSRError, match="compile: unknown setting"):
+        compile_backend("fast", torch.device("cpu"))
+
+
+def test_checkpoint_every_k_epochs_still_resumes_to_the_same_weights(tmp_path):
+    assert every_epochs("auto", 200) == 10 and every_epochs("auto", 8) == 1 and every_epochs(3, 8) == 3
+    calls = []
+
+    def record(model, epoch):
+        calls.append(epoch + 1)
+        return {"val": 1.0}
+    ref = tiny_model()
+    history = train(ref, tmp_path / "a.pt", epochs=5, on_epoch_end=record, checkpoint_every=2)
+    assert calls == [2, 4, 5] and ["val" in h for h in history] == [False, True, False, True, True]
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_model(), tmp_path / "b.pt", epochs=5, checkpoint_every=2, stop_at=3)
+    assert load_torch(tmp_path / "b.pt")["epoch"] == 1  # the epoch-3 progress was not checkpointed
+    again = tiny_model()
+    assert train(again, tmp_path / "b.pt", epochs=5, checkpoint_every=2)[-1]["loss"] == history[-1]["loss"]
+    for a, b in zip(ref.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
