@@ -89,7 +89,7 @@ def throughput(args, dev: torch.device, clock: Clock, out: dict, save) -> None:
                   "student_cached": lambda: StudentCached(x, y, y_np, a, dev),
                   "student_live": lambda: StudentLive(x, y, y_np, a, dev)}
         rows = out["batches"][str(batch)] = {n: {"images_per_s": [], "steps_per_block": 0} for n in makers}
-        variants = {}
+        variants, v = {}, None
         for name, make in makers.items():
             if clock.left() < args.reserve_s:
                 rows[name]["skipped"] = "time budget"
@@ -105,7 +105,7 @@ def throughput(args, dev: torch.device, clock: Clock, out: dict, save) -> None:
                 rows[name]["steps_per_block"] = max(args.calib_steps, math.ceil(args.block_s * ips / batch))
                 variants[name] = v
             except Exception as e:  # one variant's failure must not cost the others' numbers
-                rows[name]["error"] = first_line(e)
+                rows[name]["error"] = out.setdefault("errors", {})[f"{batch}/{name}"] = first_line(e)
             save()
         for r in range(args.reps):
             names = list(variants) if r % 2 == 0 else list(reversed(variants))
@@ -120,7 +120,9 @@ def throughput(args, dev: torch.device, clock: Clock, out: dict, save) -> None:
             if row["images_per_s"]:
                 row["median_images_per_s"] = statistics.median(row["images_per_s"])
         out["batches"][str(batch)]["ratios"] = ratios(rows)
-        del variants
+        del variants, v
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
         save()
     out["target_student_cached_ge_0.9_plain"] = {
         b: r["ratios"].get("student_cached/plain") for b, r in out["batches"].items()}
