@@ -209,11 +209,13 @@ def planned_steps(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray],
     """Yield the PlannedSteps of one epoch; relabel (teacher) and distill (student) see identical images."""
     mixer = MIXERS.get(str(plan["method"]))
     dev = x.device
+    # one host-to-device copy per epoch, not per step
+    order, partners = (torch.from_numpy(np.ascontiguousarray(plan[k][epoch])).to(dev) for k in ("order", "partner"))
     for s in range(plan["order"].shape[1]):
-        idx = torch.from_numpy(plan["order"][epoch, s]).to(dev)
+        idx = order[s]
         seed = int(plan["aug_seed"][epoch, s])
         x_raw = to_float(aug(x[idx], seed))
-        partner = torch.from_numpy(plan["partner"][epoch, s]).to(dev)
+        partner = partners[s]
         lam, box, mixed = float(plan["lam"][epoch, s]), plan["box"][epoch, s], bool(plan["mixed"][epoch, s])
         x_mixed = mixer(x_raw, partner, lam, box) if mixed and mixer is not None else None
         yield PlannedStep(x_raw, x_mixed, y[idx], partner, lam, mixed, box, seed)

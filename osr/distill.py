@@ -59,17 +59,15 @@ def student_batches(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray
     """(image batch, objective) per planned step; the student sees the mixed view if any."""
     step_loss = STEP_LOSSES[method]
     masker = str(plan["method"]) if str(plan["method"]) in MASKERS else None
-    dev = x.device
-
-    def cached(name: str, s: int) -> torch.Tensor:
-        return torch.from_numpy(cache[name][epoch, s]).to(dev).float()
+    # the epoch's cached teacher outputs in one host-to-device copy each, not one per step
+    ep = {k: torch.from_numpy(np.ascontiguousarray(cache[k][epoch])).to(x.device)
+          for k in ("t_raw", "t_mixed", "hard", "target")}
 
     for s, st in enumerate(planned_steps(x, y, plan, epoch, aug)):
         mixed = st.x_mixed is not None
-        step = Step(y=st.y, mixed=mixed, partner=st.partner, lam=st.lam, t_raw=cached("t_raw", s),
-                    t_mixed=cached("t_mixed", s) if mixed else None,
-                    hard=torch.from_numpy(cache["hard"][epoch, s]).to(dev) if mixed else None,
-                    target=cached("target", s) if mixed else None)
+        step = Step(y=st.y, mixed=mixed, partner=st.partner, lam=st.lam, t_raw=ep["t_raw"][s].float(),
+                    t_mixed=ep["t_mixed"][s].float() if mixed else None, hard=ep["hard"][s] if mixed else None,
+                    target=ep["target"][s].float() if mixed else None)
         loss = (lambda z, step=step: step_loss(z, step, cfg))
         if masker and st.mixed:
             box_hw = (int(st.box[1] - st.box[0]), int(st.box[3] - st.box[2]))
