@@ -62,12 +62,16 @@ def student_batches(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray
     # the epoch's cached teacher outputs in one host-to-device copy each, not one per step
     ep = {k: torch.from_numpy(np.ascontiguousarray(cache[k][epoch])).to(x.device)
           for k in ("t_raw", "t_mixed", "hard", "target")}
+    hard = cache["hard"][epoch]  # [S, B] on the host: per step, hard rows first, then easy rows, each ascending
+    n_hard = hard.sum(1)
+    by_hardness = torch.from_numpy(np.argsort(~hard, axis=1, kind="stable")).to(x.device)
 
     for s, st in enumerate(planned_steps(x, y, plan, epoch, aug)):
         mixed = st.x_mixed is not None
         step = Step(y=st.y, mixed=mixed, partner=st.partner, lam=st.lam, t_raw=ep["t_raw"][s].float(),
                     t_mixed=ep["t_mixed"][s].float() if mixed else None, hard=ep["hard"][s] if mixed else None,
-                    target=ep["target"][s].float() if mixed else None)
+                    target=ep["target"][s].float() if mixed else None,
+                    rows=(by_hardness[s, :n_hard[s]], by_hardness[s, n_hard[s]:]) if mixed else None)
         loss = (lambda z, step=step: step_loss(z, step, cfg))
         if masker and st.mixed:
             box_hw = (int(st.box[1] - st.box[0]), int(st.box[3] - st.box[2]))
