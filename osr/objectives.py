@@ -25,7 +25,8 @@ def rotate_quarters(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     k = torch.arange(len(x), device=x.device) % 4
     out = x.clone()
     for r in (1, 2, 3):
-        out[k == r] = torch.rot90(x[k == r], r, dims=(2, 3))
+        idx = torch.arange(r, len(x), 4, device=x.device)  # the rows with k == r, without a device sync
+        out[idx] = torch.rot90(x[idx], r, dims=(2, 3))
     return out, k
 
 
