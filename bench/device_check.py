@@ -277,12 +277,12 @@ def kill_and_resume(work: Path, clock: Clock, timeout_s: float) -> dict:
         ref = load_torch(TEACHER)["state"]
         TEACHER.unlink()
         TEACHER_CKPT.unlink()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # no pipe to fill
         deadline = time.perf_counter() + timeout_s
         while not TEACHER_CKPT.exists() and proc.poll() is None and time.perf_counter() < deadline:
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+        proc.wait()
         killed_early = not TEACHER.exists() and TEACHER_CKPT.exists()
         if not killed_early:
             return {"pass": False, "reason": "the first run finished (or never checkpointed) before the kill"}

@@ -71,6 +71,12 @@ class CifarResNet(ResNet):
     def compile_trunk(self, backend: str = "inductor") -> None:
         """Compile `features` in place (static shapes): forward, predict, the rotation head and masked views all
         go through it, and state_dict keys stay those of the plain model. `eager_features` stays uncompiled."""
+        # every model's trunk is one code object (CifarResNet.eager_features): each arch, batch size and
+        # train/eval/inference mode is a graph of it, more than dynamo's default limit of 8 before it falls back
+        # to eager; raise it
+        cfg = torch._dynamo.config
+        limit = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"
+        setattr(cfg, limit, max(getattr(cfg, limit), 64))
         self._compiled_features = torch.compile(self.eager_features, backend=backend, dynamic=False)
 
     @property
