@@ -124,9 +124,12 @@ def maybe_compile(model, dev: torch.device):
 # ------------------------------------------------------------------------------------------------ variants
 
 class Typical:
-    """Variant 1: per-sample PIL transforms through a torch DataLoader, fp32, NCHW."""
+    """Variant 1: per-sample PIL transforms through a torch DataLoader, fp32, NCHW; with `project_numerics` the
+    same data path feeds the project's step (channels_last, bf16 autocast, compiled trunk on CUDA), so that
+    teacher / typical_dp compares the data paths alone."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, args, dev: torch.device, workers: int):
+    def __init__(self, x: np.ndarray, y: np.ndarray, args, dev: torch.device, workers: int,
+                 project_numerics: bool = False):
         from PIL import Image
         from torch.utils.data import DataLoader, Dataset
         from torchvision import transforms as T
@@ -144,7 +147,9 @@ class Typical:
         self.loader = DataLoader(Cifar(), batch_size=args.batch, shuffle=True, num_workers=workers, drop_last=True,
                                  pin_memory=dev.type == "cuda")
         # normalisation happens in the transform, so the model's own (mean, std) is the identity
-        self.model = new_model(args.arch, args.width, dev, channels_last=False, normalise=False)
+        self.project = project_numerics
+        self.model = new_model(args.arch, args.width, dev, channels_last=project_numerics, normalise=False)
+        self.fwd = maybe_compile(self.model, dev) if project_numerics else self.model
         self.opt = sgd(self.model)
         self.it = None
 
@@ -170,6 +175,10 @@ class Typical:
                 self.it = iter(self.loader)
                 xb, yb = next(self.it)
         xb, yb = xb.to(self.dev, non_blocking=True), yb.to(self.dev, non_blocking=True)
+        if self.project:
+            train_step(self.fwd, self.opt, self.dev, xb.contiguous(memory_format=torch.channels_last),
+                       on_logits(lambda z: F.cross_entropy(z.float(), yb)))
+            return len(xb)
         loss = F.cross_entropy(self.model(xb), yb)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -317,6 +326,8 @@ def time_block(v, n: int, dev: torch.device) -> tuple[float, float, float]:
 
 
 RATIOS = {"teacher/typical_w0 (2/1)": ("teacher", "typical_w0"),
+          "teacher/typical_dp (data path only: same dtype, layout, compile)": ("teacher", "typical_dp"),
+          "typical_dp/typical_w0 (numerics only)": ("typical_dp", "typical_w0"),
           "student_cached/teacher (3/2)": ("student_cached", "teacher"),
           "student_live/student_cached (4/3)": ("student_live", "student_cached"),
           "student_gradmix/student_cached (5/3)": ("student_gradmix", "student_cached"),
@@ -364,7 +375,8 @@ def throughput(args, dev: torch.device) -> dict:
     y = torch.from_numpy(y_np).to(dev)
     print(f"data: {len(x_np)} known-class images decoded in {time.perf_counter() - t0:.1f}s; "
           f"device {device_name(dev)}; torch {torch.__version__}", flush=True)
-    makers = {"typical_w0": lambda: Typical(x_np, y_np, args, dev, 0)}
+    makers = {"typical_w0": lambda: Typical(x_np, y_np, args, dev, 0),
+              "typical_dp": lambda: Typical(x_np, y_np, args, dev, 0, project_numerics=True)}
     if args.workers2:
         makers["typical_w2"] = lambda: Typical(x_np, y_np, args, dev, 2)
     makers.update(teacher=lambda: Teacher(x, y, args, dev), student_cached=lambda: StudentCached(x, y, y_np, args, dev),

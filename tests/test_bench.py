@@ -11,9 +11,9 @@ def test_throughput_benchmark_writes_every_variant_and_ratio(tmp_path):
         "--reps", "1", "--warmup", "1", "--no-workers2", "--out", str(tmp_path)], ROOT)
     res = json.loads((tmp_path / "cpu.json").read_text())
     text = json.dumps(res)
-    for name in ("typical_w0", "teacher", "student_cached", "student_live", "student_gradmix"):
+    for name in ("typical_w0", "typical_dp", "teacher", "student_cached", "student_live", "student_gradmix"):
         assert name in text
-    assert "student_gradmix/student_cached (5/3)" in text
+    assert "student_gradmix/student_cached (5/3)" in text and "teacher/typical_dp (data path only" in text
     assert res["complete"] and not res["errors"]
 
 
