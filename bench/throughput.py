@@ -83,9 +83,9 @@ def sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def load_known(subset: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+def load_known(subset: int, seed: int = SEED, path: Path = MIRROR) -> tuple[np.ndarray, np.ndarray]:
     """Decode (only) the needed known-class CIFAR-10 training JPEGs: uint8 [N, 32, 32, 3] and labels 0..5."""
-    z = load_npz(MIRROR, ("jpeg_train", "off_train", "y_train"))
+    z = load_npz(path, ("jpeg_train", "off_train", "y_train"))
     y_all = z["y_train"].astype(np.int64)
     idx = np.flatnonzero(np.isin(y_all, KNOWN))
     if subset and subset < len(idx):
@@ -114,15 +114,22 @@ def sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
 
 
 def maybe_compile(model, dev: torch.device):
-    return torch.compile(model) if dev.type == "cuda" else model
+    """On CUDA, compile the trunk as `osr.train.fit` does (CifarResNet.compile_trunk: static shapes, one graph
+    per batch size, the same graphs and inductor cache as the stages)."""
+    if dev.type == "cuda":
+        model.compile_trunk()
+    return model
 
 
 # ------------------------------------------------------------------------------------------------ variants
 
 class Typical:
-    """Variant 1: per-sample PIL transforms through a torch DataLoader, fp32, NCHW."""
+    """Variant 1: per-sample PIL transforms through a torch DataLoader, fp32, NCHW; with `project_numerics` the
+    same data path feeds the project's step (channels_last, bf16 autocast, compiled trunk on CUDA), so that
+    teacher / typical_dp compares the data paths alone."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, args, dev: torch.device, workers: int):
+    def __init__(self, x: np.ndarray, y: np.ndarray, args, dev: torch.device, workers: int,
+                 project_numerics: bool = False):
         from PIL import Image
         from torch.utils.data import DataLoader, Dataset
         from torchvision import transforms as T
@@ -140,7 +147,9 @@ class Typical:
         self.loader = DataLoader(Cifar(), batch_size=args.batch, shuffle=True, num_workers=workers, drop_last=True,
                                  pin_memory=dev.type == "cuda")
         # normalisation happens in the transform, so the model's own (mean, std) is the identity
-        self.model = new_model(args.arch, args.width, dev, channels_last=False, normalise=False)
+        self.project = project_numerics
+        self.model = new_model(args.arch, args.width, dev, channels_last=project_numerics, normalise=False)
+        self.fwd = maybe_compile(self.model, dev) if project_numerics else self.model
         self.opt = sgd(self.model)
         self.it = None
 
@@ -166,6 +175,10 @@ class Typical:
                 self.it = iter(self.loader)
                 xb, yb = next(self.it)
         xb, yb = xb.to(self.dev, non_blocking=True), yb.to(self.dev, non_blocking=True)
+        if self.project:
+            train_step(self.fwd, self.opt, self.dev, xb.contiguous(memory_format=torch.channels_last),
+                       on_logits(lambda z: F.cross_entropy(z.float(), yb)))
+            return len(xb)
         loss = F.cross_entropy(self.model(xb), yb)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -182,12 +195,27 @@ def train_step(model, opt, dev, x: torch.Tensor, objective) -> None:
     opt.step()
 
 
+class Plain:
+    """The floor: fit's step on one resident batch (no augmentation, no indexing, no data movement)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, args, dev: torch.device):
+        self.xb, self.dev = to_float(x[:args.batch]), dev
+        self.objective = on_logits(lambda z, yy=y[:args.batch]: F.cross_entropy(z.float(), yy))
+        self.model = new_model(args.arch, args.width, dev)
+        self.opt = sgd(self.model)
+        self.fwd = maybe_compile(self.model, dev)
+
+    def step(self) -> int:
+        train_step(self.fwd, self.opt, self.dev, self.xb, self.objective)
+        return len(self.xb)
+
+
 class Teacher:
     """Variant 2: the teacher stage's batches (stages/train_teacher.py) and fit's step."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, args, dev: torch.device):
         self.x, self.y, self.bs, self.dev = x, y, args.batch, dev
-        self.aug = BaseAug()
+        self.aug = BaseAug(randaugment=getattr(args, "randaugment", 0))
         self.model = new_model(args.arch, args.width, dev)
         self.opt = sgd(self.model)
         self.fwd = maybe_compile(self.model, dev)
@@ -223,7 +251,7 @@ class StudentCached:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, y_np: np.ndarray, args, dev: torch.device):
         self.x, self.y, self.dev = x, y, dev
-        self.aug, self.cfg = BaseAug(), DistillConfig()
+        self.aug, self.cfg = BaseAug(randaugment=getattr(args, "randaugment", 0)), DistillConfig()
         self.plan = make_plan(len(x), args.batch, 1, SEED, self.mixer, 0.5, tuple(x.shape[-2:]))
         self.cache = random_cache(self.plan, y_np, len(KNOWN))
         self.model = new_model(args.arch, args.width, dev)
@@ -297,81 +325,132 @@ def time_block(v, n: int, dev: torch.device) -> tuple[float, float, float]:
     return seen / dt, rss, gpu
 
 
+RATIOS = {"teacher/typical_w0 (2/1)": ("teacher", "typical_w0"),
+          "teacher/typical_dp (data path only: same dtype, layout, compile)": ("teacher", "typical_dp"),
+          "typical_dp/typical_w0 (numerics only)": ("typical_dp", "typical_w0"),
+          "student_cached/teacher (3/2)": ("student_cached", "teacher"),
+          "student_live/student_cached (4/3)": ("student_live", "student_cached"),
+          "student_gradmix/student_cached (5/3)": ("student_gradmix", "student_cached"),
+          "student_cached/student_live (3/4, cache speed-up)": ("student_cached", "student_live"),
+          "teacher/typical_w2 (2/1, 2 workers)": ("teacher", "typical_w2"),
+          "typical_w2/typical_w0": ("typical_w2", "typical_w0")}
+
+
+def ratios_of(rows: dict, pairs: dict[str, tuple[str, str]]) -> dict:
+    """Median of per-repetition ratios (variants of one repetition ran back to back: robust to drift), for every
+    pair whose two variants both have timings so far."""
+    out = {}
+    for key, (a, b) in pairs.items():
+        ra, rb = rows.get(a, {}).get("images_per_s"), rows.get(b, {}).get("images_per_s")
+        if ra and rb:
+            per = [pa / pb for pa, pb in zip(ra, rb)]
+            out[key] = {"median": statistics.median(per), "per_rep": per,
+                        "of_medians": statistics.median(ra) / statistics.median(rb)}
+    return out
+
+
+def summarise_rows(rows: dict) -> None:
+    for row in rows.values():
+        if row["images_per_s"]:
+            row["median_images_per_s"] = statistics.median(row["images_per_s"])
+            row["min_images_per_s"], row["max_images_per_s"] = min(row["images_per_s"]), max(row["images_per_s"])
+
+
+def cpu_targets(ratios: dict) -> dict:
+    if "teacher/typical_w0 (2/1)" not in ratios or "student_cached/teacher (3/2)" not in ratios:
+        return {"note": "incomplete run"}
+    r21 = ratios["teacher/typical_w0 (2/1)"]["median"]
+    r21_best = min(r21, ratios.get("teacher/typical_w2 (2/1, 2 workers)", {"median": r21})["median"])
+    r32 = ratios["student_cached/teacher (3/2)"]["median"]
+    return {"cpu_2_over_1_ge_2x": {"value_vs_w0": r21, "value_vs_best_typical": r21_best, "met": r21_best >= 2.0},
+            "cpu_3_over_2_ge_0.9x": {"value": r32, "met": r32 >= 0.9}}
+
+
 def throughput(args, dev: torch.device) -> dict:
+    """Warm up, then time every variant round-robin; the JSON is rewritten (atomically) after every block, so a
+    crash or a timeout still leaves what was measured, and a variant that fails is recorded and dropped."""
     t0 = time.perf_counter()
     x_np, y_np = load_known(args.subset)
     x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous().to(dev)
     y = torch.from_numpy(y_np).to(dev)
     print(f"data: {len(x_np)} known-class images decoded in {time.perf_counter() - t0:.1f}s; "
           f"device {device_name(dev)}; torch {torch.__version__}", flush=True)
-    variants = {"typical_w0": Typical(x_np, y_np, args, dev, 0)}
+    makers = {"typical_w0": lambda: Typical(x_np, y_np, args, dev, 0),
+              "typical_dp": lambda: Typical(x_np, y_np, args, dev, 0, project_numerics=True)}
     if args.workers2:
-        variants["typical_w2"] = Typical(x_np, y_np, args, dev, 2)
-    variants.update(teacher=Teacher(x, y, args, dev), student_cached=StudentCached(x, y, y_np, args, dev),
-                    student_live=StudentLive(x, y, y_np, args, dev),
-                    student_gradmix=StudentGradMix(x, y, y_np, args, dev))
-    for name, v in variants.items():  # warm-up (worker start, allocator, autotuning, compile on CUDA)
-        tw = time.perf_counter()
-        for _ in range(args.warmup):
-            v.step()
-        if hasattr(v, "end"):
-            v.end()
-        sync(dev)
-        print(f"warm-up {name}: {time.perf_counter() - tw:.1f}s", flush=True)
-    rows = {n: {"images_per_s": [], "rss_mb": 0.0, "device_peak_mb": 0.0} for n in variants}
-    for r in range(args.reps):
-        names = list(variants) if r % 2 == 0 else list(reversed(variants))  # alternate the order as well
-        for name in names:
-            ips, rss, gpu = time_block(variants[name], args.steps, dev)
-            row = rows[name]
-            row["images_per_s"].append(ips)
-            row["rss_mb"] = max(row["rss_mb"], rss)
-            row["device_peak_mb"] = max(row["device_peak_mb"], gpu) if dev.type == "cuda" else None
-            print(f"rep {r + 1}/{args.reps} {name:>15}: {ips:8.1f} img/s  rss {rss:7.0f} MiB", flush=True)
-    for row in rows.values():
-        row["median_images_per_s"] = statistics.median(row["images_per_s"])
-        row["min_images_per_s"], row["max_images_per_s"] = min(row["images_per_s"]), max(row["images_per_s"])
-    med = {n: r["median_images_per_s"] for n, r in rows.items()}
-    # per-repetition ratios (variants of one repetition ran back to back), then their median: robust to drift
-    def ratio(a, b):
-        per = [pa / pb for pa, pb in zip(rows[a]["images_per_s"], rows[b]["images_per_s"])]
-        return {"median": statistics.median(per), "per_rep": per, "of_medians": med[a] / med[b]}
-    ratios = {"teacher/typical_w0 (2/1)": ratio("teacher", "typical_w0"),
-              "student_cached/teacher (3/2)": ratio("student_cached", "teacher"),
-              "student_live/student_cached (4/3)": ratio("student_live", "student_cached"),
-              "student_gradmix/student_cached (5/3)": ratio("student_gradmix", "student_cached"),
-              "student_cached/student_live (3/4, cache speed-up)": ratio("student_cached", "student_live")}
-    if "typical_w2" in rows:
-        ratios["teacher/typical_w2 (2/1, 2 workers)"] = ratio("teacher", "typical_w2")
-        ratios["typical_w2/typical_w0"] = ratio("typical_w2", "typical_w0")
-    r21 = ratios["teacher/typical_w0 (2/1)"]["median"]
-    r21_best = min(r21, ratios.get("teacher/typical_w2 (2/1, 2 workers)", {"median": r21})["median"])
-    r32 = ratios["student_cached/teacher (3/2)"]["median"]
-    targets = ({"cpu_2_over_1_ge_2x": {"value_vs_w0": r21, "value_vs_best_typical": r21_best, "met": r21_best >= 2.0},
-                "cpu_3_over_2_ge_0.9x": {"value": r32, "met": r32 >= 0.9}} if dev.type == "cpu" else
-               {"note": "GPU targets not defined yet"})
+        makers["typical_w2"] = lambda: Typical(x_np, y_np, args, dev, 2)
+    makers.update(teacher=lambda: Teacher(x, y, args, dev), student_cached=lambda: StudentCached(x, y, y_np, args, dev),
+                  student_live=lambda: StudentLive(x, y, y_np, args, dev),
+                  student_gradmix=lambda: StudentGradMix(x, y, y_np, args, dev))
+    rows = {n: {"images_per_s": [], "rss_mb": 0.0, "device_peak_mb": 0.0} for n in makers}
+    errors: dict[str, str] = {}
+    variants: dict = {}
+    path = args.out / f"{dev.type}{args.tag}.json"
     out = {"device": device_name(dev), "device_type": dev.type, "torch": torch.__version__,
            "torchvision": __import__("torchvision").__version__, "python": platform.python_version(),
            "threads": torch.get_num_threads(), "arch": args.arch, "teacher_arch": args.teacher_arch,
            "width": args.width, "batch": args.batch, "images": len(x_np), "steps_per_rep": args.steps,
            "reps": args.reps, "warmup_steps": args.warmup, "compile": dev.type == "cuda",
-           "variants": rows, "ratios": ratios, "targets": targets, "process_peak_rss_mb": peak_rss_mb(),
-           "wall_s": time.perf_counter() - t0,
+           "variants": rows, "errors": errors,
            "notes": "typical_*: each timed block starts a fresh DataLoader iterator and waits for its first batch "
                     "before the clock starts, and shuts the workers down after it stops (so prefetching never runs "
-                    "into another variant's block). rss_mb = max RSS sampled after each step of that variant (process-wide, so it includes the "
-                    "other variants' resident state); typical_w2 workers' memory is not in it. Ratios are the "
-                    "median over repetitions of per-repetition ratios."}
+                    "into another variant's block). rss_mb = max RSS sampled after each step of that variant "
+                    "(process-wide, so it includes the other variants' resident state); typical_w2 workers' memory "
+                    "is not in it. Ratios are the median over repetitions of per-repetition ratios. Written after "
+                    "every block: 'complete' is false until the last one."}
+
+    def save(complete: bool) -> None:
+        summarise_rows(rows)
+        ratios = ratios_of(rows, RATIOS)
+        out.update(ratios=ratios, targets=cpu_targets(ratios) if dev.type == "cpu" else
+                   {"note": "GPU targets: see bench/device_check.py"}, complete=complete,
+                   process_peak_rss_mb=peak_rss_mb(), wall_s=time.perf_counter() - t0)
+        write_json(path, out)
+
+    def guarded(name: str, fn) -> bool:
+        try:
+            fn()
+            return True
+        except Exception as e:  # a failing variant must not cost the others' numbers
+            errors[name] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            print(f"{name} failed: {errors[name]}", flush=True)
+            variants.pop(name, None)
+            return False
+
+    for name, make in makers.items():  # build + warm-up (worker start, allocator, autotuning, compile on CUDA)
+        tw = time.perf_counter()
+
+        def warm(name=name, make=make):
+            variants[name] = v = make()
+            for _ in range(args.warmup):
+                v.step()
+            if hasattr(v, "end"):
+                v.end()
+            sync(dev)
+        if guarded(name, warm):
+            print(f"warm-up {name}: {time.perf_counter() - tw:.1f}s", flush=True)
+        save(False)
+    for r in range(args.reps):
+        names = list(variants) if r % 2 == 0 else list(reversed(variants))  # alternate the order as well
+        for name in names:
+            def block(name=name):
+                ips, rss, gpu = time_block(variants[name], args.steps, dev)
+                row = rows[name]
+                row["images_per_s"].append(ips)
+                row["rss_mb"] = max(row["rss_mb"], rss)
+                row["device_peak_mb"] = max(row["device_peak_mb"], gpu) if dev.type == "cuda" else None
+                print(f"rep {r + 1}/{args.reps} {name:>15}: {ips:8.1f} img/s  rss {rss:7.0f} MiB", flush=True)
+            guarded(name, block)
+            save(False)
+    save(True)
     print("\nvariant            median img/s   (min-max)      rss MiB")
-    for n, r in rows.items():
-        print(f"{n:>15}  {r['median_images_per_s']:10.1f}   ({r['min_images_per_s']:.0f}-{r['max_images_per_s']:.0f})"
-              f"   {r['rss_mb']:7.0f}")
-    for k, v in ratios.items():
+    for n, row in rows.items():
+        if row["images_per_s"]:
+            print(f"{n:>15}  {row['median_images_per_s']:10.1f}   ({row['min_images_per_s']:.0f}-"
+                  f"{row['max_images_per_s']:.0f})   {row['rss_mb']:7.0f}")
+    for k, v in out["ratios"].items():
         print(f"{k:>50}: {v['median']:.2f}x  (per rep {', '.join(f'{p:.2f}' for p in v['per_rep'])})")
-    print(f"targets: {targets}\nprocess peak RSS {out['process_peak_rss_mb']:.0f} MiB")
-    path = args.out / f"{dev.type}{args.tag}.json"
-    write_json(path, out)
-    print(f"wrote {path}")
+    print(f"targets: {out['targets']}\nprocess peak RSS {out['process_peak_rss_mb']:.0f} MiB\nwrote {path}")
     return out
 
 
@@ -467,6 +546,7 @@ def main(argv=None) -> None:
     ap.add_argument("--teacher-arch", default="resnet18", help="live teacher of variant 4")
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--randaugment", type=int, default=0, help="RandAugment magnitude of the base views (0 = off)")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per variant per repetition")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps per variant first")

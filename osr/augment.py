@@ -18,18 +18,18 @@ from osr.masking import PLACERS
 
 
 def random_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4, flip: bool = True) -> torch.Tensor:
-    """RandomCrop(padding=pad) + RandomHorizontalFlip on a uint8 batch [B, C, H, W]."""
+    """RandomCrop(padding=pad) + RandomHorizontalFlip on a uint8 batch [B, C, H, W]; `gen` is a CPU generator."""
     b, _, h, w = x.shape
     dev = x.device
     if pad:
         xp = F.pad(x, (pad, pad, pad, pad))
-        oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=dev)
-        ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=dev)
+        oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(dev, non_blocking=True)
+        ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(dev, non_blocking=True)
         rows = (oy[:, None] + torch.arange(h, device=dev))[:, :, None]   # [B, H, 1]
         cols = (ox[:, None] + torch.arange(w, device=dev))[:, None, :]   # [B, 1, W]
         x = xp.permute(0, 2, 3, 1)[torch.arange(b, device=dev)[:, None, None], rows, cols].permute(0, 3, 1, 2)
     if flip:
-        f = torch.rand(b, generator=gen, device=dev) < 0.5
+        f = (torch.rand(b, generator=gen) < 0.5).to(dev, non_blocking=True)
         x = torch.where(f[:, None, None, None], x.flip(3), x)
     return x
 
@@ -62,29 +62,34 @@ def _ra_ops(m: int, size: int, channels: int) -> list[tuple[str, Callable[[torch
 
 
 def rand_augment(x: torch.Tensor, gen: torch.Generator, magnitude: int) -> torch.Tensor:
-    """RandAugment(N=1, M=magnitude), sampled per image, applied per (op, sign) group."""
+    """RandAugment(N=1, M=magnitude), sampled per image on the host (CPU `gen`), applied per (op, sign) group.
+
+    Sampling on the host makes the views independent of the device and the groups known without a device sync.
+    """
     ops = _ra_ops(magnitude, x.shape[-1], x.shape[1])
     b, dev = x.shape[0], x.device
-    op = torch.randint(0, len(ops), (b,), generator=gen, device=dev)
-    sign = torch.where(torch.rand(b, generator=gen, device=dev) < 0.5, -1.0, 1.0)
+    op = torch.randint(0, len(ops), (b,), generator=gen)
+    sign = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
     out = x.clone()
     for k, (_, fn, signed) in enumerate(ops):
         for s in ((-1.0, 1.0) if signed else (1.0,)):
             idx = torch.nonzero((op == k) & ((sign == s) | (not signed)), as_tuple=True)[0]
             if len(idx):
+                idx = idx.to(dev, non_blocking=True)
                 out[idx] = fn(x[idx], s)
     return out
 
 
 @dataclass(frozen=True)
 class BaseAug:
-    """The per-image augmentation shared by teacher and student (raw views)."""
+    """The per-image augmentation shared by teacher and student (raw views), drawn from a CPU generator so one
+    seed gives the same crops, flips and RandAugment ops on every device."""
     pad: int = 4
     flip: bool = True
     randaugment: int = 0  # RandAugment magnitude; 0 = off
 
     def __call__(self, x: torch.Tensor, seed: int) -> torch.Tensor:
-        gen = torch.Generator(device=x.device).manual_seed(int(seed))
+        gen = torch.Generator().manual_seed(int(seed))
         x = random_crop_flip(x, gen, self.pad, self.flip)
         return rand_augment(x, gen, self.randaugment) if self.randaugment else x
 
@@ -204,11 +209,13 @@ def planned_steps(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray],
     """Yield the PlannedSteps of one epoch; relabel (teacher) and distill (student) see identical images."""
     mixer = MIXERS.get(str(plan["method"]))
     dev = x.device
+    # one host-to-device copy per epoch, not per step
+    order, partners = (torch.from_numpy(np.ascontiguousarray(plan[k][epoch])).to(dev) for k in ("order", "partner"))
     for s in range(plan["order"].shape[1]):
-        idx = torch.from_numpy(plan["order"][epoch, s]).to(dev)
+        idx = order[s]
         seed = int(plan["aug_seed"][epoch, s])
         x_raw = to_float(aug(x[idx], seed))
-        partner = torch.from_numpy(plan["partner"][epoch, s]).to(dev)
+        partner = partners[s]
         lam, box, mixed = float(plan["lam"][epoch, s]), plan["box"][epoch, s], bool(plan["mixed"][epoch, s])
         x_mixed = mixer(x_raw, partner, lam, box) if mixed and mixer is not None else None
         yield PlannedStep(x_raw, x_mixed, y[idx], partner, lam, mixed, box, seed)

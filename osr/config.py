@@ -12,6 +12,7 @@ from osr.data import BENCHMARKS
 from osr.losses import DIVERGENCES, HARD_REDUCTIONS, MARGIN_MODES, RELABEL_RULES, STEP_LOSSES, TEACHER_LOSSES
 from osr.models import ARCHS
 from osr.scores import SCORES
+from osr.train import COMPILE
 
 PARAMS_FILE = "params.yaml"
 
@@ -37,6 +38,11 @@ def _each(options) -> Callable[[Any], str | None]:
         f"must be a non-empty list drawn from {sorted(options)}"
 
 
+def _auto_or(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    return lambda v: None if v == "auto" or check(v) is None else \
+        f"must be auto or {check(v).removeprefix('must be ')}"
+
+
 def _bool(v: Any) -> str | None:
     return None if isinstance(v, bool) else "must be true or false"
 
@@ -44,7 +50,8 @@ def _bool(v: Any) -> str | None:
 _TRAIN = {"arch": _choice(ARCHS), "width": _num(1, integer=True), "epochs": _num(1, integer=True),
           "batch_size": _num(2, integer=True), "lr": _num(0, lo_open=True), "momentum": _num(0, 1),
           "weight_decay": _num(0), "schedule": _choice({"multistep", "cosine"}), "gamma": _num(0, 1, lo_open=True),
-          "warmup_epochs": _num(0), "randaugment": _num(0, 30, integer=True), "amp": _bool}
+          "warmup_epochs": _num(0), "randaugment": _num(0, 30, integer=True), "amp": _bool,
+          "compile": _choice(COMPILE), "checkpoint_every": _auto_or(_num(1, integer=True))}
 
 SCHEMA: dict[str, Callable[[Any], str | None]] = {
     "base.seed": _num(0, integer=True),
@@ -102,6 +109,35 @@ def validate(params: dict, source: str = PARAMS_FILE) -> dict:
         if problem:
             raise OSRError(f"{source}: {key} {problem} (got {value!r})")
     return params
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """Hydra's merge: mappings recursively, everything else (lists included) replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def compose_conf(conf_dir: str | Path = "conf", **choices: str) -> dict:
+    """params.yaml as Hydra composes conf/ (config.yaml, then its defaults' groups in order), with PyYAML only:
+    for machines without Hydra (the GPU host). `choices` pick group options, e.g. profile="paper".
+    Covers what conf/ uses: a `_self_`-first defaults list of `group: option` entries, `@package _global_`."""
+    conf_dir = Path(conf_dir)
+    cfg = yaml.safe_load((conf_dir / "config.yaml").read_text())
+    defaults = cfg.pop("defaults", [])
+    unknown = set(choices) - {k for d in defaults if isinstance(d, dict) for k in d}
+    if unknown:
+        raise OSRError(f"{conf_dir}/config.yaml: no config group {sorted(unknown)}")
+    for entry in defaults:
+        if entry == "_self_":
+            continue
+        (group, option), = entry.items()
+        path = conf_dir / group / f"{choices.get(group, option)}.yaml"
+        if not path.is_file():
+            raise OSRError(f"{path}: no such {group} option")
+        cfg = _merge(cfg, yaml.safe_load(path.read_text()) or {})
+    return cfg
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> dict:

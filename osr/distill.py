@@ -13,7 +13,7 @@ from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step, hard_mask, 
 from osr.models import head_for, new_model
 from osr.objectives import logits_objective, masked
 from osr.split import SplitTensors
-from osr.train import Batch, OptimConfig, fit
+from osr.train import Batch, OptimConfig, fit, fit_options
 
 TEACHER_METHODS = {"kd", "asym"}  # student losses that read teacher logits
 
@@ -59,17 +59,19 @@ def student_batches(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray
     """(image batch, objective) per planned step; the student sees the mixed view if any."""
     step_loss = STEP_LOSSES[method]
     masker = str(plan["method"]) if str(plan["method"]) in MASKERS else None
-    dev = x.device
-
-    def cached(name: str, s: int) -> torch.Tensor:
-        return torch.from_numpy(cache[name][epoch, s]).to(dev).float()
+    # the epoch's cached teacher outputs in one host-to-device copy each, not one per step
+    ep = {k: torch.from_numpy(np.ascontiguousarray(cache[k][epoch])).to(x.device)
+          for k in ("t_raw", "t_mixed", "hard", "target")}
+    hard = cache["hard"][epoch]  # [S, B] on the host: per step, hard rows first, then easy rows, each ascending
+    n_hard = hard.sum(1)
+    by_hardness = torch.from_numpy(np.argsort(~hard, axis=1, kind="stable")).to(x.device)
 
     for s, st in enumerate(planned_steps(x, y, plan, epoch, aug)):
         mixed = st.x_mixed is not None
-        step = Step(y=st.y, mixed=mixed, partner=st.partner, lam=st.lam, t_raw=cached("t_raw", s),
-                    t_mixed=cached("t_mixed", s) if mixed else None,
-                    hard=torch.from_numpy(cache["hard"][epoch, s]).to(dev) if mixed else None,
-                    target=cached("target", s) if mixed else None)
+        step = Step(y=st.y, mixed=mixed, partner=st.partner, lam=st.lam, t_raw=ep["t_raw"][s].float(),
+                    t_mixed=ep["t_mixed"][s].float() if mixed else None, hard=ep["hard"][s] if mixed else None,
+                    target=ep["target"][s].float() if mixed else None,
+                    rows=(by_hardness[s, :n_hard[s]], by_hardness[s, n_hard[s]:]) if mixed else None)
         loss = (lambda z, step=step: step_loss(z, step, cfg))
         if masker and st.mixed:
             box_hw = (int(st.box[1] - st.box[0]), int(st.box[3] - st.box[2]))
@@ -107,5 +109,5 @@ def train_student(data: SplitTensors, plan: dict[str, np.ndarray], cache: dict[s
 
     epochs, steps = plan["order"].shape[:2]
     history = fit(model, batches, epochs, steps, student["batch_size"], OptimConfig.from_section(student), ckpt_path,
-                  fingerprint, desc, device, student["amp"], on_epoch_end)
+                  fingerprint, desc, device, student["amp"], on_epoch_end, **fit_options(student, device))
     return model, meta, history

@@ -102,5 +102,12 @@ def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for corrupt / unsafe files
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise OSRError(f"{path}: cannot load checkpoint safely ({first})") from None
+        raise OSRError(f"{path}: cannot load checkpoint safely ({_load_reason(e)})") from None
+
+
+def _load_reason(e: Exception) -> str:
+    """The first sentence of torch's error, without its advice to unpickle arbitrary objects."""
+    text = str(e).strip()
+    if "Weights only load failed" in text:
+        return "it holds objects other than tensors and plain containers; refusing to unpickle them"
+    return text.splitlines()[0].split(". ")[0] if text else type(e).__name__

@@ -136,6 +136,11 @@ class Step:
     t_mixed: torch.Tensor | None = None
     hard: torch.Tensor | None = None
     target: torch.Tensor | None = None
+    rows: tuple[torch.Tensor, torch.Tensor] | None = None  # (hard, easy) row indices when known on the host
+
+    def hard_easy(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row selectors of the hard and the easy samples: host-known indices (no device sync) or the mask."""
+        return self.rows if self.rows is not None else (self.hard, ~self.hard)
 
 
 HARD_REDUCTIONS = ("hard", "batch")
@@ -189,11 +194,12 @@ def kd_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
 
 def hard_loss(z: torch.Tensor, target: torch.Tensor, hard: torch.Tensor, reduction: str) -> torch.Tensor:
     """L_H: soft CE of the hard samples against their two-hot targets, averaged over the hard samples ("hard",
-    the reference code: each hard sample weighs 1/|H|) or summed over them / batch size ("batch" [ours])."""
+    the reference code: each hard sample weighs 1/|H|) or summed over them / batch size ("batch" [ours]).
+    `hard` selects rows: a boolean mask or row indices."""
     if reduction == "hard":
         return soft_ce(z[hard], target[hard])
     if reduction == "batch":
-        return soft_ce(z[hard], target[hard]) * hard.sum() / len(z)
+        return soft_ce(z[hard], target[hard]) * (hard.sum() if hard.dtype == torch.bool else len(hard)) / len(z)
     raise OSRError(f"distill.hard_reduction: unknown reduction {reduction!r} (choose from {list(HARD_REDUCTIONS)})")
 
 
@@ -205,8 +211,9 @@ def asym_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
     """
     if not s.mixed:
         return cfg.alpha * F.cross_entropy(z.float(), s.y) + cfg.match(z, s.t_raw)
-    loss = cfg.easy * cfg.match(z[~s.hard], s.t_raw[~s.hard]) if cfg.easy else z.sum() * 0.0
-    loss = loss + hard_loss(z, s.target, s.hard, cfg.hard_reduction)
+    hard, easy = s.hard_easy()
+    loss = cfg.easy * cfg.match(z[easy], s.t_raw[easy]) if cfg.easy else z.sum() * 0.0
+    loss = loss + hard_loss(z, s.target, hard, cfg.hard_reduction)
     if cfg.jmi:
         loss = loss + cfg.jmi * jmi_loss(z, s.t_raw, s.partner, s.lam, cfg.match)
     if cfg.mixed_ce:

@@ -51,8 +51,8 @@ def noise_box(x: torch.Tensor, centres: torch.Tensor, box_hw: tuple[int, int], s
     cols = torch.arange(w, device=x.device)[None, None, :]
     y0, x0 = centres[:, 0, None, None] - bh // 2, centres[:, 1, None, None] - bw // 2
     inside = (rows >= y0) & (rows < y0 + bh) & (cols >= x0) & (cols < x0 + bw)  # [B, H, W]
-    gen = torch.Generator(device=x.device).manual_seed(int(seed) + 1)
-    noise = torch.rand((b, 1, h, w), generator=gen, device=x.device).to(x.dtype)
+    gen = torch.Generator().manual_seed(int(seed) + 1)  # on the CPU: the same noise on every device
+    noise = torch.rand((b, 1, h, w), generator=gen).to(x.device, x.dtype)
     return torch.where(inside[:, None], noise, x)
 
 

@@ -28,7 +28,9 @@ class CosineHead(nn.Module):
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / in_features**0.5)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        return self.scale * F.linear(F.normalize(f.float(), dim=1), F.normalize(self.weight.float(), dim=1))
+        # fp32 even under autocast (`.float()` alone does not leave it): acos near +-1 amplifies bf16 error
+        with torch.autocast(f.device.type, enabled=False):
+            return self.scale * F.linear(F.normalize(f.float(), dim=1), F.normalize(self.weight.float(), dim=1))
 
 
 class CifarResNet(ResNet):
@@ -66,8 +68,30 @@ class CifarResNet(ResNet):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def compile_trunk(self, backend: str = "inductor") -> None:
+        """Compile `features` in place (static shapes): forward, predict, the rotation head and masked views all
+        go through it, and state_dict keys stay those of the plain model. `eager_features` stays uncompiled."""
+        # every model's trunk is one code object (CifarResNet.eager_features): each arch, batch size and
+        # train/eval/inference mode is a graph of it, more than dynamo's default limit of 8 before it falls back
+        # to eager; raise it
+        cfg = torch._dynamo.config
+        limit = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"
+        setattr(cfg, limit, max(getattr(cfg, limit), 64))
+        self._compiled_features = torch.compile(self.eager_features, backend=backend, dynamic=False)
+
+    @property
+    def compiled(self) -> bool:
+        return getattr(self, "_compiled_features", None) is not None
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled penultimate feature of float images in [0, 1]."""
+        """Pooled penultimate feature of float images in [0, 1] (compiled after `compile_trunk`)."""
+        return self._compiled_features(x) if self.compiled else self.eager_features(x)
+
+    def eager_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`forward` through the uncompiled trunk (GradMix's attribution: hooks inside a compiled graph fail)."""
+        return self.fc(self.eager_features(x))
+
+    def eager_features(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))

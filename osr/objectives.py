@@ -25,7 +25,8 @@ def rotate_quarters(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     k = torch.arange(len(x), device=x.device) % 4
     out = x.clone()
     for r in (1, 2, 3):
-        out[k == r] = torch.rot90(x[k == r], r, dims=(2, 3))
+        idx = torch.arange(r, len(x), 4, device=x.device)  # the rows with k == r, without a device sync
+        out[idx] = torch.rot90(x[idx], r, dims=(2, 3))
     return out, k
 
 
@@ -43,6 +44,38 @@ def logits_objective(loss: LogitLoss, rotation: float = 0.0) -> Objective:
     return with_rotation(loss, rotation) if rotation > 0 else on_logits(loss)
 
 
+@torch.compiler.disable
+def eager(fn: Callable[[torch.nn.Module], torch.Tensor], model: torch.nn.Module) -> torch.Tensor:
+    """fn(the plain module), outside any compiled region, for a `model` compiled or not.
+
+    GradMix differentiates the clean loss at hooked activations: inside a compiled graph those are not tensors
+    autograd can differentiate with respect to ("differentiated Tensor ... not used in the graph"), and a compiled
+    forward between the eager forward and the backward bumps the batch-norm buffers' versions (functionalised
+    running-stat updates) that the eager backward saved. So a masked GradMix step runs its two forwards eagerly
+    (`eager_forward`); raw steps and the noise box stay compiled.
+    """
+    return fn(getattr(model, "_orig_mod", model))
+
+
+def eager_forward(base: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The uncompiled forward: `eager_forward` of a model with a compiled trunk (CifarResNet.compile_trunk),
+    else ``forward`` (which also bypasses ``model.compile()``)."""
+    return getattr(base, "eager_forward", base.forward)
+
+
+def attribution(base: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                layers: list[str]) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Clean logits of the plain module, its activations at `layers` and CE(z, y)'s gradients there (graph kept)."""
+    acts: list[torch.Tensor] = []
+    hooks = [getattr(base, name).register_forward_hook(lambda m, i, o: acts.append(o)) for name in layers]
+    try:
+        z = eager_forward(base)(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return z, acts, list(torch.autograd.grad(F.cross_entropy(z.float(), y), acts, retain_graph=True))
+
+
 def masked(method: str, y: torch.Tensor, box_hw: tuple[int, int], lam: float, seed: int, layers: list[str],
            clean_loss: LogitLoss, masked_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Objective:
     """clean_loss(S(x)) + lam_eff * masked_loss(S(x_m), x_m), x_m = x with a noise box placed by `method`.
@@ -50,17 +83,12 @@ def masked(method: str, y: torch.Tensor, box_hw: tuple[int, int], lam: float, se
     For GradMix the box sits at the LayerCAM peak of CE(S(x), y) at `layers` of the model being trained,
     from the clean forward itself (``autograd.grad``, graph kept for the backward of the total loss).
     """
+    def place_and_mask(forward, x, z, acts, grads):
+        x_m = noise_box(x, PLACERS[method](acts, grads, x, seed), box_hw, seed)
+        return clean_loss(z) + lam * masked_loss(forward(x_m), x_m)
+
     def objective(model, x):
-        acts: list[torch.Tensor] = []
-        hooks = [getattr(model, name).register_forward_hook(lambda m, i, o: acts.append(o))
-                 for name in (layers if method in NEEDS_ATTRIBUTION else [])]
-        try:
-            z = model(x)
-        finally:
-            for h in hooks:
-                h.remove()
-        grads = list(torch.autograd.grad(F.cross_entropy(z.float(), y), acts, retain_graph=True)) if acts else []
-        centres = PLACERS[method](acts, grads, x, seed)
-        x_m = noise_box(x, centres, box_hw, seed)
-        return clean_loss(z) + lam * masked_loss(model(x_m), x_m)
+        if method not in NEEDS_ATTRIBUTION:
+            return place_and_mask(model, x, model(x), [], [])
+        return eager(lambda base: place_and_mask(eager_forward(base), x, *attribution(base, x, y, layers)), model)
     return objective

@@ -24,14 +24,15 @@ def teacher_outputs(teacher: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
     raw = np.zeros((epochs, steps, batch, k), np.float16)
     mixed = np.zeros_like(raw)
     for e in range(epochs):
+        out = torch.zeros((steps, 2 * batch, k), device=x.device)  # the epoch's logits stay on the device
         for s, st in enumerate(progress(planned_steps(x, y, plan, e, aug), total=steps,
                                         desc=f"teacher pass {e + 1}/{epochs}")):
             views = st.x_raw if st.x_mixed is None else torch.cat([st.x_raw, st.x_mixed])
             with autocast(x.device, amp):
-                z = teacher(views).float().cpu().numpy()
-            raw[e, s] = z[:batch]
-            if st.x_mixed is not None:
-                mixed[e, s] = z[batch:]
+                out[s, :len(views)] = teacher(views).float()
+        z = out.cpu().numpy()  # one copy (and host synchronisation) per epoch
+        raw[e] = z[:, :batch]
+        mixed[e] = np.where(plan["mixed"][e][:, None, None], z[:, batch:], 0)
     return {"t_raw": raw, "t_mixed": mixed}
 
 

@@ -61,13 +61,20 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def set_determinism(seed: int, device: torch.device) -> None:
+def set_determinism(seed: int, device: torch.device, deterministic: bool = True) -> None:
+    """Seed torch; deterministic kernels (cuDNN autotuning off) unless `deterministic` is False (benchmarks)."""
     torch.manual_seed(seed)
+    deterministic_kernels(device, deterministic)
+
+
+def deterministic_kernels(device: torch.device, deterministic: bool = True) -> None:
+    """Kernel choice only (stages with no randomness of their own, e.g. relabel): same inputs, same outputs."""
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
         torch.set_float32_matmul_precision("high")
     else:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def autocast(device: torch.device, enabled: bool = True):
@@ -87,11 +94,66 @@ def lr_lambda(cfg: OptimConfig, total_steps: int, steps_per_epoch: int) -> Calla
     return f
 
 
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "history", "fingerprint", "rng_cpu")
+LOSS_LIMIT = 1e6  # an epoch's mean loss above this is divergence: every loss here is O(1)-O(100) when training works
+
+
+def read_checkpoint(path: Path, desc: str) -> dict | None:
+    """The resume checkpoint on the CPU, or None; an unreadable one is set aside (``*.corrupt``) with a warning.
+
+    A checkpoint is only a resume cache, so a corrupt or foreign file must never block training.
+    """
+    if not path.exists():
+        return None
+    try:
+        ck = load_torch(path, map_location="cpu")
+        missing = [k for k in CHECKPOINT_KEYS if k not in ck] if isinstance(ck, dict) else ["all"]
+        if missing:
+            raise OSRError(f"{path}: not a training checkpoint (missing {', '.join(missing)})")
+    except OSRError as e:
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        tqdm.write(f"warning: {desc}: unreadable checkpoint moved to {aside}, training starts over ({e})")
+        return None
+    return ck
+
+
+COMPILE = ("auto", "off", "inductor", "aot_eager")
+
+
+def compile_backend(setting: str, device: torch.device) -> str | None:
+    """The torch.compile backend of a `compile` parameter: auto = inductor on CUDA, eager (None) elsewhere."""
+    if setting not in COMPILE:
+        raise OSRError(f"compile: unknown setting {setting!r} (choose from {list(COMPILE)})")
+    if setting == "auto":
+        return "inductor" if device.type == "cuda" else None
+    return None if setting == "off" else setting
+
+
+def every_epochs(setting: int | str, epochs: int) -> int:
+    """Checkpoint/validation interval of a `checkpoint_every` parameter: auto = at most 20 per run."""
+    return max(1, math.ceil(epochs / 20)) if setting == "auto" else int(setting)
+
+
+def fit_options(section: dict, device: torch.device) -> dict:
+    """fit's `compile` and `checkpoint_every` from a teacher/student section of params.yaml."""
+    return {"compile": compile_backend(section["compile"], device),
+            "checkpoint_every": every_epochs(section["checkpoint_every"], int(section["epochs"]))}
+
+
 def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], epochs: int, steps_per_epoch: int,
         batch_size: int, optim: OptimConfig, ckpt_path: Path, fingerprint: str, desc: str,
         device: torch.device, amp: bool = True,
-        on_epoch_end: Callable[[nn.Module, int], dict] | None = None) -> list[dict]:
-    """Train `model` for `epochs`; `batches(epoch)` yields (images, objective) pairs. Returns per-epoch history."""
+        on_epoch_end: Callable[[nn.Module, int], dict] | None = None, compile: str | None = None,
+        checkpoint_every: int = 1) -> list[dict]:
+    """Train `model` for `epochs`; `batches(epoch)` yields (images, objective) pairs. Returns per-epoch history.
+
+    `compile`: a torch.compile backend for the model's trunk (None = eager; `compile_backend`). The callback
+    and the checkpoint run every `checkpoint_every` epochs and after the last; a resumed run repeats the epochs
+    after the last checkpoint, which (batches a pure function of seed and epoch) gives the same weights.
+    """
+    if compile:
+        model.compile_trunk(compile)
     params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     params_rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.SGD([{"params": params_decay, "weight_decay": optim.weight_decay},
@@ -100,15 +162,14 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], epochs: int
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(optim, epochs * steps_per_epoch, steps_per_epoch))
     history: list[dict] = []
     start = 0
-    if ckpt_path.exists():
-        ck = load_torch(ckpt_path, map_location=device)
-        if ck.get("fingerprint") == fingerprint:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            torch.set_rng_state(ck["rng_cpu"])
-            history, start = ck["history"], ck["epoch"] + 1
-            tqdm.write(f"{desc}: resuming from {ckpt_path} after epoch {start}/{epochs}")
+    ck = read_checkpoint(ckpt_path, desc)
+    if ck is not None and ck["fingerprint"] == fingerprint:
+        model.load_state_dict(ck["model"])  # CPU tensors: copied into the model's device
+        opt.load_state_dict(ck["optimizer"])  # state cast to each parameter's device
+        sched.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["rng_cpu"])  # must stay a CPU ByteTensor
+        history, start = ck["history"], ck["epoch"] + 1
+        tqdm.write(f"{desc}: resuming from {ckpt_path} after epoch {start}/{epochs}")
     for epoch in range(start, epochs):
         model.train()
         t0, total, n, seen = time.perf_counter(), torch.zeros((), device=device), 0, 0
@@ -122,37 +183,50 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], epochs: int
             total += loss.detach()
             n += 1
             seen += len(x)
-        mean_loss = float(total) / max(1, n)
-        if not math.isfinite(mean_loss):
-            raise OSRError(f"{desc}: training diverged (loss {mean_loss}) in epoch {epoch + 1}; lower the lr")
+        mean_loss = float(total) / max(1, n)  # the epoch's one host synchronisation
+        if not math.isfinite(mean_loss) or abs(mean_loss) > LOSS_LIMIT:
+            raise OSRError(f"{desc}: training diverged in epoch {epoch + 1} (mean loss {mean_loss:.4g}, limit "
+                           f"{LOSS_LIMIT:.0e}); lower the lr or check the loss parameters (e.g. distill.tau)")
         dt = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "loss": mean_loss, "lr": opt.param_groups[0]["lr"], "seconds": dt,
                "images_per_s": seen / dt}
-        if on_epoch_end is not None:
+        due = (epoch + 1) % checkpoint_every == 0 or epoch == epochs - 1
+        if on_epoch_end is not None and due:
+            tc = time.perf_counter()
             row.update(on_epoch_end(model, epoch))
+            row["seconds_callback"] = time.perf_counter() - tc
         history.append(row)
         tqdm.write(f"{desc} epoch {epoch + 1}/{epochs}: " + ", ".join(
             f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
-        save_torch(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
-                               "fingerprint": fingerprint, "rng_cpu": torch.get_rng_state()})
+        if due:
+            save_torch(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                   "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
+                                   "fingerprint": fingerprint, "rng_cpu": torch.get_rng_state()})
     return history
 
 
 @torch.inference_mode()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512, amp: bool = False,
             features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Logits (and optionally pooled features) of uint8 images [N, C, H, W], in eval mode, fp32 by default."""
+    """Logits (and optionally pooled features) of uint8 images [N, C, H, W], in eval mode, fp32 by default.
+
+    A compiled model sees only full batches (the last one zero-padded, its padding dropped): no recompiles.
+    """
     from osr.augment import to_float
 
     model.eval()
     device = x.device
+    pad = getattr(model, "compiled", False)
     logits, feats = [], []
     for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        n = len(xb)
+        if pad and n < batch_size:
+            xb = torch.cat([xb, xb.new_zeros((batch_size - n, *xb.shape[1:]))])
         with autocast(device, amp):
-            f = model.features(to_float(x[i:i + batch_size]))
+            f = model.features(to_float(xb))
             z = model.fc(f)
-        logits.append(z.float())
-        feats.append(f.float())
+        logits.append(z[:n].float())
+        feats.append(f[:n].float())
     z = torch.cat(logits) if logits else torch.zeros(0)
     return (z, torch.cat(feats)) if features else z

@@ -4,13 +4,14 @@ from osr.config import load_params
 from osr.io import save_npz
 from osr.masking import PLACERS, noise_box
 from osr.plots import image_grid
-from osr.train import resolve_device
+from osr.train import resolve_device, set_determinism
 from stages.common import PLAN, REPORTS, load_split, run
 
 
 def main() -> None:
     p = load_params()
     a, st = p["augment"], p["student"]
+    set_determinism(p["base"]["seed"], resolve_device("cpu"))
     data = load_split(resolve_device("cpu"), ("train",))
     x, y = data.x["train"], data.y["train"]
     plan = make_plan(len(x), st["batch_size"], st["epochs"], p["base"]["seed"], a["method"], float(a["prob"]),

@@ -4,7 +4,7 @@ from osr.evaluate import evaluate_model
 from osr.io import read_json, save_npz, write_json
 from osr.plots import roc_curves, score_histograms, training_curves
 from osr.scores import NEEDS_BANK
-from osr.train import resolve_device
+from osr.train import resolve_device, set_determinism
 from stages.common import REPORTS, SCORES_OUT, STUDENT, TEACHER, load_model, load_split, run
 
 
@@ -12,6 +12,7 @@ def main() -> None:
     p = load_params()
     e = p["evaluate"]
     device = resolve_device(p["base"]["device"])
+    set_determinism(p["base"]["seed"], device)
     data = load_split(device, ("train", "val", "test") if NEEDS_BANK & set(e["scores"]) else ("val", "test"))
     metrics, audit, curves, hists = {}, {}, {}, {}
     for role, path in (("teacher", TEACHER), ("student", STUDENT)):

@@ -3,7 +3,7 @@ from osr.augment import BaseAug
 from osr.config import load_params
 from osr.io import load_npz, save_npz, write_json
 from osr.relabel import relabel_stats, relabel_targets, teacher_outputs
-from osr.train import resolve_device
+from osr.train import deterministic_kernels, resolve_device
 from stages.common import CACHE, PLAN, PLAN_KEYS, REPORTS, TEACHER, load_model, load_split, run
 
 
@@ -11,6 +11,7 @@ def main() -> None:
     p = load_params()
     r = p["relabel"]
     device = resolve_device(p["base"]["device"])
+    deterministic_kernels(device)
     data = load_split(device, ("train",))
     teacher, _ = load_model(TEACHER, device)
     plan = load_npz(PLAN, PLAN_KEYS)

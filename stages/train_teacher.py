@@ -7,7 +7,7 @@ from osr.io import save_torch, write_json
 from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step
 from osr.models import head_for, new_model
 from osr.objectives import logits_objective
-from osr.train import OptimConfig, fit, resolve_device, set_determinism
+from osr.train import OptimConfig, fit, fit_options, resolve_device, set_determinism
 from stages.common import MANIFEST, RAW, REPORTS, TEACHER, TEACHER_CKPT, fingerprint, load_split, \
     peak_rss_mib, run, val_accuracy
 
@@ -33,7 +33,8 @@ def main() -> None:
 
     fp = {"teacher": t, "data": p["data"], "seed": seed, **({"movr": p["movr"]} if t["loss"] == "movr" else {})}
     history = fit(model, batches, t["epochs"], len(x) // bs, bs, OptimConfig.from_section(t), TEACHER_CKPT,
-                  fingerprint(fp, RAW, MANIFEST), "teacher", device, t["amp"], val_accuracy(data))
+                  fingerprint(fp, RAW, MANIFEST), "teacher", device, t["amp"], val_accuracy(data),
+                  **fit_options(t, device))
     save_torch(TEACHER, {"meta": meta, "state": model.state_dict()})
     write_json(REPORTS / "teacher_train.json", {"history": history, "final": history[-1],
                                                 "peak_rss_mib": peak_rss_mib()})

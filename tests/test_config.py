@@ -5,7 +5,7 @@ import yaml
 
 from conftest import ROOT, compose
 from osr import OSRError
-from osr.config import load_params, validate
+from osr.config import compose_conf, load_params, validate
 
 
 def test_committed_params_is_the_hydra_composition_of_the_defaults():
@@ -17,10 +17,21 @@ def test_committed_params_is_the_hydra_composition_of_the_defaults():
 def test_every_profile_and_benchmark_composes_to_valid_params(profile, bench):
     p = validate(compose(ROOT / "conf", [f"profile={profile}", f"benchmark={bench}"]))
     assert p["base"]["profile"] == profile and p["data"]["benchmark"] == bench
+    assert compose_conf(ROOT / "conf", profile=profile, benchmark=bench) == p  # the Hydra-free composition
+
+
+def test_hydra_free_composition_of_the_defaults_and_bad_choices():
+    assert compose_conf(ROOT / "conf") == yaml.safe_load((ROOT / "params.yaml").read_text())
+    with pytest.raises(OSRError, match="no such profile option"):
+        compose_conf(ROOT / "conf", profile="huge")
+    with pytest.raises(OSRError, match="no config group"):
+        compose_conf(ROOT / "conf", profiles="paper")
 
 
 @pytest.mark.parametrize("key,value,message", [
     ("distill.tau", 0, "distill.tau must be > 0"),
+    ("teacher.checkpoint_every", 0, "teacher.checkpoint_every must be auto or >= 1"),
+    ("student.compile", "fast", "student.compile must be one of"),
     ("distill.tau", -1.5, "distill.tau must be > 0"),
     ("relabel.threshold", 1.5, "relabel.threshold must be <= 1"),
     ("relabel.threshold", -0.1, "relabel.threshold must be >= 0"),

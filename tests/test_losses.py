@@ -86,6 +86,23 @@ def test_asym_step_splits_easy_and_hard():
     assert asym_step(z, all_hard, cfg).item() == pytest.approx(expect_hard.item(), rel=1e-5)
 
 
+@pytest.mark.parametrize("reduction", ["hard", "batch"])
+def test_asym_step_with_host_row_indices_equals_the_mask_exactly(reduction):
+    """The student's cached steps pass hard/easy row indices computed on the host (no device sync for the
+    boolean indexing); loss and gradient must be bit-identical to the mask's."""
+    import dataclasses
+    cfg = DistillConfig(hard_reduction=reduction)
+    masked = _mixed_step([True, False, False, True])
+    indexed = dataclasses.replace(masked, rows=(torch.tensor([0, 3]), torch.tensor([1, 2])))
+    grads = []
+    for step in (masked, indexed):
+        z = torch.randn(4, 4, generator=torch.Generator().manual_seed(3)).requires_grad_(True)
+        loss = asym_step(z, step, cfg)
+        loss.backward()
+        grads.append((loss.detach(), z.grad))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+
+
 def test_asym_ablation_switches_remove_or_add_exactly_their_term():
     z = torch.randn(4, 4)
     s = _mixed_step([True, False, False, True])

@@ -1,0 +1,202 @@
+"""The training loop's CUDA-path defects, reproduced on the CPU: resume onto another device, corrupt checkpoints,
+divergence, fp32 cosine logits under autocast, determinism flags, device-independent views, GradMix compiled."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from osr import OSRError
+from osr.augment import BaseAug
+from osr.io import load_torch
+from osr.models import CosineHead, build, model_meta
+from osr.objectives import masked, on_logits
+from osr.train import OptimConfig, compile_backend, every_epochs, fit, predict, set_determinism
+
+
+def tiny_model(head: str = "linear", device: str = "cpu"):
+    torch.manual_seed(0)
+    m = build(**model_meta("resnet18", 3, 2, 3, (0.5,) * 3, (0.5,) * 3, head=head, scale=8.0))
+    return m.to(device, memory_format=torch.channels_last)
+
+
+def batches_of(scale: float = 1.0, stop_at: int | None = None):
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(16, 3, 8, 8, generator=g), torch.randint(0, 3, (16,), generator=g)
+
+    def batches(epoch):
+        if epoch == stop_at:
+            raise KeyboardInterrupt  # a kill in the middle of the run
+        for s in range(2):
+            sl = slice(8 * s, 8 * s + 8)
+            yield x[sl], on_logits(lambda z, yy=y[sl]: scale * F.cross_entropy(z.float(), yy))
+    return batches
+
+
+def train(model, ckpt, epochs=2, device="cpu", scale=1.0, stop_at=None, **kw):
+    return fit(model, batches_of(scale, stop_at), epochs, 2, 8, OptimConfig(), ckpt, "fp", "t", torch.device(device),
+               amp=False, **kw)
+
+
+@pytest.mark.filterwarnings("ignore:.*meta parameter")
+def test_resume_reads_the_cpu_checkpoint_onto_another_device(tmp_path):
+    """The saved CPU RNG state must stay on the CPU (map_location=device made set_rng_state raise)."""
+    ckpt = tmp_path / "ck.pt"
+    history = train(tiny_model(), ckpt)
+    assert load_torch(ckpt)["rng_cpu"].device.type == "cpu"
+    resumed = train(tiny_model(device="meta"), ckpt, device="meta")  # both epochs done: resume only
+    assert resumed == history
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    ref = tiny_model()
+    train(ref, tmp_path / "a.pt", epochs=3)
+
+    def stop(model, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return {}
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_model(), tmp_path / "b.pt", epochs=3, on_epoch_end=stop)
+    assert load_torch(tmp_path / "b.pt")["epoch"] == 0
+    again = tiny_model()
+    train(again, tmp_path / "b.pt", epochs=3)
+    for a, b in zip(ref.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", None])
+def test_unreadable_checkpoint_is_set_aside_and_training_starts_over(tmp_path, capsys, content):
+    ckpt = tmp_path / "ck.pt"
+    if content is None:  # a readable file that is not a training checkpoint
+        torch.save({"model": {}}, ckpt)
+    else:
+        ckpt.write_bytes(content)
+    history = train(tiny_model(), ckpt)
+    assert len(history) == 2 and (tmp_path / "ck.pt.corrupt").exists()
+    assert load_torch(ckpt)["epoch"] == 1
+    warning = [line for line in capsys.readouterr().out.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "ck.pt.corrupt" in warning[0] and "starts over" in warning[0]
+    assert "weights_only" not in warning[0]
+
+
+def test_unsafe_checkpoint_message_never_suggests_unsafe_loading(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"cfg": OptimConfig()}, path)  # a pickled class: refused by weights_only loading
+    with pytest.raises(OSRError) as e:
+        load_torch(path)
+    assert "weights_only" not in str(e.value) and "refusing" in str(e.value)
+
+
+@pytest.mark.parametrize("scale,fragment", [(float("nan"), "nan"), (1e9, "limit")])
+def test_diverging_loss_stops_training_with_one_line_error(tmp_path, scale, fragment):
+    with pytest.raises(OSRError) as e:
+        train(tiny_model(), tmp_path / "ck.pt", scale=scale)
+    msg = str(e.value)
+    assert "\n" not in msg and "epoch 1" in msg and fragment in msg
+    assert not (tmp_path / "ck.pt").exists()  # nothing diverged is checkpointed
+
+
+def test_a_stage_whose_training_diverges_exits_1_with_one_line(tmp_path, capsys):
+    from stages.common import run
+    with pytest.raises(SystemExit) as e:
+        run(lambda: train(tiny_model(), tmp_path / "ck.pt", scale=1e9))  # as distill.tau: 1e9 (loss ~ tau^2)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 1 and len(err) == 1 and err[0].startswith("error: t: training diverged in epoch 1")
+
+
+def test_cosine_head_logits_are_fp32_under_bf16_autocast():
+    head = CosineHead(16, 4, 32.0)
+    f = torch.randn(8, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = head(f.bfloat16())
+        z_model = tiny_model("cosine")(torch.rand(2, 3, 8, 8))
+    assert z.dtype == torch.float32 and z_model.dtype == torch.float32
+    assert torch.allclose(z, head(f.bfloat16().float()), atol=1e-5)
+
+
+def test_determinism_turns_cudnn_autotuning_off():
+    saved = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    try:
+        set_determinism(0, torch.device("cuda"))  # only sets flags: no GPU needed
+        assert not torch.backends.cudnn.benchmark and torch.backends.cudnn.deterministic
+        set_determinism(0, torch.device("cuda"), deterministic=False)
+        assert torch.backends.cudnn.benchmark
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved
+
+
+def test_views_are_drawn_on_the_cpu_whatever_the_data_device():
+    """A device generator made views depend on the device; meta has no generator at all, so this ran only on CPU."""
+    x = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    aug = BaseAug(randaugment=9)
+    assert torch.equal(aug(x, 5), aug(x, 5)) and not torch.equal(aug(x, 5), aug(x, 6))
+    assert aug(x.to("meta"), 5).shape == x.shape
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_views_match_between_cpu_and_cuda():
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    assert torch.equal(BaseAug()(x, 3), BaseAug()(x.cuda(), 3).cpu())
+
+
+def test_gradmix_under_compile_matches_eager():
+    """aot_eager reproduces the compiled failure ("differentiated Tensor ... not used in the graph") quickly."""
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.rand(4, 3, 16, 16, generator=g), torch.tensor([0, 1, 2, 0])
+    obj = masked("gradmix", y, (6, 6), 0.8, 3, ["layer2", "layer3"], lambda z: F.cross_entropy(z, y),
+                 lambda z, x_m: F.cross_entropy(z, y))
+    eager_model = tiny_model()
+    compiled_model = copy.deepcopy(eager_model)
+    losses, grads = [], []
+    for model, fwd in ((eager_model, eager_model), (compiled_model, torch.compile(compiled_model, backend="aot_eager"))):
+        loss = obj(fwd, x)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append([p.grad for p in model.parameters()])
+    assert torch.allclose(losses[0], losses[1], rtol=1e-5)
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
+def test_compiled_fit_matches_eager_and_its_checkpoint_loads_into_a_plain_model(tmp_path, backend):
+    """aot_eager: the same graph capture in seconds; inductor (CUDA's backend) compiles ~1 min on 2 cores."""
+    eager, compiled = tiny_model(), tiny_model()
+    h_eager = train(eager, tmp_path / "a.pt")
+    h_comp = train(compiled, tmp_path / "b.pt", compile=backend)
+    assert compiled.compiled and not eager.compiled
+    assert h_comp[-1]["loss"] == pytest.approx(h_eager[-1]["loss"], rel=1e-4)
+    for a, b in zip(eager.state_dict().values(), compiled.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-5)
+    plain = tiny_model()
+    plain.load_state_dict(load_torch(tmp_path / "b.pt")["model"])  # strict: the keys are the plain model's
+    x = torch.randint(0, 256, (11, 3, 8, 8), dtype=torch.uint8)  # a partial last batch: padded when compiled
+    assert torch.allclose(predict(compiled, x, batch_size=4), predict(plain, x, batch_size=4), atol=1e-5)
+
+
+def test_compile_defaults_keep_the_cpu_eager():
+    assert compile_backend("auto", torch.device("cpu")) is None
+    assert compile_backend("auto", torch.device("cuda")) == "inductor"
+    assert compile_backend("off", torch.device("cuda")) is None
+    with pytest.raises(OSRError, match="compile: unknown setting"):
+        compile_backend("fast", torch.device("cpu"))
+
+
+def test_checkpoint_every_k_epochs_still_resumes_to_the_same_weights(tmp_path):
+    assert every_epochs("auto", 200) == 10 and every_epochs("auto", 8) == 1 and every_epochs(3, 8) == 3
+    calls = []
+
+    def record(model, epoch):
+        calls.append(epoch + 1)
+        return {"val": 1.0}
+    ref = tiny_model()
+    history = train(ref, tmp_path / "a.pt", epochs=5, on_epoch_end=record, checkpoint_every=2)
+    assert calls == [2, 4, 5] and ["val" in h for h in history] == [False, True, False, True, True]
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_model(), tmp_path / "b.pt", epochs=5, checkpoint_every=2, stop_at=3)
+    assert load_torch(tmp_path / "b.pt")["epoch"] == 1  # the epoch-3 progress was not checkpointed
+    again = tiny_model()
+    assert train(again, tmp_path / "b.pt", epochs=5, checkpoint_every=2)[-1]["loss"] == history[-1]["loss"]
+    for a, b in zip(ref.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
