@@ -10,10 +10,9 @@ import pytest
 import torch
 import yaml
 
-from conftest import MIRROR, needs_mirror, sh, venv_env
+from conftest import MIRROR, clone, needs_mirror, sh, venv_env
 from osr.io import load_npz
 from osr.models import build, model_meta
-from test_pipeline import clone
 
 pytestmark = [needs_mirror, pytest.mark.slow]
 RAW = "data/raw/dataset.npz"
@@ -78,6 +77,11 @@ def _empty_class(a: dict) -> None:
     a["x_train"], a["y_train"] = a["x_train"][keep], a["y_train"][keep]
 
 
+def _eleventh_class(a: dict) -> None:
+    a["class_names"] = np.append(a["class_names"], "unicorn")
+    a["y_test"][:5] = 10
+
+
 def _other_arch(proj: Path) -> None:
     meta = model_meta("resnet18", 6, 4, 3, [0.5] * 3, [0.25] * 3)
     wrong = build(**{**meta, "arch": "resnet50"}).state_dict()
@@ -106,6 +110,8 @@ CASES = [
      "x_test must be uint8 [N, H, W, 1|3]", "data/split"),
     ("labels-out-of-range", "split", _raw(lambda a: a["y_train"].__setitem__(0, 42)), None,
      "y_train labels out of range", "data/split"),
+    ("class-the-benchmark-lacks", "split", _raw(_eleventh_class), None,
+     "class_names holds 11 classes, benchmark cifar10 has 10", "data/split"),
     ("empty-class", "split", _raw(_empty_class), None, "known classes [6] have no training images", "data/split"),
     ("split-index-out-of-range", "split", _params(split__index=7), None, "split.index must be <= 4", "data/split"),
     ("unknown-benchmark", "download", _params(data__benchmark="svhn2"), None, "data.benchmark must be one of", None),
@@ -116,6 +122,10 @@ CASES = [
     ("tau-not-positive", "distill", _params(distill__tau=0), None, "distill.tau must be > 0", "data/student/model.pt"),
     ("threshold-above-one", "relabel", _params(relabel__threshold=1.5), None, "relabel.threshold must be <= 1",
      "data/teacher_cache"),
+    ("threshold-nan", "relabel", _params(relabel__threshold=float("nan")), None,
+     "relabel.threshold must be a finite number", "data/teacher_cache"),
+    ("tau-huge", "distill", _params(distill__tau=1.0e9), None, "distill.tau must be <= 100",
+     "data/student/model.pt"),
     ("threshold-negative", "relabel", _params(relabel__threshold=-0.2), None, "relabel.threshold must be >= 0",
      "data/teacher_cache"),
     ("negative-epochs", "train_teacher", _params(teacher__epochs=-3), None, "teacher.epochs must be >= 1",

@@ -27,8 +27,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import needs_mirror, venv_env
-from test_pipeline import clone
+from conftest import clone, needs_mirror, venv_env
 
 pytestmark = [needs_mirror, pytest.mark.slow]
 

@@ -12,27 +12,9 @@ import pytest
 import torch
 import yaml
 
-from conftest import needs_mirror, sh, venv_env
+from conftest import clone, needs_mirror, ran_stages, sh, venv_env
 
 pytestmark = [needs_mirror, pytest.mark.slow]
-
-
-def ran_stages(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([a-z_]+)'", output))
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    """Large artifacts are hard-linked (stages and DVC replace them, never edit in place); the rest copied."""
-    if "data" in Path(src).parts or "cache" in Path(src).parts:
-        os.link(src, dst)
-    else:
-        shutil.copy2(src, dst)
-
-
-def clone(src: Path, dest: Path) -> Path:
-    """A copy of a project with its git history, DVC cache and outputs."""
-    shutil.copytree(src, dest, copy_function=_link_or_copy, symlinks=True)
-    return dest
 
 
 def test_repro_writes_metrics_plots_and_validation(tiny_repro):

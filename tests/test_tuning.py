@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from conftest import needs_mirror
-from test_pipeline import clone
+from conftest import clone, needs_mirror
 
 pytestmark = [needs_mirror, pytest.mark.slow]
 
