@@ -155,3 +155,34 @@ def test_bad_input(tiny_repro, tmp_path, case_id, stage, mutate, env, fragment, 
         assert not (proj / absent).exists(), f"{absent} was written despite the error"
     leftovers = [p for p in proj.rglob("*.tmp*") if ".git" not in p.parts]
     assert not leftovers, f"partial outputs left behind: {leftovers}"
+
+
+def _outputs(proj: Path) -> dict[str, tuple]:
+    """Every file under data/ and reports/ with its inode, size and mtime: a deleted or rewritten one shows.
+    The check's own stamp is persistent, which DVC unprotects (copies) before the stage runs: its bytes count."""
+    return {str(f.relative_to(proj)): (f.read_bytes(),) if f.name == "params.ok" else
+            (f.stat().st_ino, f.stat().st_size, f.stat().st_mtime_ns)
+            for top in ("data", "reports") for f in (proj / top).rglob("*") if f.is_file()}
+
+
+@pytest.mark.parametrize("how,setting,fragment", [
+    ("exp", "student.epochs=0", "student.epochs must be >= 1 (got 0)"),
+    ("exp", "distill.tau=1.0e9", "distill.tau must be <= 100"),
+    ("repro", "relabel__threshold", "relabel.threshold must be a finite number"),
+], ids=["exp-run-epochs-0", "exp-run-tau-huge", "repro-threshold-nan"])
+def test_bad_parameter_fails_before_any_stage_touches_its_outputs(tiny_repro, tmp_path, how, setting, fragment):
+    """DVC deletes a stage's outputs before running it: the check_params stage runs first, so nothing is lost."""
+    proj = clone(tiny_repro, tmp_path / "proj")
+    before = _outputs(proj)
+    assert {"data/plan/plan.npz", "reports/augment_preview.png", "reports/student_train.json"} <= set(before)
+    if how == "exp":
+        res = sh(["dvc", "exp", "run", "-S", setting], proj, check=False, timeout=300)
+    else:
+        _params(**{setting: float("nan")})(proj)
+        res = sh(["dvc", "repro"], proj, check=False, timeout=300)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    errors = [line for line in out.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and fragment in errors[0], out[-2000:]
+    assert "Traceback" not in out and "Running stage 'download'" not in out
+    assert _outputs(proj) == before
