@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from osr.compose import compose
+
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("OSR_DATA_MIRROR", ROOT.parent / "shared" / "datasets")).resolve()
 PROJECT_FILES = ["dvc.yaml", "conf", "osr", "stages", "flows", "pyproject.toml"]
@@ -19,15 +21,6 @@ ENV = {"DVC_NO_ANALYTICS": "1", "ITERATIVE_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "
 os.environ.update(ENV)
 
 needs_mirror = pytest.mark.skipif(not (MIRROR / "cifar10_jpeg.npz").exists(), reason=f"no dataset mirror at {MIRROR}")
-
-
-def compose(conf_dir: Path, overrides: list[str] | None = None) -> dict:
-    """Compose conf/ the way DVC's Hydra support does."""
-    import hydra
-    from omegaconf import OmegaConf
-
-    with hydra.initialize_config_dir(str(conf_dir.resolve()), version_base=None):
-        return OmegaConf.to_container(hydra.compose("config", overrides=overrides or []), resolve=True)
 
 
 def venv_env(**extra: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ import yaml
 
 from conftest import ROOT, compose
 from osr import OSRError
+from osr.compose import overrides_for
 from osr.config import SCHEMA, get, load_params, validate
 
 
@@ -90,3 +91,21 @@ def test_missing_parameter_and_bad_yaml(tmp_path):
     (tmp_path / "b.yaml").write_text("base: [unclosed\n")
     with pytest.raises(OSRError, match="not valid YAML"):
         load_params(tmp_path / "b.yaml")
+
+
+@pytest.mark.parametrize("overrides", [
+    [],
+    ["profile=tiny"],
+    ["benchmark=mnist", "profile=claims", "split.index=3", "student.epochs=5", "distill.tau=4.0"],
+    ["profile=tiny", "teacher.milestones=[0.5,0.75]", "augment.layers=[layer2,layer3]", "teacher.amp=false",
+     "data.mean=[0.5,0.5,0.5]", "distill.divergence=kl"],
+])
+def test_overrides_for_replays_the_composition(overrides):
+    """What `dvc exp run -S <overrides_for(p)>` composes is p itself, whatever profile or benchmark p has."""
+    conf = ROOT / "conf"
+    p = compose(conf, overrides)
+    replay = overrides_for(p, conf)
+    assert compose(conf, replay) == p
+    assert all(o.split("=")[0] in {"benchmark", "profile"} for o in replay[:sum(
+        o.startswith(("benchmark=", "profile=")) for o in replay)])
+    assert not overrides or replay, "a non-default config needs overrides"

@@ -217,7 +217,7 @@ def test_served_deployment_runs_on_a_real_server(tiny_repro, tmp_path, prefect_s
 
     study = optuna.load_study(study_name="tune-asym", storage=make_storage(None, "tune-asym", proj))
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
-    assert json.loads((proj / "reports/tuning.json").read_text())["n_trials_by_state"] == {"COMPLETE": 2}
+    assert json.loads((proj / "reports/tuning/tune-asym.json").read_text())["n_trials_by_state"] == {"COMPLETE": 2}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -340,5 +340,5 @@ def test_killed_flow_resumes_without_losing_or_duplicating_trials(tiny_repro, tm
     done_after = [t for t in after if t.state == TrialState.COMPLETE]
     assert len(done_after) == len(done_before) + 2
     assert all(t.number >= len(before) for t in done_after if t.number not in done_before)
-    report = json.loads((proj / "reports/tuning.json").read_text())
+    report = json.loads((proj / "reports/tuning/k.json").read_text())
     assert report["n_trials_by_state"] == {"COMPLETE": len(done_before) + 2, "RUNNING": len(running_before)}
