@@ -68,9 +68,12 @@ TRIALS      ?= 20
 serve: install
 	PREFECT_API_URL=$(TUNE_API) $(BIN)/python -m flows.serve
 
+# Report: reports/tuning/$(STUDY).json (+ reports/tuning/$(STUDY)/*.png). flows.submit is `prefect deployment run
+# --watch` with one-line errors: no server, deployment not served (a run still Late after LATE s), a refused parameter.
+LATE        ?= 120
 tune: install
-	PREFECT_API_URL=$(TUNE_API) $(BIN)/prefect deployment run tune-asym/local -p n_trials=$(TRIALS) \
-		-p study_name=$(STUDY) --watch
+	PREFECT_API_URL=$(TUNE_API) $(BIN)/python -m flows.submit -p n_trials=$(TRIALS) -p study_name=$(STUDY) \
+		--late-timeout $(LATE)
 
 dashboard: install
 	$(BIN)/pip install -q optuna-dashboard==0.21.0

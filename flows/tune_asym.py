@@ -15,6 +15,10 @@ is an SQLAlchemy URL (``sqlite:///...``, ``postgresql://...``), any other value 
 is loaded if it exists, so re-running with the same name and storage resumes it; the sampler is
 ``TPESampler(seed=seed + <trials already in the study>)`` so a resumed run does not replay the first run's
 random start-up points.
+With an SQLAlchemy URL (RDB storage) every running trial sends a heartbeat each ``heartbeat_interval`` seconds,
+and a flow run that opens the study first marks FAIL the RUNNING trials silent for two intervals (a SIGKILLed
+worker's); other workers' live trials keep beating and are left alone. The journal storage has no heartbeat:
+there a killed worker's trial stays RUNNING (it does not block the study, it is just never finished).
 
 Before any trial the stages a trial reads must be up to date (``flows/freshness.py``, `dvc status`): a plan or
 teacher cache older than ``params.yaml`` or the code is refused in one line naming the stage.
@@ -28,7 +32,6 @@ every override from them (profile, benchmark, split, epochs, ...), not only the 
 Run: ``python -m flows.serve`` (or ``python flows/tune_asym.py``) then
 ``prefect deployment run tune-asym/local -p n_trials=20``.
 """
-from __future__ import annotations
 
 import copy
 import json
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import Literal
 
 import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import TrialState
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -69,11 +73,17 @@ def _logger():
         return logging.getLogger("tune-asym")
 
 
-def make_storage(storage: str | None, study_name: str, project: Path):
+def make_storage(storage: str | None, study_name: str, project: Path, heartbeat_interval: int = 60):
+    """A journal file by default; an SQLAlchemy URL gives RDB storage, whose running trials send heartbeats so a
+    trial whose worker died (none for two intervals) is failed when a worker next opens the study. The journal
+    has no heartbeat: such a trial stays RUNNING there until failed by hand (README)."""
     if storage is None:
         path = project / tuning.TUNE_DIR / f"{study_name}.journal"
     elif "://" in storage:
-        return storage
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(storage, heartbeat_interval=heartbeat_interval,
+                                              grace_period=2 * heartbeat_interval)
     else:
         path = Path(storage) if Path(storage).is_absolute() else project / storage
     from optuna.storages import JournalStorage
@@ -98,6 +108,23 @@ def trial_task(td: tuning.TuneData, number: int, params: dict, trial_dir: str,
         return tuning.run_trial(td, params["tau"], params["threshold"], params["smoothing"], trial_dir, on_epoch)
     except Pruned as e:
         return {"pruned": str(e)}
+
+
+def fail_stale_trials(study: optuna.Study, storage) -> list[int]:
+    """Mark FAIL the RUNNING trials whose heartbeat stopped (RDB storage only); returns their numbers."""
+    if not is_heartbeat_enabled(storage):
+        return []
+    running = {t.number for t in study.trials if t.state == TrialState.RUNNING}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    return sorted(t.number for t in study.trials if t.number in running and t.state == TrialState.FAIL)
+
+
+def _ask(study: optuna.Study) -> optuna.trial.Trial:
+    with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for optimize(); the flow runs them
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        return study.ask()
 
 
 def _best(study: optuna.Study, mode: str) -> optuna.trial.FrozenTrial | None:
@@ -174,7 +201,8 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
               tau_range: tuple[float, float] = (1.0, 16.0), tau_log: bool = True,
               threshold_range: tuple[float, float] = (0.0, 1.0), smoothing_range: tuple[float, float] = (0.0, 0.75),
               mode: Literal["single", "multi"] = "single", acc_weight: float = 0.0, min_val_acc: float = 0.0,
-              proxy_size: int = 500, seed: int = 0, project_dir: str = ".", run_best: bool = False) -> dict:
+              proxy_size: int = 500, seed: int = 0, project_dir: str = ".", run_best: bool = False,
+              heartbeat_interval: int = 60) -> dict:
     """Run `n_trials` more trials of study `study_name` (created or resumed) and write the tuning reports."""
     if mode not in ("single", "multi"):
         raise OSRError(f"mode: must be 'single' or 'multi' (got {mode!r})")
@@ -183,10 +211,14 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
     log = _logger()
     project = Path(project_dir).resolve()
     require_current(project, set(TUNED) | set(FIXED))
-    store = make_storage(storage, study_name, project)
+    store = make_storage(storage, study_name, project, heartbeat_interval)
     kw = {"directions": ["maximize", "maximize"]} if mode == "multi" else {"direction": "maximize"}
     study = optuna.create_study(study_name=study_name, storage=store, load_if_exists=True,
                                 sampler=optuna.samplers.TPESampler(seed=seed), **kw)
+    stale = fail_stale_trials(study, store)
+    if stale:
+        log.warning("tune-asym: trials %s had no heartbeat for %d s (worker gone): marked FAIL", stale,
+                    2 * heartbeat_interval)
     n_before = len(study.trials)
     constraints = (lambda t: [min_val_acc - t.user_attrs.get("val_acc", 0.0)]) if min_val_acc > 0 else None
     study.sampler = optuna.samplers.TPESampler(seed=seed + n_before, constraints_func=constraints)
@@ -194,14 +226,15 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
     log.info("tune-asym: study %r has %d trials; running %d more (proxy: %d %s images)", study_name, n_before,
              n_trials, len(td.proxy), td.proxy_info["source"])
     for _ in range(n_trials):
-        trial = study.ask()
+        trial = _ask(study)
         try:
             params = {"tau": trial.suggest_float("tau", *tau_range, log=tau_log),
                       "threshold": trial.suggest_float("threshold", *threshold_range),
                       "smoothing": trial.suggest_float("smoothing", *smoothing_range)}
             trial_dir = project / tuning.TUNE_DIR / study_name / f"trial_{trial.number}"
-            res = trial_task(td, trial.number, params, str(trial_dir), trial if mode == "single" else None,
-                             acc_weight)
+            with get_heartbeat_thread(trial._trial_id, store):  # no-op without RDB heartbeats
+                res = trial_task(td, trial.number, params, str(trial_dir), trial if mode == "single" else None,
+                                 acc_weight)
         except Exception as e:  # a raising or diverging trial fails alone; the study goes on
             trial.set_user_attr("error", f"{type(e).__name__}: {e}")
             study.tell(trial, state=TrialState.FAIL)

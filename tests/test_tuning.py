@@ -2,6 +2,7 @@
 import json
 import math
 import shlex
+import time
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +199,21 @@ def test_study_names_that_are_not_file_names_are_refused(tiny_repro, tmp_path, p
 
     with pytest.raises(OSRError, match="study_name: '../x' must be"):
         tune_asym(study_name="../x", n_trials=1, project_dir=str(tmp_path))
+
+
+def test_resuming_an_rdb_study_fails_the_trials_of_a_dead_worker(tiny_repro, tmp_path, prefect_harness):
+    """A worker SIGKILLed mid-trial leaves it RUNNING; with RDB storage its heartbeat stops, so the next run fails it."""
+    from flows.tune_asym import make_storage, tune_asym
+
+    proj = clone(tiny_repro, tmp_path / "proj")
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+    storage = make_storage(url, "hb", proj, heartbeat_interval=1)
+    study = optuna.create_study(study_name="hb", storage=storage, direction="maximize")
+    dead = study.ask()  # what a killed worker leaves: a RUNNING trial whose heartbeats stopped
+    storage.record_heartbeat(dead._trial_id)
+    time.sleep(2.5)
+    report = tune_asym(study_name="hb", n_trials=1, storage=url, proxy_size=50, project_dir=str(proj),
+                       heartbeat_interval=1)
+    states = [t.state for t in _study(proj, "hb", url).trials]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE], states
+    assert report["n_trials_by_state"] == {"COMPLETE": 1, "FAIL": 1}
