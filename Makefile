@@ -71,9 +71,12 @@ TRIALS      ?= 20
 serve: install  ## serve the tune-asym/local Prefect deployment (needs a Prefect server at TUNE_API)
 	PREFECT_API_URL=$(TUNE_API) $(BIN)/python -m flows.serve
 
-tune: install  ## run the tune-asym deployment (TRIALS STUDY TUNE_API)
-	PREFECT_API_URL=$(TUNE_API) $(BIN)/prefect deployment run tune-asym/local -p n_trials=$(TRIALS) \
-		-p study_name=$(STUDY) --watch
+# Report: reports/tuning/$(STUDY).json (+ reports/tuning/$(STUDY)/*.png). flows.submit is `prefect deployment run
+# --watch` with one-line errors: no server, deployment not served (a run still Late after LATE s), a refused parameter.
+LATE        ?= 120
+tune: install  ## run the tune-asym deployment (TRIALS STUDY TUNE_API LATE)
+	PREFECT_API_URL=$(TUNE_API) $(BIN)/python -m flows.submit -p n_trials=$(TRIALS) -p study_name=$(STUDY) \
+		--late-timeout $(LATE)
 
 dashboard: install  ## optuna-dashboard on the study's journal (STUDY)
 	$(BIN)/pip install -q optuna-dashboard==0.21.0

@@ -41,7 +41,8 @@ sys.path.insert(0, str(ROOT))  # `python bench/device_check.py` as well as `pyth
 from bench.throughput import Plain, StudentCached, StudentLive, Teacher, device_name, load_known, sync, \
     time_block  # noqa: E402
 from osr.augment import BaseAug  # noqa: E402
-from osr.config import compose_conf, validate  # noqa: E402
+from osr.compose import compose_conf  # noqa: E402
+from osr.config import validate  # noqa: E402
 from osr.data import normalise  # noqa: E402
 from osr.io import atomic_path, load_npz, load_torch, read_json, save_npz, write_json  # noqa: E402
 from osr.paths import MANIFEST, RAW, REPORTS, TEACHER, TEACHER_CKPT  # noqa: E402

@@ -15,24 +15,38 @@ is an SQLAlchemy URL (``sqlite:///...``, ``postgresql://...``), any other value 
 is loaded if it exists, so re-running with the same name and storage resumes it; the sampler is
 ``TPESampler(seed=seed + <trials already in the study>)`` so a resumed run does not replay the first run's
 random start-up points.
+With an SQLAlchemy URL (RDB storage) every running trial sends a heartbeat each ``heartbeat_interval`` seconds,
+and a flow run that opens the study first marks FAIL the RUNNING trials silent for two intervals (a SIGKILLed
+worker's); other workers' live trials keep beating and are left alone. The journal storage has no heartbeat:
+there a killed worker's trial stays RUNNING (it does not block the study, it is just never finished).
 
-Writes: ``data/tune/<study>/trial_<n>/`` (per trial), ``reports/tuning.json``, ``reports/tuning/history.png``,
-``reports/tuning/importances.png`` (only with >= 2 complete trials).
+Before any trial the stages a trial reads must be up to date (``flows/freshness.py``, `dvc status`): a plan or
+teacher cache older than ``params.yaml`` or the code is refused in one line naming the stage.
+
+Writes: ``data/tune/<study>/trial_<n>/`` (per trial), ``reports/tuning/<study>.json``,
+``reports/tuning/<study>/history.png``, ``reports/tuning/<study>/importances.png`` (only with >= 2 complete
+trials): one report per study, so studies never overwrite each other. The report's ``best_command`` is the
+`dvc exp run` of the best trial's whole config: DVC recomposes conf/'s defaults on every ``-S``, so it carries
+every override from them (profile, benchmark, split, epochs, ...), not only the tuned keys.
 
 Run: ``python -m flows.serve`` (or ``python flows/tune_asym.py``) then
 ``prefect deployment run tune-asym/local -p n_trials=20``.
 """
-from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
+import re
+import shlex
 import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import TrialState
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -40,9 +54,16 @@ from prefect.cache_policies import NO_CACHE
 if __package__ in (None, ""):  # `python flows/tune_asym.py`: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from flows.freshness import require_current  # noqa: E402
 from osr import OSRError, tuning  # noqa: E402
+from osr.compose import hydra_value, overrides_for  # noqa: E402
+from osr.config import get  # noqa: E402
 from osr.io import write_json  # noqa: E402
 from osr.train import Pruned  # noqa: E402
+
+TUNED = {"distill.tau": "tau", "relabel.threshold": "threshold", "relabel.smoothing": "smoothing"}
+FIXED = {"relabel.rule": "threshold", "distill.method": "asym"}  # what a trial sets besides the tuned keys
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def _logger():
@@ -52,11 +73,17 @@ def _logger():
         return logging.getLogger("tune-asym")
 
 
-def make_storage(storage: str | None, study_name: str, project: Path):
+def make_storage(storage: str | None, study_name: str, project: Path, heartbeat_interval: int = 60):
+    """A journal file by default; an SQLAlchemy URL gives RDB storage, whose running trials send heartbeats so a
+    trial whose worker died (none for two intervals) is failed when a worker next opens the study. The journal
+    has no heartbeat: such a trial stays RUNNING there until failed by hand (README)."""
     if storage is None:
         path = project / tuning.TUNE_DIR / f"{study_name}.journal"
     elif "://" in storage:
-        return storage
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(storage, heartbeat_interval=heartbeat_interval,
+                                              grace_period=2 * heartbeat_interval)
     else:
         path = Path(storage) if Path(storage).is_absolute() else project / storage
     from optuna.storages import JournalStorage
@@ -83,6 +110,23 @@ def trial_task(td: tuning.TuneData, number: int, params: dict, trial_dir: str,
         return {"pruned": str(e)}
 
 
+def fail_stale_trials(study: optuna.Study, storage) -> list[int]:
+    """Mark FAIL the RUNNING trials whose heartbeat stopped (RDB storage only); returns their numbers."""
+    if not is_heartbeat_enabled(storage):
+        return []
+    running = {t.number for t in study.trials if t.state == TrialState.RUNNING}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    return sorted(t.number for t in study.trials if t.number in running and t.state == TrialState.FAIL)
+
+
+def _ask(study: optuna.Study) -> optuna.trial.Trial:
+    with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for optimize(); the flow runs them
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        return study.ask()
+
+
 def _best(study: optuna.Study, mode: str) -> optuna.trial.FrozenTrial | None:
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     if not done:
@@ -93,23 +137,30 @@ def _best(study: optuna.Study, mode: str) -> optuna.trial.FrozenTrial | None:
     return max(feasible or done, key=lambda t: t.value)
 
 
-def _fmt(v: float) -> str:
-    return repr(round(float(v), 6))  # always a float literal: `-S distill.tau=4` would store the int 4
+def trial_config(study_params: dict, trial_params: dict) -> dict:
+    """The params.yaml a trial trains with: the study's, with the tuned and fixed keys set."""
+    cfg = copy.deepcopy(study_params)
+    for key, value in {**{k: float(trial_params[n]) for k, n in TUNED.items()}, **FIXED}.items():
+        section, name = key.split(".")
+        cfg[section][name] = value
+    return cfg
 
 
-def best_command(study_name: str, params: dict) -> list[str]:
-    return ["dvc", "exp", "run", "-n", f"{study_name}-best", "-S", f"distill.tau={_fmt(params['tau'])}",
-            "-S", f"relabel.threshold={_fmt(params['threshold'])}",
-            "-S", f"relabel.smoothing={_fmt(params['smoothing'])}", "-S", "relabel.rule=threshold"]
+def best_command(study_name: str, trial_params: dict, study_params: dict, conf_dir: Path) -> list[str]:
+    """`dvc exp run` replaying the trial's whole config: every override from conf/'s defaults, tuned keys last."""
+    cfg, keys = trial_config(study_params, trial_params), [*TUNED, *FIXED]
+    rest = [o for o in overrides_for(cfg, conf_dir) if o.lstrip("+~").split("=")[0] not in keys]
+    tuned = [f"{k}={hydra_value(get(cfg, k))}" for k in keys]  # floats keep their dot: `4.0`, never the int 4
+    return ["dvc", "exp", "run", "-n", f"{study_name}-best", *(a for o in rest + tuned for a in ("-S", o))]
 
 
-def write_reports(study: optuna.Study, mode: str, project: Path, extra: dict) -> dict:
+def write_reports(study: optuna.Study, mode: str, project: Path, extra: dict, study_params: dict) -> dict:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as vis
 
-    out = project / "reports" / "tuning"
+    out = project / "reports" / "tuning" / study.study_name
     out.mkdir(parents=True, exist_ok=True)
     states = {s.name: sum(t.state == s for t in study.trials) for s in TrialState}
     best = _best(study, mode)
@@ -123,7 +174,8 @@ def write_reports(study: optuna.Study, mode: str, project: Path, extra: dict) ->
                          for t in study.trials],
               "plots": [], **extra}
     if best is not None:
-        report["best_command"] = " ".join(best_command(study.study_name, best.params))
+        report["best_command"] = shlex.join(best_command(study.study_name, best.params, study_params,
+                                                         project / "conf"))
     target = {} if mode == "single" else {"target": lambda t: t.values[1], "target_name": "proxy AUROC"}
     n_done = states.get("COMPLETE", 0)
     plots = [("history.png", vis.plot_optimization_history, 1), ("importances.png", vis.plot_param_importances, 2)]
@@ -137,10 +189,10 @@ def write_reports(study: optuna.Study, mode: str, project: Path, extra: dict) ->
             fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
             fig.savefig(out / name, dpi=100, bbox_inches="tight")
             plt.close(fig)
-            report["plots"].append(f"reports/tuning/{name}")
+            report["plots"].append(str((out / name).relative_to(project)))
         except Exception as e:  # importances fail when no parameter varies; a plot never fails the study
             _logger().warning("tuning: %s skipped (%s: %s)", name, type(e).__name__, e)
-    write_json(project / "reports" / "tuning.json", report)
+    write_json(project / "reports" / "tuning" / f"{study.study_name}.json", report)
     return report
 
 
@@ -148,17 +200,25 @@ def write_reports(study: optuna.Study, mode: str, project: Path, extra: dict) ->
 def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | None = None,
               tau_range: tuple[float, float] = (1.0, 16.0), tau_log: bool = True,
               threshold_range: tuple[float, float] = (0.0, 1.0), smoothing_range: tuple[float, float] = (0.0, 0.75),
-              mode: str = "single", acc_weight: float = 0.0, min_val_acc: float = 0.0,
-              proxy_size: int = 500, seed: int = 0, project_dir: str = ".", run_best: bool = False) -> dict:
+              mode: Literal["single", "multi"] = "single", acc_weight: float = 0.0, min_val_acc: float = 0.0,
+              proxy_size: int = 500, seed: int = 0, project_dir: str = ".", run_best: bool = False,
+              heartbeat_interval: int = 60) -> dict:
     """Run `n_trials` more trials of study `study_name` (created or resumed) and write the tuning reports."""
     if mode not in ("single", "multi"):
         raise OSRError(f"mode: must be 'single' or 'multi' (got {mode!r})")
+    if not STUDY_NAME.fullmatch(study_name):
+        raise OSRError(f"study_name: {study_name!r} must be letters, digits, '.', '_' or '-' (it names files)")
     log = _logger()
     project = Path(project_dir).resolve()
-    store = make_storage(storage, study_name, project)
+    require_current(project, set(TUNED) | set(FIXED))
+    store = make_storage(storage, study_name, project, heartbeat_interval)
     kw = {"directions": ["maximize", "maximize"]} if mode == "multi" else {"direction": "maximize"}
     study = optuna.create_study(study_name=study_name, storage=store, load_if_exists=True,
                                 sampler=optuna.samplers.TPESampler(seed=seed), **kw)
+    stale = fail_stale_trials(study, store)
+    if stale:
+        log.warning("tune-asym: trials %s had no heartbeat for %d s (worker gone): marked FAIL", stale,
+                    2 * heartbeat_interval)
     n_before = len(study.trials)
     constraints = (lambda t: [min_val_acc - t.user_attrs.get("val_acc", 0.0)]) if min_val_acc > 0 else None
     study.sampler = optuna.samplers.TPESampler(seed=seed + n_before, constraints_func=constraints)
@@ -166,14 +226,15 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
     log.info("tune-asym: study %r has %d trials; running %d more (proxy: %d %s images)", study_name, n_before,
              n_trials, len(td.proxy), td.proxy_info["source"])
     for _ in range(n_trials):
-        trial = study.ask()
+        trial = _ask(study)
         try:
             params = {"tau": trial.suggest_float("tau", *tau_range, log=tau_log),
                       "threshold": trial.suggest_float("threshold", *threshold_range),
                       "smoothing": trial.suggest_float("smoothing", *smoothing_range)}
             trial_dir = project / tuning.TUNE_DIR / study_name / f"trial_{trial.number}"
-            res = trial_task(td, trial.number, params, str(trial_dir), trial if mode == "single" else None,
-                             acc_weight)
+            with get_heartbeat_thread(trial._trial_id, store):  # no-op without RDB heartbeats
+                res = trial_task(td, trial.number, params, str(trial_dir), trial if mode == "single" else None,
+                                 acc_weight)
         except Exception as e:  # a raising or diverging trial fails alone; the study goes on
             trial.set_user_attr("error", f"{type(e).__name__}: {e}")
             study.tell(trial, state=TrialState.FAIL)
@@ -198,14 +259,15 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
                                                    "search_space": {"tau": [*tau_range, "log" if tau_log else
                                                                             "uniform"],
                                                                     "threshold": list(threshold_range),
-                                                                    "smoothing": list(smoothing_range)}})
+                                                                    "smoothing": list(smoothing_range)}},
+                           td.params)
     best = _best(study, mode)
     if best is None:
         log.warning("tune-asym: no complete trial yet")
         return report
-    cmd = best_command(study_name, best.params)
+    cmd = best_command(study_name, best.params, td.params, project / "conf")
     print("best trial %d %s -> %s" % (best.number, json.dumps(best.params), best.values))
-    print(" ".join(cmd))
+    print(shlex.join(cmd))
     if run_best:
         res = subprocess.run(cmd, cwd=project, check=False)
         report["run_best_returncode"] = res.returncode

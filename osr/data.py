@@ -78,20 +78,21 @@ class Benchmark:
     files: tuple[str, ...]          # keys of FILES it needs
     known: list[list[int]]
     unknown: list[list[int]] | None  # None: every test class that is not known
+    classes: int                    # classes of the normalised arrays (len(class_names)): a stray one is an error
     note: str = ""
 
 
+_PLUS_NOTE = "mirror CIFAR-100 holds 916 test images: smoke only, not comparable to papers"
 BENCHMARKS = {
-    "cifar10": Benchmark(("cifar10",), CIFAR10_KNOWN, None, "mirror CIFAR-10 is JPEG q75: accuracy slightly below papers"),
+    "cifar10": Benchmark(("cifar10",), CIFAR10_KNOWN, None, 10,
+                         "mirror CIFAR-10 is JPEG q75: accuracy slightly below papers"),
     "cifar_plus10": Benchmark(("cifar10", "cifar100"), CIFAR_PLUS_KNOWN,
-                              [[10 + c for c in u] for u in CIFAR_PLUS10_UNKNOWN],
-                              "mirror CIFAR-100 holds 916 test images: smoke only, not comparable to papers"),
+                              [[10 + c for c in u] for u in CIFAR_PLUS10_UNKNOWN], 110, _PLUS_NOTE),
     "cifar_plus50": Benchmark(("cifar10", "cifar100"), CIFAR_PLUS_KNOWN,
-                              [[10 + c for c in u] for u in CIFAR_PLUS50_UNKNOWN],
-                              "mirror CIFAR-100 holds 916 test images: smoke only, not comparable to papers"),
-    "mnist": Benchmark(("mnist",), MNIST_KNOWN, None),
-    "svhn": Benchmark(("svhn",), SVHN_KNOWN, None, "not in the mirror: downloaded (torchvision checks the md5)"),
-    "tinyimagenet": Benchmark(("tinyimagenet",), TINYIMAGENET_KNOWN, None,
+                              [[10 + c for c in u] for u in CIFAR_PLUS50_UNKNOWN], 110, _PLUS_NOTE),
+    "mnist": Benchmark(("mnist",), MNIST_KNOWN, None, 10),
+    "svhn": Benchmark(("svhn",), SVHN_KNOWN, None, 10, "not in the mirror: downloaded (torchvision checks the md5)"),
+    "tinyimagenet": Benchmark(("tinyimagenet",), TINYIMAGENET_KNOWN, None, 200,
                               "test = the 10,000 val images; train holds the 80 classes known in some split"),
 }
 
@@ -261,12 +262,16 @@ def normalise(name: str, raw: dict[str, dict[str, np.ndarray]]) -> dict[str, np.
         benchmark(name)  # raises the one-line error
     out["y_train"] = np.asarray(out["y_train"], np.int64)
     out["y_test"] = np.asarray(out["y_test"], np.int64)
-    check_arrays(out, name)
+    check_arrays(out, name, name)
     return out
 
 
-def check_arrays(d: dict[str, np.ndarray], where: str) -> None:
-    """Shape/dtype/label checks on the common layout; one-line errors naming the array."""
+def check_arrays(d: dict[str, np.ndarray], where: str, bench: str) -> None:
+    """Shape/dtype/label checks on the common layout of benchmark `bench`; one-line errors naming the array."""
+    names, expected = d.get("class_names"), benchmark(bench).classes
+    if names is None or len(names) != expected:  # a stray class would silently join the unknown test set
+        raise OSRError(f"{where}: class_names holds {'no' if names is None else len(names)} classes, "
+                       f"benchmark {bench} has {expected} (data.benchmark)")
     for part in ("train", "test"):
         x, y = d.get(f"x_{part}"), d.get(f"y_{part}")
         if x is None or y is None:

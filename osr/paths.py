@@ -1,6 +1,7 @@
 """Where the pipeline's DVC outputs live, relative to the project root (stages and the tuning flow share them)."""
 from pathlib import Path
 
+PARAMS_OK = Path("data/params.ok")  # the check_params stage's stamp: every stage waits for it
 RAW = Path("data/raw/dataset.npz")
 MANIFEST = Path("data/split/manifest.csv")
 PLAN = Path("data/plan/plan.npz")

@@ -12,7 +12,7 @@ def main() -> None:
     p = load_params()
     s = p["split"]
     raw = load_npz(RAW, ("x_train", "y_train", "x_test", "y_test", "class_names"))
-    check_arrays(raw, str(RAW))
+    check_arrays(raw, str(RAW), p["data"]["benchmark"])
     known, unknown = split_classes(p["data"]["benchmark"], s["index"], raw["y_test"])
     df = make_manifest(raw["y_train"], raw["y_test"], known, unknown, float(s["val_fraction"]), p["base"]["seed"],
                        s["train_per_class"], s["test_per_class"], tuple(raw["x_train"].shape[1:]),

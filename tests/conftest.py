@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from osr.compose import compose
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("OSR_DATA_MIRROR", ROOT.parent / "shared" / "datasets")).resolve()
@@ -18,15 +21,6 @@ ENV = {"DVC_NO_ANALYTICS": "1", "ITERATIVE_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "
 os.environ.update(ENV)
 
 needs_mirror = pytest.mark.skipif(not (MIRROR / "cifar10_jpeg.npz").exists(), reason=f"no dataset mirror at {MIRROR}")
-
-
-def compose(conf_dir: Path, overrides: list[str] | None = None) -> dict:
-    """Compose conf/ the way DVC's Hydra support does."""
-    import hydra
-    from omegaconf import OmegaConf
-
-    with hydra.initialize_config_dir(str(conf_dir.resolve()), version_base=None):
-        return OmegaConf.to_container(hydra.compose("config", overrides=overrides or []), resolve=True)
 
 
 def venv_env(**extra: str) -> dict[str, str]:
@@ -40,6 +34,24 @@ def sh(args: list[str], cwd: Path, check: bool = True, env: dict | None = None, 
     if check and res.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
     return res
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([a-z_]+)'", output))
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Large artifacts are hard-linked (stages and DVC replace them, never edit in place); the rest copied."""
+    if "data" in Path(src).parts or "cache" in Path(src).parts:
+        os.link(src, dst)
+    else:
+        shutil.copy2(src, dst)
+
+
+def clone(src: Path, dest: Path) -> Path:
+    """A copy of a project with its git history, DVC cache and outputs."""
+    shutil.copytree(src, dest, copy_function=_link_or_copy, symlinks=True)
+    return dest
 
 
 def make_project(dest: Path, profile: str = "tiny", overrides: list[str] | None = None) -> Path:

@@ -10,10 +10,9 @@ import pytest
 import torch
 import yaml
 
-from conftest import MIRROR, needs_mirror, sh, venv_env
+from conftest import MIRROR, clone, needs_mirror, sh, venv_env
 from osr.io import load_npz
 from osr.models import build, model_meta
-from test_pipeline import clone
 
 pytestmark = [needs_mirror, pytest.mark.slow]
 RAW = "data/raw/dataset.npz"
@@ -78,6 +77,11 @@ def _empty_class(a: dict) -> None:
     a["x_train"], a["y_train"] = a["x_train"][keep], a["y_train"][keep]
 
 
+def _eleventh_class(a: dict) -> None:
+    a["class_names"] = np.append(a["class_names"], "unicorn")
+    a["y_test"][:5] = 10
+
+
 def _other_arch(proj: Path) -> None:
     meta = model_meta("resnet18", 6, 4, 3, [0.5] * 3, [0.25] * 3)
     wrong = build(**{**meta, "arch": "resnet50"}).state_dict()
@@ -106,6 +110,8 @@ CASES = [
      "x_test must be uint8 [N, H, W, 1|3]", "data/split"),
     ("labels-out-of-range", "split", _raw(lambda a: a["y_train"].__setitem__(0, 42)), None,
      "y_train labels out of range", "data/split"),
+    ("class-the-benchmark-lacks", "split", _raw(_eleventh_class), None,
+     "class_names holds 11 classes, benchmark cifar10 has 10", "data/split"),
     ("empty-class", "split", _raw(_empty_class), None, "known classes [6] have no training images", "data/split"),
     ("split-index-out-of-range", "split", _params(split__index=7), None, "split.index must be <= 4", "data/split"),
     ("unknown-benchmark", "download", _params(data__benchmark="svhn2"), None, "data.benchmark must be one of", None),
@@ -116,6 +122,10 @@ CASES = [
     ("tau-not-positive", "distill", _params(distill__tau=0), None, "distill.tau must be > 0", "data/student/model.pt"),
     ("threshold-above-one", "relabel", _params(relabel__threshold=1.5), None, "relabel.threshold must be <= 1",
      "data/teacher_cache"),
+    ("threshold-nan", "relabel", _params(relabel__threshold=float("nan")), None,
+     "relabel.threshold must be a finite number", "data/teacher_cache"),
+    ("tau-huge", "distill", _params(distill__tau=1.0e9), None, "distill.tau must be <= 100",
+     "data/student/model.pt"),
     ("threshold-negative", "relabel", _params(relabel__threshold=-0.2), None, "relabel.threshold must be >= 0",
      "data/teacher_cache"),
     ("negative-epochs", "train_teacher", _params(teacher__epochs=-3), None, "teacher.epochs must be >= 1",
@@ -145,3 +155,34 @@ def test_bad_input(tiny_repro, tmp_path, case_id, stage, mutate, env, fragment, 
         assert not (proj / absent).exists(), f"{absent} was written despite the error"
     leftovers = [p for p in proj.rglob("*.tmp*") if ".git" not in p.parts]
     assert not leftovers, f"partial outputs left behind: {leftovers}"
+
+
+def _outputs(proj: Path) -> dict[str, tuple]:
+    """Every file under data/ and reports/ with its inode, size and mtime: a deleted or rewritten one shows.
+    The check's own stamp is persistent, which DVC unprotects (copies) before the stage runs: its bytes count."""
+    return {str(f.relative_to(proj)): (f.read_bytes(),) if f.name == "params.ok" else
+            (f.stat().st_ino, f.stat().st_size, f.stat().st_mtime_ns)
+            for top in ("data", "reports") for f in (proj / top).rglob("*") if f.is_file()}
+
+
+@pytest.mark.parametrize("how,setting,fragment", [
+    ("exp", "student.epochs=0", "student.epochs must be >= 1 (got 0)"),
+    ("exp", "distill.tau=1.0e9", "distill.tau must be <= 100"),
+    ("repro", "relabel__threshold", "relabel.threshold must be a finite number"),
+], ids=["exp-run-epochs-0", "exp-run-tau-huge", "repro-threshold-nan"])
+def test_bad_parameter_fails_before_any_stage_touches_its_outputs(tiny_repro, tmp_path, how, setting, fragment):
+    """DVC deletes a stage's outputs before running it: the check_params stage runs first, so nothing is lost."""
+    proj = clone(tiny_repro, tmp_path / "proj")
+    before = _outputs(proj)
+    assert {"data/plan/plan.npz", "reports/augment_preview.png", "reports/student_train.json"} <= set(before)
+    if how == "exp":
+        res = sh(["dvc", "exp", "run", "-S", setting], proj, check=False, timeout=300)
+    else:
+        _params(**{setting: float("nan")})(proj)
+        res = sh(["dvc", "repro"], proj, check=False, timeout=300)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    errors = [line for line in out.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and fragment in errors[0], out[-2000:]
+    assert "Traceback" not in out and "Running stage 'download'" not in out
+    assert _outputs(proj) == before

@@ -5,7 +5,8 @@ import yaml
 
 from conftest import ROOT, compose
 from osr import OSRError
-from osr.config import compose_conf, load_params, validate
+from osr.compose import compose_conf, overrides_for
+from osr.config import SCHEMA, get, load_params, validate
 
 
 def test_committed_params_is_the_hydra_composition_of_the_defaults():
@@ -52,6 +53,21 @@ def test_hydra_free_composition_of_the_defaults_and_bad_choices():
     ("distill.easy", -1, "distill.easy must be >= 0"),
     ("distill.mixed_ce", "yes", "distill.mixed_ce must be a number"),
     ("distill.divergence", "l2", "distill.divergence must be one of"),
+    ("relabel.threshold", float("nan"), "relabel.threshold must be a finite number"),
+    ("relabel.smoothing", float("inf"), "relabel.smoothing must be a finite number"),
+    ("student.lr", float("nan"), "student.lr must be a finite number"),
+    ("distill.tau", 1.0e9, "distill.tau must be <= 100"),
+    ("distill.tau", float("inf"), "distill.tau must be a finite number"),
+    ("teacher.lr", 1.0e3, "teacher.lr must be <= 10"),
+    ("distill.alpha", 1.0e6, "distill.alpha must be <= 100"),
+    ("movr.scale", 1.0e9, "movr.scale must be <= 1000"),
+    ("evaluate.energy_temperature", float("nan"), "evaluate.energy_temperature must be a finite number"),
+    ("data.std", [0.2, float("nan"), 0.2], "data.std item 1 must be a finite number"),
+    ("data.std", [0.2, 0.0, 0.2], "data.std item 1 must be > 0"),
+    ("data.mean", [0.5, 0.5], "data.mean must be a list of 1 or 3 numbers"),
+    ("teacher.milestones", [0.3, float("inf")], "teacher.milestones item 1 must be a finite number"),
+    ("augment.preview", 0, "augment.preview must be >= 1"),
+    ("base.seed", 2**40, "base.seed must be <="),
 ])
 def test_invalid_values_name_the_parameter(key, value, message, tmp_path):
     p = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
@@ -64,6 +80,19 @@ def test_invalid_values_name_the_parameter(key, value, message, tmp_path):
     assert str(path) in str(e.value) and "\n" not in str(e.value)
 
 
+def test_every_float_parameter_refuses_nan_and_inf():
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    floats = [k for k in SCHEMA if isinstance(get(p, k), float)]
+    assert "relabel.threshold" in floats and "distill.tau" in floats
+    for key in floats:
+        for bad in (float("nan"), float("inf"), float("-inf")):
+            q = copy.deepcopy(p)
+            section, name = key.split(".")
+            q[section][name] = bad
+            with pytest.raises(OSRError, match=f"{key} must be a finite number"):
+                validate(q)
+
+
 def test_missing_parameter_and_bad_yaml(tmp_path):
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     del p["distill"]["tau"]
@@ -73,3 +102,21 @@ def test_missing_parameter_and_bad_yaml(tmp_path):
     (tmp_path / "b.yaml").write_text("base: [unclosed\n")
     with pytest.raises(OSRError, match="not valid YAML"):
         load_params(tmp_path / "b.yaml")
+
+
+@pytest.mark.parametrize("overrides", [
+    [],
+    ["profile=tiny"],
+    ["benchmark=mnist", "profile=claims", "split.index=3", "student.epochs=5", "distill.tau=4.0"],
+    ["profile=tiny", "teacher.milestones=[0.5,0.75]", "augment.layers=[layer2,layer3]", "teacher.amp=false",
+     "data.mean=[0.5,0.5,0.5]", "distill.divergence=kl"],
+])
+def test_overrides_for_replays_the_composition(overrides):
+    """What `dvc exp run -S <overrides_for(p)>` composes is p itself, whatever profile or benchmark p has."""
+    conf = ROOT / "conf"
+    p = compose(conf, overrides)
+    replay = overrides_for(p, conf)
+    assert compose(conf, replay) == p
+    assert all(o.split("=")[0] in {"benchmark", "profile"} for o in replay[:sum(
+        o.startswith(("benchmark=", "profile=")) for o in replay)])
+    assert not overrides or replay, "a non-default config needs overrides"

@@ -27,8 +27,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import needs_mirror, venv_env
-from test_pipeline import clone
+from conftest import clone, needs_mirror, venv_env
 
 pytestmark = [needs_mirror, pytest.mark.slow]
 
@@ -218,7 +217,7 @@ def test_served_deployment_runs_on_a_real_server(tiny_repro, tmp_path, prefect_s
 
     study = optuna.load_study(study_name="tune-asym", storage=make_storage(None, "tune-asym", proj))
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
-    assert json.loads((proj / "reports/tuning.json").read_text())["n_trials_by_state"] == {"COMPLETE": 2}
+    assert json.loads((proj / "reports/tuning/tune-asym.json").read_text())["n_trials_by_state"] == {"COMPLETE": 2}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -341,5 +340,41 @@ def test_killed_flow_resumes_without_losing_or_duplicating_trials(tiny_repro, tm
     done_after = [t for t in after if t.state == TrialState.COMPLETE]
     assert len(done_after) == len(done_before) + 2
     assert all(t.number >= len(before) for t in done_after if t.number not in done_before)
-    report = json.loads((proj / "reports/tuning.json").read_text())
+    report = json.loads((proj / "reports/tuning/k.json").read_text())
     assert report["n_trials_by_state"] == {"COMPLETE": len(done_before) + 2, "RUNNING": len(running_before)}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# `make tune` (flows.submit): one-line errors instead of tracebacks and endless waits
+
+
+def _submit(proj: Path, env: dict, *args: str) -> tuple[int, str, str]:
+    res = subprocess.run([sys.executable, "-m", "flows.submit", "-p", "n_trials=1", "-p", "proxy_size=50",
+                          "-p", f"project_dir={proj}", *args], cwd=proj, env=env, capture_output=True, text=True,
+                         timeout=FLOW_TIMEOUT)
+    out = res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    return res.returncode, lines[-1] if lines else "", out
+
+
+def test_submit_fails_in_one_line_without_a_server_a_worker_or_a_valid_mode(tiny_repro, tmp_path, prefect_server):
+    proj = clone(tiny_repro, tmp_path / "proj")
+    env = prefect_server
+    rc, last, out = _submit(proj, {**env, "PREFECT_API_URL": f"http://127.0.0.1:{_free_port()}/api"})
+    assert rc == 1 and last.startswith("error: no Prefect server answers at") and "prefect server start" in last, out
+    assert "Traceback" not in out
+    rc, last, out = _submit(proj, env, "--deployment", "tune-asym/nowhere")
+    assert rc == 1 and "deployment not found" in last and "make serve" in last, out
+    log = tmp_path / "serve.log"
+    serve = _popen([sys.executable, "-m", "flows.serve"], proj, env, log)
+    try:
+        _wait(lambda: _get(f"{env['PREFECT_API_URL']}/deployments/name/tune-asym/local")[0] == 200, 120,
+              "deployment tune-asym/local", serve, log)
+        rc, last, out = _submit(proj, env, "-p", "mode=both")
+        assert rc == 1 and last.startswith("error: the Prefect server refused the run") and "mode" in last, out
+        assert "submitted flow run" not in out  # refused at submission, not in the serve log
+    finally:
+        _stop(serve)
+    rc, last, out = _submit(proj, env, "--late-timeout", "3")  # registered, but nothing serves it now
+    assert rc == 1 and "nothing serves tune-asym/local" in last and "make serve" in last, out
+    assert "Traceback" not in out

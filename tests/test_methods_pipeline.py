@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from conftest import needs_mirror, sh
-from test_pipeline import clone, ran_stages
+from conftest import clone, needs_mirror, ran_stages, sh
 
 pytestmark = [needs_mirror, pytest.mark.slow]
 

@@ -12,27 +12,9 @@ import pytest
 import torch
 import yaml
 
-from conftest import needs_mirror, sh, venv_env
+from conftest import clone, needs_mirror, ran_stages, sh, venv_env
 
 pytestmark = [needs_mirror, pytest.mark.slow]
-
-
-def ran_stages(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([a-z_]+)'", output))
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    """Large artifacts are hard-linked (stages and DVC replace them, never edit in place); the rest copied."""
-    if "data" in Path(src).parts or "cache" in Path(src).parts:
-        os.link(src, dst)
-    else:
-        shutil.copy2(src, dst)
-
-
-def clone(src: Path, dest: Path) -> Path:
-    """A copy of a project with its git history, DVC cache and outputs."""
-    shutil.copytree(src, dest, copy_function=_link_or_copy, symlinks=True)
-    return dest
 
 
 def test_repro_writes_metrics_plots_and_validation(tiny_repro):
@@ -61,10 +43,10 @@ def test_second_repro_runs_nothing(tiny_repro):
 def test_experiments_rerun_only_what_their_parameters_touch(tiny_repro, tmp_path):
     proj = clone(tiny_repro, tmp_path / "proj")
     out = sh(["dvc", "exp", "run", "-n", "tau4", "-S", "distill.tau=4"], proj).stdout
-    assert ran_stages(out) == {"distill", "evaluate"}
+    assert ran_stages(out) == {"check_params", "distill", "evaluate"}
     assert yaml.safe_load((proj / "params.yaml").read_text())["distill"]["tau"] == 4
     out = sh(["dvc", "exp", "run", "-n", "thr02", "-S", "relabel.threshold=0.05"], proj).stdout
-    assert ran_stages(out) == {"relabel", "distill", "evaluate"}
+    assert ran_stages(out) == {"check_params", "relabel", "distill", "evaluate"}
     relabel = json.loads((proj / "reports/relabel.json").read_text())
     assert relabel["threshold"] == 0.05
     diff = sh(["dvc", "metrics", "diff", "tau4", "thr02", "--json"], proj).stdout

@@ -5,10 +5,9 @@ import sys
 
 import pytest
 
-from conftest import needs_mirror, sh
+from conftest import clone, needs_mirror, sh
 from osr.report import ANCHORS, aggregate, archive_record, jacobian_scatter, rows_from_archive, rows_from_exp_show, \
     suite_markdown, two_sides_figure
-from test_pipeline import clone
 
 
 def metrics(acc, auroc, oscr, *, profile="quick", benchmark="cifar10", split=0, method="ce", mixing="none",

@@ -1,20 +1,22 @@
 """The tune-asym flow (Prefect + Optuna) on a clone of the tiny project: trials, failures, resume, no test role."""
 import json
 import math
+import shlex
+import time
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pandas as pd
 import pytest
+import yaml
 from optuna.trial import TrialState
 
-from conftest import needs_mirror
-from test_pipeline import clone
+from conftest import ROOT, clone, compose, needs_mirror
 
 pytestmark = [needs_mirror, pytest.mark.slow]
 
-ALLOWED = ("data/tune/", "reports/tuning.json", "reports/tuning/")
+ALLOWED = ("data/tune/", "reports/tuning/")
 
 
 @pytest.fixture(scope="session")
@@ -67,14 +69,15 @@ def test_flow_runs_trials_on_val_only_and_writes_reports(tiny_repro, tmp_path, p
         assert set(res["eval_sample_ids"]) == val_ids and res["n_proxy"] == 100
         assert res["proxy_auroc"] == pytest.approx(t.value)
 
-    written = json.loads((proj / "reports/tuning.json").read_text())
+    written = json.loads((proj / "reports/tuning/t.json").read_text())
     assert written["n_trials_by_state"] == {"COMPLETE": 2} == report["n_trials_by_state"]
     assert set(written["best"]["params"]) == {"tau", "threshold", "smoothing"}
-    assert written["best_command"].startswith("dvc exp run -n t-best -S distill.tau=")
+    assert written["best_command"].startswith("dvc exp run -n t-best -S ")
     assert "-S relabel.rule=threshold" in written["best_command"]
     assert written["proxy"]["source"] == "tinyimagenet-val"
-    assert (proj / "reports/tuning/history.png").read_bytes()[:4] == b"\x89PNG"
-    assert (proj / "reports/tuning/importances.png").read_bytes()[:4] == b"\x89PNG"
+    assert written["plots"] == ["reports/tuning/t/history.png", "reports/tuning/t/importances.png"]
+    assert _replay(written["best_command"], proj) == _trial_config(proj, written["best"]["params"])
+    assert all((proj / png).read_bytes()[:4] == b"\x89PNG" for png in written["plots"])
     # trials (and the flow) write nothing else into the workspace
     after = _snapshot(proj)
     changed = {p for p in after if before.get(p) != after[p]} | (set(before) - set(after))
@@ -107,8 +110,8 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(tiny_repro, tmp_path,
     assert all(0.0 <= v <= 1.0 for v in study.trials[2].values) and len(study.trials[2].values) == 2
     assert report["n_trials_by_state"] == {"COMPLETE": 1, "FAIL": 2}
     assert report["best"]["number"] == 2 and report["pareto"][0]["number"] == 2
-    assert json.loads((proj / "reports/tuning.json").read_text())["n_trials_by_state"] == {"COMPLETE": 1, "FAIL": 2}
-    assert not (proj / "reports/tuning/importances.png").exists()  # < 2 complete trials: skipped
+    assert json.loads((proj / "reports/tuning/f.json").read_text())["n_trials_by_state"] == {"COMPLETE": 1, "FAIL": 2}
+    assert not (proj / "reports/tuning/f/importances.png").exists()  # < 2 complete trials: skipped
 
 
 def test_same_study_name_and_storage_resumes(tiny_repro, tmp_path, prefect_harness):
@@ -127,3 +130,90 @@ def test_same_study_name_and_storage_resumes(tiny_repro, tmp_path, prefect_harne
     assert sorted(p.name for p in (proj / "data/tune/r").iterdir()) == ["trial_0", "trial_1", "trial_2"]
     assert all(math.isfinite(t.value) for t in study.trials)
     assert np.isclose(max(t.value for t in study.trials), report["best"]["values"][0])
+
+
+def _replay(command: str, proj: Path) -> dict:
+    """The params.yaml that DVC composes for a printed `dvc exp run -S …` (Hydra: conf/ defaults + every -S)."""
+    args = shlex.split(command)
+    return compose(proj / "conf", [args[i + 1] for i, a in enumerate(args) if a == "-S"])
+
+
+def _trial_config(proj: Path, params: dict) -> dict:
+    from flows.tune_asym import trial_config
+
+    return trial_config(yaml.safe_load((proj / "params.yaml").read_text()), params)
+
+
+@pytest.mark.parametrize("study_overrides", [
+    ["profile=tiny"],
+    ["profile=claims", "benchmark=mnist", "split.index=2", "distill.method=kd", "student.epochs=3"],
+])
+def test_best_command_replays_the_studys_whole_config(study_overrides, tmp_path):
+    """DVC recomposes conf/'s defaults on every -S: the command must carry profile, benchmark, split, ..."""
+    from flows.tune_asym import best_command, trial_config
+
+    study_params = compose(ROOT / "conf", study_overrides)
+    best = {"tau": 3.7, "threshold": 0.25, "smoothing": 0.125}
+    cmd = shlex.join(best_command("s", best, study_params, ROOT / "conf"))
+    assert cmd.startswith("dvc exp run -n s-best -S ")
+    replayed = _replay(cmd, ROOT)
+    assert replayed == trial_config(study_params, best)
+    assert replayed["distill"]["tau"] == 3.7 and isinstance(replayed["distill"]["tau"], float)
+    assert replayed["base"]["profile"] == study_params["base"]["profile"]
+
+
+def _edit(proj: Path, section: str, key: str, value) -> None:
+    p = yaml.safe_load((proj / "params.yaml").read_text())
+    p[section][key] = value
+    (proj / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+
+
+def test_trials_refuse_stale_pipeline_outputs(tiny_repro, tmp_path, prefect_harness):
+    """With student.epochs edited but not reproduced, trials would tune the old plan: refused, naming the stage."""
+    from flows.freshness import require_current
+    from flows.tune_asym import FIXED, TUNED, tune_asym
+    from osr import OSRError
+
+    proj = clone(tiny_repro, tmp_path / "proj")
+    tuned = set(TUNED) | set(FIXED)
+    require_current(proj, tuned)
+    _edit(proj, "relabel", "threshold", 0.9)  # a key the trial sets itself: not stale for tuning
+    _edit(proj, "distill", "tau", 2.0)
+    require_current(proj, tuned)
+    _edit(proj, "student", "epochs", 3)
+    with pytest.raises(OSRError, match=r"stage augment is not up to date \(params.yaml: student.epochs modified\)"):
+        tune_asym(study_name="stale", n_trials=1, proxy_size=50, project_dir=str(proj))
+    assert not (proj / "data/tune/stale").exists()
+    _edit(proj, "student", "epochs", yaml.safe_load((tiny_repro / "params.yaml").read_text())["student"]["epochs"])
+    _edit(proj, "relabel", "rule", "argmax")  # set by the trial too
+    require_current(proj, tuned)
+    (proj / "osr/relabel.py").write_text((proj / "osr/relabel.py").read_text() + "\n# edited\n")
+    with pytest.raises(OSRError, match="stage relabel is not up to date") as e:
+        require_current(proj, tuned)
+    assert "\n" not in str(e.value) and "osr/relabel.py" in str(e.value)
+
+
+def test_study_names_that_are_not_file_names_are_refused(tiny_repro, tmp_path, prefect_harness):
+    from flows.tune_asym import tune_asym
+    from osr import OSRError
+
+    with pytest.raises(OSRError, match="study_name: '../x' must be"):
+        tune_asym(study_name="../x", n_trials=1, project_dir=str(tmp_path))
+
+
+def test_resuming_an_rdb_study_fails_the_trials_of_a_dead_worker(tiny_repro, tmp_path, prefect_harness):
+    """A worker SIGKILLed mid-trial leaves it RUNNING; with RDB storage its heartbeat stops, so the next run fails it."""
+    from flows.tune_asym import make_storage, tune_asym
+
+    proj = clone(tiny_repro, tmp_path / "proj")
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+    storage = make_storage(url, "hb", proj, heartbeat_interval=1)
+    study = optuna.create_study(study_name="hb", storage=storage, direction="maximize")
+    dead = study.ask()  # what a killed worker leaves: a RUNNING trial whose heartbeats stopped
+    storage.record_heartbeat(dead._trial_id)
+    time.sleep(2.5)
+    report = tune_asym(study_name="hb", n_trials=1, storage=url, proxy_size=50, project_dir=str(proj),
+                       heartbeat_interval=1)
+    states = [t.state for t in _study(proj, "hb", url).trials]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE], states
+    assert report["n_trials_by_state"] == {"COMPLETE": 1, "FAIL": 1}

@@ -1,0 +1,22 @@
+"""Stage check_params: validate all of params.yaml before any other stage touches its outputs.
+
+DVC deletes a stage's outputs just before it runs the stage, so a parameter checked only by the stage that
+reads it costs that stage's previous results. Every stage depends on this one's output, so DVC runs it first
+and a bad value fails here, in one line, with every other output as it was. Its output is persistent (a failed
+check leaves it in place) and constant (a change of parameters reruns only the stages that read them).
+"""
+from osr.config import load_params
+from osr.io import atomic_path
+from osr.paths import PARAMS_OK
+from stages.common import run
+
+
+def main() -> None:
+    load_params()
+    with atomic_path(PARAMS_OK) as tmp:
+        tmp.write_text("params.yaml passed osr.config.validate\n")
+    print("check_params: params.yaml is valid")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,80 @@
+"""dvc.yaml declares every project file a stage's code imports, so "up to date" means what the code says.
+
+Each stage's import closure inside the project is computed from the code's own imports (ast, followed
+transitively through `osr.*` and `stages.*`, function-level imports included); a file of it missing from the
+stage's `deps` would let an edit leave stale outputs behind.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+PACKAGES = ("osr", "stages")
+PARAMS_OK = "data/params.ok"
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def module_file(module: str) -> Path | None:
+    path = ROOT.joinpath(*module.split("."))
+    for candidate in (path / "__init__.py", path.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imported_files(path: Path) -> set[Path]:
+    """Project files `path` imports directly, with the packages they sit in (`from osr import data` included)."""
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    parts = [m.split(".") for m in modules if m.split(".")[0] in PACKAGES]
+    found = {module_file(".".join(p[:i])) for p in parts for i in range(1, len(p) + 1)}
+    return found - {None}
+
+
+def import_closure(module: str) -> set[str]:
+    todo, seen = [module_file(module)], set()
+    while todo:
+        f = todo.pop()
+        if f not in seen:
+            seen.add(f)
+            todo += imported_files(f)
+    return {str(f.relative_to(ROOT)) for f in seen}
+
+
+def stage_module(cmd: str) -> str:
+    m = re.fullmatch(r"python -m (stages\.\w+)", cmd.strip())
+    assert m, f"unexpected stage command {cmd!r}"
+    return m.group(1)
+
+
+def test_closure_follows_imports_transitively():
+    closure = import_closure("stages.split")
+    assert {"stages/split.py", "stages/common.py", "osr/data.py", "osr/validate.py", "osr/__init__.py"} <= closure
+    assert "osr/report.py" not in closure
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_deps_cover_its_import_closure(name):
+    stage = STAGES[name]
+    missing = sorted(import_closure(stage_module(stage["cmd"])) - set(stage["deps"]))
+    assert not missing, f"dvc.yaml: stage {name} does not list {missing} in deps"
+
+
+@pytest.mark.parametrize("name", sorted(set(STAGES) - {"check_params"}))
+def test_every_stage_waits_for_the_params_check(name):
+    assert PARAMS_OK in STAGES[name]["deps"], f"dvc.yaml: stage {name} must depend on {PARAMS_OK}"
+
+
+def test_params_check_reads_all_of_params_yaml():
+    stage = STAGES["check_params"]
+    assert stage["params"] == [{"params.yaml": None}] and stage["outs"] == [{PARAMS_OK: {"persist": True}}]
