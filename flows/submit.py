@@ -86,7 +86,8 @@ def submit(deployment: str, parameters: dict, late_timeout: float, poll: float =
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m flows.submit", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--deployment", default="tune-asym/local")
     ap.add_argument("-p", "--param", action="append", default=[], help="flow parameter key=value (repeatable)")
     ap.add_argument("--late-timeout", type=float, default=120.0,

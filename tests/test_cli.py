@@ -8,9 +8,9 @@ import pytest
 
 from conftest import ROOT, venv_env
 
-ENTRY_POINTS = [f"stages.{s}" for s in ("download", "split", "augment", "train_teacher", "relabel", "distill",
-                                        "evaluate", "report")] + \
-    ["flows.serve", "flows.suite", "flows.tune_asym", "bench.throughput", "bench.device_check"]
+STAGES = ("check_params", "download", "split", "augment", "train_teacher", "relabel", "distill", "evaluate", "report")
+ENTRY_POINTS = [f"stages.{s}" for s in STAGES] + \
+    ["flows.serve", "flows.submit", "flows.suite", "flows.tune_asym", "bench.throughput", "bench.device_check"]
 
 
 def python_m(module: str, *args: str, cwd) -> subprocess.CompletedProcess:
