@@ -10,10 +10,10 @@ export OSR_DATA_MIRROR ?= $(abspath $(CURDIR)/../shared/datasets)
 export DVC_NO_ANALYTICS=1 ITERATIVE_DO_NOT_TRACK=1 DO_NOT_TRACK=1 \
        PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false
 
-.PHONY: help install run test bench suite ablation report serve tune dashboard diff clean
+.PHONY: help install run lint test test-fast bench suite ablation report serve tune dashboard diff clean
 
 help:  ## this list
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## (.*)/  make \1\t\2/' | expand -t 18
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 18
 
 install: $(STAMP)  ## create .venv and install the pinned packages (run by every target)
 
@@ -27,8 +27,14 @@ $(STAMP): pyproject.toml
 run: install  ## dvc repro: the pipeline on the profile in params.yaml (quick by default)
 	$(BIN)/dvc repro
 
+lint: install  ## ruff: pycodestyle, pyflakes, import order, pyupgrade (config in pyproject.toml; CI runs it first)
+	$(BIN)/ruff check .
+
 test: install  ## the full test suite (what CI runs)
 	$(BIN)/python -m pytest -q
+
+test-fast: install  ## the edit loop: unit tests only, no pipeline runs (pytest -m 'not slow')
+	$(BIN)/python -m pytest -q -m 'not slow'
 
 bench: install  ## CPU throughput benchmark -> bench/results/
 	$(BIN)/python -m bench.throughput

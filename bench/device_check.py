@@ -38,8 +38,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python bench/device_check.py` as well as `python -m bench.device_check`
 
-from bench.throughput import Plain, StudentCached, StudentLive, Teacher, device_name, load_known, sync, \
-    time_block  # noqa: E402
+from bench.throughput import (  # noqa: E402
+    Plain,
+    StudentCached,
+    StudentLive,
+    Teacher,
+    device_name,
+    load_known,
+    sync,
+    time_block,  # noqa: E402
+)
 from osr.augment import BaseAug  # noqa: E402
 from osr.compose import compose_conf  # noqa: E402
 from osr.config import validate  # noqa: E402

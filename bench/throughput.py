@@ -296,7 +296,8 @@ class StudentLive(StudentCached):
                 step = Step(y=st.y, mixed=mixed, partner=st.partner, lam=st.lam, t_raw=z[:b],
                             t_mixed=z[b:] if mixed else None, hard=hard.clone() if mixed else None,
                             target=target.clone() if mixed else None)
-                yield (st.x_mixed if mixed else st.x_raw), on_logits(lambda zz, step=step: step_loss(zz, step, self.cfg))
+                yield (st.x_mixed if mixed else st.x_raw), \
+                    on_logits(lambda zz, step=step: step_loss(zz, step, self.cfg))
 
 
 class StudentGradMix(StudentCached):
@@ -514,7 +515,8 @@ def scale(args, dev: torch.device) -> dict:
 
 def profile(args, dev: torch.device) -> str:
     """torch.profiler over ~10 student distill steps (cached teacher logits); top operators by self CPU time."""
-    from torch.profiler import ProfilerActivity, profile as tprofile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as tprofile
     x_np, y_np = load_known(args.subset)
     x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous().to(dev)
     y = torch.from_numpy(y_np).to(dev)

@@ -6,7 +6,8 @@ the pipeline's DVC outputs (cached teacher logits, plan, train/val split; never 
 
 * ``mode="single"``: maximise proxy AUROC (MLS) + ``acc_weight`` x val accuracy (default 0); with
   ``min_val_acc`` > 0, accuracy is also an Optuna constraint (TPE ``constraints_func`` = ``min_val_acc - acc``
-  from the trial's ``val_acc`` user attribute; feasible when <= 0, the best trial is the best feasible one). Epoch-level pruning (MedianPruner) via ``trial.report``.
+  from the trial's ``val_acc`` user attribute; feasible when <= 0, the best trial is the best feasible one).
+  Epoch-level pruning (MedianPruner) via ``trial.report``.
 * ``mode="multi"``: directions [maximize, maximize] over (val accuracy, proxy AUROC), no pruning; the
   "best" trial printed is the Pareto trial with the highest AUROC.
 
@@ -266,7 +267,7 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
         log.warning("tune-asym: no complete trial yet")
         return report
     cmd = best_command(study_name, best.params, td.params, project / "conf")
-    print("best trial %d %s -> %s" % (best.number, json.dumps(best.params), best.values))
+    print(f"best trial {best.number} {json.dumps(best.params)} -> {best.values}")
     print(shlex.join(cmd))
     if run_best:
         res = subprocess.run(cmd, cwd=project, check=False)

@@ -5,8 +5,8 @@ per (op, sign) group with torchvision's functional ops, mixing is tensor arithme
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

@@ -10,8 +10,9 @@ machines without Hydra (the GPU host), and is tested equal to Hydra's compositio
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 

@@ -10,8 +10,9 @@ milestones in (0, 1] (fractions of the run), seeds below 2^32 (NumPy's limit).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 

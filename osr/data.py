@@ -13,10 +13,10 @@ import shutil
 import socket
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -57,11 +57,16 @@ CIFAR_PLUS10_UNKNOWN = [
     [8, 9, 49, 40, 73, 60, 48, 95, 30, 71], [95, 60, 30, 73, 46, 49, 68, 99, 8, 71],
     [33, 2, 3, 97, 46, 21, 64, 63, 88, 43]]
 _PLUS50_HEAD = [
-    "27 94 29 77 88 26 69 48 75 5 59 93 39 57 45 40 78 20 98 47 66 70 91 76 41 83 99 32 53 72 2 95 21 73 84 68 35 11 55 60",
-    "65 97 86 24 45 67 2 3 91 98 79 29 62 82 33 76 0 35 5 16 54 11 99 52 85 1 25 66 28 84 23 56 75 46 21 72 55 68 8 69",
-    "20 83 65 97 94 2 93 16 67 29 62 33 24 98 5 86 35 54 0 91 52 66 85 84 56 11 1 76 25 55 21 99 72 41 23 75 28 68 69 46",
-    "92 82 77 64 5 33 62 56 70 0 20 28 67 14 84 53 91 29 85 2 52 83 75 35 11 21 72 98 55 1 41 76 25 66 69 9 48 54 40 23",
-    "47 6 19 0 62 93 59 65 54 70 34 55 23 38 72 76 53 31 78 96 77 27 92 18 82 50 98 32 1 75 83 4 51 35 80 11 74 66 36 42"]
+    "27 94 29 77 88 26 69 48 75 5 59 93 39 57 45 40 78 20 98 47 "
+    "66 70 91 76 41 83 99 32 53 72 2 95 21 73 84 68 35 11 55 60",
+    "65 97 86 24 45 67 2 3 91 98 79 29 62 82 33 76 0 35 5 16 "
+    "54 11 99 52 85 1 25 66 28 84 23 56 75 46 21 72 55 68 8 69",
+    "20 83 65 97 94 2 93 16 67 29 62 33 24 98 5 86 35 54 0 91 "
+    "52 66 85 84 56 11 1 76 25 55 21 99 72 41 23 75 28 68 69 46",
+    "92 82 77 64 5 33 62 56 70 0 20 28 67 14 84 53 91 29 85 2 "
+    "52 83 75 35 11 21 72 98 55 1 41 76 25 66 69 9 48 54 40 23",
+    "47 6 19 0 62 93 59 65 54 70 34 55 23 38 72 76 53 31 78 96 "
+    "77 27 92 18 82 50 98 32 1 75 83 4 51 35 80 11 74 66 36 42"]
 CIFAR_PLUS50_UNKNOWN = [[int(v) for v in h.split()] + t for h, t in zip(_PLUS50_HEAD, CIFAR_PLUS10_UNKNOWN)]
 TINYIMAGENET_KNOWN = [
     [108, 147, 17, 58, 193, 123, 72, 144, 75, 167, 134, 14, 81, 171, 44, 197, 152, 66, 1, 133],
@@ -130,7 +135,8 @@ def mirror_dir() -> Path:
     return Path(os.environ.get(MIRROR_ENV, DEFAULT_MIRROR))
 
 
-def fetch(key: str, workdir: Path, timeout: float = float(os.environ.get("OSR_DOWNLOAD_TIMEOUT", 15))) -> tuple[dict[str, np.ndarray], dict]:
+def fetch(key: str, workdir: Path, timeout: float = float(os.environ.get("OSR_DOWNLOAD_TIMEOUT", 15))
+          ) -> tuple[dict[str, np.ndarray], dict]:
     """Arrays of raw file `key` (mirror layout) and a provenance record; mirror first, then the canonical URL."""
     spec = FILES[key]
     mirror = mirror_dir() / spec.name

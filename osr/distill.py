@@ -1,8 +1,8 @@
 """Student training over the plan with cached teacher outputs (shared by the distill stage and tuning trials)."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -72,7 +72,8 @@ def student_batches(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray
                     t_mixed=ep["t_mixed"][s].float() if mixed else None, hard=ep["hard"][s] if mixed else None,
                     target=ep["target"][s].float() if mixed else None,
                     rows=(by_hardness[s, :n_hard[s]], by_hardness[s, n_hard[s]:]) if mixed else None)
-        loss = (lambda z, step=step: step_loss(z, step, cfg))
+        def loss(z, step=step):
+            return step_loss(z, step, cfg)
         if masker and st.mixed:
             box_hw = (int(st.box[1] - st.box[0]), int(st.box[3] - st.box[2]))
             objective = masked(masker, st.y, box_hw, st.lam, st.seed, layers or ["layer3"], loss,

@@ -6,8 +6,8 @@ one planned step, so no teacher forward runs while the student trains.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -101,7 +101,7 @@ class MOvRConfig:
     rotation: float = 0.1      # lambda_self of the rotation-prediction head; 0 = no head
 
     @classmethod
-    def from_section(cls, movr: dict) -> "MOvRConfig":
+    def from_section(cls, movr: dict) -> MOvRConfig:
         return cls(scale=float(movr["scale"]), margin=float(movr["margin"]), margin_mode=movr["margin_mode"],
                    rotation=float(movr["rotation"]))
 

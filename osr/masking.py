@@ -13,7 +13,7 @@ is contrastive. Deviation: noise is U(0, 1) in image space (the model normalises
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -5,7 +5,7 @@ model itself: a second view through the shared trunk, or the gradient of the los
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

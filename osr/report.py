@@ -13,7 +13,7 @@ import numpy as np
 
 from osr.augment import METHODS as MIXERS
 from osr.grid import TEACHER_VARIANTS, parse_name
-from osr.plots import save_figure, plt
+from osr.plots import plt, save_figure
 
 METRICS_FILE = "reports/metrics.json"
 BENCHMARKS = ("mnist", "svhn", "cifar10", "cifar_plus10", "cifar_plus50", "tinyimagenet")  # methods.md §2 order

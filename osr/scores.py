@@ -5,8 +5,8 @@ training-feature bank in the context (built by ``bank_of`` from the un-augmented
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -16,7 +16,8 @@ def _per_class(idx: np.ndarray, y: np.ndarray, limit: int, rng: np.random.Genera
     """At most `limit` indices per class (0 = all), sampled without replacement."""
     if not limit:
         return idx
-    keep = [rng.choice(idx[y[idx] == c], min(limit, int((y[idx] == c).sum())), replace=False) for c in np.unique(y[idx])]
+    keep = [rng.choice(idx[y[idx] == c], min(limit, int((y[idx] == c).sum())), replace=False)
+            for c in np.unique(y[idx])]
     return np.sort(np.concatenate(keep))
 
 
@@ -61,11 +62,12 @@ class SplitTensors:
 
     @classmethod
     def from_arrays(cls, raw: dict[str, np.ndarray], manifest: pd.DataFrame, device: torch.device,
-                    roles: tuple[str, ...] = ("train", "val", "test")) -> "SplitTensors":
+                    roles: tuple[str, ...] = ("train", "val", "test")) -> SplitTensors:
         x, y = {}, {}
         for role in roles:
             rows = manifest[manifest.role == role]
-            parts = [torch.from_numpy(raw[f"x_{src}"][grp["index"].to_numpy()]) for src, grp in rows.groupby("source", sort=True)]
+            parts = [torch.from_numpy(raw[f"x_{src}"][grp["index"].to_numpy()])
+                     for src, grp in rows.groupby("source", sort=True)]
             x[role] = torch.cat(parts).permute(0, 3, 1, 2).contiguous().to(device)
             labels = [grp["label"].to_numpy() for _, grp in rows.groupby("source", sort=True)]
             y[role] = torch.from_numpy(np.concatenate(labels).astype(np.int64)).to(device)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -45,7 +45,7 @@ class OptimConfig:
     warmup_epochs: float = 1.0
 
     @classmethod
-    def from_section(cls, section: dict) -> "OptimConfig":
+    def from_section(cls, section: dict) -> OptimConfig:
         """From a teacher/student section of params.yaml (values cast: `dvc exp run -S` may store ints)."""
         return cls(lr=float(section["lr"]), momentum=float(section["momentum"]),
                    weight_decay=float(section["weight_decay"]), schedule=section["schedule"],

@@ -6,17 +6,20 @@ import hashlib
 import json
 import resource
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from osr import OSRError
 from osr.io import load_npz, load_torch
-from osr.models import build, load_state
 from osr.metrics import accuracy
-from osr.paths import CACHE, MANIFEST, PLAN, PLAN_KEYS, RAW, REPORTS, SCORES_OUT, STUDENT, STUDENT_CKPT, \
-    TEACHER, TEACHER_CKPT  # noqa: F401  (re-exported for the stages)
+from osr.models import build, load_state
+from osr.paths import (
+    MANIFEST,
+    RAW,
+    TEACHER,  # noqa: F401  (re-exported for the stages)
+)
 from osr.split import SplitTensors, read_manifest
 from osr.train import predict
 

@@ -3,8 +3,21 @@ from osr.config import load_params
 from osr.distill import needs_live_teacher, train_student
 from osr.io import load_npz, save_torch, write_json
 from osr.train import resolve_device, set_determinism
-from stages.common import CACHE, PLAN, PLAN_KEYS, REPORTS, STUDENT, STUDENT_CKPT, TEACHER, fingerprint, \
-    load_model, load_split, peak_rss_mib, run, val_accuracy
+from stages.common import (
+    CACHE,
+    PLAN,
+    PLAN_KEYS,
+    REPORTS,
+    STUDENT,
+    STUDENT_CKPT,
+    TEACHER,
+    fingerprint,
+    load_model,
+    load_split,
+    peak_rss_mib,
+    run,
+    val_accuracy,
+)
 
 
 def main() -> None:

@@ -44,7 +44,8 @@ def main() -> None:
     for role in ("teacher", "student"):
         t = metrics[role]["test"]
         print(f"evaluate: {role} acc {t['acc']:.4f} " + " ".join(
-            f"{n}.auroc {t[n]['auroc']:.4f}" for n in e["scores"]) + f" oscr(mls) {t.get('mls', {}).get('oscr', 0):.4f}")
+            f"{n}.auroc {t[n]['auroc']:.4f}" for n in e["scores"])
+              + f" oscr(mls) {t.get('mls', {}).get('oscr', 0):.4f}")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,16 @@ from osr.ablation import ablation_markdown, places, study, study_figure
 from osr.claims import claims_markdown, claims_table
 from osr.grid import NAME_PATTERN
 from osr.io import atomic_path, read_json, write_json
-from osr.report import METRICS_FILE, aggregate, archive_record, jacobian_scatter, rows_from_archive, \
-    rows_from_exp_show, suite_markdown, two_sides_figure
+from osr.report import (
+    METRICS_FILE,
+    aggregate,
+    archive_record,
+    jacobian_scatter,
+    rows_from_archive,
+    rows_from_exp_show,
+    suite_markdown,
+    two_sides_figure,
+)
 from stages.common import run
 
 COMMAND = ["dvc", "exp", "show", "--json", "--all-commits"]

@@ -8,8 +8,18 @@ from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step
 from osr.models import head_for, new_model
 from osr.objectives import logits_objective
 from osr.train import OptimConfig, fit, fit_options, resolve_device, set_determinism
-from stages.common import MANIFEST, RAW, REPORTS, TEACHER, TEACHER_CKPT, fingerprint, load_split, \
-    peak_rss_mib, run, val_accuracy
+from stages.common import (
+    MANIFEST,
+    RAW,
+    REPORTS,
+    TEACHER,
+    TEACHER_CKPT,
+    fingerprint,
+    load_split,
+    peak_rss_mib,
+    run,
+    val_accuracy,
+)
 
 
 def main() -> None:
@@ -28,7 +38,8 @@ def main() -> None:
         order, seeds = epoch_order(len(x), bs, seed, epoch, TEACHER_STREAM)
         for idx, s in zip(order, seeds):
             idx = torch.from_numpy(idx).to(device)
-            raw = (lambda z, yy=y[idx]: loss(z, Step(y=yy, mixed=False, partner=None, lam=1.0), cfg))
+            def raw(z, yy=y[idx]):
+                return loss(z, Step(y=yy, mixed=False, partner=None, lam=1.0), cfg)
             yield to_float(aug(x[idx], int(s))), logits_objective(raw, rotation)
 
     fp = {"teacher": t, "data": p["data"], "seed": seed, **({"movr": p["movr"]} if t["loss"] == "movr" else {})}

@@ -3,8 +3,16 @@ import pytest
 import torch
 
 from osr import OSRError
-from osr.augment import MIXERS, STUDENT_STREAM, BaseAug, cutmix_box, epoch_order, make_plan, random_crop_flip, \
-    rand_augment
+from osr.augment import (
+    MIXERS,
+    STUDENT_STREAM,
+    BaseAug,
+    cutmix_box,
+    epoch_order,
+    make_plan,
+    rand_augment,
+    random_crop_flip,
+)
 
 
 def _images(n=16, c=3, hw=32):

@@ -8,6 +8,8 @@ import pytest
 
 from conftest import ROOT, venv_env
 
+pytestmark = pytest.mark.slow  # a Python start-up per entry point
+
 STAGES = ("check_params", "download", "split", "augment", "train_teacher", "relabel", "distill", "evaluate", "report")
 ENTRY_POINTS = [f"stages.{s}" for s in STAGES] + \
     ["flows.serve", "flows.submit", "flows.suite", "flows.tune_asym", "bench.throughput", "bench.device_check"]

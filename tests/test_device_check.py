@@ -3,10 +3,13 @@ import json
 import os
 import sys
 
+import pytest
+
 from conftest import MIRROR, ROOT, needs_mirror, sh
 
 
 @needs_mirror
+@pytest.mark.slow
 def test_device_check_tiny_on_cpu_writes_both_results(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path), "OMP_NUM_THREADS": "1"}
     res = sh(["bash", "bench/device_check.sh", "--tiny", "--device", "cpu", "--data", str(MIRROR / "cifar10_jpeg.npz")],

@@ -5,8 +5,23 @@ import torch
 import torch.nn.functional as F
 
 from osr import OSRError
-from osr.losses import DistillConfig, MOvRConfig, Step, asym_step, ce_step, dist_loss, hard_loss, hard_mask, jmi_loss, \
-    kd_step, kl_loss, movr_loss, movr_step, soft_ce, two_hot
+from osr.losses import (
+    DistillConfig,
+    MOvRConfig,
+    Step,
+    asym_step,
+    ce_step,
+    dist_loss,
+    hard_loss,
+    hard_mask,
+    jmi_loss,
+    kd_step,
+    kl_loss,
+    movr_loss,
+    movr_step,
+    soft_ce,
+    two_hot,
+)
 
 
 def test_dist_is_zero_for_identical_logits_and_positive_otherwise():

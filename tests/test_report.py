@@ -6,8 +6,16 @@ import sys
 import pytest
 
 from conftest import clone, needs_mirror, sh
-from osr.report import ANCHORS, aggregate, archive_record, jacobian_scatter, rows_from_archive, rows_from_exp_show, \
-    suite_markdown, two_sides_figure
+from osr.report import (
+    ANCHORS,
+    aggregate,
+    archive_record,
+    jacobian_scatter,
+    rows_from_archive,
+    rows_from_exp_show,
+    suite_markdown,
+    two_sides_figure,
+)
 
 
 def metrics(acc, auroc, oscr, *, profile="quick", benchmark="cifar10", split=0, method="ce", mixing="none",

@@ -149,7 +149,8 @@ def test_gradmix_under_compile_matches_eager():
     eager_model = tiny_model()
     compiled_model = copy.deepcopy(eager_model)
     losses, grads = [], []
-    for model, fwd in ((eager_model, eager_model), (compiled_model, torch.compile(compiled_model, backend="aot_eager"))):
+    compiled = torch.compile(compiled_model, backend="aot_eager")
+    for model, fwd in ((eager_model, eager_model), (compiled_model, compiled)):
         loss = obj(fwd, x)
         loss.backward()
         losses.append(loss.detach())

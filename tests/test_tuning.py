@@ -202,7 +202,8 @@ def test_study_names_that_are_not_file_names_are_refused(tiny_repro, tmp_path, p
 
 
 def test_resuming_an_rdb_study_fails_the_trials_of_a_dead_worker(tiny_repro, tmp_path, prefect_harness):
-    """A worker SIGKILLed mid-trial leaves it RUNNING; with RDB storage its heartbeat stops, so the next run fails it."""
+    """A worker SIGKILLed mid-trial leaves it RUNNING; with RDB storage its heartbeat stops, so the next run fails
+    it."""
     from flows.tune_asym import make_storage, tune_asym
 
     proj = clone(tiny_repro, tmp_path / "proj")
