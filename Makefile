@@ -10,7 +10,7 @@ export OSR_DATA_MIRROR ?= $(abspath $(CURDIR)/../shared/datasets)
 export DVC_NO_ANALYTICS=1 ITERATIVE_DO_NOT_TRACK=1 DO_NOT_TRACK=1 \
        PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false
 
-.PHONY: help install run lint test test-fast bench suite ablation report serve tune dashboard diff clean
+.PHONY: help install run lint test test-fast bench exp exps suite ablation report serve tune dashboard diff clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 18
@@ -38,6 +38,22 @@ test-fast: install  ## the edit loop: unit tests only, no pipeline runs (pytest 
 
 bench: install  ## CPU throughput benchmark -> bench/results/
 	$(BIN)/python -m bench.throughput
+
+# One DVC experiment that keeps its profile and benchmark: every `dvc exp run -S` recomposes params.yaml from
+# conf/'s defaults (profile quick, benchmark cifar10), so a profile set by an earlier run does not carry over; this
+# target passes both every time. e.g. make exp PROFILE=tiny SET="distill.tau=4 split.index=1" NAME=tau4
+SET  ?=
+NAME ?=
+exp: install  ## one dvc exp run on PROFILE and BENCH (always passed: -S does not carry over), plus SET, NAME
+	$(BIN)/dvc exp run $(if $(NAME),-n $(NAME)) -S 'profile=$(PROFILE)' -S 'benchmark=$(BENCH)' \
+		$(foreach s,$(SET),-S '$(s)')
+
+# `dvc exp show` with model quality only: both models' test acc, AUROC and OSCR (MLS), and the params that differ.
+# --drop hides the deps (paths), the other metrics and the other metric files; --keep protects the quality columns.
+EXP_KEEP := (teacher|student)\.test\.(acc|mls\.auroc|mls\.oscr)$$
+EXP_DROP := [a-z_]+/|(teacher|student)\.(test|val|jacobian|model)|info\.|counts\.|failed|known|unknown|success|hard_fraction|mixed_samples|teacher_raw_view_acc|rule|smoothing|threshold
+exps: install  ## dvc exp show: acc, AUROC, OSCR (MLS) of both models and the changed params only (ARGS: more flags)
+	$(BIN)/dvc exp show --no-pager --only-changed --drop '$(EXP_DROP)' --keep '$(EXP_KEEP)' $(ARGS)
 
 # Benchmark grid as queued DVC experiments (resumable: finished cells are skipped), then the report.
 # e.g. make suite PROFILE=paper BENCH=cifar10,tinyimagenet SPLITS=0-4 RECIPES=ce-none,ce-cutmix,asym-cutmix

@@ -231,7 +231,7 @@ def projection(args, dev: torch.device, work: Path, clock: Clock, out: dict, sav
             row = out["stages"][name] = {"seconds": time.perf_counter() - t0}
             role = {"train_teacher": "teacher", "distill": "student"}.get(name)
             if role:
-                history = read_json(REPORTS / f"{role}_train.json")["history"]
+                history = read_json(REPORTS / "run" / f"{name}.json")["history"]
                 row["epoch_seconds"] = [h["seconds"] for h in history]
                 row["callback_seconds"] = [h["seconds_callback"] for h in history if "seconds_callback" in h]
                 row["validations_projected"] = len(due_epochs(PAPER_EPOCHS, p[role]["checkpoint_every"]))

@@ -84,8 +84,10 @@ def rows_from_exp_show(shown: list) -> list[dict]:
 
 
 def _timing(train: dict) -> dict:
-    """Run time of one training report (`reports/<role>_train.json`): epochs, seconds, median images/s."""
-    history = train.get("history") or []
+    """Run time of one training: epochs, seconds, median images/s, from the per-epoch rows of its run statistics
+    (`reports/run/<stage>.json`, or `reports/<role>_train.json` in experiments older than that file: both keep
+    them as `history` rows with `seconds` and `images_per_s`)."""
+    history = [h for h in train.get("history") or [] if "seconds" in h]
     return {"epochs": len(history), "seconds": float(sum(h["seconds"] for h in history)),
             "median_images_per_s": float(np.median([h["images_per_s"] for h in history])) if history else None}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from osr import OSRError
-from osr.io import load_npz, load_torch
+from osr.io import load_npz, load_torch, write_json
 from osr.metrics import accuracy
 from osr.models import build, load_state
 from osr.paths import (  # noqa: F401  (re-exported for the stages: `from stages.common import CACHE, ...`)
@@ -35,6 +35,29 @@ from osr.train import predict
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+QUALITY_KEYS = ("epoch", "loss", "val_acc")  # per-epoch model quality; the rest of a history row is run statistics
+RUN_KEYS = ("epoch", "seconds", "images_per_s", "seconds_callback")
+
+
+def write_training_reports(stage: str, role: str, history: list[dict]) -> None:
+    """What a training stage reports, in three files (all DVC outputs with cache: false):
+
+    - `reports/<role>_train.json` (a DVC metric): the last epoch's loss and validation accuracy, model quality only;
+    - `reports/plots/history/<role>.json` (a DVC plot): one row per epoch {epoch, loss, lr, val_acc}, val_acc null
+      on epochs without a validation, so `dvc plots diff` overlays training curves;
+    - `reports/run/<stage>.json` (not a metric): seconds, images/s per epoch and the peak RSS, so run statistics stay
+      out of `dvc metrics diff` and `dvc exp show`. Experiments before this layout kept them in the train JSON.
+    """
+    last = history[-1]
+    write_json(REPORTS / f"{role}_train.json", {"final": {k: last[k] for k in QUALITY_KEYS if k in last}})
+    write_json(REPORTS / "plots" / "history" / f"{role}.json",
+               [{"epoch": h["epoch"], "loss": h["loss"], "lr": h["lr"], "val_acc": h.get("val_acc")} for h in history])
+    rows = [{k: h[k] for k in RUN_KEYS if k in h} for h in history]
+    write_json(REPORTS / "run" / f"{stage}.json",
+               {"history": rows, "epochs": len(rows), "seconds": float(sum(r["seconds"] for r in rows)),
+                "peak_rss_mib": peak_rss_mib()})
 
 
 def stage_parser(main: Callable[[], None]) -> argparse.ArgumentParser:

@@ -1,22 +1,21 @@
 """Stage distill: the student trained on the plan by ce | kd | asym | movr, reading cached teacher logits."""
 from osr.config import load_params
 from osr.distill import needs_live_teacher, train_student
-from osr.io import load_npz, save_torch, write_json
+from osr.io import load_npz, save_torch
 from osr.train import resolve_device, set_determinism
 from stages.common import (
     CACHE,
     PLAN,
     PLAN_KEYS,
-    REPORTS,
     STUDENT,
     STUDENT_CKPT,
     TEACHER,
     fingerprint,
     load_model,
     load_split,
-    peak_rss_mib,
     run,
     val_accuracy,
+    write_training_reports,
 )
 
 
@@ -35,8 +34,7 @@ def main() -> None:
         data, plan, cache, st, d, p["movr"], p["data"], STUDENT_CKPT, fingerprint(fp, PLAN, CACHE),
         f"student[{d['method']}]", device, val_accuracy(data), teacher, p["relabel"], p["augment"]["layers"])
     save_torch(STUDENT, {"meta": meta, "state": model.state_dict()})
-    write_json(REPORTS / "student_train.json", {"history": history, "final": history[-1],
-                                                "peak_rss_mib": peak_rss_mib()})
+    write_training_reports("distill", "student", history)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""Stage evaluate: teacher and student on validation and test; metrics JSON, ROC and histogram PNGs."""
+"""Stage evaluate: teacher and student on validation and test; metrics JSON, ROC and histogram PNGs, and their data
+for DVC plots: reports/plots/roc/<role>_<score>.json ({fpr, tpr}), reports/plots/score_hist/<role>_<score>.json
+({score, known, unknown})."""
 from osr.config import load_params
 from osr.evaluate import evaluate_model
-from osr.io import read_json, save_npz, write_json
-from osr.plots import roc_curves, score_histograms, training_curves
+from osr.io import atomic_dir, read_json, save_npz, write_json
+from osr.plots import histogram_rows, roc_curves, roc_points, score_histograms, training_curves
 from osr.scores import NEEDS_BANK
 from osr.train import resolve_device, set_determinism
 from stages.common import REPORTS, SCORES_OUT, STUDENT, TEACHER, load_model, load_split, run
@@ -14,7 +16,7 @@ def main() -> None:
     device = resolve_device(p["base"]["device"])
     set_determinism(p["base"]["seed"], device)
     data = load_split(device, ("train", "val", "test") if NEEDS_BANK & set(e["scores"]) else ("val", "test"))
-    metrics, audit, curves, hists = {}, {}, {}, {}
+    metrics, audit, curves, hists, series = {}, {}, {}, {}, {}
     for role, path in (("teacher", TEACHER), ("student", STUDENT)):
         model, meta = load_model(path, device)
         metrics[role], raw = evaluate_model(model, data, e["scores"], float(e["energy_temperature"]),
@@ -24,6 +26,7 @@ def main() -> None:
         known = raw["label"] >= 0
         for name in e["scores"]:
             audit[f"{role}_{name}"] = raw[name]
+            series[f"{role}_{name}"] = (raw[name][known], raw[name][~known])
             curves[f"{role} {name} (AUROC {metrics[role]['test'][name]['auroc']:.3f})"] = \
                 (raw[name][known], raw[name][~known])
         shown = "mls" if "mls" in raw else e["scores"][0]
@@ -39,7 +42,11 @@ def main() -> None:
     title = f"{p['data']['benchmark']} split {p['split']['index']}"
     roc_curves(curves, plots / "roc.png", f"ROC, {title}")
     score_histograms(hists, plots / "score_hist.png", f"Known vs unknown scores, {title}")
-    training_curves({r: read_json(REPORTS / f"{r}_train.json")["history"] for r in ("teacher", "student")},
+    for folder, rows in (("roc", roc_points), ("score_hist", histogram_rows)):
+        with atomic_dir(plots / folder) as tmp:
+            for name, (sk, su) in series.items():
+                write_json(tmp / f"{name}.json", rows(sk, su))
+    training_curves({r: read_json(plots / "history" / f"{r}.json") for r in ("teacher", "student")},
                     ["loss", "val_acc"], plots / "training.png")
     for role in ("teacher", "student"):
         t = metrics[role]["test"]

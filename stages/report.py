@@ -59,10 +59,24 @@ def from_commit(rev: str | None, path: str) -> dict | None:
     return json.loads(res.stdout) if res.returncode == 0 else None
 
 
+RUN_STATS = {"teacher": "train_teacher", "student": "distill"}  # role -> the stage whose reports/run/<stage>.json
+
+
+def run_stats_of(rev: str | None) -> dict[str, dict]:
+    """Per role, the file holding the training's per-epoch seconds and images/s: `reports/run/<stage>.json`, or in
+    experiments committed before that file existed, `reports/<role>_train.json` (its history rows held them)."""
+    out = {}
+    for role, stage in RUN_STATS.items():
+        t = from_commit(rev, f"reports/run/{stage}.json") or from_commit(rev, f"reports/{role}_train.json")
+        if t and t.get("history"):
+            out[role] = t
+    return out
+
+
 def record_of(row: dict) -> dict:
     """The archive record of a live experiment, read from its commit."""
     rev = row.get("rev")
-    train = {role: t for role in ("teacher", "student") if (t := from_commit(rev, f"reports/{role}_train.json"))}
+    train = run_stats_of(rev)
     return archive_record({**row, "metrics": from_commit(rev, METRICS_FILE) or row["metrics"]},
                           from_commit(rev, "reports/relabel.json"), train)
 

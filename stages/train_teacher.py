@@ -3,7 +3,7 @@ import torch
 
 from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, to_float
 from osr.config import load_params
-from osr.io import save_torch, write_json
+from osr.io import save_torch
 from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step
 from osr.models import head_for, new_model
 from osr.objectives import logits_objective
@@ -11,14 +11,13 @@ from osr.train import OptimConfig, fit, fit_options, resolve_device, set_determi
 from stages.common import (
     MANIFEST,
     RAW,
-    REPORTS,
     TEACHER,
     TEACHER_CKPT,
     fingerprint,
     load_split,
-    peak_rss_mib,
     run,
     val_accuracy,
+    write_training_reports,
 )
 
 
@@ -47,8 +46,7 @@ def main() -> None:
                   fingerprint(fp, RAW, MANIFEST), "teacher", device, t["amp"], val_accuracy(data),
                   **fit_options(t, device))
     save_torch(TEACHER, {"meta": meta, "state": model.state_dict()})
-    write_json(REPORTS / "teacher_train.json", {"history": history, "final": history[-1],
-                                                "peak_rss_mib": peak_rss_mib()})
+    write_training_reports("train_teacher", "teacher", history)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,53 @@ def test_repro_writes_metrics_plots_and_validation(tiny_repro):
     assert 0.0 <= relabel["hard_fraction"] <= 1.0 and relabel["mixed_samples"] > 0
 
 
+RUN_STAT_WORDS = ("seconds", "images_per_s", "rss")
+
+
+def _monotone(values: list[float]) -> bool:
+    return all(b >= a for a, b in zip(values, values[1:]))
+
+
+def test_repro_writes_plot_data_and_keeps_run_statistics_out_of_the_metrics(tiny_repro):
+    p = yaml.safe_load((tiny_repro / "params.yaml").read_text())
+    plots = tiny_repro / "reports/plots"
+    for role in ("teacher", "student"):
+        for score in p["evaluate"]["scores"]:
+            roc = json.loads((plots / "roc" / f"{role}_{score}.json").read_text())
+            fpr, tpr = [r["fpr"] for r in roc], [r["tpr"] for r in roc]
+            assert 2 <= len(roc) <= 200 and _monotone(fpr) and _monotone(tpr)
+            assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+            assert all(0.0 <= v <= 1.0 for v in fpr + tpr)
+            hist = json.loads((plots / "score_hist" / f"{role}_{score}.json").read_text())
+            assert len(hist) == 39 and _monotone([r["score"] for r in hist])
+            assert all(r["known"] >= 0 and r["unknown"] >= 0 for r in hist)
+        epochs = p[role]["epochs"]
+        history = json.loads((plots / "history" / f"{role}.json").read_text())
+        assert [r["epoch"] for r in history] == list(range(1, epochs + 1))
+        assert all(set(r) == {"epoch", "loss", "lr", "val_acc"} for r in history)
+        assert history[-1]["val_acc"] is not None and 0.0 <= history[-1]["val_acc"] <= 1.0
+        train = json.loads((tiny_repro / f"reports/{role}_train.json").read_text())
+        assert set(train) == {"final"} and set(train["final"]) == {"epoch", "loss", "val_acc"}
+        stage = {"teacher": "train_teacher", "student": "distill"}[role]
+        run = json.loads((tiny_repro / f"reports/run/{stage}.json").read_text())
+        assert run["epochs"] == len(run["history"]) == epochs and run["peak_rss_mib"] > 0
+        assert all(r["seconds"] > 0 and r["images_per_s"] > 0 for r in run["history"])
+        assert run["seconds"] == pytest.approx(sum(r["seconds"] for r in run["history"]))
+    shown = json.loads(sh(["dvc", "metrics", "show", "--json"], tiny_repro).stdout)
+    files = shown[0]["data"] if isinstance(shown, list) else shown
+    text = json.dumps(files)
+    assert "reports/teacher_train.json" in text and "reports/run/" not in text
+    assert not any(w in text for w in RUN_STAT_WORDS), "run statistics among the DVC metrics"
+    res = json.loads(sh(["dvc", "plots", "show", "--json"], tiny_repro).stdout)
+    assert not res.get("errors"), res.get("errors")
+    data = res["data"]
+    for plot_id in ("training_loss", "validation_accuracy", "reports/plots/roc/student_mls.json",
+                    "reports/plots/score_hist/teacher_mls.json"):
+        assert data[plot_id] and data[plot_id][0]["type"] == "vega", plot_id
+    values = data["training_loss"][0]["content"]["data"]["values"]
+    assert {v["filename"] for v in values} == {"teacher.json", "student.json"}
+
+
 def test_second_repro_runs_nothing(tiny_repro):
     out = sh(["dvc", "repro"], tiny_repro).stdout
     assert ran_stages(out) == set()
@@ -108,6 +155,12 @@ def test_metrics_diff_markdown_shows_the_auroc_change(tiny_repro, tmp_path):
     row = next(line for line in table.splitlines() if "student.test.mls.auroc" in line)
     old, new, change = (float(v) for v in row.strip("|").split("|")[2:5])
     assert change == pytest.approx(new - old, abs=1e-4) and change != 0
+    assert not any(w in table for w in RUN_STAT_WORDS)
+    # the data plots overlay the baseline and the experiment in one chart
+    res = json.loads(sh(["dvc", "plots", "diff", "HEAD", "tau2", "--json"], proj).stdout)
+    assert not res.get("errors"), res.get("errors")
+    roc = res["data"]["reports/plots/roc/student_mls.json"][0]
+    assert len(roc["revisions"]) == 2 and len({v["rev"] for v in roc["content"]["data"]["values"]}) == 2
 
 
 def test_queued_experiments_finish_with_distinct_metrics(tiny_repro, tmp_path):

@@ -195,3 +195,32 @@ def test_archive_record_keeps_the_rerun_relabel_scalars_and_training_time():
     assert rec["timing"] == {"student": {"epochs": 3, "seconds": 21.0, "median_images_per_s": 700.0}}
     back, = rows_from_archive([rec])
     assert (back["recipe_id"], back["variant"], back["seed"]) == ("asym-cutmix+no_jmi", "+no_jmi", 231)
+
+
+def test_run_stats_are_read_from_the_new_file_or_the_old_train_json(tmp_path, monkeypatch):
+    """Experiments committed before reports/run/<stage>.json kept seconds and images/s in <role>_train.json."""
+    import subprocess
+
+    from stages.report import record_of, run_stats_of
+
+    def commit(files: dict[str, dict]) -> str:
+        for name, obj in files.items():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_text(json.dumps(obj))
+        subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "x"], cwd=tmp_path,
+                       check=True)
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    rows = [{"epoch": 1, "seconds": 2.0, "images_per_s": 10.0}, {"epoch": 2, "seconds": 4.0, "images_per_s": 30.0}]
+    old = commit({"reports/student_train.json": {"history": rows, "final": rows[-1], "peak_rss_mib": 9.0}})
+    new = commit({"reports/student_train.json": {"final": {"epoch": 2, "loss": 1.0, "val_acc": 0.5}},
+                  "reports/run/distill.json": {"history": rows[:1], "epochs": 1, "seconds": 2.0}})
+    monkeypatch.chdir(tmp_path)
+    assert run_stats_of(old)["student"]["history"] == rows
+    assert run_stats_of(new)["student"]["history"] == rows[:1]
+    m = metrics(0.8, 0.7, 0.6, profile="claims", method="asym", mixing="cutmix")
+    row = {**rows_from_exp_show(exp_show(experiment("claims-cifar10-s0-asym-cutmix", m)))[0], "rev": old}
+    assert record_of(row)["timing"] == {"student": {"epochs": 2, "seconds": 6.0, "median_images_per_s": 20.0}}
