@@ -15,10 +15,18 @@ from osr import OSRError
 from osr.io import load_npz, load_torch
 from osr.metrics import accuracy
 from osr.models import build, load_state
-from osr.paths import (
+from osr.paths import (  # noqa: F401  (re-exported for the stages: `from stages.common import CACHE, ...`)
+    CACHE,
     MANIFEST,
+    PLAN,
+    PLAN_KEYS,
     RAW,
-    TEACHER,  # noqa: F401  (re-exported for the stages)
+    REPORTS,
+    SCORES_OUT,
+    STUDENT,
+    STUDENT_CKPT,
+    TEACHER,
+    TEACHER_CKPT,
 )
 from osr.split import SplitTensors, read_manifest
 from osr.train import predict
