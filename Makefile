@@ -100,8 +100,14 @@ tune: install  ## run the tune-asym deployment (TRIALS STUDY TUNE_API LATE)
 	PREFECT_API_URL=$(TUNE_API) $(BIN)/python -m flows.submit -p n_trials=$(TRIALS) -p study_name=$(STUDY) \
 		--late-timeout $(LATE)
 
-dashboard: install  ## optuna-dashboard on the study's journal (STUDY)
-	$(BIN)/pip install -q optuna-dashboard==0.21.0
+# optuna-dashboard is pinned in pyproject.toml's `dashboard` extra, installed once (its own stamp) with the rest.
+DASH_STAMP := $(VENV)/.dashboard-stamp
+$(DASH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install -q -e ".[dev,dashboard]"
+	$(BIN)/pip check
+	touch $(DASH_STAMP)
+
+dashboard: $(DASH_STAMP)  ## optuna-dashboard (the `dashboard` extra) on the study's journal (STUDY)
 	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 data/tune/$(STUDY).journal
 
 # PR review: metrics and params of the workspace against main (or A=<rev> B=<rev>).

@@ -7,7 +7,8 @@ that nothing serves (it stays Late). This submits through the same API and stops
 server answers at PREFECT_API_URL (start `prefect server start`), when the deployment is not registered or the
 run stays Scheduled/Late for `--late-timeout` seconds (nothing serves it: start `make serve`), when the server
 refuses a parameter (the flow's typed signature is the deployment's parameter schema, so a wrong `mode` is
-refused at submission), and when the run ends in any state other than Completed (its state message).
+refused at submission), and when the run ends in any state other than Completed (its state message). A completed
+run's artifact keys (`tune-asym-trials`, `tune-asym-best`) and best `dvc exp run` are printed.
 """
 from __future__ import annotations
 
@@ -55,6 +56,20 @@ def _api_error(e: Exception, api: str) -> OSRError:
     raise e
 
 
+def print_artifacts(client, run_id) -> None:
+    """The keys of the run's artifacts (the Prefect UI's Artifacts tab) and the best command from the markdown."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    arts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+    if arts:
+        print("artifacts: " + ", ".join(f"{a.key} ({a.type})" for a in arts if a.key), flush=True)
+    for a in arts:
+        if a.type == "markdown" and isinstance(a.data, str):
+            for line in a.data.splitlines():
+                if line.startswith("dvc exp run"):
+                    print(f"best: {line}", flush=True)
+
+
 def submit(deployment: str, parameters: dict, late_timeout: float, poll: float = 2.0) -> str:
     """Create a flow run of `deployment`, wait until it ends; returns its final state name or raises OSRError."""
     from prefect.client.orchestration import get_client
@@ -75,6 +90,8 @@ def submit(deployment: str, parameters: dict, late_timeout: float, poll: float =
                     raise OSRError(f"flow run {run.name} is still {state.name if state else 'Scheduled'} after "
                                    f"{late_timeout:.0f} s: nothing serves {deployment}; {SERVE_HINT}")
                 time.sleep(poll)
+            if state.is_completed():
+                print_artifacts(client, run.id)
     except OSRError:
         raise
     except Exception as e:  # noqa: BLE001  (classified by _api_error, re-raised if unknown)

@@ -30,6 +30,13 @@ trials): one report per study, so studies never overwrite each other. The report
 `dvc exp run` of the best trial's whole config: DVC recomposes conf/'s defaults on every ``-S``, so it carries
 every override from them (profile, benchmark, split, epochs, ...), not only the tuned keys.
 
+In Prefect: every flow run publishes two artifacts (the run's Artifacts tab; the Artifacts page by key, one
+version per run): a table ``<study>-trials`` (one row per trial: number, state, tau/threshold/smoothing, the
+objective value(s), val_acc, proxy_auroc, error) and a markdown ``<study>-best`` (best trial, its values, its
+``dvc exp run``). Each measured epoch of a trial is logged through the run logger, so it shows in the task run's
+log in the UI. The study's metric names (``study.set_metric_names``: "proxy AUROC", or ["val accuracy",
+"proxy AUROC"] in multi mode) label the plots and optuna-dashboard instead of "Objective Value".
+
 Run: ``python -m flows.serve`` (or ``python flows/tune_asym.py``) then
 ``prefect deployment run tune-asym/local -p n_trials=20``.
 """
@@ -42,6 +49,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -50,6 +58,7 @@ import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import TrialState
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 if __package__ in (None, ""):  # `python flows/tune_asym.py`: make the project importable
@@ -65,6 +74,21 @@ from osr.train import Pruned  # noqa: E402
 TUNED = {"distill.tau": "tau", "relabel.threshold": "threshold", "relabel.smoothing": "smoothing"}
 FIXED = {"relabel.rule": "threshold", "distill.method": "asym"}  # what a trial sets besides the tuned keys
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+MULTI_METRICS = ["val accuracy", "proxy AUROC"]  # the objectives of mode="multi", in study.values order
+
+
+def metric_names(mode: str, acc_weight: float = 0.0) -> list[str]:
+    """What the study's objective(s) measure: the names plots and optuna-dashboard show instead of
+    "Objective Value"."""
+    if mode == "multi":
+        return list(MULTI_METRICS)
+    return ["proxy AUROC" if acc_weight == 0 else f"proxy AUROC + {acc_weight:g} x val accuracy"]
+
+
+def artifact_key(study_name: str, what: str) -> str:
+    """A Prefect artifact key (lowercase letters, digits, dashes) for the study: `tune-asym-trials`, ..."""
+    slug = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", study_name.lower())).strip("-") or "study"
+    return f"{slug}-{what}"
 
 
 def _logger():
@@ -97,8 +121,14 @@ def make_storage(storage: str | None, study_name: str, project: Path, heartbeat_
 @task(name="trial", cache_policy=NO_CACHE, task_run_name="trial-{number}")
 def trial_task(td: tuning.TuneData, number: int, params: dict, trial_dir: str,
                trial: optuna.trial.Trial | None = None, acc_weight: float = 0.0) -> dict:
-    """One trial; returns the result, or {'pruned': epoch} when the pruner stopped it."""
+    """One trial; returns the result, or {'pruned': epoch} when the pruner stopped it.
+
+    Every measured epoch goes to the run logger (the task's log in the Prefect UI, not only the serve terminal)."""
+    log, epochs, t0 = _logger(), int(td.params["student"]["epochs"]), time.perf_counter()
+
     def on_epoch(metrics: dict, epoch: int) -> None:
+        log.info("trial %d epoch %d/%d: %s (%.1fs)", number, epoch + 1, epochs,
+                 " ".join(f"{k}={v:.4f}" for k, v in metrics.items()), time.perf_counter() - t0)
         if trial is None:
             return
         trial.report(tuning.objective_value(metrics, "single", acc_weight), epoch)
@@ -159,25 +189,30 @@ def write_reports(study: optuna.Study, mode: str, project: Path, extra: dict, st
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     from optuna.visualization import matplotlib as vis
 
     out = project / "reports" / "tuning" / study.study_name
     out.mkdir(parents=True, exist_ok=True)
     states = {s.name: sum(t.state == s for t in study.trials) for s in TrialState}
     best = _best(study, mode)
+    names = study.metric_names or metric_names(mode)
     report = {"study_name": study.study_name, "mode": mode, "n_trials": len(study.trials),
               "n_trials_by_state": {k: v for k, v in states.items() if v},
               "best": None if best is None else {"number": best.number, "params": best.params,
                                                   "values": best.values, **best.user_attrs},
               "pareto": [{"number": t.number, "params": t.params, "values": t.values} for t in study.best_trials]
               if mode == "multi" else None,
+              "metric_names": names,
               "trials": [{"number": t.number, "state": t.state.name, "params": t.params, "values": t.values}
                          for t in study.trials],
               "plots": [], **extra}
     if best is not None:
         report["best_command"] = shlex.join(best_command(study.study_name, best.params, study_params,
                                                          project / "conf"))
-    target = {} if mode == "single" else {"target": lambda t: t.values[1], "target_name": "proxy AUROC"}
+    # multi: plot the AUROC objective (values[1]) by name; single: the study's one metric name, not "Objective Value"
+    target = {"target_name": names[0]} if mode == "single" else {"target": lambda t: t.values[1],
+                                                                  "target_name": names[1]}
     n_done = states.get("COMPLETE", 0)
     plots = [("history.png", vis.plot_optimization_history, 1), ("importances.png", vis.plot_param_importances, 2)]
     for name, fn, need in plots:
@@ -187,6 +222,8 @@ def write_reports(study: optuna.Study, mode: str, project: Path, extra: dict, st
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 ax = fn(study, **target)
+            if name == "history.png":  # x = trial number: integer ticks, never 0.5
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
             fig.savefig(out / name, dpi=100, bbox_inches="tight")
             plt.close(fig)
@@ -195,6 +232,58 @@ def write_reports(study: optuna.Study, mode: str, project: Path, extra: dict, st
             _logger().warning("tuning: %s skipped (%s: %s)", name, type(e).__name__, e)
     write_json(project / "reports" / "tuning" / f"{study.study_name}.json", report)
     return report
+
+
+def _num(v, digits: int = 4):
+    return None if v is None or not math.isfinite(v) else round(float(v), digits)
+
+
+def trial_rows(study: optuna.Study) -> list[dict]:
+    """One row per trial for the Prefect table artifact: number, state, the tuned params, the objective (single
+    mode; multi's two values are val_acc and proxy_auroc), val_acc, proxy_auroc (None where not complete), error."""
+    rows = []
+    for t in study.trials:
+        objective = {"objective": _num(t.value if t.values else None)} if len(study.directions) == 1 else {}
+        rows.append({"number": t.number, "state": t.state.name,
+                     **{k: _num(t.params.get(k)) for k in ("tau", "threshold", "smoothing")}, **objective,
+                     "val_acc": _num(t.user_attrs.get("val_acc")), "proxy_auroc": _num(t.user_attrs.get("proxy_auroc")),
+                     "error": t.user_attrs.get("error")})
+    return rows
+
+
+def best_markdown(report: dict) -> str:
+    """The markdown artifact: the study's counts, the best trial and the `dvc exp run` that replays it."""
+    counts = ", ".join(f"{v} {k}" for k, v in report["n_trials_by_state"].items()) or "no trials"
+    lines = [f"# Study `{report['study_name']}` ({report['mode']})", "", f"{report['n_trials']} trials: {counts}.", ""]
+    best = report.get("best")
+    if best is None:
+        return "\n".join(lines + ["No complete trial yet."]) + "\n"
+    names = report.get("metric_names") or [f"value {i}" for i in range(len(best["values"]))]
+    lines += [f"## Best trial {best['number']}", "", "| | value |", "|---|---|",
+              *(f"| {k} | {v:.4g} |" for k, v in best["params"].items()),
+              *(f"| {n} | {v:.4f} |" for n, v in zip(names, best["values"], strict=True)), "",
+              "Replay it through the pipeline (test metrics from `evaluate`):", "", "```bash",
+              report["best_command"], "```", "",
+              f"Report: `reports/tuning/{report['study_name']}.json`"]
+    if report.get("pareto"):
+        lines += ["", f"Pareto front ({' / '.join(names)}): " + ", ".join(
+            f"trial {p['number']} ({' / '.join(f'{v:.4f}' for v in p['values'])})" for p in report["pareto"])]
+    return "\n".join(lines) + "\n"
+
+
+def publish_artifacts(study: optuna.Study, report: dict) -> dict[str, str]:
+    """The trials table and the best command as Prefect artifacts (the flow run's Artifacts tab, and the
+    Artifacts page under their keys); returns {kind: key}. An API error is logged, never fails the study."""
+    keys = {"trials": artifact_key(study.study_name, "trials"), "best": artifact_key(study.study_name, "best")}
+    try:
+        create_table_artifact(trial_rows(study), key=keys["trials"],
+                              description=f"Optuna study {study.study_name}: every trial ({report['mode']} mode)")
+        create_markdown_artifact(best_markdown(report), key=keys["best"],
+                                 description=f"Optuna study {study.study_name}: best trial and its dvc exp run")
+    except Exception as e:  # noqa: BLE001  (the reports on disk are written already)
+        _logger().warning("tune-asym: artifacts not created (%s: %s)", type(e).__name__, e)
+        return {}
+    return keys
 
 
 @flow(name="tune-asym", log_prints=True)
@@ -216,6 +305,11 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
     kw = {"directions": ["maximize", "maximize"]} if mode == "multi" else {"direction": "maximize"}
     study = optuna.create_study(study_name=study_name, storage=store, load_if_exists=True,
                                 sampler=optuna.samplers.TPESampler(seed=seed), **kw)
+    names = metric_names(mode, acc_weight)
+    if study.metric_names != names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
     stale = fail_stale_trials(study, store)
     if stale:
         log.warning("tune-asym: trials %s had no heartbeat for %d s (worker gone): marked FAIL", stale,
@@ -262,6 +356,7 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
                                                                     "threshold": list(threshold_range),
                                                                     "smoothing": list(smoothing_range)}},
                            td.params)
+    report["artifacts"] = publish_artifacts(study, report)
     best = _best(study, mode)
     if best is None:
         log.warning("tune-asym: no complete trial yet")

@@ -209,15 +209,33 @@ def test_served_deployment_runs_on_a_real_server(tiny_repro, tmp_path, prefect_s
         out = res.stdout + res.stderr
         assert res.returncode == 0, f"{out[-3000:]}\n--- serve log ---\n{_tail(log)}"
         assert "Completed" in out, out[-3000:]
+        rc, _, out = _submit(proj, env)  # `make tune`: one more trial; prints the artifacts and the best command
+        assert rc == 0 and "artifacts: " in out and "tune-asym-trials (table)" in out, f"{out}\n{_tail(log)}"
+        assert "best: dvc exp run -n tune-asym-best -S " in out, out
     finally:
         _stop(serve)
+    # the artifacts of the last run, read back from the real server: one table row per trial, the best command
+    table, best = _artifact(api, "tune-asym-trials"), _artifact(api, "tune-asym-best")
+    assert [r["number"] for r in json.loads(table["data"])] == [0, 1, 2]
+    assert "dvc exp run -n tune-asym-best -S " in best["data"]
     journal = proj / "data/tune/tune-asym.journal"
     assert journal.exists(), sorted(str(p) for p in (proj / "data/tune").rglob("*"))
     from flows.tune_asym import make_storage
 
     study = optuna.load_study(study_name="tune-asym", storage=make_storage(None, "tune-asym", proj))
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
-    assert json.loads((proj / "reports/tuning/tune-asym.json").read_text())["n_trials_by_state"] == {"COMPLETE": 2}
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert json.loads((proj / "reports/tuning/tune-asym.json").read_text())["n_trials_by_state"] == {"COMPLETE": 3}
+    assert study.metric_names == ["proxy AUROC"]
+
+
+def _artifact(api: str, key: str) -> dict:
+    """The newest artifact under `key` (POST /artifacts/filter of the Prefect REST API)."""
+    body = json.dumps({"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 1}).encode()
+    req = urllib.request.Request(f"{api}/artifacts/filter", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        found = json.loads(r.read())
+    assert found, f"no artifact {key!r}"
+    return found[0]
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -84,6 +84,50 @@ def test_flow_runs_trials_on_val_only_and_writes_reports(tiny_repro, tmp_path, p
     assert changed and all(p.startswith(ALLOWED) for p in changed), sorted(changed)
     trial_files = {p for p in changed if p.startswith("data/tune/t/")}
     assert all(p.split("/")[3].startswith("trial_") for p in trial_files)
+    # plots and optuna-dashboard name the objective; the report says it too
+    assert study.metric_names == ["proxy AUROC"] == written["metric_names"]
+    # the result where Prefect users look: the trials table and the best command, read back through the API
+    assert report["artifacts"] == {"trials": "t-trials", "best": "t-best"}
+    table, markdown = _artifact("t-trials"), _artifact("t-best")
+    assert table.type == "table" and markdown.type == "markdown"
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert [r["number"] for r in rows] == [t.number for t in study.trials]
+    for r, t in zip(rows, study.trials, strict=True):
+        assert r["state"] == "COMPLETE" and r["tau"] == pytest.approx(t.params["tau"], abs=1e-4)
+        assert r["objective"] == pytest.approx(t.value, abs=1e-4)
+        assert r["proxy_auroc"] == pytest.approx(t.user_attrs["proxy_auroc"], abs=1e-4)
+        assert r["val_acc"] == pytest.approx(t.user_attrs["val_acc"], abs=1e-4)
+    assert written["best_command"] in markdown.data and f"Best trial {written['best']['number']}" in markdown.data
+    # every measured epoch went through the run logger (the task run's log in the UI)
+    epochs = yaml.safe_load((proj / "params.yaml").read_text())["student"]["epochs"]
+    assert {f"trial {t.number} epoch {epochs}/{epochs}" for t in study.trials} <= _logged_epoch_lines(), \
+        sorted(_logged_epoch_lines())
+
+
+def _artifact(key: str):
+    """The newest artifact under `key` on the Prefect API (the test harness's ephemeral server)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                      sort=ArtifactSort.CREATED_DESC, limit=1)
+    assert found, f"no artifact {key!r}"
+    return found[0]
+
+
+def _logged_epoch_lines() -> set[str]:
+    """'trial <n> epoch <e>/<E>' of the log lines the runs sent to the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)  # logs are sent in batches by a background worker
+    logs = []  # every page (the server's text search needs SQL concat(), which SQLite lacks)
+    with get_client(sync_client=True) as client:
+        while page := client.read_logs(limit=200, offset=len(logs)):
+            logs += page
+    return {" ".join(log.message.split(":")[0].split()[:4]) for log in logs if " epoch " in log.message}
 
 
 def test_failing_trials_are_recorded_and_the_study_goes_on(tiny_repro, tmp_path, prefect_harness, monkeypatch):
@@ -112,6 +156,12 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(tiny_repro, tmp_path,
     assert report["best"]["number"] == 2 and report["pareto"][0]["number"] == 2
     assert json.loads((proj / "reports/tuning/f.json").read_text())["n_trials_by_state"] == {"COMPLETE": 1, "FAIL": 2}
     assert not (proj / "reports/tuning/f/importances.png").exists()  # < 2 complete trials: skipped
+    assert study.metric_names == ["val accuracy", "proxy AUROC"] == report["metric_names"]
+    rows = json.loads(_artifact("f-trials").data)
+    assert [r["state"] for r in rows] == ["FAIL", "FAIL", "COMPLETE"] and "training diverged" in rows[0]["error"]
+    assert "objective" not in rows[2] and rows[2]["proxy_auroc"] == pytest.approx(study.trials[2].values[1], abs=1e-4)
+    best = _artifact("f-best").data
+    assert report["best_command"] in best and "Pareto front (val accuracy / proxy AUROC): trial 2" in best
 
 
 def test_same_study_name_and_storage_resumes(tiny_repro, tmp_path, prefect_harness):
@@ -218,3 +268,43 @@ def test_resuming_an_rdb_study_fails_the_trials_of_a_dead_worker(tiny_repro, tmp
     states = [t.state for t in _study(proj, "hb", url).trials]
     assert states == [TrialState.FAIL, TrialState.COMPLETE], states
     assert report["n_trials_by_state"] == {"COMPLETE": 1, "FAIL": 1}
+
+
+@pytest.mark.parametrize("mode", ["single", "multi"])
+def test_history_plot_names_the_metric_and_numbers_trials_in_integers(mode, tmp_path, monkeypatch):
+    """No "Objective Value" and no 0.5-trial ticks in reports/tuning/<study>/history.png."""
+    import shutil
+    import warnings
+
+    from matplotlib.figure import Figure
+
+    from flows.tune_asym import metric_names, write_reports
+
+    shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    kw = {"directions": ["maximize"] * 2} if mode == "multi" else {"direction": "maximize"}
+    study = optuna.create_study(study_name="p", **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(metric_names(mode))
+    for i in range(3):
+        t = study.ask()
+        for k in ("tau", "threshold", "smoothing"):
+            t.suggest_float(k, 0.1, 1.0)
+        t.set_user_attr("val_acc", 0.5 + i / 10)
+        t.set_user_attr("proxy_auroc", 0.6 + i / 10)
+        study.tell(t, [0.5 + i / 10, 0.6 + i / 10] if mode == "multi" else 0.6 + i / 10)
+    saved = {}
+    monkeypatch.setattr(Figure, "savefig", lambda self, path, **kw: saved.setdefault(Path(path).name, self))
+    report = write_reports(study, mode, tmp_path, {}, compose(ROOT / "conf", ["profile=tiny"]))
+    assert report["metric_names"] == metric_names(mode)
+    ax = saved["history.png"].axes[0]
+    assert ax.get_ylabel() == "proxy AUROC"
+    ticks = [x for x in ax.get_xticks() if ax.get_xlim()[0] <= x <= ax.get_xlim()[1]]
+    assert ticks and all(float(x).is_integer() for x in ticks), ticks
+    texts = []
+    for fig in saved.values():
+        for a in fig.axes:
+            legend = a.get_legend()
+            texts += [a.get_xlabel(), a.get_ylabel(), a.get_title(), *(legend.get_texts() if legend else [])]
+    texts = [t if isinstance(t, str) else t.get_text() for t in texts]
+    assert texts and not any("Objective Value" in s for s in texts), texts
