@@ -69,10 +69,11 @@ def stage_parser(main: Callable[[], None]) -> argparse.ArgumentParser:
                                    epilog="Reads its section of params.yaml; `dvc repro` runs it (dvc.yaml).")
 
 
-def run(main: Callable[[], None], parser: argparse.ArgumentParser | None = None) -> None:
+def run(main: Callable[[], None], parser: argparse.ArgumentParser | None = None,
+        argv: list[str] | None = None) -> None:
     """Run a stage. The command line is parsed first, so `--help` answers (exit 0) before anything is read or
     written; a user-facing error becomes one line on stderr and exit status 1."""
-    (parser or stage_parser(main)).parse_args()
+    (parser or stage_parser(main)).parse_args(argv)  # argv None: the command line
     try:
         main()
     except OSRError as e:
