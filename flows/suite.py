@@ -58,27 +58,28 @@ def existing_experiments(repo: Path) -> set[str]:
 
 
 def queue_state(repo: Path) -> tuple[dict[str, str], int]:
-    """(experiment name -> Queued/Running/Success/Failed, active workers), from `dvc queue status`."""
+    """(experiment name -> Queued/Running/Success/Failed, live workers: active + idle), from `dvc queue status`."""
     states, workers = {}, 0
     for line in dvc(["queue", "status"], repo).splitlines()[1:]:
         parts = line.split()
         if len(parts) >= 3 and parts[-1] in {"Queued", "Running", "Success", "Failed"}:
             states[parts[1]] = parts[-1]
-        elif m := re.match(r"Worker status: (\d+) active", line):
-            workers = int(m.group(1))
+        elif m := re.match(r"Worker status: (\d+) active, (\d+) idle", line):
+            workers = int(m.group(1)) + int(m.group(2))
     return states, workers
 
 
-def start_workers(repo: Path, jobs: int) -> None:
-    """`dvc queue start`. Queued experiments run in copies under .dvc/tmp/exps, where the default relative
-    mirror path would not resolve, so the workers get it as an absolute path."""
+def start_workers(repo: Path, count: int, jobs: int) -> None:
+    """`dvc queue start -j <count>`, for a grid run with ``jobs`` cells side by side. Queued experiments run in
+    copies under .dvc/tmp/exps, where the default relative mirror path would not resolve, so the workers get it
+    as an absolute path."""
     env = {**os.environ, MIRROR_ENV: str((repo / os.environ.get(MIRROR_ENV, DEFAULT_MIRROR)).resolve())}
     # several workers: split the cores between them (2 cores: 2 workers x 1 thread trained ~1.5x the images/s
     # of 1 process x 2 threads; README, "Benchmark suite and report")
     if jobs > 1:
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
     # the workers stay running detached: do not wait on their inherited output pipes
-    subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=repo, env=env, stdout=subprocess.DEVNULL,
+    subprocess.run(["dvc", "queue", "start", "-j", str(count)], cwd=repo, env=env, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, check=False)
 
 
@@ -91,19 +92,22 @@ def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> d
         dvc(["exp", "run", "--queue", "-n", c.name, *[a for s in c.overrides for a in ("-S", s)]], repo)
     if not todo:
         return {}
-    start_workers(repo, jobs)
+    start_workers(repo, jobs, jobs)
     names = {c.name for c in todo}
     with tqdm(total=len(todo), desc="suite", unit="exp") as bar:
         while True:
             time.sleep(poll)
-            states, workers = queue_state(repo)
-            states = {n: s for n, s in states.items() if n in names}
+            all_states, workers = queue_state(repo)
+            states = {n: s for n, s in all_states.items() if n in names}
             finished = sum(s in {"Success", "Failed"} for s in states.values())
             bar.update(finished - bar.n)
             if finished == len(todo) or not any(s in {"Queued", "Running"} for s in states.values()):
                 return states
-            if not workers and "Running" not in states.values():  # a worker exited with cells still queued
-                start_workers(repo, jobs)
+            # dvc's workers can exit after one task: keep `jobs` of them while cells wait
+            queued = sum(s == "Queued" for s in all_states.values())
+            want = min(jobs, queued + sum(s == "Running" for s in all_states.values()))
+            if queued and workers < want:
+                start_workers(repo, want - workers, jobs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,5 +101,7 @@ def parse_name(name: str) -> Cell | None:
 
 def grid(profile: str, benchmarks: list[str], splits: list[int], recipes: list[str],
          seeds: list[int] | None = None) -> list[Cell]:
-    return [Cell(profile, b, s, r, seed) for b in benchmarks for s in splits for r in recipes
+    """Recipe-major: neighbouring cells differ in benchmark, split or seed, so queue workers running side by
+    side train different teachers instead of the same one twice (later recipes reuse them from the run cache)."""
+    return [Cell(profile, b, s, r, seed) for r in recipes for b in benchmarks for s in splits
             for seed in (seeds or [DEFAULT_SEED])]

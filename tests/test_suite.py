@@ -30,6 +30,7 @@ def test_splits_seeds_and_grid():
     assert Cell("quick", "mnist", 1, "asym-cutmix").overrides == [
         "profile=quick", "benchmark=mnist", "split.index=1", "distill.method=asym", "augment.method=cutmix"]
     assert "quick-cifar10-s0-movr-none-tmovr" in names
+    assert [(c.benchmark, c.split) for c in cells[:4]] == [("cifar10", 0), ("cifar10", 1), ("mnist", 0), ("mnist", 1)]
     seeded = grid("claims", ["cifar10"], [0], ["asym-cutmix+no_le"], [230, 231])
     assert [c.name for c in seeded] == ["claims-cifar10-s0-asym-cutmix+no_le",
                                         "claims-cifar10-s0-asym-cutmix+no_le-r231"]
