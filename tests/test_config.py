@@ -13,12 +13,32 @@ def test_committed_params_is_the_hydra_composition_of_the_defaults():
     assert compose(ROOT / "conf") == yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-@pytest.mark.parametrize("profile", ["tiny", "quick", "claims", "paper"])
-@pytest.mark.parametrize("bench", ["cifar10", "mnist", "tinyimagenet", "cifar_plus10", "svhn"])
-def test_every_profile_and_benchmark_composes_to_valid_params(profile, bench):
+GOLDEN = yaml.safe_load((ROOT / "tests" / "golden" / "compositions.yaml").read_text())
+
+
+@pytest.mark.parametrize("profile", GOLDEN["profiles"])
+@pytest.mark.parametrize("bench", GOLDEN["benchmarks"])
+def test_every_profile_and_benchmark_composes_its_golden_valid_params(profile, bench):
+    """Same keys, same values as the committed golden: a conf/ edit that moves or changes a value fails here."""
     p = validate(compose(ROOT / "conf", [f"profile={profile}", f"benchmark={bench}"]))
-    assert p["base"]["profile"] == profile and p["data"]["benchmark"] == bench
+    assert p == {**GOLDEN["profiles"][profile], "data": GOLDEN["benchmarks"][bench]}
     assert compose_conf(ROOT / "conf", profile=profile, benchmark=bench) == p  # the Hydra-free composition
+
+
+def test_the_golden_covers_every_profile_and_benchmark():
+    assert {f.stem for f in (ROOT / "conf" / "profile").glob("*.yaml")} == set(GOLDEN["profiles"])
+    assert {f.stem for f in (ROOT / "conf" / "benchmark").glob("*.yaml")} == set(GOLDEN["benchmarks"])
+
+
+@pytest.mark.parametrize("profile,key,value", [
+    ("quick", "distill.tau", 4.0), ("quick", "student.epochs", 3), ("tiny", "teacher.lr", 0.2),
+    ("paper", "student.schedule", "cosine"), ("claims", "teacher.batch_size", 64)])
+def test_an_override_changes_its_key_only(profile, key, value):
+    """`dvc exp run -S key=value` keeps its meaning: the mounted train/ group leaves the keys teacher.lr, ..."""
+    expected = copy.deepcopy({**GOLDEN["profiles"][profile], "data": GOLDEN["benchmarks"]["cifar10"]})
+    section, name = key.split(".")
+    expected[section][name] = value
+    assert compose(ROOT / "conf", [f"profile={profile}", f"{key}={value}"]) == expected
 
 
 def test_hydra_free_composition_of_the_defaults_and_bad_choices():
