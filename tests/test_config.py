@@ -140,3 +140,16 @@ def test_overrides_for_replays_the_composition(overrides):
     assert all(o.split("=")[0] in {"benchmark", "profile"} for o in replay[:sum(
         o.startswith(("benchmark=", "profile=")) for o in replay)])
     assert not overrides or replay, "a non-default config needs overrides"
+
+
+def test_the_search_space_sets_parameters_within_their_bounds():
+    """conf/search/asym.yaml (the tune-asym flow's) names params.yaml keys; its ends and fixed values validate."""
+    space = yaml.safe_load((ROOT / "conf" / "search" / "asym.yaml").read_text())
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    settings = [(s["key"], float(s[end])) for s in space["tuned"].values() for end in ("low", "high")]
+    for key, value in settings + list(space["fixed"].items()):
+        q = copy.deepcopy(p)
+        section, name = key.split(".")
+        assert name in q[section], key
+        q[section][name] = value
+        validate(q)
