@@ -6,7 +6,7 @@ import yaml
 from conftest import ROOT, compose
 from osr import OSRError
 from osr.compose import compose_conf, overrides_for
-from osr.config import SCHEMA, get, load_params, validate
+from osr.config import FIELDS, get, load_params, validate
 
 
 def test_committed_params_is_the_hydra_composition_of_the_defaults():
@@ -88,6 +88,8 @@ def test_hydra_free_composition_of_the_defaults_and_bad_choices():
     ("teacher.milestones", [0.3, float("inf")], "teacher.milestones item 1 must be a finite number"),
     ("augment.preview", 0, "augment.preview must be >= 1"),
     ("base.seed", 2**40, "base.seed must be <="),
+    ("base.device", ["cpu"], "base.device must be one of"),  # a list where a name goes: one line, no TypeError
+    ("augment.layers", [["layer3"]], "augment.layers must be a non-empty list drawn from"),
 ])
 def test_invalid_values_name_the_parameter(key, value, message, tmp_path):
     p = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
@@ -102,7 +104,7 @@ def test_invalid_values_name_the_parameter(key, value, message, tmp_path):
 
 def test_every_float_parameter_refuses_nan_and_inf():
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
-    floats = [k for k in SCHEMA if isinstance(get(p, k), float)]
+    floats = [k for k in FIELDS if isinstance(get(p, k), float)]
     assert "relabel.threshold" in floats and "distill.tau" in floats
     for key in floats:
         for bad in (float("nan"), float("inf"), float("-inf")):
