@@ -69,17 +69,17 @@ def queue_state(repo: Path) -> tuple[dict[str, str], int]:
     return states, workers
 
 
-def start_workers(repo: Path, count: int, jobs: int) -> None:
-    """`dvc queue start -j <count>`, for a grid run with ``jobs`` cells side by side. Queued experiments run in
-    copies under .dvc/tmp/exps, where the default relative mirror path would not resolve, so the workers get it
-    as an absolute path."""
+def start_workers(repo: Path, jobs: int) -> None:
+    """`dvc queue start -j <jobs>`: DVC names its workers 1..jobs and starts only the missing ones, so this tops
+    the pool up to ``jobs``. Queued experiments run in copies under .dvc/tmp/exps, where the default relative
+    mirror path would not resolve, so the workers get it as an absolute path."""
     env = {**os.environ, MIRROR_ENV: str(mirror_dir(repo).resolve())}
     # several workers: split the cores between them (2 cores: 2 workers x 1 thread trained ~1.5x the images/s
     # of 1 process x 2 threads; README, "Benchmark suite and report")
     if jobs > 1:
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
     # the workers stay running detached: do not wait on their inherited output pipes
-    subprocess.run(["dvc", "queue", "start", "-j", str(count)], cwd=repo, env=env, stdout=subprocess.DEVNULL,
+    subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=repo, env=env, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, check=False)
 
 
@@ -92,7 +92,7 @@ def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> d
         dvc(["exp", "run", "--queue", "-n", c.name, *[a for s in c.overrides for a in ("-S", s)]], repo)
     if not todo:
         return {}
-    start_workers(repo, jobs, jobs)
+    start_workers(repo, jobs)
     names = {c.name for c in todo}
     with tqdm(total=len(todo), desc="suite", unit="exp") as bar:
         while True:
@@ -104,10 +104,8 @@ def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> d
             if finished == len(todo) or not any(s in {"Queued", "Running"} for s in states.values()):
                 return states
             # dvc's workers can exit after one task: keep `jobs` of them while cells wait
-            queued = sum(s == "Queued" for s in all_states.values())
-            want = min(jobs, queued + sum(s == "Running" for s in all_states.values()))
-            if queued and workers < want:
-                start_workers(repo, want - workers, jobs)
+            if workers < jobs and "Queued" in all_states.values():
+                start_workers(repo, jobs)
 
 
 def main(argv: list[str] | None = None) -> int:
