@@ -45,8 +45,8 @@ def parse_ints(text: str, flag: str = "--splits") -> list[int]:
     raise OSRError(f"{flag} {text!r}: expected a range like 0-4 or a list like 0,2")
 
 
-def dvc(args: list[str], repo: Path, check: bool = True) -> str:
-    res = subprocess.run(["dvc", *args], cwd=repo, capture_output=True, text=True)
+def dvc(args: list[str], repo: Path, check: bool = True, env: dict[str, str] | None = None) -> str:
+    res = subprocess.run(["dvc", *args], cwd=repo, capture_output=True, text=True, env=env)
     if check and res.returncode:
         raise OSRError(f"dvc {' '.join(args)} failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}")
     return res.stdout
