@@ -6,15 +6,16 @@
         --git-remote git@host:osr.git --dvc-remote s3://bucket/osr
 
 `suite-cell` (on a worker; one flow run = one cell of `osr/grid.py`): `git clone` the git remote into a fresh
-temporary folder, check out the grid's commit, `dvc exp run --pull -n <cell> -S ...` (`--pull` fetches the DVC
-remote's run-cache first and the outputs of its hits, so a teacher that another cell trained is restored, not
-retrained), then `dvc exp push --run-cache`: the experiment to the git remote, its outputs and the run-cache to
-the DVC remote. A table artifact `cell-<name>` says which stages ran and which came from the run-cache.
+temporary folder, check out the grid's commit, `dvc exp run --pull -n <cell> -S ...` (`--pull`: the DVC remote's
+run-cache first, and any missing data from the remote), then `dvc exp push --run-cache`: the experiment to the
+git remote, its outputs and the run-cache to the DVC remote. A cell whose teacher another cell of the grid
+trained starts from that cell's dvc.lock (`seed_from`), so its teacher is pulled, not retrained. A table
+artifact `cell-<name>` says which stages ran, came from the run-cache, or were pulled.
 
 `suite-grid` (here, on the report side, in this checkout): submits the cells that the git remote does not hold
 yet (`dvc exp list <remote>`, so a rerun resumes the grid and never runs a cell twice) to `suite-cell/pool` in
-two waves, first one cell per teacher (cells that share profile, benchmark, split, seed and teacher settings
-share it), so every later cell finds its teacher in the run-cache; then `dvc exp pull` of the finished cells and
+two waves: first one cell per teacher (cells that share profile, benchmark, split, seed and teacher settings
+share it), then the rest, each seeded from its teacher's cell; then `dvc exp pull` of the finished cells and
 `python -m stages.report`. Without `--dvc-remote` the repository's default DVC remote is used; with it, the URL
 becomes the default remote of each clone (and of this checkout) through `dvc remote add --local`.
 """
@@ -69,17 +70,28 @@ def use_dvc_remote(repo: Path, url: str | None) -> None:
 
 
 def teacher_key(cell: Cell) -> tuple[str, ...]:
-    """Cells with the same key train the same teacher (the run-cache restores it for all but the first)."""
+    """Cells with the same key train the same teacher."""
     return tuple(o for o in cell.overrides if not o.startswith(STUDENT_SIDE))
 
 
-def waves(cells: list[Cell]) -> list[list[Cell]]:
-    """[one cell per teacher, the rest]: the second wave starts when every teacher is in the run-cache."""
+def waves(cells: list[Cell]) -> list[list[tuple[Cell, str | None]]]:
+    """[one cell per teacher, the rest], each cell with the first-wave cell whose teacher it reuses (or None)."""
     first: dict[tuple[str, ...], Cell] = {}
     for c in cells:
         first.setdefault(teacher_key(c), c)
-    rest = [c for c in cells if c not in first.values()]
-    return [w for w in (list(first.values()), rest) if w]
+    rest = [(c, first[teacher_key(c)].name) for c in cells if c not in first.values()]
+    return [w for w in ([(c, None) for c in first.values()], rest) if w]
+
+
+def seed_from(repo: Path, git_remote: str, rev: str, name: str) -> None:
+    """Put experiment `name`'s (of baseline `rev`) dvc.lock and reports/ into the clone's workspace.
+
+    DVC saves no run-cache entry for a stage with a plain `cache: false` output (train_teacher, distill and
+    evaluate write run statistics and history that way), so the run-cache cannot share a teacher. The lock
+    can: `dvc exp run --pull` then pulls every stage the lock records unchanged (download, split, the teacher)
+    from the DVC remote instead of running it, and the stages that differ rewrite their reports/ files."""
+    git(["fetch", "-q", git_remote, f"refs/exps/{rev[:2]}/{rev[2:]}/{name}"], repo)
+    git(["checkout", "FETCH_HEAD", "--", "dvc.lock", "reports"], repo)
 
 
 def cell_key(name: str) -> str:
@@ -87,16 +99,19 @@ def cell_key(name: str) -> str:
     return "cell-" + re.sub(r"[^a-z0-9-]+", "-", name.lower())
 
 
-def stages_of(output: str) -> tuple[list[str], list[str]]:
-    """(stages `dvc exp run` ran, stages it restored from the run-cache), from its log."""
-    return (re.findall(r"Running stage '([^']+)'", output),
-            re.findall(r"Stage '([^']+)' is cached - skipping run", output))
+def stages_of(output: str) -> dict[str, list[str]]:
+    """The stages `dvc exp run` ran, restored from the run-cache, and pulled as the seeded dvc.lock has them."""
+    return {"ran": re.findall(r"Running stage '([^']+)'", output),
+            "from_run_cache": re.findall(r"Stage '([^']+)' is cached - skipping run", output),
+            "pulled": re.findall(r"Pulling data for stage: '([^']+)'", output)}
 
 
 @flow(name="suite-cell", log_prints=True)
 def suite_cell(profile: str, benchmark: str, split: int, recipe: str, git_remote: str, rev: str,
-               seed: int = DEFAULT_SEED, dvc_remote: str | None = None, workdir: str | None = None) -> dict:
-    """One grid cell as a DVC experiment in a fresh clone, pushed to the git and DVC remotes."""
+               seed: int = DEFAULT_SEED, dvc_remote: str | None = None, workdir: str | None = None,
+               teacher_from: str | None = None) -> dict:
+    """One grid cell as a DVC experiment in a fresh clone, pushed to the git and DVC remotes; `teacher_from`:
+    a pushed experiment of `rev` with the same teacher, whose outputs this cell reuses (`seed_from`)."""
     cell, env, t0 = Cell(profile, benchmark, split, recipe, seed), cell_env(), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="osr-cell-", dir=workdir) as tmp:
         repo = Path(tmp) / "repo"
@@ -106,16 +121,18 @@ def suite_cell(profile: str, benchmark: str, split: int, recipe: str, git_remote
         except OSRError:
             raise OSRError(f"rev {rev}: not in {git_remote}; push it before running the grid") from None
         use_dvc_remote(repo, dvc_remote)
+        if teacher_from:
+            seed_from(repo, git_remote, rev, teacher_from)
         out = dvc(["exp", "run", "--pull", "-n", cell.name, *[a for s in cell.overrides for a in ("-S", s)]],
                   repo, env=env)
-        ran, cached = stages_of(out)
         dvc(["exp", "push", "--run-cache", git_remote, cell.name], repo, env=env)
-    row = {"cell": cell.name, "baseline": rev, "ran": " ".join(ran), "from_run_cache": " ".join(cached),
-           "seconds": round(time.perf_counter() - t0, 1)}
+    stages = stages_of(out)
+    row = {"cell": cell.name, "baseline": rev, "teacher_from": teacher_from or "",
+           **{k: " ".join(v) for k, v in stages.items()}, "seconds": round(time.perf_counter() - t0, 1)}
     create_table_artifact([row], key=cell_key(cell.name),
-                          description=f"suite cell {cell.name}: stages run and restored from the run-cache")
-    print(f"cell {cell.name}: ran {ran or 'nothing'}, from the run-cache {cached or 'nothing'}, "
-          f"pushed to {git_remote} in {row['seconds']} s")
+                          description=f"suite cell {cell.name}: stages run, restored and pulled")
+    print(f"cell {cell.name}: {'; '.join(f'{k} {v}' for k, v in stages.items() if v)}; pushed to {git_remote} "
+          f"in {row['seconds']} s")
     return row
 
 
@@ -164,7 +181,8 @@ def suite_grid(profile: str, benchmarks: list[str], splits: list[int], recipes: 
     for wave in waves(todo):
         runs = {c.name: run_deployment(deployment, timeout=0, flow_run_name=c.name, parameters={
             "profile": c.profile, "benchmark": c.benchmark, "split": c.split, "recipe": c.recipe, "seed": c.seed,
-            "git_remote": git_remote, "rev": rev, "dvc_remote": dvc_remote, "workdir": workdir}).id for c in wave}
+            "git_remote": git_remote, "rev": rev, "dvc_remote": dvc_remote, "workdir": workdir,
+            "teacher_from": t if states.get(t) == "Completed" else None}).id for c, t in wave}
         states |= wait_for(runs)
     finished = sorted(n for n in {c.name for c in cells} if n in done or states.get(n) == "Completed")
     if report and finished:
