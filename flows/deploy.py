@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # noqa: BLE001  (no server, refused deployment: one line, not a traceback)
-        print(f"error: deploying to work pool {args.pool!r} failed ({type(e).__name__}: {e}); is a Prefect "
-              "server answering at PREFECT_API_URL?", file=sys.stderr)
+        print(f"error: deploying to work pool {args.pool!r} failed ({type(e).__name__}: {' '.join(str(e).split())});"
+              " is a Prefect server answering at PREFECT_API_URL?", file=sys.stderr)
         return 1
     print(f"deployed {', '.join(names)} to work pool {args.pool!r}; start workers with "
           f"`prefect worker start --pool {args.pool}`")

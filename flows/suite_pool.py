@@ -141,6 +141,22 @@ def remote_experiments(repo: Path, git_remote: str) -> set[str]:
     return set(dvc(["exp", "list", git_remote, "--all-commits", "--name-only"], repo).split())
 
 
+def pool_of(deployment: str) -> tuple[str, int]:
+    """(work pool of `deployment`, how many of its workers are online); one line if it is not registered."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            pool = client.read_deployment_by_name(deployment).work_pool_name
+        except ObjectNotFound:
+            raise OSRError(f"deployment {deployment} not found: run `make deploy POOL=<pool>` first") from None
+        online = client.read_workers_for_work_pool(pool, worker_filter=WorkerFilter(
+            status=WorkerFilterStatus(any_=["ONLINE"])))
+    return pool, len(online)
+
+
 def wait_for(runs: dict[str, object], poll: float = POLL) -> dict[str, str]:
     """Cell name -> final state name of each submitted flow run."""
     from prefect.client.orchestration import get_client
@@ -172,6 +188,10 @@ def suite_grid(profile: str, benchmarks: list[str], splits: list[int], recipes: 
     rev = git(["rev-parse", "HEAD"], project).strip()
     if rev not in git(["ls-remote", git_remote], project).split():
         raise OSRError(f"HEAD {rev[:10]} of {project} is no branch or tag tip of {git_remote}: push it first")
+    pool, online = pool_of(deployment)
+    if not online:
+        log.warning("suite-grid: no worker of work pool %r is online; the cells wait until one starts "
+                    "(`make worker POOL=%s`)", pool, pool)
     cells = grid(profile, benchmarks, splits, recipes, seeds)
     done = remote_experiments(project, git_remote)
     todo = [c for c in cells if c.name not in done]

@@ -26,6 +26,7 @@ pytestmark = [needs_mirror, pytest.mark.slow]
 
 PREFECT = str(Path(sys.executable).parent / "prefect")
 SUBMITTED = re.compile(r"submitting flow run '([0-9a-f-]{36})'")
+ABORTED = re.compile(r"Aborted submission of flow run '([0-9a-f-]{36})'")  # another worker got it first
 
 
 def deploy(proj: Path, env: dict, pool: str, flows: str) -> None:
@@ -52,8 +53,9 @@ def workers(pool: str, cwd: Path, env: dict, logs: Path, n: int = 2):
 
 
 def picked_up(logs: list[Path]) -> list[set[str]]:
-    """Per worker, the ids of the flow runs it submitted."""
-    return [set(SUBMITTED.findall(_tail(log, 10**7))) for log in logs]
+    """Per worker, the ids of the flow runs it ran (submitted, and not aborted because another worker won)."""
+    texts = [_tail(log, 10**7) for log in logs]
+    return [set(SUBMITTED.findall(t)) - set(ABORTED.findall(t)) for t in texts]
 
 
 def flow_runs(deployment: str) -> list:
