@@ -121,7 +121,7 @@ REMOTE  ?= origin
 STORE   ?=
 grid: install  ## the suite grid as suite-cell/pool flow runs, then dvc exp pull + report (REMOTE STORE, as suite)
 	PREFECT_API_URL=$(TUNE_API) $(BIN)/python -m flows.suite_pool --profile $(PROFILE) --benchmark $(BENCH) \
-		--splits $(SPLITS) --seeds $(SEEDS) --recipes $(or $(RECIPES),$(error RECIPES is not set)) \
+		--splits $(SPLITS) --seeds $(SEEDS) $(if $(RECIPES),--recipes $(RECIPES)) \
 		--git-remote $(REMOTE) $(if $(STORE),--dvc-remote $(STORE))
 
 # optuna-dashboard is pinned in pyproject.toml's `dashboard` extra, installed once (its own stamp) with the rest.

@@ -36,7 +36,7 @@ from prefect.artifacts import create_table_artifact
 if __package__ in (None, ""):  # loaded by a worker as flows/suite_pool.py: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows.suite import dvc, parse_ints  # noqa: E402
+from flows.suite import add_grid_args, dvc, grid_spec  # noqa: E402
 from osr import OSRError  # noqa: E402
 from osr.data import DEFAULT_MIRROR, MIRROR_ENV  # noqa: E402
 from osr.grid import DEFAULT_SEED, Cell, grid  # noqa: E402
@@ -174,8 +174,8 @@ def wait_for(runs: dict[str, object], poll: float = POLL) -> dict[str, str]:
 
 
 @flow(name="suite-grid", log_prints=True)
-def suite_grid(profile: str, benchmarks: list[str], splits: list[int], recipes: list[str], git_remote: str,
-               seeds: list[int] | None = None, dvc_remote: str | None = None, deployment: str = DEPLOYMENT,
+def suite_grid(profile: str, benchmarks: list[str], splits: list[int], recipes: list[str], seeds: list[int],
+               git_remote: str, dvc_remote: str | None = None, deployment: str = DEPLOYMENT,
                workdir: str | None = None, repo: str = ".", report: bool = True) -> dict[str, str]:
     """Run the grid's missing cells on the work pool behind `deployment`, pull them and build the report."""
     from prefect.deployments import run_deployment
@@ -222,11 +222,7 @@ def suite_grid(profile: str, benchmarks: list[str], splits: list[int], recipes: 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m flows.suite_pool", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="quick")
-    ap.add_argument("--benchmark", default="cifar10", help="comma-separated benchmark names")
-    ap.add_argument("--splits", default="0-4")
-    ap.add_argument("--recipes", required=True, help="comma-separated recipes (osr/grid.py)")
-    ap.add_argument("--seeds", default=str(DEFAULT_SEED), help="base.seed values, e.g. 230-232")
+    add_grid_args(ap)
     ap.add_argument("--git-remote", required=True, help="git remote (URL or path) the workers clone and push to")
     ap.add_argument("--dvc-remote", default=None, help="DVC remote URL (default: the repository's default remote)")
     ap.add_argument("--deployment", default=DEPLOYMENT)
@@ -234,9 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-report", action="store_true", help="run the cells only: no dvc exp pull, no report")
     args = ap.parse_args(argv)
     try:
-        suite_grid(args.profile, args.benchmark.split(","), parse_ints(args.splits), args.recipes.split(","),
-                   args.git_remote, parse_ints(args.seeds, "--seeds"), args.dvc_remote, args.deployment,
-                   args.workdir, report=not args.no_report)
+        suite_grid(*grid_spec(args), args.git_remote, args.dvc_remote, args.deployment, args.workdir,
+                   report=not args.no_report)
     except OSRError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
