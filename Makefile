@@ -10,7 +10,7 @@ export OSR_DATA_MIRROR ?= $(abspath $(CURDIR)/../shared/datasets)
 export DVC_NO_ANALYTICS=1 ITERATIVE_DO_NOT_TRACK=1 DO_NOT_TRACK=1 \
        PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false
 
-.PHONY: help install run lint test test-fast bench exp exps suite ablation report serve tune dashboard diff clean
+.PHONY: help install run lint test test-fast bench exp exps suite ablation report serve tune deploy worker grid dashboard diff clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 18
@@ -99,6 +99,30 @@ LATE        ?= 120
 tune: install  ## run the tune-asym deployment (TRIALS STUDY TUNE_API LATE)
 	PREFECT_API_URL=$(TUNE_API) $(BIN)/python -m flows.submit -p n_trials=$(TRIALS) -p study_name=$(STUDY) \
 		--late-timeout $(LATE)
+
+# Work pool: the flows as deployments of a process work pool, run by `prefect worker start` on any machine
+# (flows/deploy.py). SOURCE: the checkout flow runs start in (default this one) or a git URL they clone.
+# e.g. make deploy POOL=gpu; make worker POOL=gpu (every machine); prefect deployment run tune-asym/pool -p seed=1
+POOL    ?=
+SOURCE  ?=
+need-pool = $(if $(POOL),,$(error POOL is not set: e.g. make $@ POOL=gpu))
+deploy: install  ## register tune-asym/pool and suite-cell/pool on work pool POOL (created if missing; SOURCE)
+	$(need-pool)
+	PREFECT_API_URL=$(TUNE_API) $(BIN)/python -m flows.deploy --pool $(POOL) $(if $(SOURCE),--source $(SOURCE))
+
+worker: install  ## a process worker on POOL, one flow run at a time (start one per machine)
+	$(need-pool)
+	PREFECT_API_URL=$(TUNE_API) $(BIN)/prefect worker start --pool $(POOL) --limit 1
+
+# The suite grid on the pool's workers (flows/suite_pool.py): cells pushed to REMOTE (git) and STORE (DVC remote
+# URL; default: the repository's default DVC remote), then pulled here for the report. Needs `make deploy` first.
+# e.g. make grid PROFILE=paper SPLITS=0-4 RECIPES=ce-none,asym-cutmix REMOTE=git@host:osr.git STORE=s3://bucket/osr
+REMOTE  ?= origin
+STORE   ?=
+grid: install  ## the suite grid as suite-cell/pool flow runs, then dvc exp pull + report (REMOTE STORE, as suite)
+	PREFECT_API_URL=$(TUNE_API) $(BIN)/python -m flows.suite_pool --profile $(PROFILE) --benchmark $(BENCH) \
+		--splits $(SPLITS) --seeds $(SEEDS) $(if $(RECIPES),--recipes $(RECIPES)) \
+		--git-remote $(REMOTE) $(if $(STORE),--dvc-remote $(STORE))
 
 # optuna-dashboard is pinned in pyproject.toml's `dashboard` extra, installed once (its own stamp) with the rest.
 DASH_STAMP := $(VENV)/.dashboard-stamp

@@ -45,8 +45,8 @@ def parse_ints(text: str, flag: str = "--splits") -> list[int]:
     raise OSRError(f"{flag} {text!r}: expected a range like 0-4 or a list like 0,2")
 
 
-def dvc(args: list[str], repo: Path, check: bool = True) -> str:
-    res = subprocess.run(["dvc", *args], cwd=repo, capture_output=True, text=True)
+def dvc(args: list[str], repo: Path, check: bool = True, env: dict[str, str] | None = None) -> str:
+    res = subprocess.run(["dvc", *args], cwd=repo, capture_output=True, text=True, env=env)
     if check and res.returncode:
         raise OSRError(f"dvc {' '.join(args)} failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}")
     return res.stdout
@@ -108,22 +108,31 @@ def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> d
                 start_workers(repo, jobs)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m flows.suite", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_grid_args(ap: argparse.ArgumentParser) -> None:
+    """The grid's flags, shared by `flows.suite` and `flows.suite_pool`."""
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--benchmark", default="cifar10", help="comma-separated benchmark names")
     ap.add_argument("--splits", default="0-4")
     ap.add_argument("--recipes", default=None, help="comma-separated recipes (default: the profile's suite)")
     ap.add_argument("--seeds", default=str(DEFAULT_SEED), help="base.seed values, e.g. 230-232")
+
+
+def grid_spec(args: argparse.Namespace) -> tuple[str, list[str], list[int], list[str], list[int]]:
+    """(profile, benchmarks, splits, recipes, seeds) from the flags of `add_grid_args`: `grid`'s arguments."""
+    recipes = args.recipes.split(",") if args.recipes else SUITES.get(args.profile, SUITES["quick"])
+    return (args.profile, args.benchmark.split(","), parse_ints(args.splits), recipes,
+            parse_ints(args.seeds, "--seeds"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m flows.suite", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_grid_args(ap)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--repo", type=Path, default=Path.cwd())
     args = ap.parse_args(argv)
     try:
-        recipes = args.recipes.split(",") if args.recipes else SUITES.get(args.profile, SUITES["quick"])
-        cells = grid(args.profile, args.benchmark.split(","), parse_ints(args.splits), recipes,
-                     parse_ints(args.seeds, "--seeds"))
-        states = run_suite(args.repo, cells, args.jobs)
+        states = run_suite(args.repo, grid(*grid_spec(args)), args.jobs)
     except OSRError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.slow  # a Python start-up per entry point
 
 STAGES = ("check_params", "download", "split", "augment", "train_teacher", "relabel", "distill", "evaluate", "report")
 ENTRY_POINTS = [f"stages.{s}" for s in STAGES] + \
-    ["flows.serve", "flows.submit", "flows.suite", "flows.tune_asym", "bench.throughput", "bench.device_check"]
+    ["flows.serve", "flows.submit", "flows.suite", "flows.tune_asym", "flows.deploy", "flows.suite_pool",
+     "bench.throughput", "bench.device_check"]
 
 
 def python_m(module: str, *args: str, cwd) -> subprocess.CompletedProcess:

@@ -52,3 +52,21 @@ def test_the_report_counts_suite_cells_and_not_ad_hoc_experiments():
                                   ["asym-gradmix", "movr-none@movr", "asym-cutmix+tau4"], [230, 231])]
     assert all(re.search(SUITE_NAMES, n) for n in names)
     assert not any(re.search(SUITE_NAMES, n) for n in ["tau4", "asym-e8", "quick-cifar10-s0"])
+
+
+def test_pool_grid_trains_each_teacher_once_then_seeds_the_other_cells_from_it():
+    from flows.suite_pool import cell_key, stages_of, waves
+
+    cells = grid("tiny", ["cifar10"], [0, 1], ["ce-none", "asym-cutmix", "asym-cutmix+t_w32", "movr-none@movr"])
+    first, rest = waves(cells)
+    assert [c.name for c, t in first] == ["tiny-cifar10-s0-ce-none", "tiny-cifar10-s1-ce-none",
+                                          "tiny-cifar10-s0-asym-cutmix+t_w32", "tiny-cifar10-s1-asym-cutmix+t_w32",
+                                          "tiny-cifar10-s0-movr-none-tmovr", "tiny-cifar10-s1-movr-none-tmovr"]
+    assert all(t is None for _, t in first)
+    assert [(c.name, t) for c, t in rest] == [("tiny-cifar10-s0-asym-cutmix", "tiny-cifar10-s0-ce-none"),
+                                              ("tiny-cifar10-s1-asym-cutmix", "tiny-cifar10-s1-ce-none")]
+    assert waves(cells[:2]) == [[(cells[0], None), (cells[1], None)]]  # no shared teacher: one wave
+    assert cell_key("claims-cifar10-s0-asym-cutmix+no_jmi-r231") == "cell-claims-cifar10-s0-asym-cutmix-no-jmi-r231"
+    log = ("Stage 'check_params' didn't change, skipping\nPulling data for stage: 'train_teacher'\n"
+           "Stage 'download' is cached - skipping run, checking out outputs\nRunning stage 'distill':\n")
+    assert stages_of(log) == {"ran": ["distill"], "from_run_cache": ["download"], "pulled": ["train_teacher"]}
