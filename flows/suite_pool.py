@@ -86,10 +86,9 @@ def waves(cells: list[Cell]) -> list[list[tuple[Cell, str | None]]]:
 def seed_from(repo: Path, git_remote: str, rev: str, name: str) -> None:
     """Put experiment `name`'s (of baseline `rev`) dvc.lock and reports/ into the clone's workspace.
 
-    DVC saves no run-cache entry for a stage with a plain `cache: false` output (train_teacher, distill and
-    evaluate write run statistics and history that way), so the run-cache cannot share a teacher. The lock
-    can: `dvc exp run --pull` then pulls every stage the lock records unchanged (download, split, the teacher)
-    from the DVC remote instead of running it, and the stages that differ rewrite their reports/ files."""
+    `dvc exp run --pull` then pulls every stage the lock records unchanged (download, split, the teacher) from
+    the DVC remote instead of running it, and the stages that differ rewrite their reports/ files. Unlike a
+    run-cache restore, this needs only the teacher cell's pushed outputs, not its pushed run-cache."""
     git(["fetch", "-q", git_remote, f"refs/exps/{rev[:2]}/{rev[2:]}/{name}"], repo)
     git(["checkout", "FETCH_HEAD", "--", "dvc.lock", "reports"], repo)
 
