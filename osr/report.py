@@ -171,7 +171,7 @@ def aggregate(rows: list[dict]) -> dict:
             "groups": groups, "teachers": teacher_groups}
 
 
-def _pm(stat: dict | None) -> str:
+def pm(stat: dict | None) -> str:
     """`84.0 ± 4.0`, or only `84.0` for a single experiment (no fake ± 0.0)."""
     if not stat:
         return "–"
@@ -179,7 +179,7 @@ def _pm(stat: dict | None) -> str:
 
 
 def _cell(g: dict) -> str:
-    return f"{_pm(g.get('acc'))} / {_pm(g.get('auroc_mls'))} / {_pm(g.get('oscr_mls'))} (n={g['n']}, {g['profile']})"
+    return f"{pm(g.get('acc'))} / {pm(g.get('auroc_mls'))} / {pm(g.get('oscr_mls'))} (n={g['n']}, {g['profile']})"
 
 
 def _table(header: list[str], body: list[list[str]]) -> list[str]:
@@ -201,7 +201,7 @@ def _method_table(agg: dict) -> list[str]:
 
 def _other_scores(agg: dict) -> list[str]:
     keys = [k for k in ("auroc_ovr", "auroc_knn") if any(k in g for g in agg["groups"])]
-    rows = [[g["recipe"], g["benchmark"], g["profile"]] + [_pm(g.get(k)) for k in keys]
+    rows = [[g["recipe"], g["benchmark"], g["profile"]] + [pm(g.get(k)) for k in keys]
             for g in agg["groups"] if any(k in g for k in keys)]
     if not rows:
         return []

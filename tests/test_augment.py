@@ -48,7 +48,7 @@ def test_randaugment_runs_per_image_groups(channels):
 def test_mixers():
     x = torch.rand(4, 3, 8, 8)
     perm = torch.tensor([1, 0, 3, 2])
-    assert torch.equal(MIXERS["none"](x, perm, 0.3, None), x)
+    assert not MIXERS["none"].mixes and MIXERS["mixup"].mixes and MIXERS["gradmix"].mixes
     assert torch.allclose(MIXERS["mixup"](x, perm, 0.3, None), 0.3 * x + 0.7 * x[perm])
     out = MIXERS["cutmix"](x, perm, 0.75, np.array([0, 4, 0, 4]))
     assert torch.equal(out[:, :, :4, :4], x[perm][:, :, :4, :4]) and torch.equal(out[:, :, 4:, :], x[:, :, 4:, :])
