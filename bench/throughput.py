@@ -35,22 +35,26 @@ import torch
 import torch.nn.functional as F
 
 from osr.augment import BaseAug, make_plan, planned_steps, to_float
+from osr.compose import compose_conf
 from osr.data import CIFAR10_KNOWN, decode_jpegs
 from osr.distill import student_batches
 from osr.io import load_npz, write_json
 from osr.losses import STEP_LOSSES, DistillConfig, Step, hard_mask, two_hot
 from osr.models import build, model_meta
 from osr.objectives import on_logits
+from osr.paths import mirror_dir
 from osr.relabel import relabel_targets
 from osr.teacher import teacher_batches
 from osr.train import OptimConfig, autocast, make_optimizer, train_step
 
-RESULTS = Path(__file__).resolve().parent / "results"
-MIRROR = Path(os.environ.get("OSR_DATA_MIRROR", "/work/shared/datasets")) / "cifar10_jpeg.npz"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+CONF = compose_conf(ROOT / "conf")  # the default composition: the bench measures what `make run` trains
+MIRROR = mirror_dir(ROOT) / "cifar10_jpeg.npz"
 KNOWN = CIFAR10_KNOWN[0]                     # split 0: [0, 6, 4, 9, 1, 7]
-MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+MEAN, STD = CONF["data"]["mean"], CONF["data"]["std"]
 SEED = 0
-RULE, THRESHOLD, SMOOTHING = "threshold", 0.5, 0.0   # params.yaml relabel section
+RULE, THRESHOLD, SMOOTHING = (CONF["relabel"][k] for k in ("rule", "threshold", "smoothing"))
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -108,10 +112,10 @@ def new_model(arch: str, width: int, dev: torch.device, channels_last: bool = Tr
 
 
 def optimizer(model: torch.nn.Module, args, images: int):
-    """osr.train.fit's optimiser and schedule (`osr.train.make_optimizer` with `OptimConfig`'s defaults: SGD, lr 0.1
-    at batch 128 scaled linearly, momentum 0.9, weight decay 5e-4 on weights only), over one epoch of `images`."""
+    """osr.train.fit's optimiser and schedule (`osr.train.make_optimizer`) with the student's settings from conf/
+    (SGD, lr at batch 128 scaled linearly, momentum, weight decay on weights only), over one epoch of `images`."""
     steps = max(1, images // args.batch)
-    return make_optimizer(model, OptimConfig(), args.batch, steps, steps)
+    return make_optimizer(model, OptimConfig.from_section(CONF["student"]), args.batch, steps, steps)
 
 
 def maybe_compile(model, dev: torch.device):
@@ -533,11 +537,13 @@ def profile(args, dev: torch.device) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--arch", default="resnet18", help="network of variants 1-3 and of the student")
-    ap.add_argument("--teacher-arch", default="resnet18", help="live teacher of variant 4")
-    ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--randaugment", type=int, default=0, help="RandAugment magnitude of the base views (0 = off)")
+    student, teacher = CONF["student"], CONF["teacher"]  # defaults from conf/, as `make run` trains
+    ap.add_argument("--arch", default=student["arch"], help="network of variants 1-3 and of the student")
+    ap.add_argument("--teacher-arch", default=teacher["arch"], help="live teacher of variant 4")
+    ap.add_argument("--width", type=int, default=student["width"])
+    ap.add_argument("--batch", type=int, default=student["batch_size"])
+    ap.add_argument("--randaugment", type=int, default=student["randaugment"],
+                    help="RandAugment magnitude of the base views (0 = off)")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per variant per repetition")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps per variant first")

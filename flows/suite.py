@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from cli import dvc, fail
 from osr import OSRError
-from osr.data import DEFAULT_MIRROR, MIRROR_ENV
 from osr.grid import DEFAULT_SEED, Cell, grid
+from osr.paths import MIRROR_ENV, mirror_dir
 
 SUITES = {  # the recipes a `make suite` runs by default
     "quick": ["ce-none", "ce-cutmix", "asym-cutmix"],
@@ -67,7 +67,7 @@ def start_workers(repo: Path, count: int, jobs: int) -> None:
     """`dvc queue start -j <count>`, for a grid run with ``jobs`` cells side by side. Queued experiments run in
     copies under .dvc/tmp/exps, where the default relative mirror path would not resolve, so the workers get it
     as an absolute path."""
-    env = {**os.environ, MIRROR_ENV: str((repo / os.environ.get(MIRROR_ENV, DEFAULT_MIRROR)).resolve())}
+    env = {**os.environ, MIRROR_ENV: str(mirror_dir(repo).resolve())}
     # several workers: split the cores between them (2 cores: 2 workers x 1 thread trained ~1.5x the images/s
     # of 1 process x 2 threads; README, "Benchmark suite and report")
     if jobs > 1:

@@ -1,4 +1,5 @@
-"""Prefect flow `tune-asym`: an Optuna study over distill.tau, relabel.threshold and relabel.smoothing.
+"""Prefect flow `tune-asym`: an Optuna study over distill.tau, relabel.threshold and relabel.smoothing, in the
+ranges of ``conf/search/asym.yaml`` (the search space, with the keys every trial fixes).
 
 The flow owns the study (ask/tell); each trial is a Prefect task running `osr.tuning.run_trial` in-process on
 the pipeline's DVC outputs (cached teacher logits, plan, train/val split; never the test role; see
@@ -55,6 +56,7 @@ from pathlib import Path
 from typing import Literal
 
 import optuna
+import yaml
 from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import TrialState
 from prefect import flow, get_run_logger, task
@@ -71,8 +73,9 @@ from osr.config import get  # noqa: E402
 from osr.io import write_json  # noqa: E402
 from osr.train import Pruned  # noqa: E402
 
-TUNED = {"distill.tau": "tau", "relabel.threshold": "threshold", "relabel.smoothing": "smoothing"}
-FIXED = {"relabel.rule": "threshold", "distill.method": "asym"}  # what a trial sets besides the tuned keys
+SEARCH = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "search" / "asym.yaml").read_text())
+TUNED = {s["key"]: name for name, s in SEARCH["tuned"].items()}  # params.yaml key -> Optuna parameter
+FIXED = SEARCH["fixed"]  # what a trial sets besides the tuned keys
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MULTI_METRICS = ["val accuracy", "proxy AUROC"]  # the objectives of mode="multi", in study.values order
 
@@ -166,6 +169,12 @@ def _best(study: optuna.Study, mode: str) -> optuna.trial.FrozenTrial | None:
         return max(study.best_trials, key=lambda t: (t.values[1], t.values[0]))
     feasible = [t for t in done if all(c <= 0 for c in t.system_attrs.get("constraints", [0.0]))]
     return max(feasible or done, key=lambda t: t.value)
+
+
+def search_space() -> dict[str, list]:
+    """The report's record of SEARCH: name -> [low, high] (and "log" or "uniform" where the file says)."""
+    return {name: [s["low"], s["high"], *(["log" if s["log"] else "uniform"] if "log" in s else [])]
+            for name, s in SEARCH["tuned"].items()}
 
 
 def trial_config(study_params: dict, trial_params: dict) -> dict:
@@ -288,8 +297,6 @@ def publish_artifacts(study: optuna.Study, report: dict) -> dict[str, str]:
 
 @flow(name="tune-asym", log_prints=True)
 def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | None = None,
-              tau_range: tuple[float, float] = (1.0, 16.0), tau_log: bool = True,
-              threshold_range: tuple[float, float] = (0.0, 1.0), smoothing_range: tuple[float, float] = (0.0, 0.75),
               mode: Literal["single", "multi"] = "single", acc_weight: float = 0.0, min_val_acc: float = 0.0,
               proxy_size: int = 500, seed: int = 0, project_dir: str = ".", run_best: bool = False,
               heartbeat_interval: int = 60) -> dict:
@@ -323,9 +330,8 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
     for _ in range(n_trials):
         trial = _ask(study)
         try:
-            params = {"tau": trial.suggest_float("tau", *tau_range, log=tau_log),
-                      "threshold": trial.suggest_float("threshold", *threshold_range),
-                      "smoothing": trial.suggest_float("smoothing", *smoothing_range)}
+            params = {name: trial.suggest_float(name, s["low"], s["high"], log=s.get("log", False))
+                      for name, s in SEARCH["tuned"].items()}
             trial_dir = project / tuning.TUNE_DIR / study_name / f"trial_{trial.number}"
             with get_heartbeat_thread(trial._trial_id, store):  # no-op without RDB heartbeats
                 res = trial_task(td, trial.number, params, str(trial_dir), trial if mode == "single" else None,
@@ -351,10 +357,7 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
                  res["proxy_auroc"], res["seconds"])
     report = write_reports(study, mode, project, {"proxy": {k: v for k, v in td.proxy_info.items()
                                                              if k != "classes_excluded"},
-                                                   "search_space": {"tau": [*tau_range, "log" if tau_log else
-                                                                            "uniform"],
-                                                                    "threshold": list(threshold_range),
-                                                                    "smoothing": list(smoothing_range)}},
+                                                   "search_space": search_space()},
                            td.params)
     report["artifacts"] = publish_artifacts(study, report)
     best = _best(study, mode)

@@ -26,8 +26,9 @@ from osr.report import nested
 
 # metric -> (path inside the student's metrics, scale): percent metrics are reported in points
 METRICS = {"acc": (("test", "acc"), 100.0), "auroc_mls": (("test", "mls", "auroc"), 100.0),
-           "auroc_msp": (("test", "msp", "auroc"), 100.0), "oscr_mls": (("test", "mls", "oscr"), 100.0),
-           "jacobian_known": (("jacobian", "known_mean"), 1.0), "jacobian_unknown": (("jacobian", "unknown_mean"), 1.0)}
+           "auroc_msp": (("test", "msp", "auroc"), 100.0), "auroc_knn": (("test", "knn", "auroc"), 100.0),
+           "oscr_mls": (("test", "mls", "oscr"), 100.0), "jacobian_known": (("jacobian", "known_mean"), 1.0),
+           "jacobian_unknown": (("jacobian", "unknown_mean"), 1.0)}
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,15 @@ CLAIMS = [
           "asym-cutmix"),
     Claim("ad-beats-mixing-auroc", "AD recovers AUROC over the CutMix student", "auroc_mls", "ce-cutmix",
           "asym-cutmix"),
+    # AD.1 blames reduced feature and logit magnitude: the kNN score (cosine to training features) reads the
+    # features without the logit scale that MLS reads
+    Claim("cutmix-lowers-auroc-knn", "CutMix lowers AUROC with the feature-space kNN score too", "auroc_knn",
+          "ce-none", "ce-cutmix", "down"),
+    Claim("cutmix-lowers-oscr", "CutMix lowers OSCR (the open-set side of AD.1 on the joint metric)", "oscr_mls",
+          "ce-none", "ce-cutmix", "down"),
+    Claim("ad-beats-mixing-oscr", "AD recovers OSCR over the CutMix student", "oscr_mls", "ce-cutmix",
+          "asym-cutmix"),
+    Claim("ad-oscr-ge-nomix", "AD's OSCR is at least the no-mix student's", "oscr_mls", "ce-none", "asym-cutmix"),
     Claim("kd-recovers-less", "Symmetric KD (teacher fed the mixed image) recovers less AUROC than AD", "auroc_mls",
           "kd-cutmix", "asym-cutmix"),
     Claim("ablate-jmi-costs-auroc", "Removing L_JMI costs AD AUROC", "auroc_mls", "asym-cutmix",
@@ -70,6 +80,14 @@ CLAIMS = [
     Claim("gradmix-beats-noisebox", "GradMix beats the random-location noise box on AUROC", "auroc_mls",
           "ce-noisebox", "ce-gradmix"),
     Claim("gradmix-beats-none", "GradMix beats no masking on AUROC", "auroc_mls", "ce-none", "ce-gradmix"),
+    Claim("gradmix-keeps-acc", "GradMix keeps the no-masking accuracy (within 1 pt)", "acc", "ce-none",
+          "ce-gradmix", margin=-1.0),
+    Claim("gradmix-beats-none-oscr", "GradMix beats no masking on OSCR", "oscr_mls", "ce-none", "ce-gradmix"),
+    # [ours]: the best AD variant of the split-0 ablation (L_H averaged over the batch, not the hard samples)
+    Claim("ours-lh-batch-keeps-mixing-acc", "[ours] AD with L_H over the batch keeps CutMix's accuracy (within 1 pt)",
+          "acc", "ce-cutmix", "asym-cutmix+lh_batch", margin=-1.0),
+    Claim("ours-lh-batch-beats-mixing-auroc", "[ours] AD with L_H over the batch recovers AUROC over CutMix",
+          "auroc_mls", "ce-cutmix", "asym-cutmix+lh_batch"),
     Claim("jacobian-higher-on-unknowns", "‖J‖ is higher on unknowns than on knowns (plain student)",
           "jacobian_unknown", "ce-none", "ce-none", metric_a="jacobian_known"),
 ]

@@ -43,7 +43,8 @@ def _merge(base: dict, over: dict) -> dict:
 def compose_conf(conf_dir: str | Path = "conf", **choices: str) -> dict:
     """params.yaml as Hydra composes conf/ (config.yaml, then its defaults' groups in order), with PyYAML only:
     for machines without Hydra (the GPU host). `choices` pick group options, e.g. profile="paper".
-    Covers what conf/ uses: a `_self_`-first defaults list of `group: option` entries, `@package _global_`."""
+    Covers what conf/ uses: a `_self_`-first defaults list of `group: option` entries, each either
+    `@package _global_` or mounted at a package (`train@teacher: sgd` merges train/sgd.yaml into `teacher`)."""
     conf_dir = Path(conf_dir)
     cfg = yaml.safe_load((conf_dir / "config.yaml").read_text())
     defaults = cfg.pop("defaults", [])
@@ -53,11 +54,13 @@ def compose_conf(conf_dir: str | Path = "conf", **choices: str) -> dict:
     for entry in defaults:
         if entry == "_self_":
             continue
-        (group, option), = entry.items()
-        path = conf_dir / group / f"{choices.get(group, option)}.yaml"
+        (name, option), = entry.items()
+        group, _, package = name.partition("@")
+        path = conf_dir / group / f"{choices.get(name, option)}.yaml"
         if not path.is_file():
             raise OSRError(f"{path}: no such {group} option")
-        cfg = _merge(cfg, yaml.safe_load(path.read_text()) or {})
+        node = yaml.safe_load(path.read_text()) or {}
+        cfg = _merge(cfg, {package: node} if package else node)
     return cfg
 
 

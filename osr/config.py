@@ -1,5 +1,10 @@
 """params.yaml: load and validate every knob before any work, with one-line errors naming the parameter.
 
+The schema is typed: `Params` and its sections are TypedDicts shaped like conf/ (teacher and student share
+`Network`, as conf/train/ is mounted at both), and `validate` checks each field against its type (bool, int,
+float, str, a list of one of them) and its `Annotated` constraint (`Range`, `OneOf`, `Lengths`, `AUTO`). It is
+standard library only: the stages run on the GPU host too, which has no pydantic (stack.md §6).
+
 Every number must be finite (NaN and inf are refused: `relabel.threshold: .nan` would pass any range check and
 silently switch relabelling off). Bounds beyond the obvious ones mark where a value stops meaning anything:
 ``distill.tau`` (0, 100] (a temperature past 100 flattens every softmax while the tau^2 factor scales the loss
@@ -7,12 +12,11 @@ by 1e4), learning rates (0, 10], loss weights [0, 100], ``movr.scale`` and ``eva
 (0, 1000], ``data.mean`` in [0, 1] and ``data.std`` in (0, 1] per channel (images are scaled to [0, 1]),
 milestones in (0, 1] (fractions of the run), seeds below 2^32 (NumPy's limit).
 """
-from __future__ import annotations
-
 import math
-from collections.abc import Callable
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypedDict, get_args, get_origin, get_type_hints, is_typeddict
 
 import yaml
 
@@ -27,96 +31,182 @@ from osr.train import COMPILE
 PARAMS_FILE = "params.yaml"
 
 
-def _num(lo: float | None = None, hi: float | None = None, lo_open: bool = False, integer: bool = False):
-    def check(v: Any) -> str | None:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
-            return f"must be {'an integer' if integer else 'a number'}"
+@dataclass(frozen=True)
+class Range:
+    """A number in [lo, hi], lo excluded when `lo_open`; None: unbounded on that side."""
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+
+    def problem(self, v: float) -> str | None:
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            return f"must be {'>' if self.lo_open else '>='} {self.lo}"
+        return f"must be <= {self.hi}" if self.hi is not None and v > self.hi else None
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A name from `options` (a registry); as the item of a list: a non-empty list drawn from them."""
+    options: Collection[str]
+
+    def problem(self, v: Any) -> str | None:
+        return None if isinstance(v, str) and v in self.options else f"must be one of {sorted(self.options)}"
+
+
+@dataclass(frozen=True)
+class Lengths:
+    """A list of one of these lengths."""
+    allowed: tuple[int, ...]
+
+
+AUTO = "auto"  # as a constraint: the string "auto" is accepted besides the annotated type
+
+Fraction = Annotated[float, Range(0, 1)]
+Weight = Annotated[float, Range(0, 100)]  # of a loss term
+Count = Annotated[int, Range(0)]
+
+
+class Base(TypedDict):
+    seed: Annotated[int, Range(0, 2**32 - 1)]
+    device: Annotated[str, OneOf({"auto", "cpu", "cuda"})]
+
+
+class Data(TypedDict):
+    benchmark: Annotated[str, OneOf(BENCHMARKS)]
+    mean: Annotated[list[Annotated[float, Range(0, 1)]], Lengths((1, 3))]
+    std: Annotated[list[Annotated[float, Range(0, 1, lo_open=True)]], Lengths((1, 3))]
+
+
+class Split(TypedDict):
+    index: Annotated[int, Range(0, 4)]
+    val_fraction: Annotated[float, Range(0, 0.5, lo_open=True)]
+    train_per_class: Count
+    test_per_class: Count
+
+
+class Augment(TypedDict):
+    method: Annotated[str, OneOf(METHODS)]
+    prob: Fraction
+    preview: Annotated[int, Range(1, 256)]
+    layers: list[Annotated[str, OneOf({"layer1", "layer2", "layer3", "layer4"})]]
+
+
+class Network(TypedDict):
+    """teacher and student: a profile sets arch, width and epochs, conf/train/sgd.yaml the recipe."""
+    arch: Annotated[str, OneOf(ARCHS)]
+    width: Annotated[int, Range(1, 1024)]
+    epochs: Annotated[int, Range(1, 10_000)]
+    batch_size: Annotated[int, Range(2)]
+    lr: Annotated[float, Range(0, 10, lo_open=True)]
+    momentum: Fraction
+    weight_decay: Fraction
+    schedule: Annotated[str, OneOf({"multistep", "cosine"})]
+    milestones: list[Annotated[float, Range(0, 1, lo_open=True)]]
+    gamma: Annotated[float, Range(0, 1, lo_open=True)]
+    warmup_epochs: Annotated[float, Range(0, 100)]
+    randaugment: Annotated[int, Range(0, 30)]
+    amp: bool
+    compile: Annotated[str, OneOf(COMPILE)]
+    checkpoint_every: Annotated[int, Range(1), AUTO]
+
+
+class Teacher(Network):
+    loss: Annotated[str, OneOf(TEACHER_LOSSES)]
+
+
+class Relabel(TypedDict):
+    rule: Annotated[str, OneOf(RELABEL_RULES)]
+    threshold: Fraction
+    smoothing: Fraction
+
+
+class Distill(TypedDict):
+    method: Annotated[str, OneOf(STEP_LOSSES)]
+    tau: Annotated[float, Range(0, 100, lo_open=True)]
+    alpha: Weight
+    beta: Weight
+    gamma: Weight
+    easy: Weight
+    jmi: Weight
+    hard_reduction: Annotated[str, OneOf(HARD_REDUCTIONS)]
+    mixed_ce: Weight
+    divergence: Annotated[str, OneOf(DIVERGENCES)]
+
+
+class Movr(TypedDict):
+    scale: Annotated[float, Range(0, 1000, lo_open=True)]
+    margin: Annotated[float, Range(0, 1.5)]
+    margin_mode: Annotated[str, OneOf(MARGIN_MODES)]
+    rotation: Fraction
+
+
+class Evaluate(TypedDict):
+    scores: list[Annotated[str, OneOf(SCORES)]]
+    energy_temperature: Annotated[float, Range(0, 1000, lo_open=True)]
+    batch_size: Annotated[int, Range(1)]
+    jacobian_samples: Count
+    knn_k: Annotated[int, Range(1)]
+    bootstrap: Count
+
+
+class Params(TypedDict):
+    """params.yaml, in the order its sections are validated (the first problem is the one reported)."""
+    base: Base
+    data: Data
+    split: Split
+    augment: Augment
+    teacher: Teacher
+    student: Network
+    relabel: Relabel
+    distill: Distill
+    movr: Movr
+    evaluate: Evaluate
+
+
+def _fields(schema: type, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, annotated type) of every leaf of a TypedDict schema, in declaration order."""
+    for name, tp in get_type_hints(schema, include_extras=True).items():
+        if is_typeddict(tp):
+            yield from _fields(tp, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", tp
+
+
+FIELDS: dict[str, Any] = dict(_fields(Params))
+
+
+def _parts(tp: Any) -> tuple[Any, tuple]:
+    """(type, constraints) of a possibly `Annotated` type."""
+    return (get_args(tp)[0], get_args(tp)[1:]) if get_origin(tp) is Annotated else (tp, ())
+
+
+def _list_problem(item: Any, constraints: tuple, v: Any) -> str | None:
+    kind, item_constraints = _parts(item)
+    names = next((c for c in item_constraints if isinstance(c, OneOf)), None)
+    if names is not None:
+        drawn = isinstance(v, list) and v and all(names.problem(x) is None for x in v)
+        return None if drawn else f"must be a non-empty list drawn from {sorted(names.options)}"
+    lengths = next((c.allowed for c in constraints if isinstance(c, Lengths)), ())
+    if not isinstance(v, list) or not v or (lengths and len(v) not in lengths):
+        return f"must be a list of {' or '.join(map(str, lengths)) or 'one or more'} numbers"
+    return next((f"item {i} {p}" for i, x in enumerate(v) if (p := _problem(kind, item_constraints, x))), None)
+
+
+def _problem(kind: Any, constraints: tuple, v: Any) -> str | None:
+    """What is wrong with `v` as a value of `kind` under `constraints`; None if nothing."""
+    if AUTO in constraints:
+        problem = None if v == AUTO else _problem(kind, tuple(c for c in constraints if c != AUTO), v)
+        return problem and f"must be auto or {problem.removeprefix('must be ')}"
+    if get_origin(kind) is list:
+        return _list_problem(get_args(kind)[0], constraints, v)
+    if kind is bool:
+        return None if isinstance(v, bool) else "must be true or false"
+    if kind in (int, float):
+        if isinstance(v, bool) or not isinstance(v, int if kind is int else (int, float)):
+            return f"must be {'an integer' if kind is int else 'a number'}"
         if not math.isfinite(v):
             return "must be a finite number"
-        if lo is not None and (v <= lo if lo_open else v < lo):
-            return f"must be {'>' if lo_open else '>='} {lo}"
-        if hi is not None and v > hi:
-            return f"must be <= {hi}"
-        return None
-    return check
-
-
-def _choice(options) -> Callable[[Any], str | None]:
-    return lambda v: None if v in options else f"must be one of {sorted(options)}"
-
-
-def _each(options) -> Callable[[Any], str | None]:
-    return lambda v: None if isinstance(v, list) and v and all(x in options for x in v) else \
-        f"must be a non-empty list drawn from {sorted(options)}"
-
-
-def _auto_or(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
-    return lambda v: None if v == "auto" or check(v) is None else \
-        f"must be auto or {check(v).removeprefix('must be ')}"
-
-
-def _numbers(item: Callable[[Any], str | None], lengths: tuple[int, ...] = ()) -> Callable[[Any], str | None]:
-    """A non-empty list (of one of `lengths`, when given) whose every item passes `item`."""
-    def check(v: Any) -> str | None:
-        if not isinstance(v, list) or not v or (lengths and len(v) not in lengths):
-            return f"must be a list of {' or '.join(map(str, lengths)) or 'one or more'} numbers"
-        return next((f"item {i} {problem}" for i, x in enumerate(v) if (problem := item(x))), None)
-    return check
-
-
-def _bool(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "must be true or false"
-
-
-_TRAIN = {"arch": _choice(ARCHS), "width": _num(1, 1024, integer=True), "epochs": _num(1, 10_000, integer=True),
-          "batch_size": _num(2, integer=True), "lr": _num(0, 10, lo_open=True), "momentum": _num(0, 1),
-          "weight_decay": _num(0, 1), "schedule": _choice({"multistep", "cosine"}),
-          "milestones": _numbers(_num(0, 1, lo_open=True)), "gamma": _num(0, 1, lo_open=True),
-          "warmup_epochs": _num(0, 100), "randaugment": _num(0, 30, integer=True), "amp": _bool,
-          "compile": _choice(COMPILE), "checkpoint_every": _auto_or(_num(1, integer=True))}
-_WEIGHT = _num(0, 100)
-
-SCHEMA: dict[str, Callable[[Any], str | None]] = {
-    "base.seed": _num(0, 2**32 - 1, integer=True),
-    "base.device": _choice({"auto", "cpu", "cuda"}),
-    "data.benchmark": _choice(BENCHMARKS),
-    "data.mean": _numbers(_num(0, 1), (1, 3)),
-    "data.std": _numbers(_num(0, 1, lo_open=True), (1, 3)),
-    "split.index": _num(0, 4, integer=True),
-    "split.val_fraction": _num(0, 0.5, lo_open=True),
-    "split.train_per_class": _num(0, integer=True),
-    "split.test_per_class": _num(0, integer=True),
-    "augment.method": _choice(METHODS),
-    "augment.prob": _num(0, 1),
-    "augment.preview": _num(1, 256, integer=True),
-    "augment.layers": _each({"layer1", "layer2", "layer3", "layer4"}),
-    **{f"teacher.{k}": v for k, v in _TRAIN.items()},
-    "teacher.loss": _choice(TEACHER_LOSSES),
-    **{f"student.{k}": v for k, v in _TRAIN.items()},
-    "relabel.rule": _choice(RELABEL_RULES),
-    "relabel.threshold": _num(0, 1),
-    "relabel.smoothing": _num(0, 1),
-    "distill.method": _choice(STEP_LOSSES),
-    "distill.tau": _num(0, 100, lo_open=True),
-    "distill.alpha": _WEIGHT,
-    "distill.beta": _WEIGHT,
-    "distill.gamma": _WEIGHT,
-    "distill.easy": _WEIGHT,
-    "distill.jmi": _WEIGHT,
-    "distill.hard_reduction": _choice(HARD_REDUCTIONS),
-    "distill.mixed_ce": _WEIGHT,
-    "distill.divergence": _choice(DIVERGENCES),
-    "movr.scale": _num(0, 1000, lo_open=True),
-    "movr.margin": _num(0, 1.5),
-    "movr.margin_mode": _choice(MARGIN_MODES),
-    "movr.rotation": _num(0, 1),
-    "evaluate.scores": _each(SCORES),
-    "evaluate.energy_temperature": _num(0, 1000, lo_open=True),
-    "evaluate.batch_size": _num(1, integer=True),
-    "evaluate.jacobian_samples": _num(0, integer=True),
-    "evaluate.knn_k": _num(1, integer=True),
-    "evaluate.bootstrap": _num(0, integer=True),
-}
+    return next((p for c in constraints if (p := c.problem(v))), None)
 
 
 def get(params: dict, dotted: str) -> Any:
@@ -128,16 +218,16 @@ def get(params: dict, dotted: str) -> Any:
     return node
 
 
-def validate(params: dict, source: str = PARAMS_FILE) -> dict:
-    for key, check in SCHEMA.items():
+def validate(params: dict, source: str = PARAMS_FILE) -> Params:
+    for key, tp in FIELDS.items():
         value = get(params, key)
-        problem = check(value)
+        problem = _problem(*_parts(tp), value)
         if problem:
             raise OSRError(f"{source}: {key} {problem} (got {value!r})")
     return params
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> dict:
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
     path = Path(path)
     try:
         params = yaml.safe_load(path.read_text())

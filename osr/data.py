@@ -23,9 +23,7 @@ from PIL import Image
 
 from osr import OSRError
 from osr.io import load_npz
-
-MIRROR_ENV = "OSR_DATA_MIRROR"
-DEFAULT_MIRROR = "../shared/datasets"
+from osr.paths import MIRROR_ENV, mirror_dir
 
 
 @dataclass(frozen=True)
@@ -129,10 +127,6 @@ def sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def mirror_dir() -> Path:
-    return Path(os.environ.get(MIRROR_ENV, DEFAULT_MIRROR))
 
 
 def fetch(key: str, workdir: Path, timeout: float = float(os.environ.get("OSR_DOWNLOAD_TIMEOUT", 15))

@@ -1,5 +1,17 @@
-"""Where the pipeline's DVC outputs live, relative to the project root (stages and the tuning flow share them)."""
+"""Where the pipeline's inputs and DVC outputs live, relative to the project root (stages and the tuning flow share
+them)."""
+import os
 from pathlib import Path
+
+MIRROR_ENV = "OSR_DATA_MIRROR"
+MIRROR = Path("../shared/datasets")  # the dataset mirror's default folder (README, "Set-up")
+
+
+def mirror_dir(root: Path = Path()) -> Path:
+    """The dataset-mirror folder: $OSR_DATA_MIRROR, else MIRROR; a relative one is taken from `root`, the project
+    root (where the stages run; a caller elsewhere passes it)."""
+    return root / os.environ.get(MIRROR_ENV, MIRROR)
+
 
 PARAMS_OK = Path("data/params.ok")  # the check_params stage's stamp: every stage waits for it
 RAW = Path("data/raw/dataset.npz")

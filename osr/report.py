@@ -19,7 +19,7 @@ METRICS_FILE = "reports/metrics.json"
 BENCHMARKS = ("mnist", "svhn", "cifar10", "cifar_plus10", "cifar_plus50", "tinyimagenet")  # methods.md §2 order
 METHOD_LABELS = {"ce": "plain (ce)", "asym": "AD (asym)", "kd": "KD", "movr": "m-OvR"}
 ANCHOR_NOTE = "published, VGG32, 5 splits"
-# AUROC (%), 5-split means, from /work/shared/docs/methods.md section 2.
+# AUROC (%), 5-split means, from ../shared/docs/methods.md (beside the repository), section 2.
 ANCHORS = {
     "MLS (Vaze et al.)": {"mnist": 99.3, "svhn": 97.1, "cifar10": 93.6, "cifar_plus10": 97.9, "cifar_plus50": 96.5,
                           "tinyimagenet": 83.0},

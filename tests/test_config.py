@@ -6,19 +6,39 @@ import yaml
 from conftest import ROOT, compose
 from osr import OSRError
 from osr.compose import compose_conf, overrides_for
-from osr.config import SCHEMA, get, load_params, validate
+from osr.config import FIELDS, get, load_params, validate
 
 
 def test_committed_params_is_the_hydra_composition_of_the_defaults():
     assert compose(ROOT / "conf") == yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-@pytest.mark.parametrize("profile", ["tiny", "quick", "claims", "paper"])
-@pytest.mark.parametrize("bench", ["cifar10", "mnist", "tinyimagenet", "cifar_plus10", "svhn"])
-def test_every_profile_and_benchmark_composes_to_valid_params(profile, bench):
+GOLDEN = yaml.safe_load((ROOT / "tests" / "golden" / "compositions.yaml").read_text())
+
+
+@pytest.mark.parametrize("profile", GOLDEN["profiles"])
+@pytest.mark.parametrize("bench", GOLDEN["benchmarks"])
+def test_every_profile_and_benchmark_composes_its_golden_valid_params(profile, bench):
+    """Same keys, same values as the committed golden: a conf/ edit that moves or changes a value fails here."""
     p = validate(compose(ROOT / "conf", [f"profile={profile}", f"benchmark={bench}"]))
-    assert p["base"]["profile"] == profile and p["data"]["benchmark"] == bench
+    assert p == {**GOLDEN["profiles"][profile], "data": GOLDEN["benchmarks"][bench]}
     assert compose_conf(ROOT / "conf", profile=profile, benchmark=bench) == p  # the Hydra-free composition
+
+
+def test_the_golden_covers_every_profile_and_benchmark():
+    assert {f.stem for f in (ROOT / "conf" / "profile").glob("*.yaml")} == set(GOLDEN["profiles"])
+    assert {f.stem for f in (ROOT / "conf" / "benchmark").glob("*.yaml")} == set(GOLDEN["benchmarks"])
+
+
+@pytest.mark.parametrize("profile,key,value", [
+    ("quick", "distill.tau", 4.0), ("quick", "student.epochs", 3), ("tiny", "teacher.lr", 0.2),
+    ("paper", "student.schedule", "cosine"), ("claims", "teacher.batch_size", 64)])
+def test_an_override_changes_its_key_only(profile, key, value):
+    """`dvc exp run -S key=value` keeps its meaning: the mounted train/ group leaves the keys teacher.lr, ..."""
+    expected = copy.deepcopy({**GOLDEN["profiles"][profile], "data": GOLDEN["benchmarks"]["cifar10"]})
+    section, name = key.split(".")
+    expected[section][name] = value
+    assert compose(ROOT / "conf", [f"profile={profile}", f"{key}={value}"]) == expected
 
 
 def test_hydra_free_composition_of_the_defaults_and_bad_choices():
@@ -68,6 +88,8 @@ def test_hydra_free_composition_of_the_defaults_and_bad_choices():
     ("teacher.milestones", [0.3, float("inf")], "teacher.milestones item 1 must be a finite number"),
     ("augment.preview", 0, "augment.preview must be >= 1"),
     ("base.seed", 2**40, "base.seed must be <="),
+    ("base.device", ["cpu"], "base.device must be one of"),  # a list where a name goes: one line, no TypeError
+    ("augment.layers", [["layer3"]], "augment.layers must be a non-empty list drawn from"),
 ])
 def test_invalid_values_name_the_parameter(key, value, message, tmp_path):
     p = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
@@ -82,7 +104,7 @@ def test_invalid_values_name_the_parameter(key, value, message, tmp_path):
 
 def test_every_float_parameter_refuses_nan_and_inf():
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
-    floats = [k for k in SCHEMA if isinstance(get(p, k), float)]
+    floats = [k for k in FIELDS if isinstance(get(p, k), float)]
     assert "relabel.threshold" in floats and "distill.tau" in floats
     for key in floats:
         for bad in (float("nan"), float("inf"), float("-inf")):
@@ -120,3 +142,16 @@ def test_overrides_for_replays_the_composition(overrides):
     assert all(o.split("=")[0] in {"benchmark", "profile"} for o in replay[:sum(
         o.startswith(("benchmark=", "profile=")) for o in replay)])
     assert not overrides or replay, "a non-default config needs overrides"
+
+
+def test_the_search_space_sets_parameters_within_their_bounds():
+    """conf/search/asym.yaml (the tune-asym flow's) names params.yaml keys; its ends and fixed values validate."""
+    space = yaml.safe_load((ROOT / "conf" / "search" / "asym.yaml").read_text())
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    settings = [(s["key"], float(s[end])) for s in space["tuned"].values() for end in ("low", "high")]
+    for key, value in settings + list(space["fixed"].items()):
+        q = copy.deepcopy(p)
+        section, name = key.split(".")
+        assert name in q[section], key
+        q[section][name] = value
+        validate(q)

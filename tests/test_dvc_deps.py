@@ -78,3 +78,15 @@ def test_every_stage_waits_for_the_params_check(name):
 def test_params_check_reads_all_of_params_yaml():
     stage = STAGES["check_params"]
     assert stage["params"] == [{"params.yaml": None}] and stage["outs"] == [{PARAMS_OK: {"persist": True}}]
+
+
+def test_every_training_stage_can_be_restored_from_the_run_cache():
+    """DVC saves no run-cache entry for a stage with an uncached output that is neither a metric nor a plot, or
+    with a persistent output: a queued experiment would then retrain the teacher every suite cell shares."""
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        blockers = {st.addressing: [o.def_path for o in st.outs
+                                    if o.persist or not (o.use_cache or o.is_metric or o.is_plot)]
+                    for st in repo.index.stages if st.addressing != "check_params"}
+    assert not any(blockers.values()), f"dvc.yaml: outputs that switch off the run-cache: {blockers}"
