@@ -6,7 +6,8 @@ Variants (same device, same network, after warm-up, interleaved round-robin over
    (RandomCrop(32, 4), RandomHorizontalFlip, ToTensor, Normalize) per sample, ``DataLoader`` with 0 / 2 workers,
    fp32, contiguous (NCHW) memory format;
 2. ``teacher``: uint8 tensors resident on the device, ``osr.augment.BaseAug`` batched augmentation, channels_last,
-   bf16 autocast (``osr.train.autocast``), SGD step (``torch.compile`` on CUDA only);
+   bf16 autocast, the library's step and optimiser (``osr.train.train_step``, ``make_optimizer``;
+   ``torch.compile`` on CUDA only);
 3. ``student_cached``: asym distillation step fed by ``osr.distill.student_batches`` over a CutMix plan
    (``osr.augment.make_plan``) with cached teacher logits (random, of the right shape);
 4. ``student_live``: the same step but the teacher runs on the raw and mixed views every step
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, make_plan, planned_steps, to_float
+from osr.augment import BaseAug, make_plan, planned_steps, to_float
 from osr.compose import compose_conf
 from osr.data import CIFAR10_KNOWN, decode_jpegs
 from osr.distill import student_batches
@@ -43,7 +44,8 @@ from osr.models import build, model_meta
 from osr.objectives import on_logits
 from osr.paths import mirror_dir
 from osr.relabel import relabel_targets
-from osr.train import autocast
+from osr.teacher import teacher_batches
+from osr.train import OptimConfig, autocast, make_optimizer, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -109,12 +111,11 @@ def new_model(arch: str, width: int, dev: torch.device, channels_last: bool = Tr
     return m.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-def sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The optimiser of osr.train.fit (decay on weights only, momentum 0.9, lr 0.1 at batch 128)."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    rest = [p for p in model.parameters() if p.ndim <= 1]
-    return torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": rest, "weight_decay": 0.0}],
-                           lr=0.01, momentum=0.9)
+def optimizer(model: torch.nn.Module, args, images: int):
+    """osr.train.fit's optimiser and schedule (`osr.train.make_optimizer`) with the student's settings from conf/
+    (SGD, lr at batch 128 scaled linearly, momentum, weight decay on weights only), over one epoch of `images`."""
+    steps = max(1, images // args.batch)
+    return make_optimizer(model, OptimConfig.from_section(CONF["student"]), args.batch, steps, steps)
 
 
 def maybe_compile(model, dev: torch.device):
@@ -154,7 +155,7 @@ class Typical:
         self.project = project_numerics
         self.model = new_model(args.arch, args.width, dev, channels_last=project_numerics, normalise=False)
         self.fwd = maybe_compile(self.model, dev) if project_numerics else self.model
-        self.opt = sgd(self.model)
+        self.opt, self.sched = optimizer(self.model, args, len(x))
         self.it = None
 
     def begin(self) -> None:
@@ -180,23 +181,14 @@ class Typical:
                 xb, yb = next(self.it)
         xb, yb = xb.to(self.dev, non_blocking=True), yb.to(self.dev, non_blocking=True)
         if self.project:
-            train_step(self.fwd, self.opt, self.dev, xb.contiguous(memory_format=torch.channels_last),
-                       on_logits(lambda z: F.cross_entropy(z.float(), yb)))
+            train_step(self.fwd, self.opt, self.sched, xb.contiguous(memory_format=torch.channels_last),
+                       on_logits(lambda z: F.cross_entropy(z.float(), yb)), self.dev)
             return len(xb)
         loss = F.cross_entropy(self.model(xb), yb)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         return len(xb)
-
-
-def train_step(model, opt, dev, x: torch.Tensor, objective) -> None:
-    """The inner loop body of osr.train.fit."""
-    with autocast(dev, True):
-        loss = objective(model, x)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
 
 
 class Plain:
@@ -206,36 +198,33 @@ class Plain:
         self.xb, self.dev = to_float(x[:args.batch]), dev
         self.objective = on_logits(lambda z, yy=y[:args.batch]: F.cross_entropy(z.float(), yy))
         self.model = new_model(args.arch, args.width, dev)
-        self.opt = sgd(self.model)
+        self.opt, self.sched = optimizer(self.model, args, len(x))
         self.fwd = maybe_compile(self.model, dev)
 
     def step(self) -> int:
-        train_step(self.fwd, self.opt, self.dev, self.xb, self.objective)
+        train_step(self.fwd, self.opt, self.sched, self.xb, self.objective, self.dev)
         return len(self.xb)
 
 
 class Teacher:
-    """Variant 2: the teacher stage's batches (stages/train_teacher.py) and fit's step."""
+    """Variant 2: the teacher stage's batches (`osr.teacher.teacher_batches`, CE) and fit's step."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, args, dev: torch.device):
         self.x, self.y, self.bs, self.dev = x, y, args.batch, dev
         self.aug = BaseAug(randaugment=getattr(args, "randaugment", 0))
         self.model = new_model(args.arch, args.width, dev)
-        self.opt = sgd(self.model)
+        self.opt, self.sched = optimizer(self.model, args, len(x))
         self.fwd = maybe_compile(self.model, dev)
         self.it = self._batches()
 
     def _batches(self):
         for epoch in itertools.count():
-            order, seeds = epoch_order(len(self.x), self.bs, SEED, epoch, TEACHER_STREAM)
-            for o, s in zip(order, seeds):
-                idx = torch.from_numpy(o).to(self.dev)
-                yield to_float(self.aug(self.x[idx], int(s))), \
-                    on_logits(lambda z, yy=self.y[idx]: F.cross_entropy(z.float(), yy))
+            yield from teacher_batches(self.x, self.y, epoch, SEED, self.bs, self.aug, STEP_LOSSES["ce"],
+                                       DistillConfig())
 
     def step(self) -> int:
         xb, objective = next(self.it)
-        train_step(self.fwd, self.opt, self.dev, xb, objective)
+        train_step(self.fwd, self.opt, self.sched, xb, objective, self.dev)
         return len(xb)
 
 
@@ -259,7 +248,7 @@ class StudentCached:
         self.plan = make_plan(len(x), args.batch, 1, SEED, self.mixer, 0.5, tuple(x.shape[-2:]))
         self.cache = random_cache(self.plan, y_np, len(KNOWN))
         self.model = new_model(args.arch, args.width, dev)
-        self.opt = sgd(self.model)
+        self.opt, self.sched = optimizer(self.model, args, len(x))
         self.fwd = maybe_compile(self.model, dev)
         self.it = self._batches()
 
@@ -269,7 +258,7 @@ class StudentCached:
 
     def step(self) -> int:
         xb, objective = next(self.it)
-        train_step(self.fwd, self.opt, self.dev, xb, objective)
+        train_step(self.fwd, self.opt, self.sched, xb, objective, self.dev)
         return len(xb)
 
 

@@ -8,13 +8,11 @@ are compared with what `dvc.lock` recorded, leaving the tuned keys out.
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
+from cli import dvc_json
 from osr import OSRError
 from osr.compose import leaves
 
@@ -22,21 +20,8 @@ READ_BY_TRIALS = ("augment", "relabel")  # with --with-deps: download, split, tr
 SKIPPED = {"check_params"}  # validation only; its output is constant
 
 
-def _dvc() -> str:
-    local = Path(sys.executable).parent / "dvc"
-    return str(local) if local.exists() else "dvc"
-
-
 def _status(project: Path) -> dict:
-    cmd = [_dvc(), "status", "--json", "--with-deps", *READ_BY_TRIALS]
-    try:
-        res = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
-    except FileNotFoundError:
-        raise OSRError("tuning: dvc not found; put the project's .venv/bin first on PATH") from None
-    if res.returncode:
-        last = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise OSRError(f"tuning: `dvc status` failed in {project}: {last[0]}")
-    return json.loads(res.stdout or "{}")
+    return dvc_json(["status", "--json", "--with-deps", *READ_BY_TRIALS], project)
 
 
 def _untuned(value, prefix: str, tuned: set[str]) -> dict:

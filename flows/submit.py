@@ -18,6 +18,7 @@ import os
 import sys
 import time
 
+from cli import guarded
 from osr import OSRError
 
 WAITING = {"SCHEDULED", "PENDING"}  # Late is a SCHEDULED state
@@ -114,7 +115,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except OSRError as e:
-        sys.exit(f"error: {e}")
+    sys.exit(guarded(main))

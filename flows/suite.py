@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from cli import dvc, fail
 from osr import OSRError
 from osr.grid import DEFAULT_SEED, Cell, grid
 from osr.paths import MIRROR_ENV, mirror_dir
@@ -43,13 +44,6 @@ def parse_ints(text: str, flag: str = "--splits") -> list[int]:
     if re.fullmatch(r"\d+(,\d+)*", text):
         return [int(s) for s in text.split(",")]
     raise OSRError(f"{flag} {text!r}: expected a range like 0-4 or a list like 0,2")
-
-
-def dvc(args: list[str], repo: Path, check: bool = True, env: dict[str, str] | None = None) -> str:
-    res = subprocess.run(["dvc", *args], cwd=repo, capture_output=True, text=True, env=env)
-    if check and res.returncode:
-        raise OSRError(f"dvc {' '.join(args)} failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}")
-    return res.stdout
 
 
 def existing_experiments(repo: Path) -> set[str]:
@@ -134,13 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         states = run_suite(args.repo, grid(*grid_spec(args)), args.jobs)
     except OSRError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return fail(err)
     failed = sorted(n for n, s in states.items() if s == "Failed")
     if failed:
-        print(f"error: {len(failed)} experiments failed ({', '.join(failed)}); see `dvc queue logs <name>`",
-              file=sys.stderr)
-        return 1
+        return fail(f"{len(failed)} experiments failed ({', '.join(failed)}); see `dvc queue logs <name>`")
     return 0
 
 

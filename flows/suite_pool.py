@@ -36,10 +36,11 @@ from prefect.artifacts import create_table_artifact
 if __package__ in (None, ""):  # loaded by a worker as flows/suite_pool.py: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows.suite import add_grid_args, dvc, grid_spec  # noqa: E402
+from cli import dvc  # noqa: E402
+from flows.suite import add_grid_args, grid_spec  # noqa: E402
 from osr import OSRError  # noqa: E402
-from osr.data import DEFAULT_MIRROR, MIRROR_ENV  # noqa: E402
 from osr.grid import DEFAULT_SEED, Cell, grid  # noqa: E402
+from osr.paths import MIRROR_ENV, mirror_dir  # noqa: E402
 
 DEPLOYMENT = "suite-cell/pool"
 REMOTE = "suite"  # the DVC remote name `--dvc-remote` is added under (local config, default remote)
@@ -58,7 +59,7 @@ def cell_env() -> dict[str, str]:
     """The stages run as `python -m stages.*` and find the dataset mirror from a clone in a temporary folder:
     this interpreter's bin folder first on PATH, the mirror as an absolute path (relative: to this process's
     working directory, the deployment's checkout)."""
-    mirror = Path(os.environ.get(MIRROR_ENV, DEFAULT_MIRROR)).resolve()
+    mirror = mirror_dir().resolve()
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             MIRROR_ENV: str(mirror)}
 

@@ -12,7 +12,7 @@ import numpy as np
 from osr.claims import compare, diff_text, values_by_split
 from osr.grid import OURS, VARIANTS
 from osr.plots import plt, save_figure
-from osr.report import generated_line
+from osr.report import generated_line, pm
 
 REFERENCE = "ce-cutmix"
 ACC_TOLERANCE = 1.0  # points of accuracy the best AD variant may give up against the reference
@@ -51,12 +51,6 @@ def _delta(d: dict | None) -> str:
     return diff_text(d) if d else "reference"
 
 
-def _mean(m: dict | None) -> str:
-    if not m:
-        return "–"
-    return f"{m['mean']:.1f} ± {m['std']:.1f}" if m["std"] is not None else f"{m['mean']:.1f}"
-
-
 def study_markdown(s: dict) -> list[str]:
     lines = [f"## {s['profile']} / {s['benchmark']} / split {s['split']}", "",
              f"Means over seeds (± sample std where n > 1); Δ = recipe − `{s['reference']}` in points with its "
@@ -65,7 +59,7 @@ def study_markdown(s: dict) -> list[str]:
              "|---|---|---|---|---|---|---|"]
     for e in s["entries"]:
         n = (e["acc"] or {}).get("n", 0)
-        cells = [_mean(e["acc"]), _mean(e["auroc_mls"]), _mean(e["oscr_mls"]), _delta(e["d_acc"]),
+        cells = [pm(e["acc"]), pm(e["auroc_mls"]), pm(e["oscr_mls"]), _delta(e["d_acc"]),
                  _delta(e["d_auroc_mls"])]
         lines.append(f"| `{e['recipe']}` | {n} | " + " | ".join(cells) + " |")
     if s["best_ad"]:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
 from osr import OSRError
-from osr.masking import PLACERS
+from osr.masking import PLACERS, Placer
 
 
 def random_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4, flip: bool = True) -> torch.Tensor:
@@ -101,10 +101,6 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------------ mixing
 
-def _mix_none(x, partner, lam, box):
-    return x
-
-
 def _mixup(x, partner, lam, box):
     return lam * x + (1.0 - lam) * x[partner]
 
@@ -114,14 +110,6 @@ def _cutmix(x, partner, lam, box):
     out = x.clone()
     out[:, :, y0:y1, x0:x1] = x[partner][:, :, y0:y1, x0:x1]
     return out
-
-
-# name -> fn(x float [B,C,H,W], partner perm [B], lam, box [y0,y1,x0,x1]) -> mixed batch
-MIXERS: dict[str, Callable] = {"none": _mix_none, "mixup": _mixup, "cutmix": _cutmix}
-# Masking methods (osr/masking.py): the masked view depends on the model being trained, so the plan holds only
-# the box size; the box is placed and noise-filled during training.
-MASKERS = tuple(PLACERS)
-METHODS = (*MIXERS, *MASKERS)
 
 
 def mask_size(lam: float, h: int, w: int) -> tuple[np.ndarray, float]:
@@ -134,6 +122,10 @@ def mask_size(lam: float, h: int, w: int) -> tuple[np.ndarray, float]:
     return np.array([0, bh, 0, bw], np.int64), 1.0 - bh * bw / (h * w)
 
 
+def _unplaced_box(lam: float, h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    return mask_size(lam, h, w)
+
+
 def cutmix_box(lam: float, h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """Box of side sqrt(1-lam)*side at a uniform centre, clipped; returns the box and the area-corrected lam."""
     r = np.sqrt(1.0 - lam)
@@ -142,6 +134,35 @@ def cutmix_box(lam: float, h: int, w: int, rng: np.random.Generator) -> tuple[np
     y0, y1 = np.clip(cy - ch // 2, 0, h), np.clip(cy + ch // 2, 0, h)
     x0, x1 = np.clip(cx - cw // 2, 0, w), np.clip(cx + cw // 2, 0, w)
     return np.array([y0, y1, x0, x1], np.int64), 1.0 - float((y1 - y0) * (x1 - x0)) / (h * w)
+
+
+@dataclass(frozen=True)
+class Mixer:
+    """An `augment.method` entry. A mixer's `mix` combines planned pairs, so relabel caches the teacher on its
+    views; a masker's `placer` (osr/masking.py) puts a noise box on the image during training, because that view
+    depends on the model being trained, and each image is its own partner. `box` draws a step's box and its
+    area-corrected lam into the plan. An entry with neither `mix` nor `placer` never mixes."""
+    mix: Callable[[torch.Tensor, torch.Tensor, float, np.ndarray], torch.Tensor] | None = None
+    box: Callable[[float, int, int, np.random.Generator], tuple[np.ndarray, float]] | None = None
+    placer: Placer | None = None
+
+    @property
+    def mixes(self) -> bool:
+        return self.mix is not None or self.placer is not None
+
+    def __call__(self, x: torch.Tensor, partner: torch.Tensor, lam: float, box: np.ndarray) -> torch.Tensor:
+        """The mixed batch of float images [B, C, H, W], partner permutation [B], lam, box [y0, y1, x0, x1]."""
+        return self.mix(x, partner, lam, box)
+
+
+# name -> Mixer: the mixers, then every masker of osr/masking.py (a new masker is one PLACERS entry)
+MIXERS: dict[str, Mixer] = {
+    "none": Mixer(),
+    "mixup": Mixer(_mixup),
+    "cutmix": Mixer(_cutmix, box=cutmix_box),
+    **{name: Mixer(box=_unplaced_box, placer=placer) for name, placer in PLACERS.items()},
+}
+METHODS = tuple(MIXERS)
 
 
 TEACHER_STREAM, STUDENT_STREAM = 1, 2
@@ -164,8 +185,9 @@ def make_plan(n: int, batch: int, epochs: int, seed: int, method: str, prob: flo
     ``partner`` (in-batch permutation), ``lam`` (area-corrected for CutMix), ``box`` (y0, y1, x0, x1).
     For a masking method ``mixed`` marks masked steps, ``lam`` is lam_eff and ``box`` the unplaced box.
     """
-    if method not in METHODS:
+    if method not in MIXERS:
         raise OSRError(f"augment.method: unknown method {method!r} (choose from {sorted(METHODS)})")
+    mixer = MIXERS[method]
     h, w = image_hw
     orders, seeds, mixed, partner, lam, box = [], [], [], [], [], []
     for e in range(epochs):
@@ -173,16 +195,13 @@ def make_plan(n: int, batch: int, epochs: int, seed: int, method: str, prob: flo
         rng = np.random.default_rng([seed, STUDENT_STREAM, e, 1])
         steps = len(order)
         u = rng.random(steps)
-        mixed.append((u > 1.0 - prob) & (method != "none"))
+        mixed.append((u > 1.0 - prob) & mixer.mixes)
         perms = np.stack([rng.permutation(batch) for _ in range(steps)])
-        partner.append(np.broadcast_to(np.arange(batch), perms.shape) if method in MASKERS else perms)
+        partner.append(np.broadcast_to(np.arange(batch), perms.shape) if mixer.placer else perms)
         lam_e, box_e = rng.random(steps), np.zeros((steps, 4), np.int64)
-        if method == "cutmix":
+        if mixer.box is not None:
             for s in range(steps):
-                box_e[s], lam_e[s] = cutmix_box(lam_e[s], h, w, rng)
-        elif method in MASKERS:
-            for s in range(steps):
-                box_e[s], lam_e[s] = mask_size(lam_e[s], h, w)
+                box_e[s], lam_e[s] = mixer.box(lam_e[s], h, w, rng)
         orders.append(order)
         seeds.append(aug_seed)
         lam.append(lam_e)
@@ -207,7 +226,7 @@ class PlannedStep:
 
 def planned_steps(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray], epoch: int, aug: BaseAug):
     """Yield the PlannedSteps of one epoch; relabel (teacher) and distill (student) see identical images."""
-    mixer = MIXERS.get(str(plan["method"]))
+    mixer = MIXERS[str(plan["method"])]
     dev = x.device
     # one host-to-device copy per epoch, not per step
     order, partners = (torch.from_numpy(np.ascontiguousarray(plan[k][epoch])).to(dev) for k in ("order", "partner"))
@@ -217,5 +236,5 @@ def planned_steps(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray],
         x_raw = to_float(aug(x[idx], seed))
         partner = partners[s]
         lam, box, mixed = float(plan["lam"][epoch, s]), plan["box"][epoch, s], bool(plan["mixed"][epoch, s])
-        x_mixed = mixer(x_raw, partner, lam, box) if mixed and mixer is not None else None
+        x_mixed = mixer(x_raw, partner, lam, box) if mixed and mixer.mix is not None else None
         yield PlannedStep(x_raw, x_mixed, y[idx], partner, lam, mixed, box, seed)

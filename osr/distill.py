@@ -8,19 +8,18 @@ import numpy as np
 import torch
 
 from osr import OSRError
-from osr.augment import MASKERS, BaseAug, PlannedStep, planned_steps
-from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step, hard_mask, two_hot
-from osr.models import head_for, new_model
+from osr.augment import MIXERS, BaseAug, PlannedStep, planned_steps
+from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step, StepLoss, hard_mask, two_hot
+from osr.models import new_model
 from osr.objectives import logits_objective, masked
 from osr.split import SplitTensors
-from osr.train import Batch, OptimConfig, fit, fit_options
-
-TEACHER_METHODS = {"kd", "asym"}  # student losses that read teacher logits
+from osr.train import Batch, fingerprint, fit, fit_settings
 
 
 def needs_live_teacher(augment_method: str, method: str) -> bool:
-    """A masked view depends on the student, so kd/asym query the frozen teacher on it during training."""
-    return augment_method in MASKERS and method in TEACHER_METHODS
+    """A masked view depends on the student, so a loss that reads teacher logits queries the frozen teacher on
+    it during training."""
+    return MIXERS[augment_method].placer is not None and STEP_LOSSES[method].reads_teacher
 
 
 def distill_config(distill: dict, movr: dict) -> DistillConfig:
@@ -32,7 +31,15 @@ def distill_config(distill: dict, movr: dict) -> DistillConfig:
                          movr=MOvRConfig.from_section(movr))
 
 
-def masked_step_loss(st: PlannedStep, step_loss, cfg: DistillConfig, t_raw: torch.Tensor,
+def student_fingerprint(params: dict, *files: Path) -> str:
+    """What determines a student run (guards its checkpoint): its params sections and input files."""
+    keys = {"student": params["student"], "distill": params["distill"], "data": params["data"],
+            "seed": params["base"]["seed"], "movr": params["movr"], "relabel": params["relabel"],
+            "layers": params["augment"]["layers"]}
+    return fingerprint(keys, *files)
+
+
+def masked_step_loss(st: PlannedStep, step_loss: StepLoss, cfg: DistillConfig, t_raw: torch.Tensor,
                      teacher: torch.nn.Module | None, relabel: dict) -> Callable:
     """Loss on a masked view: the method's mixed-step loss with the image as its own partner (lam = lam_eff).
 
@@ -53,25 +60,30 @@ def masked_step_loss(st: PlannedStep, step_loss, cfg: DistillConfig, t_raw: torc
     return loss
 
 
+def _epoch_cache(cache: dict[str, np.ndarray], epoch: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """The epoch's cached teacher outputs on the device, one host-to-device copy each (not one per step), and
+    per step the rows ordered hard first, then easy, each ascending (`n_hard` of them hard), known on the host."""
+    ep = {k: torch.from_numpy(np.ascontiguousarray(cache[k][epoch])).to(device)
+          for k in ("t_raw", "t_mixed", "hard", "target")}
+    hard = cache["hard"][epoch]  # [S, B]
+    ep["by_hardness"] = torch.from_numpy(np.argsort(~hard, axis=1, kind="stable")).to(device)
+    return {**ep, "n_hard": hard.sum(1)}
+
+
 def student_batches(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray], cache: dict[str, np.ndarray],
                     epoch: int, aug: BaseAug, method: str, cfg: DistillConfig, teacher: torch.nn.Module | None = None,
                     relabel: dict | None = None, layers: list[str] | None = None) -> Iterator[Batch]:
     """(image batch, objective) per planned step; the student sees the mixed view if any."""
     step_loss = STEP_LOSSES[method]
-    masker = str(plan["method"]) if str(plan["method"]) in MASKERS else None
-    # the epoch's cached teacher outputs in one host-to-device copy each, not one per step
-    ep = {k: torch.from_numpy(np.ascontiguousarray(cache[k][epoch])).to(x.device)
-          for k in ("t_raw", "t_mixed", "hard", "target")}
-    hard = cache["hard"][epoch]  # [S, B] on the host: per step, hard rows first, then easy rows, each ascending
-    n_hard = hard.sum(1)
-    by_hardness = torch.from_numpy(np.argsort(~hard, axis=1, kind="stable")).to(x.device)
-
+    masker = str(plan["method"]) if MIXERS[str(plan["method"])].placer is not None else None
+    ep = _epoch_cache(cache, epoch, x.device)
     for s, st in enumerate(planned_steps(x, y, plan, epoch, aug)):
         mixed = st.x_mixed is not None
+        n_hard = ep["n_hard"][s]
         step = Step(y=st.y, mixed=mixed, partner=st.partner, lam=st.lam, t_raw=ep["t_raw"][s].float(),
                     t_mixed=ep["t_mixed"][s].float() if mixed else None, hard=ep["hard"][s] if mixed else None,
                     target=ep["target"][s].float() if mixed else None,
-                    rows=(by_hardness[s, :n_hard[s]], by_hardness[s, n_hard[s]:]) if mixed else None)
+                    rows=(ep["by_hardness"][s, :n_hard], ep["by_hardness"][s, n_hard:]) if mixed else None)
         def loss(z, step=step):
             return step_loss(z, step, cfg)
         if masker and st.mixed:
@@ -79,36 +91,37 @@ def student_batches(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray
             objective = masked(masker, st.y, box_hw, st.lam, st.seed, layers or ["layer3"], loss,
                                masked_step_loss(st, step_loss, cfg, step.t_raw, teacher, relabel or {}))
         else:
-            objective = logits_objective(loss, cfg.movr.rotation if method == "movr" else 0.0)
+            objective = logits_objective(loss, step_loss.rotation(cfg.movr))
         yield (st.x_mixed if mixed else st.x_raw), objective
 
 
-def train_student(data: SplitTensors, plan: dict[str, np.ndarray], cache: dict[str, np.ndarray], student: dict,
-                  distill: dict, movr: dict, data_params: dict, ckpt_path: Path, fingerprint: str, desc: str,
-                  device: torch.device, on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
-                  teacher: torch.nn.Module | None = None, relabel: dict | None = None,
-                  layers: list[str] | None = None) -> tuple[torch.nn.Module, dict, list[dict]]:
-    """A fresh student (params sections `student`, `distill`, `movr`, `data`) trained on the plan.
+def train_student(data: SplitTensors, plan: dict[str, np.ndarray], cache: dict[str, np.ndarray], params: dict, *,
+                  ckpt_path: Path, fingerprint: str, device: torch.device, desc: str | None = None,
+                  on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
+                  teacher: torch.nn.Module | None = None) -> tuple[torch.nn.Module, dict, list[dict]]:
+    """A fresh student trained on the plan, by params.yaml's sections `student`, `distill`, `movr`, `data`,
+    `relabel` and `augment.layers` (GradMix's attribution layers). Returns (model, meta, history).
 
-    `teacher` (frozen) and `relabel` are needed only for kd/asym with a masking method (GradMix, noise box);
-    `layers` are GradMix's attribution layers. Returns (model, meta, history).
+    `teacher` (frozen) is needed only when the loss reads teacher logits on a masked view (`needs_live_teacher`).
     """
-    method = distill["method"]
-    masker = str(plan["method"]) in MASKERS
-    if needs_live_teacher(str(plan["method"]), method) and teacher is None:
-        raise OSRError(f"distill.method {method} with augment.method {plan['method']}: needs the teacher model")
-    cfg = distill_config(distill, movr)
-    if masker and method == "movr" and cfg.movr.rotation > 0:
-        raise OSRError(f"movr.rotation: the rotation head is not combined with augment.method {plan['method']}; "
+    student, method, augment_method = params["student"], params["distill"]["method"], str(plan["method"])
+    step_loss = STEP_LOSSES[method]
+    if needs_live_teacher(augment_method, method) and teacher is None:
+        raise OSRError(f"distill.method {method} with augment.method {augment_method}: needs the teacher model")
+    cfg = distill_config(params["distill"], params["movr"])
+    if MIXERS[augment_method].placer is not None and step_loss.rotation(cfg.movr) > 0:
+        raise OSRError(f"movr.rotation: the rotation head is not combined with augment.method {augment_method}; "
                        "set movr.rotation=0")
     x, y = data.x["train"], data.y["train"]
-    model, meta = new_model(student, data_params, data.num_classes, x.shape[1], device, **head_for(method, cfg.movr))
+    model, meta = new_model(student, params["data"], data.num_classes, x.shape[1], device, **step_loss.head(cfg.movr))
     aug = BaseAug(randaugment=student["randaugment"])
 
     def batches(epoch: int) -> Iterator[Batch]:
-        return student_batches(x, y, plan, cache, epoch, aug, method, cfg, teacher, relabel, layers)
+        return student_batches(x, y, plan, cache, epoch, aug, method, cfg, teacher, params["relabel"],
+                               params["augment"]["layers"])
 
     epochs, steps = plan["order"].shape[:2]
-    history = fit(model, batches, epochs, steps, student["batch_size"], OptimConfig.from_section(student), ckpt_path,
-                  fingerprint, desc, device, student["amp"], on_epoch_end, **fit_options(student, device))
+    history = fit(model, batches, epochs=epochs, steps_per_epoch=steps, ckpt_path=ckpt_path, fingerprint=fingerprint,
+                  desc=desc or f"student[{method}]", device=device, on_epoch_end=on_epoch_end,
+                  **fit_settings(student, device))
     return model, meta, history

@@ -1,34 +1,34 @@
 """Closed-set and open-set metrics of one model on the validation and test roles of a split."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 
 from osr.jacobian import class_separation, jacobian_norm
 from osr.metrics import accuracy, open_set_macro_f1, open_set_metrics
-from osr.scores import NEEDS_BANK, SCORES, ScoreContext, bank_of
+from osr.scores import SCORES, Bank, bank_of, needs_bank
 from osr.split import SplitTensors
 from osr.train import predict
 
 
-def evaluate_model(model: torch.nn.Module, data: SplitTensors, scores: list[str], temperature: float = 1.0,
-                   batch_size: int = 512, jacobian_samples: int = 0, seed: int = 0,
-                   knn_k: int = 3, bootstrap: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
+def evaluate_model(model: torch.nn.Module, data: SplitTensors, section: Mapping,
+                   seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
     """Metrics dict and per-sample test scores. Known = label >= 0 (positive), unknown = label -1.
 
-    kNN-type scores use the un-augmented training images (role ``train``) as the feature bank; the macro-F1
-    threshold comes from the validation knowns' scores; `bootstrap` > 0 resamples give each AUROC a 95 % interval.
+    `section` is params.yaml's `evaluate` section: `scores`, `batch_size`, `jacobian_samples`, `bootstrap` and each
+    score's own settings (`Score.settings`). Scores that need the feature bank use the un-augmented training
+    images (role ``train``); the macro-F1 threshold comes from the validation knowns' scores; `bootstrap` > 0
+    resamples give each AUROC a 95 % interval.
     """
+    scores, batch_size = section["scores"], section["batch_size"]
     metrics: dict = {}
     zv, fv = predict(model, data.x["val"], batch_size, features=True)
     metrics["val"] = {"acc": accuracy(data.y["val"].cpu().numpy(), zv.argmax(1).cpu().numpy()),
                       "class_separation": class_separation(fv, data.y["val"])}
     z, f = predict(model, data.x["test"], batch_size, features=True)
-    ctx = ScoreContext(temperature=temperature, k=knn_k)
-    if NEEDS_BANK & set(scores):
-        _, ft = predict(model, data.x["train"], batch_size, features=True)
-        bank, labels = bank_of(ft, data.y["train"])
-        ctx = ScoreContext(temperature=temperature, bank=bank, bank_labels=labels, k=knn_k)
+    bank = feature_bank(model, data, batch_size) if needs_bank(scores) else None
     y = data.y["test"]
     known = y >= 0
     pred = z.argmax(1)
@@ -38,15 +38,23 @@ def evaluate_model(model: torch.nn.Module, data: SplitTensors, scores: list[str]
             "mean_max_logit_unknown": float(z[~known].max(1).values.mean())}
     raw = {"label": y.cpu().numpy(), "pred": pred.cpu().numpy()}
     for name in scores:
-        s = SCORES[name](z, f, ctx).cpu().numpy()
+        score = SCORES[name]
+        kw = score.settings_from(section)
+        s = score(z, f, bank, **kw).cpu().numpy()
         raw[name] = s
-        test[name] = open_set_metrics(s[known.cpu().numpy()], correct, s[~known.cpu().numpy()], bootstrap, seed)
-        test[name]["macro_f1"] = open_set_macro_f1(SCORES[name](zv, fv, ctx).cpu().numpy(), s, raw["pred"],
+        test[name] = open_set_metrics(s[known.cpu().numpy()], correct, s[~known.cpu().numpy()],
+                                      section["bootstrap"], seed)
+        test[name]["macro_f1"] = open_set_macro_f1(score(zv, fv, bank, **kw).cpu().numpy(), s, raw["pred"],
                                                    raw["label"], data.num_classes)
     metrics["test"] = test
-    if jacobian_samples:
-        metrics["jacobian"] = jacobian_summary(model, data, jacobian_samples, seed)
+    if section["jacobian_samples"]:
+        metrics["jacobian"] = jacobian_summary(model, data, section["jacobian_samples"], seed)
     return metrics, raw
+
+
+def feature_bank(model: torch.nn.Module, data: SplitTensors, batch_size: int) -> Bank:
+    """The features of the un-augmented training images (role ``train``), for the scores that need a bank."""
+    return bank_of(predict(model, data.x["train"], batch_size, features=True)[1], data.y["train"])
 
 
 def jacobian_summary(model: torch.nn.Module, data: SplitTensors, n: int, seed: int) -> dict:

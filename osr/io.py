@@ -49,6 +49,14 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(path)
 
 
+def existing_file(path: str | os.PathLike) -> Path:
+    """`path` as a Path, or a one-line OSRError if no such file exists."""
+    path = Path(path)
+    if not path.is_file():
+        raise OSRError(f"{path}: file not found")
+    return path
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
@@ -71,9 +79,7 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 def load_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Load every array of an .npz eagerly, refusing pickles and truncated or corrupt archives."""
-    path = Path(path)
-    if not path.is_file():
-        raise OSRError(f"{path}: file not found")
+    path = existing_file(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             out = {k: z[k] for k in z.files}
@@ -97,9 +103,7 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
 
 
 def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise OSRError(f"{path}: file not found")
+    path = existing_file(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for corrupt / unsafe files

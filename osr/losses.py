@@ -23,13 +23,17 @@ def _pearson_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 1.0 - rho.mean()
 
 
+def _tempered(fn: Callable, z_s: torch.Tensor, z_t: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """fn (softmax or log-softmax over classes) of student and teacher logits at temperature tau, in fp32."""
+    return fn(z_s.float() / tau, dim=1), fn(z_t.float() / tau, dim=1)
+
+
 def dist_loss(z_s: torch.Tensor, z_t: torch.Tensor, tau: float = 1.0, beta: float = 1.0,
               gamma: float = 1.0) -> torch.Tensor:
     """DIST (arXiv 2205.10536): tau^2 * (beta * inter-class + gamma * intra-class correlation losses)."""
     if len(z_s) == 0:
         return z_s.sum() * 0.0
-    p_s = F.softmax(z_s.float() / tau, dim=1)
-    p_t = F.softmax(z_t.float() / tau, dim=1)
+    p_s, p_t = _tempered(F.softmax, z_s, z_t, tau)
     return tau**2 * (beta * _pearson_loss(p_s, p_t) + gamma * _pearson_loss(p_s.T, p_t.T))
 
 
@@ -38,8 +42,7 @@ def kl_loss(z_s: torch.Tensor, z_t: torch.Tensor, tau: float = 1.0) -> torch.Ten
     nearly scale-free) it also transfers the teacher's confidence, i.e. the logit scale that MLS reads."""
     if len(z_s) == 0:
         return z_s.sum() * 0.0
-    log_p_s = F.log_softmax(z_s.float() / tau, dim=1)
-    log_p_t = F.log_softmax(z_t.float() / tau, dim=1)
+    log_p_s, log_p_t = _tempered(F.log_softmax, z_s, z_t, tau)
     return tau**2 * F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
 
 
@@ -228,8 +231,34 @@ def movr_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
     return s.lam * movr_loss(z, s.y, cfg.movr) + (1.0 - s.lam) * movr_loss(z, s.y[s.partner], cfg.movr)
 
 
-# name -> loss of the student's logits on one planned step; `ce` and `movr` also train the teacher (raw steps)
-STEP_LOSSES: dict[str, Callable[[torch.Tensor, Step, DistillConfig], torch.Tensor]] = {
-    "ce": ce_step, "kd": kd_step, "asym": asym_step, "movr": movr_step,
+@dataclass(frozen=True)
+class StepLoss:
+    """A `distill.method` (and, with `teacher_loss`, `teacher.loss`) entry: the loss of the student's logits on one
+    planned step, and what it needs. `reads_teacher`: teacher logits (cached for planned views; with a masking
+    method the frozen teacher runs live on the masked view). `movr_head`: a cosine head at `movr.scale` and the
+    rotation head weighted `movr.rotation`. `settings`: the params sections its `DistillConfig` fields come from."""
+    fn: Callable[[torch.Tensor, Step, DistillConfig], torch.Tensor]
+    reads_teacher: bool = False
+    teacher_loss: bool = False
+    movr_head: bool = False
+    settings: tuple[str, ...] = ()
+
+    def __call__(self, z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
+        return self.fn(z, s, cfg)
+
+    def rotation(self, movr: MOvRConfig) -> float:
+        """Weight of the rotation-prediction term (0: no rotation head)."""
+        return movr.rotation if self.movr_head else 0.0
+
+    def head(self, movr: MOvRConfig) -> dict:
+        """`osr.models.new_model`'s head arguments for a model trained by this loss."""
+        return {"head": "cosine", "scale": movr.scale, "rotation": movr.rotation > 0} if self.movr_head else {}
+
+
+STEP_LOSSES: dict[str, StepLoss] = {
+    "ce": StepLoss(ce_step, teacher_loss=True),
+    "kd": StepLoss(kd_step, reads_teacher=True, settings=("distill",)),
+    "asym": StepLoss(asym_step, reads_teacher=True, settings=("distill",)),
+    "movr": StepLoss(movr_step, teacher_loss=True, movr_head=True, settings=("movr",)),
 }
-TEACHER_LOSSES = ("ce", "movr")
+TEACHER_LOSSES = tuple(name for name, loss in STEP_LOSSES.items() if loss.teacher_loss)

@@ -14,6 +14,7 @@ is contrastive. Deviation: noise is U(0, 1) in image space (the model normalises
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -56,10 +57,31 @@ def noise_box(x: torch.Tensor, centres: torch.Tensor, box_hw: tuple[int, int], s
     return torch.where(inside[:, None], noise, x)
 
 
-# name -> how the box is placed: fn(model activations, their CE gradients, images, step seed) -> centres [B, 2]
-Placer = Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor, int], torch.Tensor]
+Tensors = list[torch.Tensor]
+
+
+def _attribution_peaks(acts: Tensors, grads: Tensors, x: torch.Tensor, seed: int) -> torch.Tensor:
+    return cam_peaks(layercam(acts, grads, tuple(x.shape[2:])))
+
+
+def _random_places(acts: Tensors, grads: Tensors, x: torch.Tensor, seed: int) -> torch.Tensor:
+    return random_centres(len(x), x.shape[2], x.shape[3], seed, x.device)
+
+
+@dataclass(frozen=True)
+class Placer:
+    """A masking method: where the noise box goes, and whether that needs the attribution of the model being
+    trained (its activations at `augment.layers` and their CE gradients, from the clean forward)."""
+    place: Callable[[Tensors, Tensors, torch.Tensor, int], torch.Tensor]
+    needs_attribution: bool = False
+
+    def __call__(self, acts: Tensors, grads: Tensors, x: torch.Tensor, seed: int) -> torch.Tensor:
+        """Box centres [B, 2] from (activations, their CE gradients, images, step seed)."""
+        return self.place(acts, grads, x, seed)
+
+
+# name -> Placer; each is also an `augment.method` (osr/augment.py MIXERS)
 PLACERS: dict[str, Placer] = {
-    "gradmix": lambda acts, grads, x, seed: cam_peaks(layercam(acts, grads, tuple(x.shape[2:]))),
-    "noisebox": lambda acts, grads, x, seed: random_centres(len(x), x.shape[2], x.shape[3], seed, x.device),
+    "gradmix": Placer(_attribution_peaks, needs_attribution=True),
+    "noisebox": Placer(_random_places),
 }
-NEEDS_ATTRIBUTION = {"gradmix"}

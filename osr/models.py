@@ -7,12 +7,15 @@ m-OvR models may carry a 4-way ``rotation`` head on the unnormalised feature (me
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from osr import OSRError
+from osr.io import load_torch
 
 ARCHS = {"resnet18": (BasicBlock, [2, 2, 2, 2]), "resnet34": (BasicBlock, [3, 4, 6, 3]),
          "resnet50": (Bottleneck, [3, 4, 6, 3])}
@@ -119,13 +122,6 @@ def model_meta(arch: str, num_classes: int, width: int, in_channels: int, mean, 
             "rotation": bool(rotation)}
 
 
-def head_for(loss: str, movr) -> dict:
-    """Head arguments of `new_model` for a training loss: m-OvR trains a cosine head (+ rotation head if weighted)."""
-    if loss == "movr":
-        return {"head": "cosine", "scale": movr.scale, "rotation": movr.rotation > 0}
-    return {}
-
-
 def new_model(section: dict, data: dict, num_classes: int, in_channels: int, device: torch.device,
               head: str = "linear", scale: float = 1.0, rotation: bool = False) -> tuple[CifarResNet, dict]:
     """A fresh channels_last model from a params section (teacher/student) and the data section (mean/std)."""
@@ -142,3 +138,13 @@ def load_state(model: nn.Module, state: dict, where: str) -> None:
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise OSRError(f"{where}: checkpoint does not fit the model ({first})") from None
+
+
+def load_model(path: Path, device: torch.device) -> tuple[CifarResNet, dict]:
+    """A model file of this project (`{"meta", "state"}`) as an eval-mode channels_last model, and its meta."""
+    ck = load_torch(path, map_location=device)
+    if not isinstance(ck, dict) or "meta" not in ck or "state" not in ck:
+        raise OSRError(f"{path}: not a model file of this project (no meta/state)")
+    model = build(**ck["meta"])
+    load_state(model, ck["state"], str(path))
+    return model.to(device, memory_format=torch.channels_last).eval(), ck["meta"]

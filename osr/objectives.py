@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from osr.masking import NEEDS_ATTRIBUTION, PLACERS, noise_box
+from osr.masking import PLACERS, noise_box
 from osr.train import Objective
 
 LogitLoss = Callable[[torch.Tensor], torch.Tensor]
@@ -83,12 +83,14 @@ def masked(method: str, y: torch.Tensor, box_hw: tuple[int, int], lam: float, se
     For GradMix the box sits at the LayerCAM peak of CE(S(x), y) at `layers` of the model being trained,
     from the clean forward itself (``autograd.grad``, graph kept for the backward of the total loss).
     """
+    placer = PLACERS[method]
+
     def place_and_mask(forward, x, z, acts, grads):
-        x_m = noise_box(x, PLACERS[method](acts, grads, x, seed), box_hw, seed)
+        x_m = noise_box(x, placer(acts, grads, x, seed), box_hw, seed)
         return clean_loss(z) + lam * masked_loss(forward(x_m), x_m)
 
     def objective(model, x):
-        if method not in NEEDS_ATTRIBUTION:
+        if not placer.needs_attribution:
             return place_and_mask(model, x, model(x), [], [])
         return eager(lambda base: place_and_mask(eager_forward(base), x, *attribution(base, x, y, layers)), model)
     return objective

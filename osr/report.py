@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from osr.augment import METHODS as MIXERS
+from osr.augment import METHODS
 from osr.grid import TEACHER_VARIANTS, parse_name
 from osr.plots import plt, save_figure
 
@@ -157,7 +157,7 @@ def aggregate(rows: list[dict]) -> dict:
 
     def order(key):
         method = list(METHOD_LABELS).index(key[2]) if key[2] in METHOD_LABELS else len(METHOD_LABELS)
-        mix = MIXERS.index(key[3]) if key[3] in MIXERS else len(MIXERS)
+        mix = METHODS.index(key[3]) if key[3] in METHODS else len(METHODS)
         return (key[0], _bench_order(key[1]), key[4], method, key[2], mix, key[3], key[5])
 
     groups = [{"profile": k[0], "benchmark": k[1], "method": k[2], "mixing": k[3], "teacher_loss": k[4],
@@ -171,7 +171,7 @@ def aggregate(rows: list[dict]) -> dict:
             "groups": groups, "teachers": teacher_groups}
 
 
-def _pm(stat: dict | None) -> str:
+def pm(stat: dict | None) -> str:
     """`84.0 ± 4.0`, or only `84.0` for a single experiment (no fake ± 0.0)."""
     if not stat:
         return "–"
@@ -179,7 +179,7 @@ def _pm(stat: dict | None) -> str:
 
 
 def _cell(g: dict) -> str:
-    return f"{_pm(g.get('acc'))} / {_pm(g.get('auroc_mls'))} / {_pm(g.get('oscr_mls'))} (n={g['n']}, {g['profile']})"
+    return f"{pm(g.get('acc'))} / {pm(g.get('auroc_mls'))} / {pm(g.get('oscr_mls'))} (n={g['n']}, {g['profile']})"
 
 
 def _table(header: list[str], body: list[list[str]]) -> list[str]:
@@ -201,7 +201,7 @@ def _method_table(agg: dict) -> list[str]:
 
 def _other_scores(agg: dict) -> list[str]:
     keys = [k for k in ("auroc_ovr", "auroc_knn") if any(k in g for g in agg["groups"])]
-    rows = [[g["recipe"], g["benchmark"], g["profile"]] + [_pm(g.get(k)) for k in keys]
+    rows = [[g["recipe"], g["benchmark"], g["profile"]] + [pm(g.get(k)) for k in keys]
             for g in agg["groups"] if any(k in g for k in keys)]
     if not rows:
         return []
@@ -265,7 +265,7 @@ def two_sides_reading(agg: dict) -> list[str]:
     lines = []
     for profile, bench in dict.fromkeys((k[0], k[1]) for k in g):
         plain = g.get((profile, bench, "ce", "none"))
-        for mixer in MIXERS:
+        for mixer in METHODS:
             mixed, ad = g.get((profile, bench, "ce", mixer)), g.get((profile, bench, "asym", mixer))
             if plain and mixed and mixer != "none":
                 lines.append(f"- {profile} / {bench}: {mixer} " + _change(
@@ -310,7 +310,7 @@ def two_sides_figure(agg: dict, path: Path) -> None:
     panels = list(dict.fromkeys((k[0], k[1]) for k in g)) or [("", "no plain or AD students")]
     fig, axes = plt.subplots(2, len(panels), figsize=(4.2 * len(panels), 6), squeeze=False)
     for col, (profile, bench) in enumerate(panels):
-        mixers = [m for m in MIXERS if (profile, bench, "ce", m) in g or (profile, bench, "asym", m) in g]
+        mixers = [m for m in METHODS if (profile, bench, "ce", m) in g or (profile, bench, "asym", m) in g]
         for row, (key, label) in enumerate((("acc", "closed-set acc (%)"), ("auroc_mls", "AUROC, MLS (%)"))):
             ax = axes[row, col]
             lows, highs = [], []

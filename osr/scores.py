@@ -1,39 +1,45 @@
-"""Score registry: (logits, features, context) -> higher-is-more-known score. A new score is one function and one line.
+"""Score registry: name -> `Score` entry, each a higher-is-more-known score of (logits, features, bank).
 
-Features are the pooled penultimate features (the representation feeding the head); ``knn`` also needs the
-training-feature bank in the context (built by ``bank_of`` from the un-augmented training images).
+As in OpenOOD's postprocessors, an entry declares what it needs besides the logits (`needs_bank`: the
+training-feature bank that ``bank_of`` builds from the un-augmented training images) and its own settings (the
+keys of params.yaml's ``evaluate`` section it reads, by keyword), so a new score is one function and one entry.
+Features are the pooled penultimate features (the representation feeding the head).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 
-@dataclass(frozen=True)
-class ScoreContext:
-    temperature: float = 1.0                 # energy
-    bank: torch.Tensor | None = None         # unit-normalised training features [M, D] (knn)
-    bank_labels: torch.Tensor | None = None  # their labels [M]
-    k: int = 3                               # neighbours per class (knn)
+class Bank(NamedTuple):
+    features: torch.Tensor  # unit-normalised training features [M, D]
+    labels: torch.Tensor    # their labels [M]
 
 
-def msp(z: torch.Tensor, f: torch.Tensor | None = None, ctx: ScoreContext = ScoreContext()) -> torch.Tensor:
+def bank_of(features: torch.Tensor, labels: torch.Tensor) -> Bank:
+    return Bank(F.normalize(features.float(), dim=1), labels)
+
+
+def msp(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None) -> torch.Tensor:
     return torch.softmax(z, 1).max(1).values
 
 
-def mls(z: torch.Tensor, f: torch.Tensor | None = None, ctx: ScoreContext = ScoreContext()) -> torch.Tensor:
+def mls(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None) -> torch.Tensor:
     return z.max(1).values
 
 
-def energy(z: torch.Tensor, f: torch.Tensor | None = None, ctx: ScoreContext = ScoreContext()) -> torch.Tensor:
+def energy(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None, *,
+           temperature: float = 1.0) -> torch.Tensor:
     """Negative free energy T * logsumexp(z / T) (arXiv 2010.03759)."""
-    return ctx.temperature * torch.logsumexp(z / ctx.temperature, 1)
+    t = float(temperature)
+    return t * torch.logsumexp(z / t, 1)
 
 
-def ovr(z: torch.Tensor, f: torch.Tensor | None = None, ctx: ScoreContext = ScoreContext()) -> torch.Tensor:
+def ovr(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None) -> torch.Tensor:
     """Minus the sample-wise one-vs-rest loss at the predicted class (m-OvR test score, margin off).
 
     u = -log sigmoid(z_yhat) - sum_{k != yhat} log(1 - sigmoid(z_k)), with z = T cos(theta) for a cosine head.
@@ -43,25 +49,47 @@ def ovr(z: torch.Tensor, f: torch.Tensor | None = None, ctx: ScoreContext = Scor
     return -u
 
 
-def knn(z: torch.Tensor, f: torch.Tensor | None = None, ctx: ScoreContext = ScoreContext(),
+def knn(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None, *, k: int = 3,
         chunk: int = 1024) -> torch.Tensor:
     """GradMix's kNN score: s_c = sum of the top-K cosines to class c's training features, normalised over
     classes; the score is max_c s_c."""
-    if f is None or ctx.bank is None or ctx.bank_labels is None:
+    if f is None or bank is None:
         raise ValueError("knn needs features and a training-feature bank")
-    classes = ctx.bank_labels.unique()
+    classes = bank.labels.unique()
     out = []
     for i in range(0, len(f), chunk):
-        sim = F.normalize(f[i:i + chunk].float(), dim=1) @ ctx.bank.T
-        s = torch.stack([sim[:, ctx.bank_labels == c].topk(min(ctx.k, int((ctx.bank_labels == c).sum())), 1)
+        sim = F.normalize(f[i:i + chunk].float(), dim=1) @ bank.features.T
+        s = torch.stack([sim[:, bank.labels == c].topk(min(k, int((bank.labels == c).sum())), 1)
                          .values.sum(1) for c in classes], 1)
         out.append((s / s.sum(1, keepdim=True).clamp_min(1e-12)).max(1).values)
     return torch.cat(out) if out else torch.zeros(0)
 
 
-SCORES: dict[str, Callable[..., torch.Tensor]] = {"msp": msp, "mls": mls, "energy": energy, "ovr": ovr, "knn": knn}
-NEEDS_BANK = {"knn"}
+@dataclass(frozen=True)
+class Score:
+    """A registry entry: `fn(logits, features, bank, **settings)`, what it needs, and its settings."""
+    fn: Callable[..., torch.Tensor]
+    needs_bank: bool = False  # the training-feature bank (so the evaluation also passes the train role)
+    settings: Mapping[str, str] = field(default_factory=dict)  # keyword of fn -> key of the `evaluate` section
+
+    def __call__(self, z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None,
+                 **settings) -> torch.Tensor:
+        return self.fn(z, f, bank, **settings)
+
+    def settings_from(self, section: Mapping) -> dict:
+        """This score's keyword arguments, read from params.yaml's `evaluate` section."""
+        return {kw: section[key] for kw, key in self.settings.items()}
 
 
-def bank_of(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return F.normalize(features.float(), dim=1), labels
+SCORES: dict[str, Score] = {
+    "msp": Score(msp),
+    "mls": Score(mls),
+    "energy": Score(energy, settings={"temperature": "energy_temperature"}),
+    "ovr": Score(ovr),
+    "knn": Score(knn, needs_bank=True, settings={"k": "knn_k"}),
+}
+
+
+def needs_bank(names: list[str]) -> bool:
+    """Whether any of these scores reads the training-feature bank."""
+    return any(SCORES[n].needs_bank for n in names)

@@ -10,6 +10,8 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from osr import OSRError
+from osr.io import load_npz
+from osr.paths import MANIFEST, RAW
 
 
 def _per_class(idx: np.ndarray, y: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
@@ -74,3 +76,9 @@ class SplitTensors:
         known = manifest.loc[manifest.label >= 0, ["label", "orig_class"]].drop_duplicates().sort_values("label")
         names = [str(raw["class_names"][c]) for c in known.orig_class] if "class_names" in raw else []
         return cls(x, y, int(known.label.max()) + 1, names)
+
+
+def load_split(device: torch.device, roles: tuple[str, ...]) -> SplitTensors:
+    """The images of `roles` from the pipeline's outputs: the download stage's arrays, the split's manifest."""
+    return SplitTensors.from_arrays(load_npz(RAW, ("x_train", "y_train", "x_test", "y_test")),
+                                    read_manifest(MANIFEST), device, roles)

@@ -7,12 +7,15 @@ resumes after the last finished epoch and, because every epoch's batches are a p
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -20,6 +23,10 @@ from tqdm import tqdm
 
 from osr import OSRError
 from osr.io import load_torch, save_torch
+from osr.metrics import accuracy
+
+if TYPE_CHECKING:
+    from osr.split import SplitTensors
 
 Objective = Callable[[nn.Module, torch.Tensor], torch.Tensor]  # (model, images) -> loss; see osr/objectives.py
 Batch = tuple[torch.Tensor, Objective]  # (float images, objective)
@@ -94,6 +101,14 @@ def lr_lambda(cfg: OptimConfig, total_steps: int, steps_per_epoch: int) -> Calla
     return f
 
 
+def fingerprint(params: dict, *files: Path) -> str:
+    """Hash of the parameters and input files that determine a training run (guards checkpoint resume)."""
+    h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
+    for f in files:
+        h.update(hashlib.sha256(Path(f).read_bytes()).digest())
+    return h.hexdigest()
+
+
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "history", "fingerprint", "rng_cpu")
 LOSS_LIMIT = 1e6  # an epoch's mean loss above this is divergence: every loss here is O(1)-O(100) when training works
 
@@ -135,13 +150,51 @@ def every_epochs(setting: int | str, epochs: int) -> int:
     return max(1, math.ceil(epochs / 20)) if setting == "auto" else int(setting)
 
 
-def fit_options(section: dict, device: torch.device) -> dict:
-    """fit's `compile` and `checkpoint_every` from a teacher/student section of params.yaml."""
-    return {"compile": compile_backend(section["compile"], device),
+def fit_settings(section: dict, device: torch.device) -> dict:
+    """fit's batch size, optimiser, precision, `compile` and `checkpoint_every` from a teacher/student section."""
+    return {"batch_size": section["batch_size"], "optim": OptimConfig.from_section(section), "amp": section["amp"],
+            "compile": compile_backend(section["compile"], device),
             "checkpoint_every": every_epochs(section["checkpoint_every"], int(section["epochs"]))}
 
 
-def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], epochs: int, steps_per_epoch: int,
+def make_optimizer(model: nn.Module, optim: OptimConfig, batch_size: int, total_steps: int,
+                   steps_per_epoch: int) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LambdaLR]:
+    """SGD with weight decay on weights only, lr scaled linearly from batch 128, and its per-step schedule."""
+    params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    params_rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.SGD([{"params": params_decay, "weight_decay": optim.weight_decay},
+                           {"params": params_rest, "weight_decay": 0.0}],
+                          lr=optim.lr * batch_size / 128, momentum=optim.momentum, nesterov=False)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(optim, total_steps, steps_per_epoch))
+
+
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
+               x: torch.Tensor, objective: Objective, device: torch.device, amp: bool = True) -> torch.Tensor:
+    """One optimisation step of `fit`; returns the loss (on the device, not synchronised)."""
+    with autocast(device, amp):
+        loss = objective(model, x)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss
+
+
+def resume(ckpt_path: Path, fingerprint: str, desc: str, epochs: int, model: nn.Module, opt: torch.optim.Optimizer,
+           sched: torch.optim.lr_scheduler.LRScheduler) -> tuple[list[dict], int]:
+    """(history, first epoch to run): from the checkpoint when its fingerprint matches, else a fresh start."""
+    ck = read_checkpoint(ckpt_path, desc)
+    if ck is None or ck["fingerprint"] != fingerprint:
+        return [], 0
+    model.load_state_dict(ck["model"])  # CPU tensors: copied into the model's device
+    opt.load_state_dict(ck["optimizer"])  # state cast to each parameter's device
+    sched.load_state_dict(ck["scheduler"])
+    torch.set_rng_state(ck["rng_cpu"])  # must stay a CPU ByteTensor
+    tqdm.write(f"{desc}: resuming from {ckpt_path} after epoch {ck['epoch'] + 1}/{epochs}")
+    return ck["history"], ck["epoch"] + 1
+
+
+def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], *, epochs: int, steps_per_epoch: int,
         batch_size: int, optim: OptimConfig, ckpt_path: Path, fingerprint: str, desc: str,
         device: torch.device, amp: bool = True,
         on_epoch_end: Callable[[nn.Module, int], dict] | None = None, compile: str | None = None,
@@ -154,33 +207,13 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], epochs: int
     """
     if compile:
         model.compile_trunk(compile)
-    params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    params_rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    opt = torch.optim.SGD([{"params": params_decay, "weight_decay": optim.weight_decay},
-                           {"params": params_rest, "weight_decay": 0.0}],
-                          lr=optim.lr * batch_size / 128, momentum=optim.momentum, nesterov=False)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(optim, epochs * steps_per_epoch, steps_per_epoch))
-    history: list[dict] = []
-    start = 0
-    ck = read_checkpoint(ckpt_path, desc)
-    if ck is not None and ck["fingerprint"] == fingerprint:
-        model.load_state_dict(ck["model"])  # CPU tensors: copied into the model's device
-        opt.load_state_dict(ck["optimizer"])  # state cast to each parameter's device
-        sched.load_state_dict(ck["scheduler"])
-        torch.set_rng_state(ck["rng_cpu"])  # must stay a CPU ByteTensor
-        history, start = ck["history"], ck["epoch"] + 1
-        tqdm.write(f"{desc}: resuming from {ckpt_path} after epoch {start}/{epochs}")
+    opt, sched = make_optimizer(model, optim, batch_size, epochs * steps_per_epoch, steps_per_epoch)
+    history, start = resume(ckpt_path, fingerprint, desc, epochs, model, opt, sched)
     for epoch in range(start, epochs):
         model.train()
         t0, total, n, seen = time.perf_counter(), torch.zeros((), device=device), 0, 0
         for x, objective in progress(batches(epoch), total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{epochs}"):
-            with autocast(device, amp):
-                loss = objective(model, x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.detach()
+            total += train_step(model, opt, sched, x, objective, device, amp).detach()
             n += 1
             seen += len(x)
         mean_loss = float(total) / max(1, n)  # the epoch's one host synchronisation
@@ -230,3 +263,11 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512, amp: bool 
         feats.append(f[:n].float())
     z = torch.cat(logits) if logits else torch.zeros(0)
     return (z, torch.cat(feats)) if features else z
+
+
+def val_accuracy(data: SplitTensors) -> Callable[[nn.Module, int], dict]:
+    """Epoch callback for `fit`: closed-set accuracy on the validation role of a `SplitTensors`."""
+    def callback(model: nn.Module, epoch: int) -> dict:
+        pred = predict(model, data.x["val"]).argmax(1).cpu().numpy()
+        return {"val_acc": accuracy(data.y["val"].cpu().numpy(), pred)}
+    return callback

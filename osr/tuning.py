@@ -209,7 +209,7 @@ def run_trial(td: TuneData, tau: float, threshold: float, smoothing: float, tria
     trial_dir = Path(trial_dir)
     trial_dir.mkdir(parents=True, exist_ok=True)
     p = td.params
-    st, d, seed = p["student"], p["distill"], p["base"]["seed"]
+    seed = p["base"]["seed"]
     set_determinism(seed, td.device)
     targets = relabel_targets(td.t_mixed, td.y_plan, td.plan, "threshold", float(threshold), float(smoothing))
     cache = {"t_raw": td.t_raw, "t_mixed": td.t_mixed, **targets}
@@ -221,10 +221,10 @@ def run_trial(td: TuneData, tau: float, threshold: float, smoothing: float, tria
         return row
 
     _, _, history = train_student(
-        td.data, td.plan, cache, st, {**d, "tau": float(tau), "method": "asym"}, p["movr"], p["data"],
-        trial_dir / "ckpt.pt",
-        f"tau={tau!r} threshold={threshold!r} smoothing={smoothing!r} seed={seed}",
-        f"trial[tau={tau:.3g} thr={threshold:.3g} sm={smoothing:.3g}]", td.device, epoch_end)
+        td.data, td.plan, cache, {**p, "distill": {**p["distill"], "tau": float(tau), "method": "asym"}},
+        ckpt_path=trial_dir / "ckpt.pt",
+        fingerprint=f"tau={tau!r} threshold={threshold!r} smoothing={smoothing!r} seed={seed}",
+        desc=f"trial[tau={tau:.3g} thr={threshold:.3g} sm={smoothing:.3g}]", device=td.device, on_epoch_end=epoch_end)
     final = history[-1]
     for k in ("val_acc", "proxy_auroc"):
         if not math.isfinite(final[k]):

@@ -5,7 +5,8 @@ from pathlib import Path
 from osr import data
 from osr.config import load_params
 from osr.io import atomic_dir, save_npz, write_json
-from stages.common import RAW, run
+from osr.paths import RAW
+from stages.common import run
 
 
 def main() -> None:

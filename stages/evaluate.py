@@ -4,10 +4,13 @@ for DVC plots: reports/plots/roc/<role>_<score>.json ({fpr, tpr}), reports/plots
 from osr.config import load_params
 from osr.evaluate import evaluate_model
 from osr.io import atomic_dir, read_json, save_npz, write_json
+from osr.models import load_model
+from osr.paths import REPORTS, SCORES_OUT, STUDENT, TEACHER
 from osr.plots import histogram_rows, roc_curves, roc_points, score_histograms, training_curves
-from osr.scores import NEEDS_BANK
+from osr.scores import needs_bank
+from osr.split import load_split
 from osr.train import resolve_device, set_determinism
-from stages.common import REPORTS, SCORES_OUT, STUDENT, TEACHER, load_model, load_split, run
+from stages.common import run
 
 
 def main() -> None:
@@ -15,13 +18,11 @@ def main() -> None:
     e = p["evaluate"]
     device = resolve_device(p["base"]["device"])
     set_determinism(p["base"]["seed"], device)
-    data = load_split(device, ("train", "val", "test") if NEEDS_BANK & set(e["scores"]) else ("val", "test"))
+    data = load_split(device, ("train", "val", "test") if needs_bank(e["scores"]) else ("val", "test"))
     metrics, audit, curves, hists, series = {}, {}, {}, {}, {}
     for role, path in (("teacher", TEACHER), ("student", STUDENT)):
         model, meta = load_model(path, device)
-        metrics[role], raw = evaluate_model(model, data, e["scores"], float(e["energy_temperature"]),
-                                            e["batch_size"], e["jacobian_samples"], p["base"]["seed"], e["knn_k"],
-                                            e["bootstrap"])
+        metrics[role], raw = evaluate_model(model, data, e, p["base"]["seed"])
         metrics[role]["model"] = f"{meta['arch']}-w{meta['width']}"
         known = raw["label"] >= 0
         for name in e["scores"]:

@@ -2,9 +2,12 @@
 from osr.augment import BaseAug
 from osr.config import load_params
 from osr.io import load_npz, save_npz, write_json
+from osr.models import load_model
+from osr.paths import CACHE, PLAN, PLAN_KEYS, REPORTS, TEACHER
 from osr.relabel import relabel_stats, relabel_targets, teacher_outputs
+from osr.split import load_split
 from osr.train import deterministic_kernels, resolve_device
-from stages.common import CACHE, PLAN, PLAN_KEYS, REPORTS, TEACHER, load_model, load_split, run
+from stages.common import run
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+from cli import dvc_json
 from osr import OSRError
 from osr.ablation import ablation_markdown, places, study, study_figure
 from osr.claims import claims_markdown, claims_table
@@ -34,22 +35,12 @@ from osr.report import (
 )
 from stages.common import run
 
-COMMAND = ["dvc", "exp", "show", "--json", "--all-commits"]
+COMMAND = ["exp", "show", "--json", "--all-commits"]
 SUITE_NAMES = NAME_PATTERN
 
 
 def exp_show() -> list:
-    try:
-        res = subprocess.run(COMMAND, capture_output=True, text=True)
-    except FileNotFoundError:
-        raise OSRError("dvc not found on PATH; put the project's .venv/bin first") from None
-    if res.returncode:
-        last = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise OSRError(f"`{' '.join(COMMAND)}` failed: {last[0]}")
-    try:
-        return json.loads(res.stdout)
-    except json.JSONDecodeError as e:
-        raise OSRError(f"`{' '.join(COMMAND)}` did not print JSON ({e.msg})") from None
+    return dvc_json(COMMAND)
 
 
 def from_commit(rev: str | None, path: str) -> dict | None:
@@ -108,7 +99,7 @@ def main() -> None:
         raise OSRError(f"no finished experiment matches{filters}")
     agg = aggregate(rows)
     claims = claims_table(rows)
-    source = f"`{' '.join(COMMAND)}` and `{folder}/`" + (f" filtered by `{filters.strip()}`" if filters else "")
+    source = f"`dvc {' '.join(COMMAND)}` and `{folder}/`" + (f" filtered by `{filters.strip()}`" if filters else "")
     with atomic_path(args.out / "suite.md") as tmp:
         tmp.write_text(suite_markdown(rows, agg, source, claims_markdown(claims)))
     write_json(args.out / "suite.json", agg)

@@ -3,9 +3,10 @@ from osr import OSRError
 from osr.config import load_params
 from osr.data import check_arrays, split_classes
 from osr.io import atomic_path, load_npz, write_json
+from osr.paths import MANIFEST, RAW, REPORTS
 from osr.split import make_manifest
 from osr.validate import validate_manifest
-from stages.common import MANIFEST, RAW, REPORTS, run
+from stages.common import run
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ def test_randaugment_runs_per_image_groups(channels):
 def test_mixers():
     x = torch.rand(4, 3, 8, 8)
     perm = torch.tensor([1, 0, 3, 2])
-    assert torch.equal(MIXERS["none"](x, perm, 0.3, None), x)
+    assert not MIXERS["none"].mixes and MIXERS["mixup"].mixes and MIXERS["gradmix"].mixes
     assert torch.allclose(MIXERS["mixup"](x, perm, 0.3, None), 0.3 * x + 0.7 * x[perm])
     out = MIXERS["cutmix"](x, perm, 0.75, np.array([0, 4, 0, 4]))
     assert torch.equal(out[:, :, :4, :4], x[perm][:, :, :4, :4]) and torch.equal(out[:, :, 4:, :], x[:, :, 4:, :])
@@ -79,3 +79,16 @@ def test_plan_rejects_bad_values():
         make_plan(100, 16, 1, 0, "blend", 0.5, (32, 32))
     with pytest.raises(OSRError, match="batch_size"):
         epoch_order(10, 16, 0, 0, STUDENT_STREAM)
+
+
+@pytest.mark.parametrize("method", ["none", "cutmix", "gradmix"])
+def test_preview_shows_the_first_mixed_step_with_titles(method):
+    from osr.preview import preview
+
+    x = torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8)
+    y = torch.arange(32) % 4
+    plan = make_plan(32, 8, 1, 0, method, 0.5, (8, 8))
+    imgs, titles, caption = preview(x, y, plan, BaseAug(), 5, ["a", "b", "c", "d"])
+    assert imgs.shape == (5, 8, 8, 3) and imgs.dtype == np.uint8 and len(titles) == 5
+    assert caption.startswith(method) and ("random places" in caption) == (method == "gradmix")
+    assert ("+" in titles[0]) == (method == "cutmix") and ("λ=" in titles[0]) == (method != "none")

@@ -15,7 +15,7 @@ import yaml
 
 from conftest import ROOT
 
-PACKAGES = ("osr", "stages")
+PACKAGES = ("osr", "stages", "cli")
 PARAMS_OK = "data/params.ok"
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 

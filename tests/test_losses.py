@@ -229,3 +229,18 @@ def test_movr_step_weights_the_two_sources_on_mixed_steps():
     assert raw.item() == pytest.approx(movr_loss(z, y, cfg.movr).item())
     assert mixed.item() == pytest.approx(0.25 * raw.item() + 0.75 * movr_loss(z, y[partner], cfg.movr).item(),
                                          rel=1e-6)
+
+
+def test_step_loss_entries_declare_what_they_need():
+    from osr.distill import needs_live_teacher
+    from osr.losses import STEP_LOSSES, TEACHER_LOSSES, MOvRConfig
+
+    assert TEACHER_LOSSES == ("ce", "movr")
+    assert {n for n, e in STEP_LOSSES.items() if e.reads_teacher} == {"kd", "asym"}
+    movr = MOvRConfig(scale=16.0, rotation=0.1)
+    assert STEP_LOSSES["movr"].head(movr) == {"head": "cosine", "scale": 16.0, "rotation": True}
+    assert STEP_LOSSES["movr"].rotation(movr) == 0.1 and STEP_LOSSES["asym"].rotation(movr) == 0.0
+    assert STEP_LOSSES["ce"].head(movr) == {} and STEP_LOSSES["movr"].settings == ("movr",)
+    # a masked view depends on the student: only losses reading teacher logits need the live teacher there
+    assert needs_live_teacher("gradmix", "asym") and needs_live_teacher("noisebox", "kd")
+    assert not needs_live_teacher("cutmix", "asym") and not needs_live_teacher("gradmix", "ce")

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from osr.augment import MASKERS, make_plan, mask_size
+from osr.augment import MIXERS, make_plan, mask_size
 from osr.masking import PLACERS, cam_peaks, layercam, noise_box, random_centres
 from osr.models import build
 from osr.objectives import masked, rotate_quarters, with_rotation
@@ -18,7 +18,9 @@ def test_mask_size_covers_10_to_50_percent_and_lam_eff_is_the_unclipped_remainde
 
 
 def test_masking_plan_keeps_each_image_as_its_own_partner():
-    for method in MASKERS:
+    maskers = [name for name, mixer in MIXERS.items() if mixer.placer is not None]
+    assert maskers == ["gradmix", "noisebox"]
+    for method in maskers:
         plan = make_plan(64, 16, 2, 0, method, 0.5, (32, 32))
         assert (plan["partner"] == np.arange(16)).all() and plan["mixed"].any() and not plan["mixed"].all()
         assert ((plan["lam"] >= 0.49) & (plan["lam"] <= 0.91)).all()
@@ -88,7 +90,9 @@ def test_gradmix_objective_masks_the_attributed_region_and_adds_the_weighted_mas
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
     seen.clear()
     masked("noisebox", y, (2, 2), 0.8, 5, ["layer3"], clean, masked_loss)(model, x)
-    assert set(PLACERS) == set(MASKERS) and (seen[0] != x).any(1).flatten(1).sum(1).le(4).all()
+    assert PLACERS["gradmix"].needs_attribution and not PLACERS["noisebox"].needs_attribution
+    assert {n for n, m in MIXERS.items() if m.placer} == set(PLACERS)
+    assert (seen[0] != x).any(1).flatten(1).sum(1).le(4).all()
 
 
 def test_cosine_head_rotation_head_and_unit_embedding():

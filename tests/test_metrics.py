@@ -4,7 +4,7 @@ import torch
 from sklearn.metrics import f1_score, roc_auc_score
 
 from osr.metrics import fpr_at_tpr, open_set_metrics, oscr
-from osr.scores import NEEDS_BANK, SCORES, ScoreContext, bank_of, energy, knn, mls, msp, ovr
+from osr.scores import SCORES, Score, bank_of, energy, knn, mls, msp, needs_bank, ovr
 
 
 def test_oscr_hand_worked_example():
@@ -34,14 +34,24 @@ def test_fpr95_and_open_set_metrics_ranges():
 
 def test_scores_are_higher_for_confident_logits():
     z = torch.tensor([[5.0, 0.0, 0.0], [0.5, 0.4, 0.3]])
-    for name, fn in SCORES.items():
-        if name not in NEEDS_BANK:
-            s = fn(z)
+    for name, score in SCORES.items():
+        if not score.needs_bank:
+            s = score(z)
             assert s[0] > s[1], name
     assert msp(z)[0].item() == pytest.approx(torch.softmax(z[0], 0).max().item())
     assert mls(z).tolist() == [5.0, 0.5]
-    assert energy(z, ctx=ScoreContext(temperature=2.0))[0].item() == \
-        pytest.approx(2.0 * torch.logsumexp(z[0] / 2.0, 0).item())
+    assert energy(z, temperature=2.0)[0].item() == pytest.approx(2.0 * torch.logsumexp(z[0] / 2.0, 0).item())
+
+
+def test_score_entries_declare_their_needs_and_read_their_own_settings():
+    section = {"energy_temperature": 2.0, "knn_k": 5, "batch_size": 64}
+    assert SCORES["energy"].settings_from(section) == {"temperature": 2.0}
+    assert SCORES["knn"].settings_from(section) == {"k": 5} and SCORES["mls"].settings_from(section) == {}
+    assert needs_bank(["mls", "knn"]) and not needs_bank(["msp", "mls", "energy", "ovr"])
+    z = torch.tensor([[5.0, 0.0, 0.0]])
+    assert SCORES["energy"](z, **SCORES["energy"].settings_from(section)).item() == \
+        pytest.approx(energy(z, temperature=2.0).item())
+    assert Score(mls)(z).item() == 5.0  # a new score is one entry
 
 
 def test_ovr_score_is_minus_the_samplewise_one_vs_rest_loss():
@@ -56,11 +66,10 @@ def test_ovr_score_is_minus_the_samplewise_one_vs_rest_loss():
 
 def test_knn_score_sums_topk_cosines_per_class_and_normalises():
     bank_f = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.9, 0.0], [0.0, 1.0], [0.1, 1.0], [0.0, 0.9]])
-    bank, labels = bank_of(bank_f, torch.tensor([0, 0, 0, 1, 1, 1]))
-    ctx = ScoreContext(bank=bank, bank_labels=labels, k=2)
+    bank = bank_of(bank_f, torch.tensor([0, 0, 0, 1, 1, 1]))
     q = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
-    s = knn(torch.zeros(2, 2), q, ctx)
-    cos = torch.nn.functional.normalize(q, dim=1) @ bank.T
+    s = knn(torch.zeros(2, 2), q, bank, k=2)
+    cos = torch.nn.functional.normalize(q, dim=1) @ bank.features.T
     s0 = cos[0, :3].topk(2).values.sum() / (cos[0, :3].topk(2).values.sum() + cos[0, 3:].topk(2).values.sum())
     assert s[0].item() == pytest.approx(s0.item(), rel=1e-6)
     assert s[0] > s[1] and s[1].item() == pytest.approx(0.5, abs=1e-6)  # the diagonal query is equidistant

@@ -34,8 +34,8 @@ def batches_of(scale: float = 1.0, stop_at: int | None = None):
 
 
 def train(model, ckpt, epochs=2, device="cpu", scale=1.0, stop_at=None, **kw):
-    return fit(model, batches_of(scale, stop_at), epochs, 2, 8, OptimConfig(), ckpt, "fp", "t", torch.device(device),
-               amp=False, **kw)
+    return fit(model, batches_of(scale, stop_at), epochs=epochs, steps_per_epoch=2, batch_size=8, optim=OptimConfig(),
+               ckpt_path=ckpt, fingerprint="fp", desc="t", device=torch.device(device), amp=False, **kw)
 
 
 @pytest.mark.filterwarnings("ignore:.*meta parameter")

@@ -1,0 +1,50 @@
+"""Teacher training: a loss of the `STEP_LOSSES` registry that trains teachers (CE or m-OvR), on raw known-class
+images with the on-device augmentation, by `osr.train.fit` (checkpoint/resume)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+
+from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, to_float
+from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step, StepLoss
+from osr.models import new_model
+from osr.objectives import logits_objective
+from osr.split import SplitTensors
+from osr.train import Batch, fingerprint, fit, fit_settings
+
+
+def teacher_batches(x: torch.Tensor, y: torch.Tensor, epoch: int, seed: int, batch_size: int, aug: BaseAug,
+                    loss: StepLoss, cfg: DistillConfig) -> Iterator[Batch]:
+    """(augmented raw images, objective) per step of one epoch, in the teacher's own seeded order."""
+    order, seeds = epoch_order(len(x), batch_size, seed, epoch, TEACHER_STREAM)
+    for idx, s in zip(order, seeds):
+        idx = torch.from_numpy(idx).to(x.device)
+        def raw(z, yy=y[idx]):
+            return loss(z, Step(y=yy, mixed=False, partner=None, lam=1.0), cfg)
+        yield to_float(aug(x[idx], int(s))), logits_objective(raw, loss.rotation(cfg.movr))
+
+
+def train_teacher(data: SplitTensors, params: dict, *, ckpt_path: Path, inputs: tuple[Path, ...],
+                  device: torch.device,
+                  on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None
+                  ) -> tuple[torch.nn.Module, dict, list[dict]]:
+    """A fresh teacher trained by params.yaml's `teacher` section (with `data`, `base.seed` and the sections its
+    loss reads, `StepLoss.settings`). `inputs`: the files the run reads, fingerprinted with those parameters to
+    guard the resume checkpoint. Returns (model, meta, history)."""
+    t, seed = params["teacher"], params["base"]["seed"]
+    loss = STEP_LOSSES[t["loss"]]
+    cfg = DistillConfig(movr=MOvRConfig.from_section(params["movr"]))
+    x, y = data.x["train"], data.y["train"]
+    model, meta = new_model(t, params["data"], data.num_classes, x.shape[1], device, **loss.head(cfg.movr))
+    aug, bs = BaseAug(randaugment=t["randaugment"]), t["batch_size"]
+
+    def batches(epoch: int) -> Iterator[Batch]:
+        return teacher_batches(x, y, epoch, seed, bs, aug, loss, cfg)
+
+    run = {"teacher": t, "data": params["data"], "seed": seed, **{s: params[s] for s in loss.settings}}
+    history = fit(model, batches, epochs=t["epochs"], steps_per_epoch=len(x) // bs, ckpt_path=ckpt_path,
+                  fingerprint=fingerprint(run, *inputs), desc="teacher", device=device, on_epoch_end=on_epoch_end,
+                  **fit_settings(t, device))
+    return model, meta, history
