@@ -31,17 +31,28 @@ def dvc_executable() -> str:
     return str(local) if local.exists() else "dvc"
 
 
-def dvc(args: list[str], repo: Path | None = None, check: bool = True, env: dict[str, str] | None = None) -> str:
-    """The standard output of `dvc <args>` run in `repo` (None: here) with environment `env` (None: this one); a
-    missing dvc, or a failure when `check`, raises a one-line OSRError with dvc's last line."""
+def _tool(name: str, executable: str, args: list[str], repo: Path | None, check: bool,
+          env: dict[str, str] | None) -> str:
+    """The standard output of `<name> <args>` run in `repo` (None: here) with environment `env` (None: this one);
+    a missing executable, or a failure when `check`, raises a one-line OSRError with the tool's last line."""
     try:
-        res = subprocess.run([dvc_executable(), *args], cwd=repo, capture_output=True, text=True, env=env)
+        res = subprocess.run([executable, *args], cwd=repo, capture_output=True, text=True, env=env)
     except FileNotFoundError:
-        raise OSRError("dvc not found; put the project's .venv/bin first on PATH") from None
+        raise OSRError(f"{name} not found; put the project's .venv/bin first on PATH") from None
     if check and res.returncode:
         last = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise OSRError(f"`dvc {' '.join(args)}` failed{f' in {repo}' if repo else ''}: {last[0]}")
+        raise OSRError(f"`{name} {' '.join(args)}` failed{f' in {repo}' if repo else ''}: {last[0]}")
     return res.stdout
+
+
+def dvc(args: list[str], repo: Path | None = None, check: bool = True, env: dict[str, str] | None = None) -> str:
+    """`dvc <args>` with the environment's dvc (see `_tool`)."""
+    return _tool("dvc", dvc_executable(), args, repo, check, env)
+
+
+def git(args: list[str], repo: Path | None = None, check: bool = True) -> str:
+    """`git <args>` (see `_tool`)."""
+    return _tool("git", "git", args, repo, check, None)
 
 
 def dvc_json(args: list[str], repo: Path | None = None):

@@ -36,7 +36,7 @@ from prefect.artifacts import create_table_artifact
 if __package__ in (None, ""):  # loaded by a worker as flows/suite_pool.py: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli import dvc  # noqa: E402
+from cli import dvc, git  # noqa: E402
 from flows.suite import add_grid_args, grid_spec  # noqa: E402
 from osr import OSRError  # noqa: E402
 from osr.grid import DEFAULT_SEED, Cell, grid  # noqa: E402
@@ -46,13 +46,6 @@ DEPLOYMENT = "suite-cell/pool"
 REMOTE = "suite"  # the DVC remote name `--dvc-remote` is added under (local config, default remote)
 STUDENT_SIDE = ("distill.", "augment.", "relabel.", "student.", "evaluate.")  # overrides a teacher never reads
 POLL = 5.0
-
-
-def git(args: list[str], cwd: Path) -> str:
-    res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if res.returncode:
-        raise OSRError(f"git {' '.join(args)} failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}")
-    return res.stdout
 
 
 def cell_env() -> dict[str, str]:
