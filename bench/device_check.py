@@ -8,6 +8,7 @@ Prefect on the GPU host). Writes, under --out (the device tool's $OUT), as the r
 2. ``bench/results/paper_projection.json``: the paper profile for --epochs epochs per model through the real
    stage functions (augment, train_teacher, relabel, distill, evaluate; download and split without their
    DVC/GX parts), seconds per stage and per epoch, extrapolated to the profile's 200 epochs;
+   (``--profile paper_b512``: ``bench/results/paper_b512_projection.json``, the batch-512 variant [ours]),
    plus the kill-and-resume of the teacher stage on the device (SIGKILL after its first checkpoint, rerun, the
    weights compared with the uninterrupted run) and CPU-vs-device augmentation views, pass/fail in that JSON.
 
@@ -73,6 +74,11 @@ class Clock:
 
     def left(self) -> float:
         return self.budget - self.elapsed()
+
+
+def projection_json(profile: str) -> str:
+    """paper (and --tiny, its CPU rehearsal): PROJECTION_JSON; another: bench/results/<profile>_projection.json."""
+    return PROJECTION_JSON if profile in ("paper", "tiny") else f"bench/results/{profile}_projection.json"
 
 
 def first_line(e: BaseException) -> str:
@@ -332,9 +338,11 @@ def parse(argv=None):
     ap.add_argument("--tiny", action="store_true", help="tiny sizes (the CPU test)")
     ap.add_argument("--parts", default="views,projection,resume,throughput",
                     help="comma-separated subset, in this order (resume needs projection)")
+    ap.add_argument("--profile", default="paper", choices=["paper", "paper_b512"],
+                    help="profile of the projection (paper_b512: the batch-512 variant, a second run's choice)")
     ap.add_argument("--set", nargs=2, action="append", metavar=("KEY", "VALUE"), help="extra params override")
     args = ap.parse_args(argv)
-    sizes = dict(profile="paper", epochs=2, per_class=0, images=0, batches=[128, 512], width=64,
+    sizes = dict(epochs=2, per_class=0, images=0, batches=[128, 512], width=64,
                  student_arch="resnet18", teacher_arch="resnet50", randaugment=9, warmup=3, calib_steps=5,
                  block_s=1.0, reps=3, reserve_s=60.0)  # a stage or a variant (compile) starts only with 60 s left
     if args.tiny:
@@ -361,7 +369,7 @@ def main(argv=None) -> int:
 
     written = [(thr, THROUGHPUT_JSON)] if "throughput" in args.parts else []
     if set(args.parts) - {"throughput"}:
-        written.append((proj, PROJECTION_JSON))
+        written.append((proj, projection_json(args.profile)))
 
     def save():  # only the files of the parts that run: a rerun of one part never blanks the other's
         for obj, rel in written:

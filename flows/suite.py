@@ -84,21 +84,23 @@ def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> d
     print(f"suite: {len(cells)} cells, {len(cells) - len(todo)} already finished or queued, queueing {len(todo)}")
     for c in todo:
         dvc(["exp", "run", "--queue", "-n", c.name, *[a for s in c.overrides for a in ("-S", s)]], repo)
-    if not todo:
+    names = {c.name for c in todo} | {c.name for c in cells if c.name in pending}  # a rerun waits for its queue
+    if not names:
         return {}
-    start_workers(repo, jobs)
-    names = {c.name for c in todo}
-    with tqdm(total=len(todo), desc="suite", unit="exp") as bar:
+    with tqdm(total=len(names), desc="suite", unit="exp") as bar:
         while True:
             time.sleep(poll)
             all_states, workers = queue_state(repo)
             states = {n: s for n, s in all_states.items() if n in names}
             finished = sum(s in {"Success", "Failed"} for s in states.values())
             bar.update(finished - bar.n)
-            if finished == len(todo) or not any(s in {"Queued", "Running"} for s in states.values()):
+            if finished == len(names) or not any(s in {"Queued", "Running"} for s in states.values()):
                 return states
-            # dvc's workers can exit after one task: keep `jobs` of them while cells wait
-            if workers < jobs and "Queued" in all_states.values():
+            # dvc's workers can exit after one task: keep `jobs` of them while cells wait. Under load `dvc queue
+            # status` can miss a busy worker (measured: a second "worker 2" started beside the first, 3 cells on 2
+            # cores), so the running cells count as workers too
+            running = sum(s == "Running" for s in all_states.values())
+            if max(workers, running) < jobs and "Queued" in all_states.values():
                 start_workers(repo, jobs)
 
 

@@ -44,7 +44,8 @@ def compose_conf(conf_dir: str | Path = "conf", **choices: str) -> dict:
     """params.yaml as Hydra composes conf/ (config.yaml, then its defaults' groups in order), with PyYAML only:
     for machines without Hydra (the GPU host). `choices` pick group options, e.g. profile="paper".
     Covers what conf/ uses: a `_self_`-first defaults list of `group: option` entries, each either
-    `@package _global_` or mounted at a package (`train@teacher: sgd` merges train/sgd.yaml into `teacher`)."""
+    `@package _global_` or mounted at a package (`train@teacher: sgd` merges train/sgd.yaml into `teacher`), and
+    options that extend another option of their group."""
     conf_dir = Path(conf_dir)
     cfg = yaml.safe_load((conf_dir / "config.yaml").read_text())
     defaults = cfg.pop("defaults", [])
@@ -56,12 +57,23 @@ def compose_conf(conf_dir: str | Path = "conf", **choices: str) -> dict:
             continue
         (name, option), = entry.items()
         group, _, package = name.partition("@")
-        path = conf_dir / group / f"{choices.get(name, option)}.yaml"
-        if not path.is_file():
-            raise OSRError(f"{path}: no such {group} option")
-        node = yaml.safe_load(path.read_text()) or {}
+        node = _group_option(conf_dir, group, choices.get(name, option))
         cfg = _merge(cfg, {package: node} if package else node)
     return cfg
+
+
+def _group_option(conf_dir: Path, group: str, option: str) -> dict:
+    """conf/<group>/<option>.yaml, extended as Hydra does by the options its own defaults list names (in the
+    same group: `paper_b512` lists `paper`), merged in order, the file itself at `_self_` (last if unlisted)."""
+    path = conf_dir / group / f"{option}.yaml"
+    if not path.is_file():
+        raise OSRError(f"{path}: no such {group} option")
+    node = yaml.safe_load(path.read_text()) or {}
+    defaults = node.pop("defaults", [])
+    out: dict = {}
+    for entry in defaults if "_self_" in defaults else [*defaults, "_self_"]:
+        out = _merge(out, node if entry == "_self_" else _group_option(conf_dir, group, entry))
+    return out
 
 
 def leaves(d: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:

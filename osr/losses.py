@@ -15,12 +15,34 @@ import torch.nn.functional as F
 from osr import OSRError
 
 
-def _pearson_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """1 - mean Pearson correlation between matching rows of a and b."""
+def _weighted_mean(v: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    return v.mean() if weight is None else (weight * v).sum() / weight.sum().clamp_min(1e-12)
+
+
+def _pearson_loss(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """1 - mean Pearson correlation between matching rows of a and b (weighted mean with row weights)."""
     a = a - a.mean(1, keepdim=True)
     b = b - b.mean(1, keepdim=True)
     rho = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-8)
+    return 1.0 - _weighted_mean(rho, weight)
+
+
+def _pearson_cols_loss(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """1 - mean Pearson correlation between matching columns of a and b, over the rows weighted by `weight`
+    (0/1 weights: the correlation over the selected rows only)."""
+    if weight is None:
+        return _pearson_loss(a.T, b.T)
+    w = weight[:, None]
+    n = weight.sum().clamp_min(1e-12)
+    a = (a - (w * a).sum(0) / n) * w.sqrt()
+    b = (b - (w * b).sum(0) / n) * w.sqrt()
+    rho = (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0) + 1e-8)
     return 1.0 - rho.mean()
+
+
+def _any_weight(loss: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """0 when every row weight is 0 (as for an empty batch), decided on the device (no host sync)."""
+    return loss if weight is None else loss * (weight.sum() > 0).to(loss.dtype)
 
 
 def _tempered(fn: Callable, z_s: torch.Tensor, z_t: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,22 +50,28 @@ def _tempered(fn: Callable, z_s: torch.Tensor, z_t: torch.Tensor, tau: float) ->
     return fn(z_s.float() / tau, dim=1), fn(z_t.float() / tau, dim=1)
 
 
-def dist_loss(z_s: torch.Tensor, z_t: torch.Tensor, tau: float = 1.0, beta: float = 1.0,
-              gamma: float = 1.0) -> torch.Tensor:
-    """DIST (arXiv 2205.10536): tau^2 * (beta * inter-class + gamma * intra-class correlation losses)."""
+def dist_loss(z_s: torch.Tensor, z_t: torch.Tensor, tau: float = 1.0, beta: float = 1.0, gamma: float = 1.0,
+              weight: torch.Tensor | None = None) -> torch.Tensor:
+    """DIST (arXiv 2205.10536): tau^2 * (beta * inter-class + gamma * intra-class correlation losses).
+    0/1 row weights give DIST of the selected rows without indexing (no data-dependent shape)."""
     if len(z_s) == 0:
         return z_s.sum() * 0.0
     p_s, p_t = _tempered(F.softmax, z_s, z_t, tau)
-    return tau**2 * (beta * _pearson_loss(p_s, p_t) + gamma * _pearson_loss(p_s.T, p_t.T))
+    loss = tau**2 * (beta * _pearson_loss(p_s, p_t, weight) + gamma * _pearson_cols_loss(p_s, p_t, weight))
+    return _any_weight(loss, weight)
 
 
-def kl_loss(z_s: torch.Tensor, z_t: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
-    """Hinton KD: tau^2 * KL(softmax(z_t/tau) || softmax(z_s/tau)), mean over rows. Unlike DIST (correlations,
-    nearly scale-free) it also transfers the teacher's confidence, i.e. the logit scale that MLS reads."""
+def kl_loss(z_s: torch.Tensor, z_t: torch.Tensor, tau: float = 1.0, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Hinton KD: tau^2 * KL(softmax(z_t/tau) || softmax(z_s/tau)), mean over rows (weighted by `weight`). Unlike
+    DIST (correlations, nearly scale-free) it also transfers the teacher's confidence, i.e. the logit scale that
+    MLS reads."""
     if len(z_s) == 0:
         return z_s.sum() * 0.0
     log_p_s, log_p_t = _tempered(F.log_softmax, z_s, z_t, tau)
-    return tau**2 * F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
+    if weight is None:
+        return tau**2 * F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
+    kl = F.kl_div(log_p_s, log_p_t, reduction="none", log_target=True).sum(1)
+    return tau**2 * _weighted_mean(kl, weight)
 
 
 Match = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -56,11 +84,11 @@ def jmi_loss(z_s: torch.Tensor, z_t: torch.Tensor, partner: torch.Tensor, lam: f
     return lam * match(z_s, z_t) + (1.0 - lam) * match(z_s, z_t[partner])
 
 
-def soft_ce(z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over rows of -sum_k target_k log softmax(z)_k; 0 for an empty batch."""
+def soft_ce(z: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over rows (weighted by `weight`) of -sum_k target_k log softmax(z)_k; 0 for an empty batch."""
     if len(z) == 0:
         return z.sum() * 0.0
-    return -(target * F.log_softmax(z.float(), dim=1)).sum(1).mean()
+    return _weighted_mean(-(target * F.log_softmax(z.float(), dim=1)).sum(1), weight)
 
 
 def two_hot(y_a: torch.Tensor, y_b: torch.Tensor, lam: torch.Tensor | float, num_classes: int,
@@ -142,8 +170,19 @@ class Step:
     rows: tuple[torch.Tensor, torch.Tensor] | None = None  # (hard, easy) row indices when known on the host
 
     def hard_easy(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Row selectors of the hard and the easy samples: host-known indices (no device sync) or the mask."""
-        return self.rows if self.rows is not None else (self.hard, ~self.hard)
+        """Row selectors of the hard and the easy samples (`on_rows`): host-known indices (cached steps), else 0/1
+        weights from the mask (a live teacher's: boolean indexing would wait for the device to know the count)."""
+        if self.rows is not None:
+            return self.rows
+        return self.hard.float(), (~self.hard).float()
+
+
+def on_rows(fn: Callable[..., torch.Tensor], rows: torch.Tensor, *tensors: torch.Tensor) -> torch.Tensor:
+    """fn of the selected rows of `tensors`: `rows` are row indices (indexed) or 0/1 row weights (passed on as
+    fn's `weight`, so no shape depends on the data)."""
+    if rows.is_floating_point():
+        return fn(*tensors, weight=rows)
+    return fn(*(t[rows] for t in tensors))
 
 
 HARD_REDUCTIONS = ("hard", "batch")
@@ -170,12 +209,13 @@ class DistillConfig:
     def dist(self) -> dict:
         return {"tau": self.tau, "beta": self.beta, "gamma": self.gamma}
 
-    def match(self, z_s: torch.Tensor, z_t: torch.Tensor) -> torch.Tensor:
-        """The distillation term between student and teacher logits (DIST, or KL with `divergence: kl`)."""
+    def match(self, z_s: torch.Tensor, z_t: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """The distillation term between student and teacher logits (DIST, or KL with `divergence: kl`), over the
+        rows weighted by `weight` if given."""
         if self.divergence == "dist":
-            return dist_loss(z_s, z_t, **self.dist)
+            return dist_loss(z_s, z_t, **self.dist, weight=weight)
         if self.divergence == "kl":
-            return kl_loss(z_s, z_t, self.tau)
+            return kl_loss(z_s, z_t, self.tau, weight=weight)
         raise OSRError(f"distill.divergence: unknown divergence {self.divergence!r} (choose from {list(DIVERGENCES)})")
 
 
@@ -198,11 +238,11 @@ def kd_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
 def hard_loss(z: torch.Tensor, target: torch.Tensor, hard: torch.Tensor, reduction: str) -> torch.Tensor:
     """L_H: soft CE of the hard samples against their two-hot targets, averaged over the hard samples ("hard",
     the reference code: each hard sample weighs 1/|H|) or summed over them / batch size ("batch" [ours]).
-    `hard` selects rows: a boolean mask or row indices."""
+    `hard` selects rows as in `on_rows`: row indices or 0/1 row weights."""
     if reduction == "hard":
-        return soft_ce(z[hard], target[hard])
+        return on_rows(soft_ce, hard, z, target)
     if reduction == "batch":
-        return soft_ce(z[hard], target[hard]) * (hard.sum() if hard.dtype == torch.bool else len(hard)) / len(z)
+        return on_rows(soft_ce, hard, z, target) * (hard.sum() if hard.is_floating_point() else len(hard)) / len(z)
     raise OSRError(f"distill.hard_reduction: unknown reduction {reduction!r} (choose from {list(HARD_REDUCTIONS)})")
 
 
@@ -215,7 +255,7 @@ def asym_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
     if not s.mixed:
         return cfg.alpha * F.cross_entropy(z.float(), s.y) + cfg.match(z, s.t_raw)
     hard, easy = s.hard_easy()
-    loss = cfg.easy * cfg.match(z[easy], s.t_raw[easy]) if cfg.easy else z.sum() * 0.0
+    loss = cfg.easy * on_rows(cfg.match, easy, z, s.t_raw) if cfg.easy else z.sum() * 0.0
     loss = loss + hard_loss(z, s.target, hard, cfg.hard_reduction)
     if cfg.jmi:
         loss = loss + cfg.jmi * jmi_loss(z, s.t_raw, s.partner, s.lam, cfg.match)
