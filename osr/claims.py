@@ -28,7 +28,8 @@ from osr.report import nested
 METRICS = {"acc": (("test", "acc"), 100.0), "auroc_mls": (("test", "mls", "auroc"), 100.0),
            "auroc_msp": (("test", "msp", "auroc"), 100.0), "auroc_knn": (("test", "knn", "auroc"), 100.0),
            "oscr_mls": (("test", "mls", "oscr"), 100.0), "jacobian_known": (("jacobian", "known_mean"), 1.0),
-           "jacobian_unknown": (("jacobian", "unknown_mean"), 1.0)}
+           "jacobian_unknown": (("jacobian", "unknown_mean"), 1.0), "auroc_ovr": (("test", "ovr", "auroc"), 100.0),
+           "jnd": (("jacobian", "jnd"), 1.0)}
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,12 @@ CLAIMS = [
           "acc", "ce-cutmix", "asym-cutmix+lh_batch", margin=-1.0),
     Claim("ours-lh-batch-beats-mixing-auroc", "[ours] AD with L_H over the batch recovers AUROC over CutMix",
           "auroc_mls", "ce-cutmix", "asym-cutmix+lh_batch"),
+    # m-OvR's own score is OvR (its cosine logits are bounded, so MLS is not its score); ‖J‖ is of the pooled
+    # features for CE and of the unit-normalised embedding for m-OvR (osr/jacobian.py), so JNDs differ in scale
+    Claim("movr-beats-ce-auroc", "m-OvR (OvR score) beats the softmax-CE student (MLS) on AUROC", "auroc_ovr",
+          "ce-none", "movr-none@movr", metric_a="auroc_mls"),
+    Claim("movr-beats-ce-jnd", "m-OvR's JND (E_U‖J‖ − E_K‖J‖) is higher than the softmax-CE student's", "jnd",
+          "ce-none", "movr-none@movr"),
     Claim("jacobian-higher-on-unknowns", "‖J‖ is higher on unknowns than on knowns (plain student)",
           "jacobian_unknown", "ce-none", "ce-none", metric_a="jacobian_known"),
 ]
