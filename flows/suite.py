@@ -77,6 +77,14 @@ def start_workers(repo: Path, jobs: int) -> None:
                    stderr=subprocess.DEVNULL, check=False)
 
 
+def short_of_workers(states: dict[str, str], workers: int, jobs: int) -> bool:
+    """Whether to start workers: cells wait and fewer than `jobs` workers are seen (dvc's workers can exit after
+    one task). Under load `dvc queue status` can miss a busy worker (measured: a second "worker 2" started beside
+    the first, 3 cells on 2 cores), so the running cells count as workers too."""
+    running = sum(s == "Running" for s in states.values())
+    return max(workers, running) < jobs and "Queued" in states.values()
+
+
 def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> dict[str, str]:
     pending = {n for n, state in queue_state(repo)[0].items() if state in {"Queued", "Running"}}
     done = existing_experiments(repo) | pending
@@ -96,11 +104,7 @@ def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> d
             bar.update(finished - bar.n)
             if finished == len(names) or not any(s in {"Queued", "Running"} for s in states.values()):
                 return states
-            # dvc's workers can exit after one task: keep `jobs` of them while cells wait. Under load `dvc queue
-            # status` can miss a busy worker (measured: a second "worker 2" started beside the first, 3 cells on 2
-            # cores), so the running cells count as workers too
-            running = sum(s == "Running" for s in all_states.values())
-            if max(workers, running) < jobs and "Queued" in all_states.values():
+            if short_of_workers(all_states, workers, jobs):
                 start_workers(repo, jobs)
 
 

@@ -70,3 +70,12 @@ def test_pool_grid_trains_each_teacher_once_then_seeds_the_other_cells_from_it()
     log = ("Stage 'check_params' didn't change, skipping\nPulling data for stage: 'train_teacher'\n"
            "Stage 'download' is cached - skipping run, checking out outputs\nRunning stage 'distill':\n")
     assert stages_of(log) == {"ran": ["distill"], "from_run_cache": ["download"], "pulled": ["train_teacher"]}
+
+
+def test_workers_are_topped_up_only_when_cells_wait_and_too_few_run():
+    from flows.suite import short_of_workers
+    assert short_of_workers({"a": "Running", "b": "Queued"}, workers=1, jobs=2)
+    assert short_of_workers({"a": "Success", "b": "Queued"}, workers=0, jobs=1)
+    # `dvc queue status` saw one worker, but two cells run: no third worker
+    assert not short_of_workers({"a": "Running", "b": "Running", "c": "Queued"}, workers=1, jobs=2)
+    assert not short_of_workers({"a": "Running", "b": "Success"}, workers=0, jobs=2)  # nothing waits
