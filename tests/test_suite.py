@@ -1,11 +1,16 @@
-"""The benchmark-grid runner's recipe, variant, seed and split grammar (the queue itself runs in test_report)."""
+"""The benchmark-grid runner: recipe, variant, seed and split grammar, the cells' environment (the queue itself runs
+in test_report)."""
+import os
 import re
+import sys
+from pathlib import Path
 
 import pytest
 
-from flows.suite import SUITES, parse_ints
+from cli.suite import SUITES, cell_env, parse_ints
 from osr import OSRError
 from osr.grid import VARIANTS, Cell, grid, parse_name, recipe_overrides
+from osr.paths import MIRROR_ENV
 
 
 def test_recipes_map_to_parameter_overrides():
@@ -46,7 +51,7 @@ def test_every_name_parses_back_to_its_cell():
 
 
 def test_the_report_counts_suite_cells_and_not_ad_hoc_experiments():
-    from stages.report import SUITE_NAMES
+    from cli.report import SUITE_NAMES
 
     names = [c.name for c in grid("paper", ["cifar_plus10", "tinyimagenet"], [0, 4],
                                   ["asym-gradmix", "movr-none@movr", "asym-cutmix+tau4"], [230, 231])]
@@ -70,3 +75,10 @@ def test_pool_grid_trains_each_teacher_once_then_seeds_the_other_cells_from_it()
     log = ("Stage 'check_params' didn't change, skipping\nPulling data for stage: 'train_teacher'\n"
            "Stage 'download' is cached - skipping run, checking out outputs\nRunning stage 'distill':\n")
     assert stages_of(log) == {"ran": ["distill"], "from_run_cache": ["download"], "pulled": ["train_teacher"]}
+
+
+def test_cells_run_with_this_interpreter_first_on_path_and_an_absolute_mirror(tmp_path, monkeypatch):
+    monkeypatch.setenv(MIRROR_ENV, "mirror")
+    env = cell_env(tmp_path)
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    assert env[MIRROR_ENV] == str((tmp_path / "mirror").resolve())
