@@ -65,9 +65,9 @@ SEEDS   ?= 230
 RECIPES ?=
 JOBS    ?= 1
 suite: install  ## benchmark grid as queued DVC experiments, then the report (PROFILE BENCH SPLITS SEEDS RECIPES JOBS)
-	$(BIN)/python -m flows.suite --profile $(PROFILE) --benchmark $(BENCH) --splits $(SPLITS) --seeds $(SEEDS) \
+	$(BIN)/python -m cli.suite --profile $(PROFILE) --benchmark $(BENCH) --splits $(SPLITS) --seeds $(SEEDS) \
 		--jobs $(JOBS) $(if $(RECIPES),--recipes $(RECIPES))
-	$(BIN)/python -m stages.report
+	$(BIN)/python -m cli.report
 
 # The claims study's ablation on split 0 of the claims profile (issue 12): three seeds of the three main recipes
 # (the seed-noise yardstick), then one seed of every variant. Resumable like `make suite`.
@@ -76,13 +76,13 @@ ABLATION := kd-cutmix asym-none asym-cutmix+all_easy asym-cutmix+lh_batch asym-c
 	asym-cutmix+argmax asym-cutmix+smooth75 asym-cutmix+tau4 asym-cutmix+t_w32 asym-cutmix+s_e40 asym-cutmix+s_e160
 comma := ,
 ablation: install  ## the claims study's split-0 ablation (JOBS), then the report
-	$(BIN)/python -m flows.suite --profile claims --splits 0 --seeds 230-232 --jobs $(JOBS) \
+	$(BIN)/python -m cli.suite --profile claims --splits 0 --seeds 230-232 --jobs $(JOBS) \
 		--recipes ce-none,ce-cutmix,asym-cutmix
-	$(BIN)/python -m flows.suite --profile claims --splits 0 --jobs $(JOBS) --recipes $(subst $(eval) ,$(comma),$(ABLATION))
-	$(BIN)/python -m stages.report
+	$(BIN)/python -m cli.suite --profile claims --splits 0 --jobs $(JOBS) --recipes $(subst $(eval) ,$(comma),$(ABLATION))
+	$(BIN)/python -m cli.report
 
 report: install  ## reports/suite.md, claims.json, ablation.md from finished experiments
-	$(BIN)/python -m stages.report
+	$(BIN)/python -m cli.report
 
 # Tuning: `prefect server start` (127.0.0.1:4200) in one terminal, `make serve` in another, then `make tune`.
 # (Not named PREFECT_*: make exports command-line variables, and Prefect reads every PREFECT_* as a setting.)

@@ -28,7 +28,9 @@ import platform
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +40,7 @@ from osr.augment import BaseAug, make_plan, planned_steps, to_float
 from osr.compose import compose_conf
 from osr.data import CIFAR10_KNOWN, decode_jpegs
 from osr.distill import student_batches
-from osr.io import load_npz, write_json
+from osr.io import atomic_path, load_npz, write_json
 from osr.losses import STEP_LOSSES, DistillConfig, Step, hard_mask, two_hot
 from osr.models import build, model_meta
 from osr.objectives import on_logits
@@ -360,15 +362,15 @@ def cpu_targets(ratios: dict) -> dict:
             "cpu_3_over_2_ge_0.9x": {"value": r32, "met": r32 >= 0.9}}
 
 
-def throughput(args, dev: torch.device) -> dict:
-    """Warm up, then time every variant round-robin; the JSON is rewritten (atomically) after every block, so a
-    crash or a timeout still leaves what was measured, and a variant that fails is recorded and dropped."""
-    t0 = time.perf_counter()
-    x_np, y_np = load_known(args.subset)
-    x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous().to(dev)
-    y = torch.from_numpy(y_np).to(dev)
-    print(f"data: {len(x_np)} known-class images decoded in {time.perf_counter() - t0:.1f}s; "
-          f"device {device_name(dev)}; torch {torch.__version__}", flush=True)
+def resident(x_np: np.ndarray, y_np: np.ndarray, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images as uint8 NCHW and labels on `dev`, as the stages hold them."""
+    return torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous().to(dev), torch.from_numpy(y_np).to(dev)
+
+
+def variant_makers(x_np: np.ndarray, y_np: np.ndarray, x: torch.Tensor, y: torch.Tensor, args,
+                   dev: torch.device) -> dict[str, Callable[[], Any]]:
+    """Variant name -> its constructor, in the order the variants are warmed up and first timed; the DataLoader
+    variants read the numpy images (`x_np`, `y_np`), the others the resident tensors (`x`, `y`)."""
     makers = {"typical_w0": lambda: Typical(x_np, y_np, args, dev, 0),
               "typical_dp": lambda: Typical(x_np, y_np, args, dev, 0, project_numerics=True)}
     if args.workers2:
@@ -376,111 +378,143 @@ def throughput(args, dev: torch.device) -> dict:
     makers.update(teacher=lambda: Teacher(x, y, args, dev), student_cached=lambda: StudentCached(x, y, y_np, args, dev),
                   student_live=lambda: StudentLive(x, y, y_np, args, dev),
                   student_gradmix=lambda: StudentGradMix(x, y, y_np, args, dev))
-    rows = {n: {"images_per_s": [], "rss_mb": 0.0, "device_peak_mb": 0.0} for n in makers}
-    errors: dict[str, str] = {}
-    variants: dict = {}
-    path = args.out / f"{dev.type}{args.tag}.json"
-    out = {"device": device_name(dev), "device_type": dev.type, "torch": torch.__version__,
-           "torchvision": __import__("torchvision").__version__, "python": platform.python_version(),
-           "threads": torch.get_num_threads(), "arch": args.arch, "teacher_arch": args.teacher_arch,
-           "width": args.width, "batch": args.batch, "images": len(x_np), "steps_per_rep": args.steps,
-           "reps": args.reps, "warmup_steps": args.warmup, "compile": dev.type == "cuda",
-           "variants": rows, "errors": errors,
-           "notes": "typical_*: each timed block starts a fresh DataLoader iterator and waits for its first batch "
-                    "before the clock starts, and shuts the workers down after it stops (so prefetching never runs "
-                    "into another variant's block). rss_mb = max RSS sampled after each step of that variant "
-                    "(process-wide, so it includes the other variants' resident state); typical_w2 workers' memory "
-                    "is not in it. Ratios are the median over repetitions of per-repetition ratios. Written after "
-                    "every block: 'complete' is false until the last one."}
+    return makers
 
-    def save(complete: bool) -> None:
-        summarise_rows(rows)
-        ratios = ratios_of(rows, RATIOS)
-        out.update(ratios=ratios, targets=cpu_targets(ratios) if dev.type == "cpu" else
-                   {"note": "GPU targets: see bench/device_check.py"}, complete=complete,
-                   process_peak_rss_mb=peak_rss_mb(), wall_s=time.perf_counter() - t0)
-        write_json(path, out)
 
-    def guarded(name: str, fn) -> bool:
+THROUGHPUT_NOTES = (
+    "typical_*: each timed block starts a fresh DataLoader iterator and waits for its first batch before the clock "
+    "starts, and shuts the workers down after it stops (so prefetching never runs into another variant's block). "
+    "rss_mb = max RSS sampled after each step of that variant (process-wide, so it includes the other variants' "
+    "resident state); typical_w2 workers' memory is not in it. Ratios are the median over repetitions of "
+    "per-repetition ratios. Written after every block: 'complete' is false until the last one.")
+
+
+class ThroughputRun:
+    """One throughput run's state: the variants built so far, their timings and errors, and the result JSON
+    (`out`), rewritten (atomically) after every block so that a crash or a timeout still leaves what was measured;
+    a variant that fails is recorded and dropped, so it cannot cost the others' numbers."""
+
+    def __init__(self, args, dev: torch.device, images: int, names: list[str], t0: float):
+        self.args, self.dev, self.t0 = args, dev, t0
+        self.rows = {n: {"images_per_s": [], "rss_mb": 0.0, "device_peak_mb": 0.0} for n in names}
+        self.errors: dict[str, str] = {}
+        self.variants: dict = {}
+        self.path = args.out / f"{dev.type}{args.tag}.json"
+        self.out = {"device": device_name(dev), "device_type": dev.type, "torch": torch.__version__,
+                    "torchvision": __import__("torchvision").__version__, "python": platform.python_version(),
+                    "threads": torch.get_num_threads(), "arch": args.arch, "teacher_arch": args.teacher_arch,
+                    "width": args.width, "batch": args.batch, "images": images, "steps_per_rep": args.steps,
+                    "reps": args.reps, "warmup_steps": args.warmup, "compile": dev.type == "cuda",
+                    "variants": self.rows, "errors": self.errors, "notes": THROUGHPUT_NOTES}
+
+    def save(self, complete: bool) -> None:
+        summarise_rows(self.rows)
+        ratios = ratios_of(self.rows, RATIOS)
+        self.out.update(ratios=ratios, targets=cpu_targets(ratios) if self.dev.type == "cpu" else
+                        {"note": "GPU targets: see bench/device_check.py"}, complete=complete,
+                        process_peak_rss_mb=peak_rss_mb(), wall_s=time.perf_counter() - self.t0)
+        write_json(self.path, self.out)
+
+    def attempt(self, name: str, work: Callable[[], None]) -> bool:
+        """Run `work` for variant `name`; on an exception record it and drop the variant."""
         try:
-            fn()
+            work()
             return True
         except Exception as e:  # a failing variant must not cost the others' numbers
-            errors[name] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-            print(f"{name} failed: {errors[name]}", flush=True)
-            variants.pop(name, None)
+            self.errors[name] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            print(f"{name} failed: {self.errors[name]}", flush=True)
+            self.variants.pop(name, None)
             return False
 
-    for name, make in makers.items():  # build + warm-up (worker start, allocator, autotuning, compile on CUDA)
-        tw = time.perf_counter()
+    def warm_up(self, makers: dict[str, Callable[[], Any]]) -> None:
+        """Build every variant and run its untimed steps (worker start, allocator, autotuning, compile on CUDA)."""
+        for name, make in makers.items():
+            tw = time.perf_counter()
 
-        def warm(name=name, make=make):
-            variants[name] = v = make()
-            for _ in range(args.warmup):
-                v.step()
-            if hasattr(v, "end"):
-                v.end()
-            sync(dev)
-        if guarded(name, warm):
-            print(f"warm-up {name}: {time.perf_counter() - tw:.1f}s", flush=True)
-        save(False)
-    for r in range(args.reps):
-        names = list(variants) if r % 2 == 0 else list(reversed(variants))  # alternate the order as well
-        for name in names:
-            def block(name=name):
-                ips, rss, gpu = time_block(variants[name], args.steps, dev)
-                row = rows[name]
-                row["images_per_s"].append(ips)
-                row["rss_mb"] = max(row["rss_mb"], rss)
-                row["device_peak_mb"] = max(row["device_peak_mb"], gpu) if dev.type == "cuda" else None
-                print(f"rep {r + 1}/{args.reps} {name:>15}: {ips:8.1f} img/s  rss {rss:7.0f} MiB", flush=True)
-            guarded(name, block)
-            save(False)
-    save(True)
+            def warm(name=name, make=make):
+                self.variants[name] = v = make()
+                for _ in range(self.args.warmup):
+                    v.step()
+                if hasattr(v, "end"):
+                    v.end()
+                sync(self.dev)
+            if self.attempt(name, warm):
+                print(f"warm-up {name}: {time.perf_counter() - tw:.1f}s", flush=True)
+            self.save(False)
+
+    def time_reps(self) -> None:
+        """`--reps` repetitions of one timed block per variant, the order reversed on every other one."""
+        reps = self.args.reps
+        for r in range(reps):
+            names = list(self.variants) if r % 2 == 0 else list(reversed(self.variants))
+            for name in names:
+                def block(name=name):
+                    ips, rss, gpu = time_block(self.variants[name], self.args.steps, self.dev)
+                    row = self.rows[name]
+                    row["images_per_s"].append(ips)
+                    row["rss_mb"] = max(row["rss_mb"], rss)
+                    row["device_peak_mb"] = max(row["device_peak_mb"], gpu) if self.dev.type == "cuda" else None
+                    print(f"rep {r + 1}/{reps} {name:>15}: {ips:8.1f} img/s  rss {rss:7.0f} MiB", flush=True)
+                self.attempt(name, block)
+                self.save(False)
+
+
+def print_throughput(out: dict, path: Path) -> None:
+    """The final table: median (min-max) images/s and RSS per variant, then the ratios and the targets."""
     print("\nvariant            median img/s   (min-max)      rss MiB")
-    for n, row in rows.items():
+    for n, row in out["variants"].items():
         if row["images_per_s"]:
             print(f"{n:>15}  {row['median_images_per_s']:10.1f}   ({row['min_images_per_s']:.0f}-"
                   f"{row['max_images_per_s']:.0f})   {row['rss_mb']:7.0f}")
     for k, v in out["ratios"].items():
         print(f"{k:>50}: {v['median']:.2f}x  (per rep {', '.join(f'{p:.2f}' for p in v['per_rep'])})")
     print(f"targets: {out['targets']}\nprocess peak RSS {out['process_peak_rss_mb']:.0f} MiB\nwrote {path}")
-    return out
 
 
-def scale(args, dev: torch.device) -> dict:
-    """Teacher-step epoch time on 10/50/100% of the 30k split-0 known-class images (measured or extrapolated)."""
-    x_np, y_np = load_known(0)
-    x_all, y_all = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y_np)
-    del x_np
-    rows = []
-    for frac in (0.1, 0.5, 1.0):
-        n = int(round(frac * len(x_all)))
-        sel = torch.from_numpy(np.sort(np.random.default_rng(SEED).choice(len(x_all), n, replace=False)))
-        x, y = x_all[sel].to(dev), y_all[sel].to(dev)
-        v = Teacher(x, y, args, dev)
-        steps_epoch = n // args.batch
-        for _ in range(args.warmup):
-            v.step()
-        measured = min(steps_epoch, args.scale_steps)
-        ips, rss, gpu = time_block(v, measured, dev)
-        epoch_s = steps_epoch * args.batch / ips
-        rows.append({"fraction": frac, "images": n, "steps_per_epoch": steps_epoch, "steps_measured": measured,
-                     "extrapolated": measured < steps_epoch, "images_per_s": ips,
-                     "s_per_image": 1.0 / ips, "epoch_s": epoch_s, "rss_mb": rss,
-                     "device_peak_mb": gpu if dev.type == "cuda" else None,
-                     "resident_uint8_mb": x.numel() / 2**20})
-        print(f"{frac:4.0%} ({n} images): {ips:.0f} img/s, epoch {epoch_s:.1f}s "
-              f"({'extrapolated from' if measured < steps_epoch else 'measured over'} {measured}/{steps_epoch} steps),"
-              f" rss {rss:.0f} MiB", flush=True)
-        del v, x, y
-    out = {"device": device_name(dev), "device_type": dev.type, "torch": torch.__version__, "arch": args.arch,
-           "width": args.width, "batch": args.batch, "split": 0, "known": KNOWN, "rows": rows,
-           "process_peak_rss_mb": peak_rss_mb(),
-           "note": "epoch_s = steps_per_epoch * batch / measured images_per_s (last partial batch dropped, as "
-                   "osr.augment.epoch_order); train images = all 30k known-class images (the pipeline's val split "
-                   "would take its fraction out)."}
-    write_json(args.out / f"scale_{dev.type}.json", out)
+def throughput(args, dev: torch.device) -> dict:
+    """Warm up, then time every variant round-robin (`ThroughputRun`); the result JSON as written."""
+    t0 = time.perf_counter()
+    x_np, y_np = load_known(args.subset)
+    x, y = resident(x_np, y_np, dev)
+    print(f"data: {len(x_np)} known-class images decoded in {time.perf_counter() - t0:.1f}s; "
+          f"device {device_name(dev)}; torch {torch.__version__}", flush=True)
+    makers = variant_makers(x_np, y_np, x, y, args, dev)
+    run = ThroughputRun(args, dev, len(x_np), list(makers), t0)
+    run.warm_up(makers)
+    run.time_reps()
+    run.save(True)
+    print_throughput(run.out, run.path)
+    return run.out
+
+
+SCALE_FRACTIONS = (0.1, 0.5, 1.0)
+
+
+def scale_row(x_all: torch.Tensor, y_all: torch.Tensor, frac: float, args, dev: torch.device) -> dict:
+    """Teacher-step epoch time on a seeded `frac` of the images, timed over at most `--scale-steps` steps (the
+    rest of the epoch extrapolated at the measured rate)."""
+    n = int(round(frac * len(x_all)))
+    sel = torch.from_numpy(np.sort(np.random.default_rng(SEED).choice(len(x_all), n, replace=False)))
+    x, y = x_all[sel].to(dev), y_all[sel].to(dev)
+    v = Teacher(x, y, args, dev)
+    steps_epoch = n // args.batch
+    for _ in range(args.warmup):
+        v.step()
+    measured = min(steps_epoch, args.scale_steps)
+    ips, rss, gpu = time_block(v, measured, dev)
+    epoch_s = steps_epoch * args.batch / ips
+    print(f"{frac:4.0%} ({n} images): {ips:.0f} img/s, epoch {epoch_s:.1f}s "
+          f"({'extrapolated from' if measured < steps_epoch else 'measured over'} {measured}/{steps_epoch} steps),"
+          f" rss {rss:.0f} MiB", flush=True)
+    return {"fraction": frac, "images": n, "steps_per_epoch": steps_epoch, "steps_measured": measured,
+            "extrapolated": measured < steps_epoch, "images_per_s": ips,
+            "s_per_image": 1.0 / ips, "epoch_s": epoch_s, "rss_mb": rss,
+            "device_peak_mb": gpu if dev.type == "cuda" else None,
+            "resident_uint8_mb": x.numel() / 2**20}
+
+
+def scale_figure(rows: list[dict], args, dev: torch.device, png: Path) -> None:
+    """Epoch time against training images (with the line linear from 10%) and images/s per fraction."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -497,12 +531,25 @@ def scale(args, dev: torch.device) -> dict:
     a2.set(ylabel="images / s", title=f"{dev.type}: {device_name(dev)[:40]}")
     a2.title.set_fontsize(8)
     fig.tight_layout()
-    from osr.io import atomic_path
-    png = args.out / f"scale_{dev.type}.png"
     with atomic_path(png) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    print(f"wrote {args.out / f'scale_{dev.type}.json'} and {png}")
+
+
+def scale(args, dev: torch.device) -> dict:
+    """Teacher-step epoch time on 10/50/100% of the 30k split-0 known-class images (measured or extrapolated)."""
+    x_all, y_all = resident(*load_known(0), torch.device("cpu"))  # each fraction's subset moves to `dev`
+    rows = [scale_row(x_all, y_all, frac, args, dev) for frac in SCALE_FRACTIONS]
+    out = {"device": device_name(dev), "device_type": dev.type, "torch": torch.__version__, "arch": args.arch,
+           "width": args.width, "batch": args.batch, "split": 0, "known": KNOWN, "rows": rows,
+           "process_peak_rss_mb": peak_rss_mb(),
+           "note": "epoch_s = steps_per_epoch * batch / measured images_per_s (last partial batch dropped, as "
+                   "osr.augment.epoch_order); train images = all 30k known-class images (the pipeline's val split "
+                   "would take its fraction out)."}
+    path, png = args.out / f"scale_{dev.type}.json", args.out / f"scale_{dev.type}.png"
+    write_json(path, out)
+    scale_figure(rows, args, dev, png)
+    print(f"wrote {path} and {png}")
     return out
 
 
@@ -511,8 +558,7 @@ def profile(args, dev: torch.device) -> str:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as tprofile
     x_np, y_np = load_known(args.subset)
-    x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous().to(dev)
-    y = torch.from_numpy(y_np).to(dev)
+    x, y = resident(x_np, y_np, dev)
     v = StudentCached(x, y, y_np, args, dev)
     for _ in range(args.warmup):
         v.step()
@@ -525,7 +571,6 @@ def profile(args, dev: torch.device) -> str:
     head = (f"# torch.profiler, {args.profile_steps} student distill steps (asym, cutmix plan, cached logits), "
             f"{args.arch} w{args.width} batch {args.batch}, {device_name(dev)}, torch {torch.__version__}\n"
             f"# sorted by self CPU time\n")
-    from osr.io import atomic_path
     path = args.out / f"profile_{dev.type}.txt"
     with atomic_path(path) as tmp:
         tmp.write_text(head + table + "\n")

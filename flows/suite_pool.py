@@ -16,13 +16,12 @@ artifact `cell-<name>` says which stages ran, came from the run-cache, or were p
 yet (`dvc exp list <remote>`, so a rerun resumes the grid and never runs a cell twice) to `suite-cell/pool` in
 two waves: first one cell per teacher (cells that share profile, benchmark, split, seed and teacher settings
 share it), then the rest, each seeded from its teacher's cell; then `dvc exp pull` of the finished cells and
-`python -m stages.report`. Without `--dvc-remote` the repository's default DVC remote is used; with it, the URL
+`python -m cli.report`. Without `--dvc-remote` the repository's default DVC remote is used; with it, the URL
 becomes the default remote of each clone (and of this checkout) through `dvc remote add --local`.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -37,24 +36,14 @@ if __package__ in (None, ""):  # loaded by a worker as flows/suite_pool.py: make
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cli import dvc, git  # noqa: E402
-from flows.suite import add_grid_args, grid_spec  # noqa: E402
+from cli.suite import add_grid_args, cell_env, grid_spec  # noqa: E402
 from osr import OSRError  # noqa: E402
 from osr.grid import DEFAULT_SEED, Cell, grid  # noqa: E402
-from osr.paths import MIRROR_ENV, mirror_dir  # noqa: E402
 
 DEPLOYMENT = "suite-cell/pool"
 REMOTE = "suite"  # the DVC remote name `--dvc-remote` is added under (local config, default remote)
 STUDENT_SIDE = ("distill.", "augment.", "relabel.", "student.", "evaluate.")  # overrides a teacher never reads
 POLL = 5.0
-
-
-def cell_env() -> dict[str, str]:
-    """The stages run as `python -m stages.*` and find the dataset mirror from a clone in a temporary folder:
-    this interpreter's bin folder first on PATH, the mirror as an absolute path (relative: to this process's
-    working directory, the deployment's checkout)."""
-    mirror = mirror_dir().resolve()
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            MIRROR_ENV: str(mirror)}
 
 
 def use_dvc_remote(repo: Path, url: str | None) -> None:
@@ -201,10 +190,10 @@ def suite_grid(profile: str, benchmarks: list[str], splits: list[int], recipes: 
     if report and finished:
         use_dvc_remote(project, dvc_remote)
         dvc(["exp", "pull", git_remote, *finished], project)
-        res = subprocess.run([sys.executable, "-m", "stages.report"], cwd=project, capture_output=True, text=True,
+        res = subprocess.run([sys.executable, "-m", "cli.report"], cwd=project, capture_output=True, text=True,
                              env=cell_env())
         if res.returncode:
-            raise OSRError(f"stages.report failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}")
+            raise OSRError(f"cli.report failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}")
         print(res.stdout.strip())
     failed = sorted(n for n, s in states.items() if s != "Completed")
     if failed:

@@ -10,9 +10,9 @@ from conftest import ROOT, venv_env
 
 pytestmark = pytest.mark.slow  # a Python start-up per entry point
 
-STAGES = ("check_params", "download", "split", "augment", "train_teacher", "relabel", "distill", "evaluate", "report")
+STAGES = ("check_params", "download", "split", "augment", "train_teacher", "relabel", "distill", "evaluate")
 ENTRY_POINTS = [f"stages.{s}" for s in STAGES] + \
-    ["flows.serve", "flows.submit", "flows.suite", "flows.tune_asym", "flows.deploy", "flows.suite_pool",
+    ["cli.suite", "cli.report", "flows.serve", "flows.submit", "flows.tune_asym", "flows.deploy", "flows.suite_pool",
      "bench.throughput", "bench.device_check"]
 
 

@@ -70,6 +70,12 @@ def test_stage_deps_cover_its_import_closure(name):
     assert not missing, f"dvc.yaml: stage {name} does not list {missing} in deps"
 
 
+def test_stages_holds_only_dvc_stages_and_what_they_share():
+    """Entry points that DVC does not run (the suite, its report) live in cli/."""
+    modules = {f"stages.{p.stem}" for p in (ROOT / "stages").glob("*.py")} - {"stages.__init__", "stages.common"}
+    assert modules == {stage_module(stage["cmd"]) for stage in STAGES.values()}
+
+
 @pytest.mark.parametrize("name", sorted(set(STAGES) - {"check_params"}))
 def test_every_stage_waits_for_the_params_check(name):
     assert PARAMS_OK in STAGES[name]["deps"], f"dvc.yaml: stage {name} must depend on {PARAMS_OK}"

@@ -1,4 +1,4 @@
-"""The benchmark-suite report: parsing `dvc exp show --json`, aggregates, markdown, figures and the stage."""
+"""The benchmark-suite report: parsing `dvc exp show --json`, aggregates, markdown, figures and `cli.report`."""
 import json
 import re
 import sys
@@ -6,16 +6,7 @@ import sys
 import pytest
 
 from conftest import clone, needs_mirror, sh
-from osr.report import (
-    ANCHORS,
-    aggregate,
-    archive_record,
-    jacobian_scatter,
-    rows_from_archive,
-    rows_from_exp_show,
-    suite_markdown,
-    two_sides_figure,
-)
+from osr import report
 
 
 def metrics(acc, auroc, oscr, *, profile="quick", benchmark="cifar10", split=0, method="ce", mixing="none",
@@ -47,17 +38,18 @@ def test_rows_skip_commits_unfinished_experiments_and_duplicate_names():
                      experiment("running", metrics(0.1, 0.1, 0.1), executor={"state": "running"}),
                      experiment("no-info", {"student": {}}),
                      older=[experiment("a", metrics(0.1, 0.1, 0.1)), experiment("old", metrics(0.7, 0.6, 0.5))])
-    rows = rows_from_exp_show(shown)
+    rows = report.rows_from_exp_show(shown)
     assert [r["name"] for r in rows] == ["a", "old"]
     assert rows[0]["metrics"]["student"]["test"]["acc"] == 0.8  # the newest baseline's "a" wins
     assert rows[0]["teacher_loss"] == "movr" and rows[1]["teacher_loss"] == "ce"
 
 
 def test_aggregate_mean_and_sample_std_over_splits():
-    rows = rows_from_exp_show(exp_show(*(experiment(f"s{i}", metrics(acc, 0.7, 0.6, split=i, teacher_acc=acc))
-                                         for i, acc in enumerate((0.80, 0.84, 0.88))),
-                                       experiment("solo", metrics(0.5, 0.6, 0.4, mixing="cutmix", method="asym"))))
-    agg = aggregate(rows)
+    splits = [experiment(f"s{i}", metrics(acc, 0.7, 0.6, split=i, teacher_acc=acc))
+              for i, acc in enumerate((0.80, 0.84, 0.88))]
+    solo = experiment("solo", metrics(0.5, 0.6, 0.4, mixing="cutmix", method="asym"))
+    rows = report.rows_from_exp_show(exp_show(*splits, solo))
+    agg = report.aggregate(rows)
     plain, ad = agg["groups"]
     assert plain["recipe"] == "plain (ce) + none" and ad["recipe"] == "AD (asym) + cutmix"
     assert plain["acc"]["mean"] == pytest.approx(84.0) and plain["acc"]["std"] == pytest.approx(4.0)  # ddof=1
@@ -74,10 +66,10 @@ def test_aggregate_mean_and_sample_std_over_splits():
 def test_markdown_shows_anchors_and_names_the_profile_in_every_cell():
     paper = metrics(0.9, 0.8, 0.7, profile="paper", benchmark="tinyimagenet")
     kd = metrics(0.9, 0.8, 0.7, benchmark="mnist", method="kd", mixing="mixup")
-    rows = rows_from_exp_show(exp_show(experiment("q", metrics(0.8, 0.7, 0.6)), experiment("p", paper),
-                                       experiment("m", kd)))
-    md = suite_markdown(rows, aggregate(rows), "a test")
-    for anchors in ANCHORS.values():
+    rows = report.rows_from_exp_show(exp_show(experiment("q", metrics(0.8, 0.7, 0.6)), experiment("p", paper),
+                                              experiment("m", kd)))
+    md = report.suite_markdown(rows, report.aggregate(rows), "a test")
+    for anchors in report.ANCHORS.values():
         for bench in ("mnist", "cifar10", "tinyimagenet"):
             assert f"{anchors[bench]:.1f}" in md
     anchor_row = ("| MLS (Vaze et al.) AUROC (published, VGG32, 5 splits) "
@@ -96,40 +88,41 @@ def test_markdown_shows_anchors_and_names_the_profile_in_every_cell():
 @pytest.mark.parametrize("mixed_acc,mixed_auroc,words", [(0.90, 0.60, ("raised closed-set acc", "lowered AUROC")),
                                                          (0.70, 0.80, ("lowered closed-set acc", "raised AUROC"))])
 def test_two_sides_reading_follows_the_numbers(mixed_acc, mixed_auroc, words):
-    rows = rows_from_exp_show(exp_show(experiment("plain", metrics(0.8, 0.7, 0.6)),
-                                       experiment("mix", metrics(mixed_acc, mixed_auroc, 0.5, mixing="cutmix")),
-                                       experiment("ad", metrics(0.8, 0.75, 0.6, mixing="cutmix", method="asym"))))
-    reading = suite_markdown(rows, aggregate(rows), "a test").split("## Two sides")[1].split("##")[0]
+    rows = report.rows_from_exp_show(exp_show(
+        experiment("plain", metrics(0.8, 0.7, 0.6)),
+        experiment("mix", metrics(mixed_acc, mixed_auroc, 0.5, mixing="cutmix")),
+        experiment("ad", metrics(0.8, 0.75, 0.6, mixing="cutmix", method="asym"))))
+    reading = report.suite_markdown(rows, report.aggregate(rows), "a test").split("## Two sides")[1].split("##")[0]
     assert all(w in reading for w in words), reading
     assert "AD (asym) + cutmix instead of plain (ce) + cutmix" in reading
     assert f"AUROC (MLS) by {abs(75 - 100 * mixed_auroc):.1f} pt" in reading
 
 
 def test_figures_are_pngs(tmp_path):
-    rows = rows_from_exp_show(exp_show(experiment("a", metrics(0.8, 0.7, 0.6)),
-                                       experiment("b", metrics(0.8, 0.75, 0.6, mixing="cutmix", method="asym")),
-                                       experiment("c", metrics(0.7, 0.6, 0.5, benchmark="mnist", method="kd"))))
-    two_sides_figure(aggregate(rows), tmp_path / "two.png")
-    jacobian_scatter(rows, tmp_path / "jac.png")
+    rows = report.rows_from_exp_show(exp_show(experiment("a", metrics(0.8, 0.7, 0.6)),
+                                              experiment("b", metrics(0.8, 0.75, 0.6, mixing="cutmix", method="asym")),
+                                              experiment("c", metrics(0.7, 0.6, 0.5, benchmark="mnist", method="kd"))))
+    report.two_sides_figure(report.aggregate(rows), tmp_path / "two.png")
+    report.jacobian_scatter(rows, tmp_path / "jac.png")
     for png in ("two.png", "jac.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def report(proj, check=True):
-    return sh([sys.executable, "-m", "stages.report"], proj, check=check)
+def report_command(proj, check=True):
+    return sh([sys.executable, "-m", "cli.report"], proj, check=check)
 
 
 @needs_mirror
 @pytest.mark.slow
 def test_report_from_two_real_experiments(tiny_repro, tmp_path):
-    """`make suite` on the tiny profile: two queued cells through flows.suite, a resumed rerun, then the report."""
+    """`make suite` on the tiny profile: two queued cells through cli.suite, a resumed rerun, then the report."""
     proj = clone(tiny_repro, tmp_path / "proj")
-    suite = [sys.executable, "-m", "flows.suite", "--profile", "tiny", "--splits", "0",
+    suite = [sys.executable, "-m", "cli.suite", "--profile", "tiny", "--splits", "0",
              "--recipes", "ce-none,asym-cutmix,asym-cutmix+no_jmi"]
     assert "queueing 3" in sh(suite, proj).stdout
     assert "3 already finished or queued, queueing 0" in sh(suite, proj).stdout
     a, b, c = "tiny-cifar10-s0-ce-none", "tiny-cifar10-s0-asym-cutmix", "tiny-cifar10-s0-asym-cutmix+no_jmi"
-    assert "suite.md" in report(proj).stdout
+    assert "suite.md" in report_command(proj).stdout
     archive = {p.stem: json.loads(p.read_text()) for p in (proj / "reports/experiments").glob("*.json")}
     assert set(archive) == {a, b, c} and "-S 'distill.jmi=0'" in archive[c]["reproduce"]
     ad, no_jmi = (archive[n]["metrics"]["student"]["test"]["mls"]["auroc"] for n in (b, c))
@@ -162,7 +155,7 @@ def test_report_from_two_real_experiments(tiny_repro, tmp_path):
 @pytest.mark.slow
 def test_report_without_experiments_is_a_one_line_error(tiny_repro, tmp_path):
     proj = clone(tiny_repro, tmp_path / "proj")  # the baseline commit has metrics, but no experiment
-    res = report(proj, check=False)
+    res = report_command(proj, check=False)
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [
         "error: no finished experiments found by `dvc exp show` or in reports/experiments; run `make suite` first"]
@@ -174,8 +167,8 @@ def test_two_sides_reading_pairs_the_splits():
     plain = [experiment(f"p{i}", metrics(acc, 0.70 + i / 100, 0.5, split=i)) for i, acc in enumerate((0.8, 0.9, 0.7))]
     mixed = [experiment(f"m{i}", metrics(acc + 0.01, 0.68 + i / 100, 0.5, split=i, mixing="cutmix"))
              for i, acc in enumerate((0.8, 0.9, 0.7))]
-    rows = rows_from_exp_show(exp_show(*plain, *mixed))
-    reading = suite_markdown(rows, aggregate(rows), "a test").split("## Two sides")[1].split("##")[0]
+    rows = report.rows_from_exp_show(exp_show(*plain, *mixed))
+    reading = report.suite_markdown(rows, report.aggregate(rows), "a test").split("## Two sides")[1].split("##")[0]
     assert ("raised closed-set acc by 1.0 pt (80.0 → 81.0; paired over 3 splits: +1.0 ± 0.0, higher on 3/3)"
             in reading)
     assert "lowered AUROC (MLS) by 2.0 pt (71.0 → 69.0; paired over 3 splits: -2.0 ± 0.0, lower on 3/3)" in reading
@@ -183,17 +176,17 @@ def test_two_sides_reading_pairs_the_splits():
 
 def test_archive_record_keeps_the_rerun_relabel_scalars_and_training_time():
     m = metrics(0.8, 0.7, 0.6, profile="claims", method="asym", mixing="cutmix")
-    row = rows_from_exp_show(exp_show(experiment("claims-cifar10-s0-asym-cutmix+no_jmi-r231", m)))[0]
+    row = report.rows_from_exp_show(exp_show(experiment("claims-cifar10-s0-asym-cutmix+no_jmi-r231", m)))[0]
     history = [{"seconds": 6.0, "images_per_s": 800.0}, {"seconds": 8.0, "images_per_s": 600.0},
                {"seconds": 7.0, "images_per_s": 700.0}]
-    rec = archive_record(row, {"hard_fraction": 0.14, "hard_fraction_per_epoch": [0.1, 0.2]},
-                         {"student": {"history": history}})
+    rec = report.archive_record(row, {"hard_fraction": 0.14, "hard_fraction_per_epoch": [0.1, 0.2]},
+                                {"student": {"history": history}})
     assert rec["reproduce"] == ("dvc exp run -n claims-cifar10-s0-asym-cutmix+no_jmi-r231 -S 'profile=claims' "
                                 "-S 'benchmark=cifar10' -S 'split.index=0' -S 'base.seed=231' -S 'distill.method=asym' "
                                 "-S 'augment.method=cutmix' -S 'distill.jmi=0'")
     assert rec["relabel"] == {"hard_fraction": 0.14}  # lists stay in the experiment's own reports
     assert rec["timing"] == {"student": {"epochs": 3, "seconds": 21.0, "median_images_per_s": 700.0}}
-    back, = rows_from_archive([rec])
+    back, = report.rows_from_archive([rec])
     assert (back["recipe_id"], back["variant"], back["seed"]) == ("asym-cutmix+no_jmi", "+no_jmi", 231)
 
 
@@ -201,7 +194,7 @@ def test_run_stats_are_read_from_the_new_file_or_the_old_train_json(tmp_path, mo
     """Experiments committed before reports/run/<stage>.json kept seconds and images/s in <role>_train.json."""
     import subprocess
 
-    from stages.report import record_of, run_stats_of
+    from cli.report import record_of, run_stats_of
 
     def commit(files: dict[str, dict]) -> str:
         for name, obj in files.items():
@@ -222,5 +215,5 @@ def test_run_stats_are_read_from_the_new_file_or_the_old_train_json(tmp_path, mo
     assert run_stats_of(old)["student"]["history"] == rows
     assert run_stats_of(new)["student"]["history"] == rows[:1]
     m = metrics(0.8, 0.7, 0.6, profile="claims", method="asym", mixing="cutmix")
-    row = {**rows_from_exp_show(exp_show(experiment("claims-cifar10-s0-asym-cutmix", m)))[0], "rev": old}
+    row = {**report.rows_from_exp_show(exp_show(experiment("claims-cifar10-s0-asym-cutmix", m)))[0], "rev": old}
     assert record_of(row)["timing"] == {"student": {"epochs": 2, "seconds": 6.0, "median_images_per_s": 20.0}}

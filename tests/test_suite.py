@@ -1,11 +1,16 @@
-"""The benchmark-grid runner's recipe, variant, seed and split grammar (the queue itself runs in test_report)."""
+"""The benchmark-grid runner: recipe, variant, seed and split grammar, the cells' environment (the queue itself runs
+in test_report)."""
+import os
 import re
+import sys
+from pathlib import Path
 
 import pytest
 
-from flows.suite import SUITES, parse_ints
+from cli.suite import SUITES, cell_env, parse_ints
 from osr import OSRError
 from osr.grid import VARIANTS, Cell, grid, parse_name, recipe_overrides
+from osr.paths import MIRROR_ENV
 
 
 def test_recipes_map_to_parameter_overrides():
@@ -46,7 +51,7 @@ def test_every_name_parses_back_to_its_cell():
 
 
 def test_the_report_counts_suite_cells_and_not_ad_hoc_experiments():
-    from stages.report import SUITE_NAMES
+    from cli.report import SUITE_NAMES
 
     names = [c.name for c in grid("paper", ["cifar_plus10", "tinyimagenet"], [0, 4],
                                   ["asym-gradmix", "movr-none@movr", "asym-cutmix+tau4"], [230, 231])]
@@ -73,9 +78,16 @@ def test_pool_grid_trains_each_teacher_once_then_seeds_the_other_cells_from_it()
 
 
 def test_workers_are_topped_up_only_when_cells_wait_and_too_few_run():
-    from flows.suite import short_of_workers
+    from cli.suite import short_of_workers
     assert short_of_workers({"a": "Running", "b": "Queued"}, workers=1, jobs=2)
     assert short_of_workers({"a": "Success", "b": "Queued"}, workers=0, jobs=1)
     # `dvc queue status` saw one worker, but two cells run: no third worker
     assert not short_of_workers({"a": "Running", "b": "Running", "c": "Queued"}, workers=1, jobs=2)
     assert not short_of_workers({"a": "Running", "b": "Success"}, workers=0, jobs=2)  # nothing waits
+
+
+def test_cells_run_with_this_interpreter_first_on_path_and_an_absolute_mirror(tmp_path, monkeypatch):
+    monkeypatch.setenv(MIRROR_ENV, "mirror")
+    env = cell_env(tmp_path)
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    assert env[MIRROR_ENV] == str((tmp_path / "mirror").resolve())

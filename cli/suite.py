@@ -1,12 +1,12 @@
 """Run a benchmark grid (profile x benchmark x split x recipe x seed) as queued DVC experiments.
 
-    python -m flows.suite --profile quick --benchmark cifar10 --splits 0-4 --recipes ce-none,ce-cutmix,asym-cutmix
-    python -m flows.suite --profile claims --splits 0 --seeds 230-232 --recipes asym-cutmix,asym-cutmix+no_jmi
+    python -m cli.suite --profile quick --benchmark cifar10 --splits 0-4 --recipes ce-none,ce-cutmix,asym-cutmix
+    python -m cli.suite --profile claims --splits 0 --seeds 230-232 --recipes asym-cutmix,asym-cutmix+no_jmi
 
 Recipes, ablation variants and experiment names are defined in `osr/grid.py`. Each cell becomes one
 ``dvc exp run --queue`` named after it; cells whose experiment already exists (or is queued) are skipped, so a
 rerun resumes an interrupted grid. The queue runs with ``dvc queue start -j <jobs>``; teachers are shared
-between recipes of one split and seed through DVC's run-cache. ``python -m stages.report`` turns the finished
+between recipes of one split and seed through DVC's run-cache. ``python -m cli.report`` turns the finished
 experiments into ``reports/suite.md``.
 """
 from __future__ import annotations
@@ -63,11 +63,20 @@ def queue_state(repo: Path) -> tuple[dict[str, str], int]:
     return states, workers
 
 
+def cell_env(root: Path = Path()) -> dict[str, str]:
+    """The environment of the DVC commands that run experiment cells. A cell's stages run as `python -m stages.*`
+    in a workspace DVC makes elsewhere (a queued experiment's copy under .dvc/tmp/exps, a work-pool worker's clone
+    in a temporary folder): this interpreter's bin folder comes first on PATH, so `python` and `dvc` are the
+    project's, and the dataset mirror is made absolute from `root` (the checkout; default: the working directory),
+    since a relative one would not resolve from that workspace."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            MIRROR_ENV: str(mirror_dir(root).resolve())}
+
+
 def start_workers(repo: Path, jobs: int) -> None:
     """`dvc queue start -j <jobs>`: DVC names its workers 1..jobs and starts only the missing ones, so this tops
-    the pool up to ``jobs``. Queued experiments run in copies under .dvc/tmp/exps, where the default relative
-    mirror path would not resolve, so the workers get it as an absolute path."""
-    env = {**os.environ, MIRROR_ENV: str(mirror_dir(repo).resolve())}
+    the pool up to ``jobs``. The workers run in `cell_env`."""
+    env = cell_env(repo)
     # several workers: split the cores between them (2 cores: 2 workers x 1 thread trained ~1.5x the images/s
     # of 1 process x 2 threads; README, "Benchmark suite and report")
     if jobs > 1:
@@ -109,7 +118,7 @@ def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> d
 
 
 def add_grid_args(ap: argparse.ArgumentParser) -> None:
-    """The grid's flags, shared by `flows.suite` and `flows.suite_pool`."""
+    """The grid's flags, shared by `cli.suite` and `flows.suite_pool`."""
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--benchmark", default="cifar10", help="comma-separated benchmark names")
     ap.add_argument("--splits", default="0-4")
@@ -125,7 +134,7 @@ def grid_spec(args: argparse.Namespace) -> tuple[str, list[str], list[int], list
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m flows.suite", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m cli.suite", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_grid_args(ap)
     ap.add_argument("--jobs", type=int, default=1)

@@ -1,13 +1,13 @@
 """Benchmark-suite report: finished DVC experiments -> reports/suite.md (claims first), claims.json, ablation.md.
 
-    python -m stages.report [--profile quick] [--benchmark cifar10] [--match REGEX] [--out reports]
+    python -m cli.report [--profile quick] [--benchmark cifar10] [--match REGEX] [--out reports]
 
 Not a DVC stage: it reads the experiments of the repository in the current directory (`make suite` runs them)
 and keeps each finished one in `reports/experiments/<name>.json` (metrics, baseline commit, the `dvc exp run`
 that reproduces it): experiment refs stay local, so the committed archive is what later reports and other
 clones build on. Outputs: suite.md/suite.json (per-recipe means), claims.json, ablation.md/ablation.json and
 ablation/*.png (one study per profile/benchmark/split with ablation variants), suite/*.png.
-By default only the suite's cells count (names `<profile>-<benchmark>-s<split>-<recipe>`, see flows/suite.py), so
+By default only the suite's cells count (names `<profile>-<benchmark>-s<split>-<recipe>`, see cli/suite.py), so
 ad-hoc experiments with other settings (another tau, more epochs) never enter a recipe's mean; `--match .` takes all.
 """
 import argparse
@@ -76,7 +76,7 @@ def archived(folder: Path) -> list[dict]:
     return [read_json(f) for f in sorted(folder.glob("*.json"))]
 
 
-PARSER = argparse.ArgumentParser(prog="python -m stages.report", description=__doc__,
+PARSER = argparse.ArgumentParser(prog="python -m cli.report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
 PARSER.add_argument("--profile", help="only experiments of this profile")
 PARSER.add_argument("--benchmark", help="only experiments of this benchmark")
