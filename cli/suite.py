@@ -86,6 +86,17 @@ def start_workers(repo: Path, jobs: int) -> None:
                    stderr=subprocess.DEVNULL, check=False)
 
 
+def queue_state_retried(repo: Path, tries: int = 3, pause: float = 10.0) -> tuple[dict[str, str], int]:
+    """`queue_state`, tried again after a pause: `dvc queue status` can fail while another dvc command holds the
+    queue (measured: once in a two-hour grid, beside a `dvc queue remove`), and a grid should not stop on that."""
+    for _ in range(tries - 1):
+        try:
+            return queue_state(repo)
+        except OSRError:
+            time.sleep(pause)
+    return queue_state(repo)
+
+
 def short_of_workers(states: dict[str, str], workers: int, jobs: int) -> bool:
     """Whether to start workers: cells wait and fewer than `jobs` workers are seen (dvc's workers can exit after
     one task). Under load `dvc queue status` can miss a busy worker (measured: a second "worker 2" started beside
@@ -107,7 +118,7 @@ def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> d
     with tqdm(total=len(names), desc="suite", unit="exp") as bar:
         while True:
             time.sleep(poll)
-            all_states, workers = queue_state(repo)
+            all_states, workers = queue_state_retried(repo, pause=poll)
             states = {n: s for n, s in all_states.items() if n in names}
             finished = sum(s in {"Success", "Failed"} for s in states.values())
             bar.update(finished - bar.n)
