@@ -91,3 +91,9 @@ def test_cells_run_with_this_interpreter_first_on_path_and_an_absolute_mirror(tm
     env = cell_env(tmp_path)
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     assert env[MIRROR_ENV] == str((tmp_path / "mirror").resolve())
+
+
+def test_a_queue_status_that_keeps_failing_stops_the_grid_with_one_line(tmp_path):
+    from cli.suite import queue_state_retried
+    with pytest.raises(OSRError, match="dvc queue status"):
+        queue_state_retried(tmp_path, tries=2, pause=0.0)  # not a DVC repository: fails every time
