@@ -83,6 +83,9 @@ CLAIMS = [
     Claim("gradmix-beats-none", "GradMix beats no masking on AUROC", "auroc_mls", "ce-none", "ce-gradmix"),
     Claim("gradmix-keeps-acc", "GradMix keeps the no-masking accuracy (within 1 pt)", "acc", "ce-none",
           "ce-gradmix", margin=-1.0),
+    # [ours] not a claim of the paper: masking against mixing, the two augmentation families the suite runs
+    Claim("ours-gradmix-beats-cutmix-auroc", "[ours] The GradMix student beats the CutMix student on AUROC",
+          "auroc_mls", "ce-cutmix", "ce-gradmix"),
     Claim("gradmix-beats-none-oscr", "GradMix beats no masking on OSCR", "oscr_mls", "ce-none", "ce-gradmix"),
     # [ours]: the best AD variant of the split-0 ablation (L_H averaged over the batch, not the hard samples)
     Claim("ours-lh-batch-keeps-mixing-acc", "[ours] AD with L_H over the batch keeps CutMix's accuracy (within 1 pt)",
