@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from cli import dvc, fail
+from cli import dvc, dvc_executable, fail
 from osr import OSRError
 from osr.grid import DEFAULT_SEED, Cell, grid
 from osr.paths import MIRROR_ENV, mirror_dir
@@ -82,7 +82,7 @@ def start_workers(repo: Path, jobs: int) -> None:
     if jobs > 1:
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
     # the workers stay running detached: do not wait on their inherited output pipes
-    subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=repo, env=env, stdout=subprocess.DEVNULL,
+    subprocess.run([dvc_executable(), "queue", "start", "-j", str(jobs)], cwd=repo, env=env, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, check=False)
 
 
