@@ -131,6 +131,7 @@ class Distill(TypedDict):
     hard_reduction: Annotated[str, OneOf(HARD_REDUCTIONS)]
     mixed_ce: Weight
     divergence: Annotated[str, OneOf(DIVERGENCES)]
+    raw_on_mixed: Weight
 
 
 class Movr(TypedDict):

@@ -9,7 +9,7 @@ import torch
 
 from osr import OSRError
 from osr.augment import MIXERS, BaseAug, PlannedStep, planned_steps
-from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step, StepLoss, hard_mask, two_hot
+from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step, StepLoss, both_views, hard_mask, two_hot
 from osr.models import new_model
 from osr.objectives import logits_objective, masked
 from osr.split import SplitTensors
@@ -27,7 +27,7 @@ def distill_config(distill: dict, movr: dict) -> DistillConfig:
     return DistillConfig(tau=float(distill["tau"]), alpha=float(distill["alpha"]), beta=float(distill["beta"]),
                          gamma=float(distill["gamma"]), easy=float(distill["easy"]), jmi=float(distill["jmi"]),
                          hard_reduction=distill["hard_reduction"], mixed_ce=float(distill["mixed_ce"]),
-                         divergence=distill["divergence"],
+                         divergence=distill["divergence"], raw_on_mixed=float(distill["raw_on_mixed"]),
                          movr=MOvRConfig.from_section(movr))
 
 
@@ -84,15 +84,19 @@ def student_batches(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray
                     t_mixed=ep["t_mixed"][s].float() if mixed else None, hard=ep["hard"][s] if mixed else None,
                     target=ep["target"][s].float() if mixed else None,
                     rows=(ep["by_hardness"][s, :n_hard], ep["by_hardness"][s, n_hard:]) if mixed else None)
+        two_views = mixed and cfg.raw_on_mixed > 0  # [ours]: the raw view too, stacked before the mixed one
+
         def loss(z, step=step):
             return step_loss(z, step, cfg)
+        if two_views:
+            loss = both_views(step_loss, step, cfg)
         if masker and st.mixed:
             box_hw = (int(st.box[1] - st.box[0]), int(st.box[3] - st.box[2]))
             objective = masked(masker, st.y, box_hw, st.lam, st.seed, layers or ["layer3"], loss,
                                masked_step_loss(st, step_loss, cfg, step.t_raw, teacher, relabel or {}))
         else:
             objective = logits_objective(loss, step_loss.rotation(cfg.movr))
-        yield (st.x_mixed if mixed else st.x_raw), objective
+        yield (torch.cat([st.x_raw, st.x_mixed]) if two_views else st.x_mixed if mixed else st.x_raw), objective
 
 
 def train_student(data: SplitTensors, plan: dict[str, np.ndarray], cache: dict[str, np.ndarray], params: dict, *,

@@ -28,6 +28,7 @@ VARIANTS: dict[str, list[str]] = {
     "lh_batch": ["distill.hard_reduction=batch"],    # [ours] L_H summed over the hard samples / batch size
     "mixed_ce": ["distill.mixed_ce=1"],              # [ours] alpha * CE on mixed steps too (ce-cutmix's loss)
     "kl": ["distill.divergence=kl"],                 # [ours] KL (Hinton KD) instead of DIST: keeps the logit scale
+    "raw_too": ["distill.raw_on_mixed=1"],           # [ours] mixed steps also train on the raw view (both views)
     "tau4": ["distill.tau=4"],
     "t_w32": ["teacher.width=32"],                   # a stronger teacher: twice as wide
     "t_e80": ["teacher.epochs=80"],                  # a stronger teacher: twice as long
@@ -35,7 +36,7 @@ VARIANTS: dict[str, list[str]] = {
     "s_e160": ["student.epochs=160"],
 }
 
-OURS = {"lh_batch", "mixed_ce", "kl"}  # variants that are not in the reference code or the paper
+OURS = {"lh_batch", "mixed_ce", "kl", "raw_too"}  # variants that are not in the reference code or the paper
 TEACHER_VARIANTS = ("+t_w32", "+t_e80")  # variants with a teacher of their own
 
 _RECIPE = re.compile(r"(?P<method>[a-z]+)-(?P<mixer>[a-z]+)(?:@(?P<tloss>[a-z]+))?(?P<variants>(?:\+[a-z0-9_]+)*)")

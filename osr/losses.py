@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -192,8 +192,8 @@ DIVERGENCES = ("dist", "kl")
 @dataclass(frozen=True)
 class DistillConfig:
     """Weights of the AD student step. The defaults are the reference code; the ablation switches of the
-    claims study (issue 12) are `easy` and `jmi` (weights of L_E and L_JMI), `hard_reduction`, `mixed_ce` and
-    `divergence`."""
+    claims study (issue 12) are `easy` and `jmi` (weights of L_E and L_JMI), `hard_reduction`, `mixed_ce`,
+    `divergence` and `raw_on_mixed`."""
     tau: float = 1.0
     alpha: float = 1.0
     beta: float = 1.0
@@ -203,6 +203,7 @@ class DistillConfig:
     hard_reduction: str = "hard"  # L_H: mean over the hard samples (code) | "batch": their sum / batch size [ours]
     mixed_ce: float = 0.0        # [ours] weight of the lam-weighted CE of every mixed sample (as ce-cutmix's step)
     divergence: str = "dist"     # how the student matches the teacher: DIST (reference) | "kl": Hinton KD [ours]
+    raw_on_mixed: float = 0.0    # [ours] weight of the raw step's loss on the un-mixed view, added on mixed steps
     movr: MOvRConfig = field(default_factory=MOvRConfig)
 
     @property
@@ -261,6 +262,22 @@ def asym_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
         loss = loss + cfg.jmi * jmi_loss(z, s.t_raw, s.partner, s.lam, cfg.match)
     if cfg.mixed_ce:
         loss = loss + cfg.mixed_ce * _mix_ce(z, s)
+    return loss
+
+
+def both_views(step_loss: Callable[[torch.Tensor, Step, DistillConfig], torch.Tensor], s: Step,
+               cfg: DistillConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+    """[ours] The loss of a mixed step whose student sees the raw and the mixed view stacked ([raw; mixed], one
+    forward): `raw_on_mixed` x the method's raw-step loss on the raw half + its mixed-step loss on the mixed half.
+
+    In the reference step a mixed step has no raw-view term, so half of the steps never tell the student how
+    confident to be on an un-mixed image: the logit scale that MLS reads (README, "Why mixing costs AUROC").
+    """
+    raw = replace(s, mixed=False)
+
+    def loss(z: torch.Tensor) -> torch.Tensor:
+        n = len(s.y)
+        return cfg.raw_on_mixed * step_loss(z[:n], raw, cfg) + step_loss(z[n:], s, cfg)
     return loss
 
 

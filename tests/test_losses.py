@@ -10,6 +10,7 @@ from osr.losses import (
     MOvRConfig,
     Step,
     asym_step,
+    both_views,
     ce_step,
     dist_loss,
     hard_loss,
@@ -182,6 +183,22 @@ def test_asym_ablation_switches_remove_or_add_exactly_their_term():
     assert asym_step(z, raw, off).item() == pytest.approx(asym_step(z, raw, DistillConfig()).item(), rel=1e-7)
 
 
+@pytest.mark.parametrize("step_loss", [asym_step, ce_step, kd_step])
+def test_raw_on_mixed_adds_the_raw_steps_loss_on_the_stacked_raw_half(step_loss):
+    """[ours] both views: weight x the raw step's loss of rows [:B] + the mixed step's loss of rows [B:]."""
+    s = _mixed_step([True, False, False, True])
+    z_raw, z_mixed = torch.randn(4, 4), torch.randn(4, 4)
+    raw = Step(y=s.y, mixed=False, partner=s.partner, lam=1.0, t_raw=s.t_raw)
+    cfg = DistillConfig(raw_on_mixed=0.5)
+    expect = 0.5 * step_loss(z_raw, raw, cfg) + step_loss(z_mixed, s, cfg)
+    assert both_views(step_loss, s, cfg)(torch.cat([z_raw, z_mixed])).item() == pytest.approx(expect.item(), rel=1e-6)
+    # the raw half only changes the raw term: a worse raw half costs exactly 0.5 x its raw loss more
+    worse = torch.cat([-10 * F.one_hot(s.y, 4).float(), z_mixed])
+    gap = both_views(step_loss, s, cfg)(worse) - both_views(step_loss, s, cfg)(torch.cat([z_raw, z_mixed]))
+    assert gap.item() == pytest.approx(0.5 * (step_loss(worse[:4], raw, cfg) - step_loss(z_raw, raw, cfg)).item(),
+                                       rel=1e-5)
+
+
 def test_kl_divergence_option_transfers_the_teachers_scale():
     z_t = 8.0 * torch.eye(3)
     assert kl_loss(z_t, z_t).item() == pytest.approx(0.0, abs=1e-6)
@@ -287,3 +304,31 @@ def test_step_loss_entries_declare_what_they_need():
     # a masked view depends on the student: only losses reading teacher logits need the live teacher there
     assert needs_live_teacher("gradmix", "asym") and needs_live_teacher("noisebox", "kd")
     assert not needs_live_teacher("cutmix", "asym") and not needs_live_teacher("gradmix", "ce")
+
+
+def test_raw_on_mixed_feeds_the_student_both_views_of_a_mixed_step_and_one_view_otherwise():
+    """`distill.raw_on_mixed` > 0 [ours]: a mixed step's batch is [raw view; mixed view] of the same planned step."""
+    import numpy as np
+
+    from osr.augment import BaseAug, make_plan, planned_steps
+    from osr.distill import student_batches
+
+    x, y = torch.randint(0, 255, (32, 3, 8, 8), dtype=torch.uint8), torch.arange(32) % 4
+    plan = make_plan(32, 8, 1, 3, "cutmix", 0.5, (8, 8))
+    shape = plan["order"].shape
+    cache = {"t_raw": np.random.default_rng(0).normal(size=(*shape, 4)).astype(np.float16),
+             "t_mixed": np.zeros((*shape, 4), np.float16), "hard": np.zeros(shape, bool),
+             "target": np.full((*shape, 4), 0.25, np.float16)}
+    aug = BaseAug()
+    views = list(planned_steps(x, y, plan, 0, aug))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    both = list(student_batches(x, y, plan, cache, 0, aug, "asym", DistillConfig(raw_on_mixed=1.0)))
+    one = list(student_batches(x, y, plan, cache, 0, aug, "asym", DistillConfig()))
+    assert plan["mixed"][0].any() and not plan["mixed"][0].all()
+    for st, (xb, objective), (x1, objective1) in zip(views, both, one, strict=True):
+        if st.mixed:
+            assert torch.equal(xb, torch.cat([st.x_raw, st.x_mixed])) and torch.equal(x1, st.x_mixed)
+        else:
+            assert torch.equal(xb, st.x_raw) and torch.equal(x1, st.x_raw)
+            assert objective(model, xb).item() == pytest.approx(objective1(model, x1).item(), rel=1e-6)
+        assert torch.isfinite(objective(model, xb))
