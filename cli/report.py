@@ -6,7 +6,7 @@ Not a DVC stage: it reads the experiments of the repository in the current direc
 and keeps each finished one in `reports/experiments/<name>.json` (metrics, baseline commit, the `dvc exp run`
 that reproduces it): experiment refs stay local, so the committed archive is what later reports and other
 clones build on. Outputs: suite.md/suite.json (per-recipe means), claims.json, ablation.md/ablation.json and
-ablation/*.png (one study per profile/benchmark/split with ablation variants), suite/*.png.
+ablation/*.png (per profile/benchmark/split with ablation variants: the Δ bars and the logit-scale figure), suite/*.png.
 By default only the suite's cells count (names `<profile>-<benchmark>-s<split>-<recipe>`, see cli/suite.py), so
 ad-hoc experiments with other settings (another tau, more epochs) never enter a recipe's mean; `--match .` takes all.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cli import dvc_json
 from osr import OSRError
-from osr.ablation import ablation_markdown, places, study, study_figure
+from osr.ablation import ablation_markdown, places, scale_figure, study, study_figure
 from osr.claims import claims_markdown, claims_table
 from osr.grid import NAME_PATTERN
 from osr.io import atomic_path, read_json, write_json
@@ -109,7 +109,9 @@ def main() -> None:
         with atomic_path(args.out / "ablation.md") as tmp:
             tmp.write_text(ablation_markdown(studies, source))
         for s in studies:
-            study_figure(s, args.out / "ablation" / f"{s['profile']}-{s['benchmark']}-s{s['split']}.png")
+            stem = args.out / "ablation" / f"{s['profile']}-{s['benchmark']}-s{s['split']}"
+            study_figure(s, stem.with_suffix(".png"))
+            scale_figure(s, stem.with_name(stem.name + "-scale.png"))
         write_json(args.out / "ablation.json", {"studies": studies})
     two_sides_figure(agg, args.out / "suite" / "two_sides.png")
     jacobian_scatter(rows, args.out / "suite" / "jacobian_auroc.png")

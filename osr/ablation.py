@@ -8,6 +8,7 @@ accuracy is at most 1 point below the reference; if none qualifies, the one with
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import ScalarFormatter
 
 from osr.claims import compare, diff_text, values_by_split
 from osr.grid import OURS, VARIANTS
@@ -15,6 +16,10 @@ from osr.plots import plt, save_figure
 from osr.report import generated_line, pm
 
 REFERENCE = "ce-cutmix"
+DELTAS = ("acc", "auroc_mls")  # compared with the reference
+# read per recipe as well: OSCR, and the diagnostics of what MLS reads (the logit scale) against a score that does
+# not read it (kNN on the features)
+DIAGNOSTICS = ("oscr_mls", "auroc_knn", "max_logit_known", "max_logit_unknown")
 ACC_TOLERANCE = 1.0  # points of accuracy the best AD variant may give up against the reference
 
 
@@ -27,7 +32,7 @@ def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
     here = [r for r in rows if (r["profile"], r["benchmark"], r["split"]) == (profile, benchmark, split)]
     order = sorted(here, key=lambda r: (r["recipe_id"] != REFERENCE, r["variant"], r["recipe_id"]))
     recipes = list(dict.fromkeys(r["recipe_id"] for r in order))
-    values = {metric: values_by_split(here, metric) for metric in ("acc", "auroc_mls", "oscr_mls")}
+    values = {metric: values_by_split(here, metric) for metric in DELTAS + DIAGNOSTICS}
     entries = []
     for rec in recipes:
         e = {"recipe": rec, "method": next(r["method"] for r in here if r["recipe_id"] == rec)}
@@ -35,7 +40,7 @@ def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
             vals = by_recipe.get((profile, benchmark, rec), {}).get(split, [])
             e[metric] = {"mean": float(np.mean(vals)), "n": len(vals),
                          "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None} if vals else None
-            if metric != "oscr_mls":
+            if metric in DELTAS:
                 e[f"d_{metric}"] = compare(here, profile, benchmark, REFERENCE, rec, metric) if rec != REFERENCE \
                     else None
         entries.append(e)
@@ -51,16 +56,22 @@ def _delta(d: dict | None) -> str:
     return diff_text(d) if d else "reference"
 
 
+def _scale(e: dict) -> str:
+    """Mean max logit on known / unknown test images (means over seeds), the scale that MLS reads."""
+    k, u = e["max_logit_known"], e["max_logit_unknown"]
+    return f"{k['mean']:.1f} / {u['mean']:.1f}" if k and u else "–"
+
+
 def study_markdown(s: dict) -> list[str]:
     lines = [f"## {s['profile']} / {s['benchmark']} / split {s['split']}", "",
              f"Means over seeds (± sample std where n > 1); Δ = recipe − `{s['reference']}` in points with its "
              "95 % t-interval against the split's pooled seed noise (`osr/claims.py`).", "",
-             "| recipe | n seeds | acc | AUROC (MLS) | OSCR (MLS) | Δ acc | Δ AUROC |",
-             "|---|---|---|---|---|---|---|"]
+             "| recipe | n seeds | acc | AUROC (MLS) | OSCR (MLS) | Δ acc | Δ AUROC | AUROC (kNN) | max logit K / U |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for e in s["entries"]:
         n = (e["acc"] or {}).get("n", 0)
         cells = [pm(e["acc"]), pm(e["auroc_mls"]), pm(e["oscr_mls"]), _delta(e["d_acc"]),
-                 _delta(e["d_auroc_mls"])]
+                 _delta(e["d_auroc_mls"]), pm(e["auroc_knn"]), _scale(e)]
         lines.append(f"| `{e['recipe']}` | {n} | " + " | ".join(cells) + " |")
     if s["best_ad"]:
         rule = (f"highest AUROC among AD recipes within {ACC_TOLERANCE:g} pt of `{s['reference']}`'s accuracy"
@@ -101,4 +112,30 @@ def study_figure(s: dict, path) -> None:
     axes[0, 0].invert_yaxis()
     fig.suptitle(f"Ablation vs {s['reference']}: {s['profile']} / {s['benchmark']} / split {s['split']} "
                  "(red = AD; bars: 95 % interval from seed noise)", fontsize=9)
+    save_figure(fig, path)
+
+
+def scale_figure(s: dict, path) -> None:
+    """AUROC against the mean max logit on known test images, per recipe: MLS (filled) reads the logit scale,
+    kNN on the features (hollow, joined to it) does not; the gap between the two shows what the scale costs."""
+    entries = [e for e in s["entries"] if e["auroc_mls"] and e["auroc_knn"] and e["max_logit_known"]]
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for e in entries:
+        x, colour = e["max_logit_known"]["mean"], "C3" if e["method"] == "asym" else "C0"
+        mls, knn = e["auroc_mls"]["mean"], e["auroc_knn"]["mean"]
+        ax.plot([x, x], [mls, knn], color=colour, lw=0.8, alpha=0.5)
+        ax.scatter([x], [mls], color=colour, s=28, zorder=3)
+        ax.scatter([x], [knn], facecolors="none", edgecolors=colour, s=28, zorder=3)
+        ax.annotate(e["recipe"], (x, mls), fontsize=6, xytext=(3, -3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set(xlabel="mean max logit, known test images (log)", ylabel="AUROC (%)")
+    ax.grid(alpha=0.3)
+    ax.scatter([], [], color="k", s=28, label="MLS (reads the logit scale)")
+    ax.scatter([], [], facecolors="none", edgecolors="k", s=28, label="kNN on features (does not)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"What mixing costs: logit scale vs features, {s['profile']} / {s['benchmark']} / split {s['split']} "
+                 "(red = AD)", fontsize=9)
     save_figure(fig, path)

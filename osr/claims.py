@@ -29,7 +29,8 @@ METRICS = {"acc": (("test", "acc"), 100.0), "auroc_mls": (("test", "mls", "auroc
            "auroc_msp": (("test", "msp", "auroc"), 100.0), "auroc_knn": (("test", "knn", "auroc"), 100.0),
            "oscr_mls": (("test", "mls", "oscr"), 100.0), "jacobian_known": (("jacobian", "known_mean"), 1.0),
            "jacobian_unknown": (("jacobian", "unknown_mean"), 1.0), "auroc_ovr": (("test", "ovr", "auroc"), 100.0),
-           "jnd": (("jacobian", "jnd"), 1.0)}
+           "jnd": (("jacobian", "jnd"), 1.0), "max_logit_known": (("test", "mean_max_logit_known"), 1.0),
+           "max_logit_unknown": (("test", "mean_max_logit_unknown"), 1.0)}
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,22 @@ CLAIMS = [
           "acc", "ce-cutmix", "asym-cutmix+lh_batch", margin=-1.0),
     Claim("ours-lh-batch-beats-mixing-auroc", "[ours] AD with L_H over the batch recovers AUROC over CutMix",
           "auroc_mls", "ce-cutmix", "asym-cutmix+lh_batch"),
+    # [ours] hypotheses of session 7's split-0 runs, stated before their cells finished (README, the claims study):
+    # distilling on raw views alone; a stronger teacher once L_H is fixed; the student also trained on the raw view
+    # of every mixed step (`raw_too`), against the same change to the plain CutMix student (is it the distillation?)
+    Claim("ours-dist-on-raw-beats-ce-auroc", "[ours] Distillation on raw views alone (AD, no mixing) beats the plain "
+          "student on AUROC", "auroc_mls", "ce-none", "asym-none"),
+    Claim("ours-stronger-teacher-helps-lh-batch", "[ours] An 80-epoch teacher raises AUROC of AD with L_H over the "
+          "batch", "auroc_mls", "asym-cutmix+lh_batch", "asym-cutmix+lh_batch+t_e80"),
+    Claim("ours-raw-too-keeps-mixing-acc", "[ours] AD that also trains on the raw view of mixed steps keeps CutMix's "
+          "accuracy (within 1 pt)", "acc", "ce-cutmix", "asym-cutmix+raw_too", margin=-1.0),
+    Claim("ours-raw-too-beats-mixing-auroc", "[ours] AD that also trains on the raw view of mixed steps recovers "
+          "AUROC over CutMix", "auroc_mls", "ce-cutmix", "asym-cutmix+raw_too"),
+    Claim("ours-raw-too-auroc-ge-nomix", "[ours] AD that also trains on the raw view of mixed steps reaches the "
+          "no-mix student's AUROC", "auroc_mls", "ce-none", "asym-cutmix+raw_too"),
+    Claim("ours-raw-too-distillation-adds-auroc", "[ours] With the raw view on mixed steps, AD beats the plain "
+          "CutMix student given the same raw view, on AUROC", "auroc_mls", "ce-cutmix+raw_too",
+          "asym-cutmix+raw_too"),
     # m-OvR's own score is OvR (its cosine logits are bounded, so MLS is not its score); ‖J‖ is of the pooled
     # features for CE and of the unit-normalised embedding for m-OvR (osr/jacobian.py), so JNDs differ in scale
     Claim("movr-beats-ce-auroc", "m-OvR (OvR score) beats the softmax-CE student (MLS) on AUROC", "auroc_ovr",

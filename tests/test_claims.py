@@ -2,7 +2,7 @@
 import pytest
 from scipy import stats
 
-from osr.ablation import ablation_markdown, study
+from osr.ablation import ablation_markdown, scale_figure, study
 from osr.claims import CLAIMS, claims_markdown, claims_table, compare, verdict
 from osr.grid import Cell
 from osr.report import rows_from_archive
@@ -86,3 +86,20 @@ def test_ablation_study_names_the_best_ad_variant_within_the_accuracy_tolerance(
     assert entry["asym-cutmix+tau4"]["acc"]["std"] is None  # one seed: no fake spread
     md = ablation_markdown([s], "a test")
     assert "Best AD variant: **`asym-cutmix+mixed_ce`**" in md and "| `asym-cutmix+tau4` | 1 | 86.0 |" in md
+
+
+def test_ablation_reads_the_logit_scale_and_the_knn_auroc_and_draws_them(tmp_path):
+    recs = [record("ce-cutmix", 86, 70), record("ce-none", 86, 78), record("asym-cutmix+no_le", 80, 71)]
+    for rec, (knn, known, unknown) in zip(recs, [(77, 3.5, 2.5), (78, 12.0, 7.5), (None, None, None)]):
+        test = rec["metrics"]["student"]["test"]
+        if knn is not None:
+            test.update(knn={"auroc": knn / 100, "oscr": 0.5}, mean_max_logit_known=known,
+                        mean_max_logit_unknown=unknown)
+    s = study(rows_from_archive(recs), "claims", "cifar10", 0)
+    entry = {e["recipe"]: e for e in s["entries"]}
+    assert entry["ce-none"]["max_logit_known"]["mean"] == pytest.approx(12.0)
+    assert entry["asym-cutmix+no_le"]["auroc_knn"] is None  # not measured: a dash, not a zero
+    md = ablation_markdown([s], "a test")
+    assert "| 77.0 | 3.5 / 2.5 |" in md and "| 78.0 | 12.0 / 7.5 |" in md and "| – | – |" in md
+    scale_figure(s, tmp_path / "scale.png")
+    assert (tmp_path / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
