@@ -2,8 +2,9 @@
 
 A study exists for each (profile, benchmark, split) where an ablation variant ran (osr/grid.py VARIANTS). Each
 recipe there is compared with ``REFERENCE`` by ``osr.claims.compare`` (mean over seeds, 95 % t-interval from the
-split's pooled seed noise). The best AD variant is the AD recipe with the highest AUROC (MLS) among those whose
-accuracy is at most 1 point below the reference; if none qualifies, the one with the highest AUROC.
+split's pooled seed noise). The best AD variant is the AD recipe with mixing (AD without mixing, `asym-none`, is
+no answer to what mixing costs) with the highest AUROC (MLS) among those whose accuracy is at most 1 point below
+the reference; if none qualifies, the one with the highest AUROC.
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
     values = {metric: values_by_split(here, metric) for metric in DELTAS + DIAGNOSTICS}
     entries = []
     for rec in recipes:
-        e = {"recipe": rec, "method": next(r["method"] for r in here if r["recipe_id"] == rec)}
+        first = next(r for r in here if r["recipe_id"] == rec)
+        e = {"recipe": rec, "method": first["method"], "mixing": first["mixing"]}
         for metric, by_recipe in values.items():
             vals = by_recipe.get((profile, benchmark, rec), {}).get(split, [])
             e[metric] = {"mean": float(np.mean(vals)), "n": len(vals),
@@ -44,7 +46,7 @@ def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
                 e[f"d_{metric}"] = compare(here, profile, benchmark, REFERENCE, rec, metric) if rec != REFERENCE \
                     else None
         entries.append(e)
-    ad = [e for e in entries if e["method"] == "asym" and e["auroc_mls"] and e["acc"]]
+    ad = [e for e in entries if e["method"] == "asym" and e["mixing"] != "none" and e["auroc_mls"] and e["acc"]]
     ref = next((e for e in entries if e["recipe"] == REFERENCE and e["acc"]), None)
     ok = [e for e in ad if ref and e["acc"]["mean"] >= ref["acc"]["mean"] - ACC_TOLERANCE]
     best = max(ok or ad, key=lambda e: e["auroc_mls"]["mean"], default=None)
