@@ -54,6 +54,11 @@ def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
             "best_ad": best["recipe"] if best else None, "best_ad_within_tolerance": bool(ok)}
 
 
+def _colour(e: dict) -> str:
+    """Red for AD recipes, blue for the rest, in both figures."""
+    return "C3" if e["method"] == "asym" else "C0"
+
+
 def _delta(d: dict | None) -> str:
     return diff_text(d) if d else "reference"
 
@@ -105,7 +110,7 @@ def study_figure(s: dict, path) -> None:
         d = [e[key] for e in entries]
         mean = [x["mean_diff"] for x in d]
         err = [(x["ci95"][1] - x["ci95"][0]) / 2 if x["ci95"] else 0.0 for x in d]
-        colours = ["C3" if e["method"] == "asym" else "C0" for e in entries]
+        colours = [_colour(e) for e in entries]
         ax.barh(y, mean, xerr=err, color=colours, capsize=3)
         ax.axvline(0, color="k", lw=0.8)
         ax.set(xlabel=label)
@@ -123,7 +128,7 @@ def scale_figure(s: dict, path) -> None:
     entries = [e for e in s["entries"] if e["auroc_mls"] and e["auroc_knn"] and e["max_logit_known"]]
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for e in entries:
-        x, colour = e["max_logit_known"]["mean"], "C3" if e["method"] == "asym" else "C0"
+        x, colour = e["max_logit_known"]["mean"], _colour(e)
         mls, knn = e["auroc_mls"]["mean"], e["auroc_knn"]["mean"]
         ax.plot([x, x], [mls, knn], color=colour, lw=0.8, alpha=0.5)
         ax.scatter([x], [mls], color=colour, s=28, zorder=3)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -85,11 +86,7 @@ def student_batches(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray
                     target=ep["target"][s].float() if mixed else None,
                     rows=(ep["by_hardness"][s, :n_hard], ep["by_hardness"][s, n_hard:]) if mixed else None)
         two_views = mixed and cfg.raw_on_mixed > 0  # [ours]: the raw view too, stacked before the mixed one
-
-        def loss(z, step=step):
-            return step_loss(z, step, cfg)
-        if two_views:
-            loss = both_views(step_loss, step, cfg)
+        loss = both_views(step_loss, step, cfg) if two_views else partial(step_loss, s=step, cfg=cfg)
         if masker and st.mixed:
             box_hw = (int(st.box[1] - st.box[0]), int(st.box[3] - st.box[2]))
             objective = masked(masker, st.y, box_hw, st.lam, st.seed, layers or ["layer3"], loss,

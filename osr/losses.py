@@ -270,8 +270,9 @@ def both_views(step_loss: Callable[[torch.Tensor, Step, DistillConfig], torch.Te
     """[ours] The loss of a mixed step whose student sees the raw and the mixed view stacked ([raw; mixed], one
     forward): `raw_on_mixed` x the method's raw-step loss on the raw half + its mixed-step loss on the mixed half.
 
-    In the reference step a mixed step has no raw-view term, so half of the steps never tell the student how
-    confident to be on an un-mixed image: the logit scale that MLS reads (README, "Why mixing costs AUROC").
+    The hypothesis it tests: in the reference step a mixed step has no raw-view term, so half of the steps never
+    tell the student how confident to be on an un-mixed image, the logit scale that MLS reads. Measured on the
+    claims profile it does not restore that scale (README, "Giving the student the raw view back").
     """
     raw = replace(s, mixed=False)
 

@@ -1,10 +1,13 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from osr import OSRError
+from osr.augment import BaseAug, make_plan, planned_steps
+from osr.distill import student_batches
 from osr.losses import (
     DistillConfig,
     MOvRConfig,
@@ -308,11 +311,6 @@ def test_step_loss_entries_declare_what_they_need():
 
 def test_raw_on_mixed_feeds_the_student_both_views_of_a_mixed_step_and_one_view_otherwise():
     """`distill.raw_on_mixed` > 0 [ours]: a mixed step's batch is [raw view; mixed view] of the same planned step."""
-    import numpy as np
-
-    from osr.augment import BaseAug, make_plan, planned_steps
-    from osr.distill import student_batches
-
     x, y = torch.randint(0, 255, (32, 3, 8, 8), dtype=torch.uint8), torch.arange(32) % 4
     plan = make_plan(32, 8, 1, 3, "cutmix", 0.5, (8, 8))
     shape = plan["order"].shape
