@@ -122,18 +122,37 @@ def study_figure(s: dict, path) -> None:
     save_figure(fig, path)
 
 
+def spread_labels(points: list[tuple[float, float]], gap: float, reach: float) -> list[float]:
+    """Label heights for points (x, y), in input order: walking up from the lowest, each label is raised to at
+    least `gap` above any already placed label whose x lies within `reach`, so neighbouring labels do not overlap
+    (x in the axis' units; the scale figure passes log10 of the logit scale)."""
+    placed: list[tuple[float, float]] = []
+    heights = [0.0] * len(points)
+    for i in sorted(range(len(points)), key=lambda k: points[k][1]):
+        x, y = points[i]
+        for px, py in sorted(placed, key=lambda p: p[1]):
+            if abs(px - x) < reach and py - gap < y < py + gap:
+                y = py + gap
+        placed.append((x, y))
+        heights[i] = y
+    return heights
+
+
 def scale_figure(s: dict, path) -> None:
     """AUROC against the mean max logit on known test images, per recipe: MLS (filled) reads the logit scale,
     kNN on the features (hollow, joined to it) does not; the gap between the two shows what the scale costs."""
     entries = [e for e in s["entries"] if e["auroc_mls"] and e["auroc_knn"] and e["max_logit_known"]]
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for e in entries:
-        x, colour = e["max_logit_known"]["mean"], _colour(e)
-        mls, knn = e["auroc_mls"]["mean"], e["auroc_knn"]["mean"]
+    points = [(e["max_logit_known"]["mean"], e["auroc_mls"]["mean"]) for e in entries]
+    span = np.ptp([v for e in entries for v in (e["auroc_mls"]["mean"], e["auroc_knn"]["mean"])]) or 1.0
+    heights = spread_labels([(np.log10(x), y) for x, y in points], gap=0.03 * span, reach=0.25)
+    for e, (x, mls), label_y in zip(entries, points, heights):
+        colour, knn = _colour(e), e["auroc_knn"]["mean"]
         ax.plot([x, x], [mls, knn], color=colour, lw=0.8, alpha=0.5)
         ax.scatter([x], [mls], color=colour, s=28, zorder=3)
         ax.scatter([x], [knn], facecolors="none", edgecolors=colour, s=28, zorder=3)
-        ax.annotate(e["recipe"], (x, mls), fontsize=6, xytext=(3, -3), textcoords="offset points")
+        ax.annotate(e["recipe"], (x, mls), xytext=(x * 1.03, label_y), fontsize=6, va="center",
+                    arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.6"} if label_y != mls else None)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(ScalarFormatter())

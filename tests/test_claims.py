@@ -2,7 +2,7 @@
 import pytest
 from scipy import stats
 
-from osr.ablation import ablation_markdown, scale_figure, study
+from osr.ablation import ablation_markdown, scale_figure, spread_labels, study
 from osr.claims import CLAIMS, claims_markdown, claims_table, compare, verdict
 from osr.grid import Cell
 from osr.report import rows_from_archive
@@ -104,3 +104,12 @@ def test_ablation_reads_the_logit_scale_and_the_knn_auroc_and_draws_them(tmp_pat
     assert "| 77.0 | 3.5 / 2.5 |" in md and "| 78.0 | 12.0 / 7.5 |" in md and "| – | – |" in md
     scale_figure(s, tmp_path / "scale.png")
     assert (tmp_path / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_spread_labels_separates_neighbours_only():
+    # two labels at the same place and one far right at the same height: the neighbour moves up by the gap,
+    # the distant one stays where its point is; the order of the input is kept
+    heights = spread_labels([(0.5, 72.0), (0.5, 72.1), (1.0, 72.0)], gap=0.4, reach=0.25)
+    assert heights == pytest.approx([72.0, 72.4, 72.0])
+    # a chain of close labels keeps climbing: each at least a gap above the one below
+    assert spread_labels([(0.0, 1.0), (0.1, 1.0), (0.2, 1.0)], gap=0.5, reach=0.25) == pytest.approx([1.0, 1.5, 2.0])
