@@ -109,6 +109,25 @@ CLAIMS = [
     Claim("ours-raw-too-distillation-adds-auroc", "[ours] With the raw view on mixed steps, AD beats the plain "
           "CutMix student given the same raw view, on AUROC", "auroc_mls", "ce-cutmix+raw_too",
           "asym-cutmix+raw_too"),
+    # [ours] hypotheses of session 8, stated before their cells finished: DIST at tau = 4 (split 0, seed 230: the
+    # only AD recipe with mixing above CutMix on AUROC), over five splits; with every mixed sample relabelled; and
+    # which half of tau = 4 acts, the softer distributions or the tau^2 = 16 weight on every DIST term
+    Claim("ours-tau4-beats-mixing-auroc", "[ours] AD with DIST at τ = 4 recovers AUROC over CutMix", "auroc_mls",
+          "ce-cutmix", "asym-cutmix+tau4"),
+    Claim("ours-tau4-keeps-mixing-acc", "[ours] AD with DIST at τ = 4 keeps CutMix's accuracy (within 1 pt)", "acc",
+          "ce-cutmix", "asym-cutmix+tau4", margin=-1.0),
+    Claim("ours-tau4-beats-ad-auroc", "[ours] DIST at τ = 4 raises AD's AUROC over τ = 1", "auroc_mls",
+          "asym-cutmix", "asym-cutmix+tau4"),
+    Claim("ours-tau4-auroc-ge-nomix", "[ours] AD with DIST at τ = 4 reaches the no-mix student's AUROC", "auroc_mls",
+          "ce-none", "asym-cutmix+tau4"),
+    Claim("ours-tau4-all-hard-keeps-mixing-acc", "[ours] AD at τ = 4 with every mixed sample relabelled keeps "
+          "CutMix's accuracy (within 1 pt)", "acc", "ce-cutmix", "asym-cutmix+tau4+all_hard", margin=-1.0),
+    Claim("ours-tau4-all-hard-beats-mixing-auroc", "[ours] AD at τ = 4 with every mixed sample relabelled recovers "
+          "AUROC over CutMix", "auroc_mls", "ce-cutmix", "asym-cutmix+tau4+all_hard"),
+    Claim("ours-tau4-softening-raises-auroc", "[ours] τ = 4 with its τ² weight cancelled still raises AD's AUROC "
+          "over τ = 1", "auroc_mls", "asym-cutmix", "asym-cutmix+tau4_w1"),
+    Claim("ours-dist-weight-raises-auroc", "[ours] DIST weighted 16× at τ = 1 (τ = 4's weight) raises AD's AUROC",
+          "auroc_mls", "asym-cutmix", "asym-cutmix+w16"),
     # m-OvR's own score is OvR (its cosine logits are bounded, so MLS is not its score); ‖J‖ is of the pooled
     # features for CE and of the unit-normalised embedding for m-OvR (osr/jacobian.py), so JNDs differ in scale
     Claim("movr-beats-ce-auroc", "m-OvR (OvR score) beats the softmax-CE student (MLS) on AUROC", "auroc_ovr",

@@ -29,14 +29,18 @@ VARIANTS: dict[str, list[str]] = {
     "mixed_ce": ["distill.mixed_ce=1"],              # [ours] alpha * CE on mixed steps too (ce-cutmix's loss)
     "kl": ["distill.divergence=kl"],                 # [ours] KL (Hinton KD) instead of DIST: keeps the logit scale
     "raw_too": ["distill.raw_on_mixed=1"],           # [ours] mixed steps also train on the raw view (both views)
+    # DIST = tau^2 (beta L_inter + gamma L_intra): tau = 4 both softens the distributions and weighs DIST 16x
     "tau4": ["distill.tau=4"],
+    "w16": ["distill.beta=16", "distill.gamma=16"],  # [ours] tau = 1, DIST weighted as at tau = 4: only the weight
+    "tau4_w1": ["distill.tau=4", "distill.beta=0.0625", "distill.gamma=0.0625"],  # [ours] tau = 4, tau^2 cancelled
     "t_w32": ["teacher.width=32"],                   # a stronger teacher: twice as wide
     "t_e80": ["teacher.epochs=80"],                  # a stronger teacher: twice as long
     "s_e40": ["student.epochs=40"],                  # the student's schedule length
     "s_e160": ["student.epochs=160"],
 }
 
-OURS = {"lh_batch", "mixed_ce", "kl", "raw_too"}  # variants that are not in the reference code or the paper
+# variants that are not in the reference code or the paper
+OURS = {"lh_batch", "mixed_ce", "kl", "raw_too", "w16", "tau4_w1"}
 TEACHER_VARIANTS = ("+t_w32", "+t_e80")  # variants with a teacher of their own
 
 _RECIPE = re.compile(r"(?P<method>[a-z]+)-(?P<mixer>[a-z]+)(?:@(?P<tloss>[a-z]+))?(?P<variants>(?:\+[a-z0-9_]+)*)")
