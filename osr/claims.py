@@ -124,6 +124,10 @@ CLAIMS = [
           "CutMix's accuracy (within 1 pt)", "acc", "ce-cutmix", "asym-cutmix+tau4+all_hard", margin=-1.0),
     Claim("ours-tau4-all-hard-beats-mixing-auroc", "[ours] AD at τ = 4 with every mixed sample relabelled recovers "
           "AUROC over CutMix", "auroc_mls", "ce-cutmix", "asym-cutmix+tau4+all_hard"),
+    Claim("ours-tau4-all-hard-auroc-ge-nomix", "[ours] AD at τ = 4 with every mixed sample relabelled reaches the "
+          "no-mix student's AUROC", "auroc_mls", "ce-none", "asym-cutmix+tau4+all_hard"),
+    Claim("ours-tau4-all-hard-beats-mixing-oscr", "[ours] AD at τ = 4 with every mixed sample relabelled recovers "
+          "OSCR over CutMix", "oscr_mls", "ce-cutmix", "asym-cutmix+tau4+all_hard"),
     Claim("ours-tau4-softening-raises-auroc", "[ours] τ = 4 with its τ² weight cancelled still raises AD's AUROC "
           "over τ = 1", "auroc_mls", "asym-cutmix", "asym-cutmix+tau4_w1"),
     Claim("ours-dist-weight-raises-auroc", "[ours] DIST weighted 16× at τ = 1 (τ = 4's weight) raises AD's AUROC",
