@@ -128,6 +128,9 @@ CLAIMS = [
           "no-mix student's AUROC", "auroc_mls", "ce-none", "asym-cutmix+tau4+all_hard"),
     Claim("ours-tau4-all-hard-beats-mixing-oscr", "[ours] AD at τ = 4 with every mixed sample relabelled recovers "
           "OSCR over CutMix", "oscr_mls", "ce-cutmix", "asym-cutmix+tau4+all_hard"),
+    Claim("ours-tau4-asymmetry-beats-kd", "[ours] At τ = 4, distilling from the raw views (AD, every mixed sample "
+          "relabelled) beats distilling from the mixed view (symmetric KD) on AUROC", "auroc_mls", "kd-cutmix+tau4",
+          "asym-cutmix+tau4+all_hard"),
     Claim("ours-tau4-softening-raises-auroc", "[ours] τ = 4 with its τ² weight cancelled still raises AD's AUROC "
           "over τ = 1", "auroc_mls", "asym-cutmix", "asym-cutmix+tau4_w1"),
     Claim("ours-dist-weight-raises-auroc", "[ours] DIST weighted 16× at τ = 1 (τ = 4's weight) raises AD's AUROC",
