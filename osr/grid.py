@@ -39,8 +39,8 @@ VARIANTS: dict[str, list[str]] = {
     "s_e160": ["student.epochs=160"],
 }
 
-# variants that are not in the reference code or the paper
-OURS = {"lh_batch", "mixed_ce", "kl", "raw_too", "w16", "tau4_w1"}
+# variants that are not in the reference code or the paper (tau4: the reference hard-codes tau = 1, methods.md)
+OURS = {"lh_batch", "mixed_ce", "kl", "raw_too", "tau4", "w16", "tau4_w1"}
 TEACHER_VARIANTS = ("+t_w32", "+t_e80")  # variants with a teacher of their own
 
 _RECIPE = re.compile(r"(?P<method>[a-z]+)-(?P<mixer>[a-z]+)(?:@(?P<tloss>[a-z]+))?(?P<variants>(?:\+[a-z0-9_]+)*)")
