@@ -75,6 +75,7 @@ class Data(TypedDict):
     benchmark: Annotated[str, OneOf(BENCHMARKS)]
     mean: Annotated[list[Annotated[float, Range(0, 1)]], Lengths((1, 3))]
     std: Annotated[list[Annotated[float, Range(0, 1, lo_open=True)]], Lengths((1, 3))]
+    image_size: Annotated[int, Range(0)]  # 0: the benchmark's own size; n: resized to n x n by the download stage
 
 
 class Split(TypedDict):

@@ -10,7 +10,8 @@ from stages.common import run
 
 
 def main() -> None:
-    name = load_params()["data"]["benchmark"]
+    d = load_params()["data"]
+    name = d["benchmark"]
     bench = data.benchmark(name)
     with tempfile.TemporaryDirectory() as work, atomic_dir(RAW.parent) as out:
         fetched, sources = {}, []
@@ -18,9 +19,9 @@ def main() -> None:
             print(f"download: {key} …", flush=True)
             fetched[key], prov = data.fetch(key, Path(work))
             sources.append(prov)
-        arrays = data.normalise(name, fetched)
+        arrays = data.downsample(data.normalise(name, fetched), d["image_size"])
         save_npz(out / RAW.name, **arrays)
-        write_json(out / "source.json", {"benchmark": name, "files": sources, "note": bench.note,
+        write_json(out / "source.json", {"benchmark": name, "files": sources, "note": bench.note, "image_size": d["image_size"],
                                          "shapes": {k: list(v.shape) for k, v in arrays.items()}})
     print(f"download: {name} train {arrays['x_train'].shape} test {arrays['x_test'].shape} -> {RAW}")
 

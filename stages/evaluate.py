@@ -2,6 +2,7 @@
 for DVC plots: reports/plots/roc/<role>_<score>.json ({fpr, tpr}), reports/plots/score_hist/<role>_<score>.json
 ({score, known, unknown})."""
 from osr.config import load_params
+from osr.data import benchmark_label
 from osr.evaluate import evaluate_model
 from osr.io import atomic_dir, read_json, save_npz, write_json
 from osr.models import load_model
@@ -33,14 +34,15 @@ def main() -> None:
         shown = "mls" if "mls" in raw else e["scores"][0]
         hists[f"{role} {shown}"] = (raw[shown][known], raw[shown][~known])
         audit["label"], audit[f"{role}_pred"] = raw["label"], raw["pred"]
-    metrics["info"] = {"benchmark": p["data"]["benchmark"], "split": p["split"]["index"],
+    bench = benchmark_label(p["data"]["benchmark"], p["data"]["image_size"])
+    metrics["info"] = {"benchmark": bench, "split": p["split"]["index"],
                        "profile": p["base"]["profile"], "method": p["distill"]["method"],
                        "teacher_loss": p["teacher"]["loss"],
                        "mixing": p["augment"]["method"], "balanced_test": False}
     save_npz(SCORES_OUT, **audit)
     write_json(REPORTS / "metrics.json", metrics)
     plots = REPORTS / "plots"
-    title = f"{p['data']['benchmark']} split {p['split']['index']}"
+    title = f"{bench} split {p['split']['index']}"
     roc_curves(curves, plots / "roc.png", f"ROC, {title}")
     score_histograms(hists, plots / "score_hist.png", f"Known vs unknown scores, {title}")
     for folder, rows in (("roc", roc_points), ("score_hist", histogram_rows)):

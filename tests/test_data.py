@@ -4,7 +4,7 @@ import pytest
 
 from conftest import MIRROR
 from osr import OSRError
-from osr.data import BENCHMARKS, benchmark, fetch, normalise, split_classes
+from osr.data import BENCHMARKS, benchmark, benchmark_label, downsample, fetch, normalise, split_classes
 
 pytestmark = pytest.mark.skipif(not (MIRROR / "mnist.npz").exists(), reason=f"no dataset mirror at {MIRROR}")
 
@@ -30,6 +30,22 @@ def test_tinyimagenet_split0_names_and_layout(tmp_path):
     assert [names[c] for c in known[:3]] == ["n03447447", "n04179913", "n01950731"]
     assert [names[c] for c in known[-2:]] == ["n01629819", "n03977966"]
     assert len(unknown) == 180 and set(np.unique(d["y_train"])) >= set(known)
+    small = downsample(d, 32)  # benchmark tinyimagenet32: the same images and labels at a quarter of the pixels
+    assert small["x_test"].shape == (10000, 32, 32, 3) and small["x_test"].dtype == np.uint8
+    assert small["y_test"] is d["y_test"] and abs(small["x_test"].mean() - d["x_test"].mean()) < 0.5
+
+
+def test_downsample_averages_blocks_and_refuses_to_upsample():
+    x = np.zeros((3, 8, 8, 3), np.uint8)
+    x[:, :4] = 200  # top half bright: after 8 -> 4 the outer rows keep their value, the edge is blurred between
+    d = {"x_train": x, "x_test": x[:1], "y_train": np.arange(3)}
+    out = downsample(d, 4)
+    rows = out["x_train"][0, :, 0, 0].tolist()
+    assert out["x_train"].shape == (3, 4, 4, 3) and rows[0] == 200 and rows[3] == 0 and 200 > rows[1] > rows[2] > 0
+    assert out["x_test"].shape == (1, 4, 4, 3)
+    assert downsample(d, 0) is d and benchmark_label("tinyimagenet", 32) == "tinyimagenet32"
+    with pytest.raises(OSRError, match=r"data.image_size: 16 is larger than the 8x8 images"):
+        downsample(d, 16)
 
 
 def test_cifar_plus_label_space(tmp_path):
