@@ -21,7 +21,8 @@ def main() -> None:
             sources.append(prov)
         arrays = data.downsample(data.normalise(name, fetched), d["image_size"])
         save_npz(out / RAW.name, **arrays)
-        write_json(out / "source.json", {"benchmark": name, "files": sources, "note": bench.note, "image_size": d["image_size"],
+        write_json(out / "source.json", {"benchmark": name, "files": sources, "note": bench.note,
+                                         "image_size": d["image_size"],
                                          "shapes": {k: list(v.shape) for k, v in arrays.items()}})
     print(f"download: {name} train {arrays['x_train'].shape} test {arrays['x_test'].shape} -> {RAW}")
 
