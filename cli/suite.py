@@ -29,9 +29,10 @@ from osr.paths import MIRROR_ENV, mirror_dir
 SUITES = {  # the recipes a `make suite` runs by default
     "quick": ["ce-none", "ce-cutmix", "asym-cutmix"],
     # the five-split comparison of the claims study: asym-cutmix+tau4+all_hard is the best AD variant of split 0
-    # (session 8), asym-cutmix+lh_batch and +tau4 were the leads before it
+    # (session 8), asym-cutmix+lh_batch and +tau4 were the leads before it; kd-cutmix+tau4 is its symmetric control
     "claims": ["ce-none", "ce-mixup", "ce-cutmix", "kd-cutmix", "asym-cutmix", "asym-cutmix+tau4+all_hard",
-               "asym-cutmix+lh_batch", "asym-cutmix+tau4", "ce-gradmix", "ce-noisebox", "movr-none@movr"],
+               "kd-cutmix+tau4", "asym-cutmix+lh_batch", "asym-cutmix+tau4", "ce-gradmix", "ce-noisebox",
+               "movr-none@movr"],
     "paper": ["ce-none", "ce-cutmix", "asym-cutmix"],
     "tiny": ["ce-none", "asym-cutmix"],
 }
