@@ -53,16 +53,23 @@ def existing_experiments(repo: Path) -> set[str]:
             if line.strip()}
 
 
-def queue_state(repo: Path) -> tuple[dict[str, str], int]:
-    """(experiment name -> Queued/Running/Success/Failed, live workers: active + idle), from `dvc queue status`."""
+def parse_queue_status(text: str) -> tuple[dict[str, str], int]:
+    """(experiment name -> Queued/Running/Success/Failed, live workers: active + idle) from `dvc queue status`'s
+    output. A cell queued again after a killed or failed attempt is listed twice (DVC keeps the old task): its live
+    entry wins, or a rerun would be read as failed and queued a second time (measured: session 9)."""
     states, workers = {}, 0
-    for line in dvc(["queue", "status"], repo).splitlines()[1:]:
+    for line in text.splitlines()[1:]:
         parts = line.split()
         if len(parts) >= 3 and parts[-1] in {"Queued", "Running", "Success", "Failed"}:
-            states[parts[1]] = parts[-1]
+            if states.get(parts[1]) not in {"Queued", "Running"}:
+                states[parts[1]] = parts[-1]
         elif m := re.match(r"Worker status: (\d+) active, (\d+) idle", line):
             workers = int(m.group(1)) + int(m.group(2))
     return states, workers
+
+
+def queue_state(repo: Path) -> tuple[dict[str, str], int]:
+    return parse_queue_status(dvc(["queue", "status"], repo))
 
 
 def cell_env(root: Path = Path()) -> dict[str, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.suite import SUITES, cell_env, parse_ints
+from cli.suite import SUITES, cell_env, parse_ints, parse_queue_status
 from osr import OSRError
 from osr.grid import VARIANTS, Cell, grid, parse_name, recipe_overrides
 from osr.paths import MIRROR_ENV
@@ -91,6 +91,19 @@ def test_cells_run_with_this_interpreter_first_on_path_and_an_absolute_mirror(tm
     env = cell_env(tmp_path)
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     assert env[MIRROR_ENV] == str((tmp_path / "mirror").resolve())
+
+
+def test_a_cell_queued_again_after_a_killed_attempt_reads_as_queued_not_failed():
+    text = """Task     Name                                   Created    Status
+2008911  claims-tinyimagenet32-s0-ce-none      12:45 PM   Queued
+7b25d06  claims-tinyimagenet32-s0-ce-none      11:49 AM   Failed
+68cdbb4  claims-cifar10-s0-kd-cutmix+tau4      11:43 AM   Running
+943a8af  claims-cifar10-s0-ce-mixup            11:43 AM   Success
+
+Worker status: 1 active, 2 idle"""
+    states, workers = parse_queue_status(text)
+    assert states == {"claims-tinyimagenet32-s0-ce-none": "Queued", "claims-cifar10-s0-kd-cutmix+tau4": "Running",
+                      "claims-cifar10-s0-ce-mixup": "Success"} and workers == 3
 
 
 def test_a_queue_status_that_keeps_failing_stops_the_grid_with_one_line(tmp_path):
