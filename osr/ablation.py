@@ -4,7 +4,8 @@ A study exists for each (profile, benchmark, split) where an ablation variant ra
 recipe there is compared with ``REFERENCE`` by ``osr.claims.compare`` (mean over seeds, 95 % t-interval from the
 split's pooled seed noise). The best AD variant is the AD recipe with mixing (AD without mixing, `asym-none`, is
 no answer to what mixing costs) with the highest AUROC (MLS) among those whose accuracy is at most 1 point below
-the reference; if none qualifies, the one with the highest AUROC.
+the reference; if none qualifies, the one with the highest AUROC. Where the reference has not run, no variant is
+named and no Δ is shown.
 """
 from __future__ import annotations
 
@@ -49,9 +50,10 @@ def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
     ad = [e for e in entries if e["method"] == "asym" and e["mixing"] != "none" and e["auroc_mls"] and e["acc"]]
     ref = next((e for e in entries if e["recipe"] == REFERENCE and e["acc"]), None)
     ok = [e for e in ad if ref and e["acc"]["mean"] >= ref["acc"]["mean"] - ACC_TOLERANCE]
-    best = max(ok or ad, key=lambda e: e["auroc_mls"]["mean"], default=None)
+    best = max(ok or ad, key=lambda e: e["auroc_mls"]["mean"], default=None) if ref else None
     return {"profile": profile, "benchmark": benchmark, "split": split, "reference": REFERENCE, "entries": entries,
-            "best_ad": best["recipe"] if best else None, "best_ad_within_tolerance": bool(ok)}
+            "reference_ran": ref is not None, "best_ad": best["recipe"] if best else None,
+            "best_ad_within_tolerance": bool(ok)}
 
 
 def _colour(e: dict) -> str:
@@ -59,8 +61,11 @@ def _colour(e: dict) -> str:
     return "C3" if e["method"] == "asym" else "C0"
 
 
-def _delta(d: dict | None) -> str:
-    return diff_text(d) if d else "reference"
+def _delta(e: dict, key: str, reference: str) -> str:
+    """The difference, "reference" on the reference's own row, a dash where there is nothing to compare with."""
+    if e[key]:
+        return diff_text(e[key])
+    return "reference" if e["recipe"] == reference else "–"
 
 
 def _scale(e: dict) -> str:
@@ -77,10 +82,12 @@ def study_markdown(s: dict) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]
     for e in s["entries"]:
         n = (e["acc"] or {}).get("n", 0)
-        cells = [pm(e["acc"]), pm(e["auroc_mls"]), pm(e["oscr_mls"]), _delta(e["d_acc"]),
-                 _delta(e["d_auroc_mls"]), pm(e["auroc_knn"]), _scale(e)]
+        cells = [pm(e["acc"]), pm(e["auroc_mls"]), pm(e["oscr_mls"]), _delta(e, "d_acc", s["reference"]),
+                 _delta(e, "d_auroc_mls", s["reference"]), pm(e["auroc_knn"]), _scale(e)]
         lines.append(f"| `{e['recipe']}` | {n} | " + " | ".join(cells) + " |")
-    if s["best_ad"]:
+    if not s["reference_ran"]:
+        lines += ["", f"`{s['reference']}` has not run here: no Δ, and no best AD variant is named."]
+    elif s["best_ad"]:
         rule = (f"highest AUROC among AD recipes within {ACC_TOLERANCE:g} pt of `{s['reference']}`'s accuracy"
                 if s["best_ad_within_tolerance"] else
                 f"no AD recipe is within {ACC_TOLERANCE:g} pt of `{s['reference']}`'s accuracy; highest AUROC")
