@@ -4,8 +4,8 @@ A study exists for each (profile, benchmark, split) where an ablation variant ra
 recipe there is compared with ``REFERENCE`` by ``osr.claims.compare`` (mean over seeds, 95 % t-interval from the
 split's pooled seed noise). The best AD variant is the AD recipe with mixing (AD without mixing, `asym-none`, is
 no answer to what mixing costs) with the highest AUROC (MLS) among those whose accuracy is at most 1 point below
-the reference; if none qualifies, the one with the highest AUROC. Where the reference has not run, no variant is
-named and no Δ is shown.
+the reference; if none qualifies, or the reference has not run (no Δ is shown then), the one with the highest
+AUROC.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
     ad = [e for e in entries if e["method"] == "asym" and e["mixing"] != "none" and e["auroc_mls"] and e["acc"]]
     ref = next((e for e in entries if e["recipe"] == REFERENCE and e["acc"]), None)
     ok = [e for e in ad if ref and e["acc"]["mean"] >= ref["acc"]["mean"] - ACC_TOLERANCE]
-    best = max(ok or ad, key=lambda e: e["auroc_mls"]["mean"], default=None) if ref else None
+    best = max(ok or ad, key=lambda e: e["auroc_mls"]["mean"], default=None)
     return {"profile": profile, "benchmark": benchmark, "split": split, "reference": REFERENCE, "entries": entries,
             "reference_ran": ref is not None, "best_ad": best["recipe"] if best else None,
             "best_ad_within_tolerance": bool(ok)}
@@ -74,6 +74,16 @@ def _scale(e: dict) -> str:
     return f"{k['mean']:.1f} / {u['mean']:.1f}" if k and u else "–"
 
 
+def _best_rule(s: dict) -> str:
+    """How the best AD variant of a study was chosen, in words."""
+    ref = f"`{s['reference']}`"
+    if not s["reference_ran"]:
+        return f"{ref} has not run here, so no Δ and no accuracy tolerance; highest AUROC"
+    if s["best_ad_within_tolerance"]:
+        return f"highest AUROC among AD recipes within {ACC_TOLERANCE:g} pt of {ref}'s accuracy"
+    return f"no AD recipe is within {ACC_TOLERANCE:g} pt of {ref}'s accuracy; highest AUROC"
+
+
 def study_markdown(s: dict) -> list[str]:
     lines = [f"## {s['profile']} / {s['benchmark']} / split {s['split']}", "",
              f"Means over seeds (± sample std where n > 1); Δ = recipe − `{s['reference']}` in points with its "
@@ -85,12 +95,8 @@ def study_markdown(s: dict) -> list[str]:
         cells = [pm(e["acc"]), pm(e["auroc_mls"]), pm(e["oscr_mls"]), _delta(e, "d_acc", s["reference"]),
                  _delta(e, "d_auroc_mls", s["reference"]), pm(e["auroc_knn"]), _scale(e)]
         lines.append(f"| `{e['recipe']}` | {n} | " + " | ".join(cells) + " |")
-    if not s["reference_ran"]:
-        lines += ["", f"`{s['reference']}` has not run here: no Δ, and no best AD variant is named."]
-    elif s["best_ad"]:
-        rule = (f"highest AUROC among AD recipes within {ACC_TOLERANCE:g} pt of `{s['reference']}`'s accuracy"
-                if s["best_ad_within_tolerance"] else
-                f"no AD recipe is within {ACC_TOLERANCE:g} pt of `{s['reference']}`'s accuracy; highest AUROC")
+    if s["best_ad"]:
+        rule = _best_rule(s)
         ours = " [ours]" if set(s["best_ad"].split("+")[1:]) & OURS else ""
         lines += ["", f"Best AD variant: **`{s['best_ad']}`**{ours} ({rule})."]
     return lines + [""]
