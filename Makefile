@@ -64,9 +64,9 @@ SPLITS  ?= 0-4
 SEEDS   ?= 230
 RECIPES ?=
 JOBS    ?= 1
-suite: install  ## benchmark grid as queued DVC experiments, then the report (PROFILE BENCH SPLITS SEEDS RECIPES JOBS)
+suite: install  ## benchmark grid as queued DVC experiments, then the report (PROFILE BENCH SPLITS SEEDS RECIPES JOBS POLL)
 	$(BIN)/python -m cli.suite --profile $(PROFILE) --benchmark $(BENCH) --splits $(SPLITS) --seeds $(SEEDS) \
-		--jobs $(JOBS) $(if $(RECIPES),--recipes $(RECIPES))
+		--jobs $(JOBS) $(if $(RECIPES),--recipes $(RECIPES)) $(if $(POLL),--poll $(POLL))
 	$(BIN)/python -m cli.report
 
 # The claims study's ablation on split 0 of the claims profile (issue 12): three seeds of the three main recipes

@@ -158,10 +158,15 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_grid_args(ap)
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--poll", type=float, default=10.0,
+                    help="seconds between `dvc queue status` checks; each costs a DVC start-up, so on a 2-core "
+                         "machine running CPU-bound cells a long poll (60-120) leaves them the cores")
     ap.add_argument("--repo", type=Path, default=Path.cwd())
     args = ap.parse_args(argv)
+    if args.poll <= 0:
+        return fail(f"--poll {args.poll}: expected a positive number of seconds")
     try:
-        states = run_suite(args.repo, grid(*grid_spec(args)), args.jobs)
+        states = run_suite(args.repo, grid(*grid_spec(args)), args.jobs, poll=args.poll)
     except OSRError as err:
         return fail(err)
     failed = sorted(n for n, s in states.items() if s == "Failed")

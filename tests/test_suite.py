@@ -110,3 +110,10 @@ def test_a_queue_status_that_keeps_failing_stops_the_grid_with_one_line(tmp_path
     from cli.suite import queue_state_retried
     with pytest.raises(OSRError, match="dvc queue status"):
         queue_state_retried(tmp_path, tries=2, pause=0.0)  # not a DVC repository: fails every time
+
+
+def test_a_poll_that_is_not_positive_is_refused_before_anything_is_queued(tmp_path, capsys):
+    from cli.suite import main
+    assert main(["--poll", "0", "--repo", str(tmp_path)]) != 0
+    assert "--poll 0.0: expected a positive number of seconds" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
