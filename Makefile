@@ -64,9 +64,11 @@ SPLITS  ?= 0-4
 SEEDS   ?= 230
 RECIPES ?=
 JOBS    ?= 1
+POLL    ?=
+POLL_FLAG = $(if $(POLL),--poll $(POLL))
 suite: install  ## benchmark grid as queued DVC experiments, then the report (PROFILE BENCH SPLITS SEEDS RECIPES JOBS POLL)
 	$(BIN)/python -m cli.suite --profile $(PROFILE) --benchmark $(BENCH) --splits $(SPLITS) --seeds $(SEEDS) \
-		--jobs $(JOBS) $(if $(RECIPES),--recipes $(RECIPES)) $(if $(POLL),--poll $(POLL))
+		--jobs $(JOBS) $(POLL_FLAG) $(if $(RECIPES),--recipes $(RECIPES))
 	$(BIN)/python -m cli.report
 
 # The claims study's ablation on split 0 of the claims profile (issue 12): three seeds of the three main recipes
@@ -77,10 +79,10 @@ ABLATION := kd-cutmix asym-none asym-cutmix+all_easy asym-cutmix+lh_batch asym-c
 	asym-cutmix+lh_batch+t_e80 asym-cutmix+raw_too ce-cutmix+raw_too asym-mixup ce-mixup asym-cutmix+tau4+all_hard \
 	asym-cutmix+w16 asym-cutmix+tau4_w1 kd-cutmix+tau4
 comma := ,
-ablation: install  ## the claims study's split-0 ablation (JOBS), then the report
-	$(BIN)/python -m cli.suite --profile claims --splits 0 --seeds 230-232 --jobs $(JOBS) \
+ablation: install  ## the claims study's split-0 ablation (JOBS POLL), then the report
+	$(BIN)/python -m cli.suite --profile claims --splits 0 --seeds 230-232 --jobs $(JOBS) $(POLL_FLAG) \
 		--recipes ce-none,ce-cutmix,asym-cutmix,asym-cutmix+tau4
-	$(BIN)/python -m cli.suite --profile claims --splits 0 --jobs $(JOBS) --recipes $(subst $(eval) ,$(comma),$(ABLATION))
+	$(BIN)/python -m cli.suite --profile claims --splits 0 --jobs $(JOBS) $(POLL_FLAG) --recipes $(subst $(eval) ,$(comma),$(ABLATION))
 	$(BIN)/python -m cli.report
 
 report: install  ## reports/suite.md, claims.json, ablation.md from finished experiments
