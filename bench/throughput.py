@@ -7,7 +7,7 @@ Variants (same device, same network, after warm-up, interleaved round-robin over
    fp32, contiguous (NCHW) memory format;
 2. ``teacher``: uint8 tensors resident on the device, ``osr.augment.BaseAug`` batched augmentation, channels_last,
    bf16 autocast, the library's step and optimiser (``osr.train.train_step``, ``make_optimizer``;
-   ``torch.compile`` on CUDA only);
+   ``torch.compile`` on CUDA only); ``teacher_fp32`` (2b): the same step without autocast;
 3. ``student_cached``: asym distillation step fed by ``osr.distill.student_batches`` over a CutMix plan
    (``osr.augment.make_plan``) with cached teacher logits (random, of the right shape);
 4. ``student_live``: the same step but the teacher runs on the raw and mixed views every step
@@ -47,7 +47,7 @@ from osr.objectives import on_logits
 from osr.paths import mirror_dir
 from osr.relabel import relabel_targets
 from osr.teacher import teacher_batches
-from osr.train import OptimConfig, autocast, make_optimizer, train_step
+from osr.train import OptimConfig, autocast, make_optimizer, native_bf16, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -209,10 +209,11 @@ class Plain:
 
 
 class Teacher:
-    """Variant 2: the teacher stage's batches (`osr.teacher.teacher_batches`, CE) and fit's step."""
+    """Variant 2: the teacher stage's batches (`osr.teacher.teacher_batches`, CE) and fit's step; `amp` False:
+    the same in fp32 (variant 2b)."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, args, dev: torch.device):
-        self.x, self.y, self.bs, self.dev = x, y, args.batch, dev
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, args, dev: torch.device, amp: bool = True):
+        self.x, self.y, self.bs, self.dev, self.amp = x, y, args.batch, dev, amp
         self.aug = BaseAug(randaugment=getattr(args, "randaugment", 0))
         self.model = new_model(args.arch, args.width, dev)
         self.opt, self.sched = optimizer(self.model, args, len(x))
@@ -226,7 +227,7 @@ class Teacher:
 
     def step(self) -> int:
         xb, objective = next(self.it)
-        train_step(self.fwd, self.opt, self.sched, xb, objective, self.dev)
+        train_step(self.fwd, self.opt, self.sched, xb, objective, self.dev, self.amp)
         return len(xb)
 
 
@@ -324,6 +325,7 @@ def time_block(v, n: int, dev: torch.device) -> tuple[float, float, float]:
 RATIOS = {"teacher/typical_w0 (2/1)": ("teacher", "typical_w0"),
           "teacher/typical_dp (data path only: same dtype, layout, compile)": ("teacher", "typical_dp"),
           "typical_dp/typical_w0 (numerics only)": ("typical_dp", "typical_w0"),
+          "teacher_fp32/teacher (2b/2, precision only: fp32 vs bf16 autocast)": ("teacher_fp32", "teacher"),
           "student_cached/teacher (3/2)": ("student_cached", "teacher"),
           "student_live/student_cached (4/3)": ("student_live", "student_cached"),
           "student_gradmix/student_cached (5/3)": ("student_gradmix", "student_cached"),
@@ -375,7 +377,8 @@ def variant_makers(x_np: np.ndarray, y_np: np.ndarray, x: torch.Tensor, y: torch
               "typical_dp": lambda: Typical(x_np, y_np, args, dev, 0, project_numerics=True)}
     if args.workers2:
         makers["typical_w2"] = lambda: Typical(x_np, y_np, args, dev, 2)
-    makers.update(teacher=lambda: Teacher(x, y, args, dev), student_cached=lambda: StudentCached(x, y, y_np, args, dev),
+    makers.update(teacher=lambda: Teacher(x, y, args, dev), teacher_fp32=lambda: Teacher(x, y, args, dev, amp=False),
+                  student_cached=lambda: StudentCached(x, y, y_np, args, dev),
                   student_live=lambda: StudentLive(x, y, y_np, args, dev),
                   student_gradmix=lambda: StudentGradMix(x, y, y_np, args, dev))
     return makers
@@ -402,7 +405,8 @@ class ThroughputRun:
         self.path = args.out / f"{dev.type}{args.tag}.json"
         self.out = {"device": device_name(dev), "device_type": dev.type, "torch": torch.__version__,
                     "torchvision": __import__("torchvision").__version__, "python": platform.python_version(),
-                    "threads": torch.get_num_threads(), "arch": args.arch, "teacher_arch": args.teacher_arch,
+                    "threads": torch.get_num_threads(), "native_bf16": native_bf16(dev),
+                    "arch": args.arch, "teacher_arch": args.teacher_arch,
                     "width": args.width, "batch": args.batch, "images": images, "steps_per_rep": args.steps,
                     "reps": args.reps, "warmup_steps": args.warmup, "compile": dev.type == "cuda",
                     "variants": self.rows, "errors": self.errors, "notes": THROUGHPUT_NOTES}

@@ -106,7 +106,7 @@ class Network(TypedDict):
     gamma: Annotated[float, Range(0, 1, lo_open=True)]
     warmup_epochs: Annotated[float, Range(0, 100)]
     randaugment: Annotated[int, Range(0, 30)]
-    amp: bool
+    amp: Annotated[bool, AUTO]
     compile: Annotated[str, OneOf(COMPILE)]
     checkpoint_every: Annotated[int, Range(1), AUTO]
 

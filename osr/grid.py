@@ -37,11 +37,13 @@ VARIANTS: dict[str, list[str]] = {
     "t_e80": ["teacher.epochs=80"],                  # a stronger teacher: twice as long
     "s_e40": ["student.epochs=40"],                  # the student's schedule length
     "s_e160": ["student.epochs=160"],
+    # [ours] teacher and student in fp32, not bf16 autocast: the precision check (train.amp; native_bf16)
+    "fp32": ["teacher.amp=false", "student.amp=false"],
 }
 
 # variants that are not in the reference code or the paper (tau4: the reference hard-codes tau = 1, methods.md)
 OURS = {"lh_batch", "mixed_ce", "kl", "raw_too", "tau4", "w16", "tau4_w1"}
-TEACHER_VARIANTS = ("+t_w32", "+t_e80")  # variants with a teacher of their own
+TEACHER_VARIANTS = ("+t_w32", "+t_e80", "+fp32")  # variants with a teacher of their own
 
 _RECIPE = re.compile(r"(?P<method>[a-z]+)-(?P<mixer>[a-z]+)(?:@(?P<tloss>[a-z]+))?(?P<variants>(?:\+[a-z0-9_]+)*)")
 _NAME = re.compile(r"(?P<profile>[a-z]+)-(?P<benchmark>[a-z0-9_]+)-s(?P<split>\d+)-(?P<method>[a-z]+)-(?P<mixer>[a-z]+)"

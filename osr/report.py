@@ -86,10 +86,12 @@ def rows_from_exp_show(shown: list) -> list[dict]:
 def _timing(train: dict) -> dict:
     """Run time of one training: epochs, seconds, median images/s, from the per-epoch rows of its run statistics
     (`reports/run/<stage>.json`, or `reports/<role>_train.json` in experiments older than that file: both keep
-    them as `history` rows with `seconds` and `images_per_s`)."""
+    them as `history` rows with `seconds` and `images_per_s`), and the precision where the file records it
+    (experiments before it trained in bf16)."""
     history = [h for h in train.get("history") or [] if "seconds" in h]
     return {"epochs": len(history), "seconds": float(sum(h["seconds"] for h in history)),
-            "median_images_per_s": float(np.median([h["images_per_s"] for h in history])) if history else None}
+            "median_images_per_s": float(np.median([h["images_per_s"] for h in history])) if history else None,
+            **({"precision": train["precision"]} if "precision" in train else {})}
 
 
 def archive_record(row: dict, relabel: dict | None = None, train: dict[str, dict] | None = None) -> dict:

@@ -88,6 +88,24 @@ def autocast(device: torch.device, enabled: bool = True):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 in hardware: a CUDA GPU that supports it, a CPU with AVX512-BF16 or AMX.
+    Elsewhere (an AVX2-only CPU) autocast still runs, but emulated: measured 7x slower than fp32 (bench/README.md,
+    "Precision")."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    cpu = torch.cpu
+    return device.type == "cpu" and any(getattr(cpu, f, lambda: False)()
+                                        for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def precision(setting: bool | str, device: torch.device) -> str:
+    """The precision of an `amp` parameter on `device`: "bf16" (autocast) or "fp32"; auto = bf16 where it is
+    native (`native_bf16`). The same seed gives the same metrics only at the same precision: run statistics record
+    it (`reports/run/<stage>.json`)."""
+    return "bf16" if (native_bf16(device) if setting == "auto" else setting) else "fp32"
+
+
 def lr_lambda(cfg: OptimConfig, total_steps: int, steps_per_epoch: int) -> Callable[[int], float]:
     warm = max(1, int(cfg.warmup_epochs * steps_per_epoch)) if cfg.warmup_epochs > 0 else 0
     marks = [int(m * total_steps) for m in cfg.milestones]
@@ -152,7 +170,8 @@ def every_epochs(setting: int | str, epochs: int) -> int:
 
 def fit_settings(section: dict, device: torch.device) -> dict:
     """fit's batch size, optimiser, precision, `compile` and `checkpoint_every` from a teacher/student section."""
-    return {"batch_size": section["batch_size"], "optim": OptimConfig.from_section(section), "amp": section["amp"],
+    return {"batch_size": section["batch_size"], "optim": OptimConfig.from_section(section),
+            "amp": precision(section["amp"], device) == "bf16",
             "compile": compile_backend(section["compile"], device),
             "checkpoint_every": every_epochs(section["checkpoint_every"], int(section["epochs"]))}
 

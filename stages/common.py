@@ -20,14 +20,15 @@ QUALITY_KEYS = ("epoch", "loss", "val_acc")  # per-epoch model quality; the rest
 RUN_KEYS = ("epoch", "seconds", "images_per_s", "seconds_callback")
 
 
-def write_training_reports(stage: str, role: str, history: list[dict]) -> None:
+def write_training_reports(stage: str, role: str, history: list[dict], precision: str) -> None:
     """What a training stage reports, in three files (all DVC outputs with cache: false):
 
     - `reports/<role>_train.json` (a DVC metric): the last epoch's loss and validation accuracy, model quality only;
     - `reports/plots/history/<role>.json` (a DVC plot): one row per epoch {epoch, loss, lr, val_acc}, val_acc null
       on epochs without a validation, so `dvc plots diff` overlays training curves;
-    - `reports/run/<stage>.json` (not a metric): seconds, images/s per epoch and the peak RSS, so run statistics stay
-      out of `dvc metrics diff` and `dvc exp show`. Experiments before this layout kept them in the train JSON.
+    - `reports/run/<stage>.json` (not a metric): seconds, images/s per epoch, the peak RSS and the precision
+      trained at (`osr.train.precision`: bf16 or fp32), so run statistics stay out of `dvc metrics diff` and
+      `dvc exp show`. Experiments before this layout kept them in the train JSON.
     """
     last = history[-1]
     write_json(REPORTS / f"{role}_train.json", {"final": {k: last[k] for k in QUALITY_KEYS if k in last}})
@@ -36,7 +37,7 @@ def write_training_reports(stage: str, role: str, history: list[dict]) -> None:
     rows = [{k: h[k] for k in RUN_KEYS if k in h} for h in history]
     write_json(REPORTS / "run" / f"{stage}.json",
                {"history": rows, "epochs": len(rows), "seconds": float(sum(r["seconds"] for r in rows)),
-                "peak_rss_mib": peak_rss_mib()})
+                "peak_rss_mib": peak_rss_mib(), "precision": precision})
 
 
 def stage_parser(main: Callable[[], None]) -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from osr.io import load_npz, save_torch
 from osr.models import load_model
 from osr.paths import CACHE, PLAN, PLAN_KEYS, STUDENT, STUDENT_CKPT, TEACHER
 from osr.split import load_split
-from osr.train import resolve_device, set_determinism, val_accuracy
+from osr.train import precision, resolve_device, set_determinism, val_accuracy
 from stages.common import run, write_training_reports
 
 
@@ -21,7 +21,7 @@ def main() -> None:
         data, plan, cache, p, ckpt_path=STUDENT_CKPT, fingerprint=student_fingerprint(p, PLAN, CACHE), device=device,
         on_epoch_end=val_accuracy(data), teacher=load_model(TEACHER, device)[0] if live else None)
     save_torch(STUDENT, {"meta": meta, "state": model.state_dict()})
-    write_training_reports("distill", "student", history)
+    write_training_reports("distill", "student", history, precision(p["student"]["amp"], device))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from osr.models import load_model
 from osr.paths import CACHE, PLAN, PLAN_KEYS, REPORTS, TEACHER
 from osr.relabel import relabel_stats, relabel_targets, teacher_outputs
 from osr.split import load_split
-from osr.train import deterministic_kernels, resolve_device
+from osr.train import deterministic_kernels, precision, resolve_device
 from stages.common import run
 
 
@@ -18,8 +18,9 @@ def main() -> None:
     data = load_split(device, ("train",))
     teacher, _ = load_model(TEACHER, device)
     plan = load_npz(PLAN, PLAN_KEYS)
+    amp = precision(p["teacher"]["amp"], device) == "bf16"
     logits = teacher_outputs(teacher, data.x["train"], data.y["train"], plan,
-                             BaseAug(randaugment=p["student"]["randaugment"]), p["teacher"]["amp"])
+                             BaseAug(randaugment=p["student"]["randaugment"]), amp)
     y_plan = data.y["train"].cpu().numpy()[plan["order"]]
     targets = relabel_targets(logits["t_mixed"], y_plan, plan, r["rule"], float(r["threshold"]),
                               float(r["smoothing"]))

@@ -4,7 +4,7 @@ from osr.io import save_torch
 from osr.paths import MANIFEST, RAW, TEACHER, TEACHER_CKPT
 from osr.split import load_split
 from osr.teacher import train_teacher
-from osr.train import resolve_device, set_determinism, val_accuracy
+from osr.train import precision, resolve_device, set_determinism, val_accuracy
 from stages.common import run, write_training_reports
 
 
@@ -16,7 +16,7 @@ def main() -> None:
     model, meta, history = train_teacher(data, p, ckpt_path=TEACHER_CKPT, inputs=(RAW, MANIFEST), device=device,
                                          on_epoch_end=val_accuracy(data))
     save_torch(TEACHER, {"meta": meta, "state": model.state_dict()})
-    write_training_reports("train_teacher", "teacher", history)
+    write_training_reports("train_teacher", "teacher", history, precision(p["teacher"]["amp"], device))
 
 
 if __name__ == "__main__":
