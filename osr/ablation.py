@@ -3,9 +3,9 @@
 A study exists for each (profile, benchmark, split) where an ablation variant ran (osr/grid.py VARIANTS). Each
 recipe there is compared with ``REFERENCE`` by ``osr.claims.compare`` (mean over seeds, 95 % t-interval from the
 split's pooled seed noise). The best AD variant is the AD recipe with mixing (AD without mixing, `asym-none`, is
-no answer to what mixing costs) with the highest AUROC (MLS) among those whose accuracy is at most 1 point below
-the reference; if none qualifies, or the reference has not run (no Δ is shown then), the one with the highest
-AUROC.
+no answer to what mixing costs, nor is a measurement variant such as `+fp32`) with the highest AUROC (MLS) among
+those whose accuracy is at most 1 point below the reference; if none qualifies, or the reference has not run (no Δ
+is shown then), the one with the highest AUROC.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.ticker import ScalarFormatter
 
 from osr.claims import compare, diff_text, values_by_split
-from osr.grid import OURS, VARIANTS
+from osr.grid import MEASUREMENT, OURS, VARIANTS
 from osr.plots import plt, save_figure
 from osr.report import generated_line, pm
 
@@ -47,7 +47,8 @@ def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
                 e[f"d_{metric}"] = compare(here, profile, benchmark, REFERENCE, rec, metric) if rec != REFERENCE \
                     else None
         entries.append(e)
-    ad = [e for e in entries if e["method"] == "asym" and e["mixing"] != "none" and e["auroc_mls"] and e["acc"]]
+    ad = [e for e in entries if e["method"] == "asym" and e["mixing"] != "none" and e["auroc_mls"] and e["acc"]
+          and not set(e["recipe"].split("+")[1:]) & MEASUREMENT]
     ref = next((e for e in entries if e["recipe"] == REFERENCE and e["acc"]), None)
     ok = [e for e in ad if ref and e["acc"]["mean"] >= ref["acc"]["mean"] - ACC_TOLERANCE]
     best = max(ok or ad, key=lambda e: e["auroc_mls"]["mean"], default=None)

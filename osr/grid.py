@@ -44,6 +44,7 @@ VARIANTS: dict[str, list[str]] = {
 # variants that are not in the reference code or the paper (tau4: the reference hard-codes tau = 1, methods.md)
 OURS = {"lh_batch", "mixed_ce", "kl", "raw_too", "tau4", "w16", "tau4_w1"}
 TEACHER_VARIANTS = ("+t_w32", "+t_e80", "+fp32")  # variants with a teacher of their own
+MEASUREMENT = {"fp32"}  # variants that change how a recipe is computed, not the method: never a best AD variant
 
 _RECIPE = re.compile(r"(?P<method>[a-z]+)-(?P<mixer>[a-z]+)(?:@(?P<tloss>[a-z]+))?(?P<variants>(?:\+[a-z0-9_]+)*)")
 _NAME = re.compile(r"(?P<profile>[a-z]+)-(?P<benchmark>[a-z0-9_]+)-s(?P<split>\d+)-(?P<method>[a-z]+)-(?P<mixer>[a-z]+)"

@@ -90,7 +90,7 @@ def autocast(device: torch.device, enabled: bool = True):
 
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` computes bf16 in hardware: a CUDA GPU that supports it, a CPU with AVX512-BF16 or AMX.
-    Elsewhere (an AVX2-only CPU) autocast still runs, but emulated: measured 7x slower than fp32 (bench/README.md,
+    Elsewhere (an AVX2-only CPU) autocast still runs, but emulated: measured 13x slower than fp32 (bench/README.md,
     "Precision")."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()

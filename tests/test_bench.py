@@ -7,7 +7,7 @@ from conftest import ROOT, needs_mirror, sh
 
 @needs_mirror
 def test_throughput_benchmark_writes_every_variant_and_ratio(tmp_path):
-    sh([sys.executable, "-m", "bench.throughput", "--subset", "512", "--width", "4", "--batch", "32", "--steps", "2",
+    sh([sys.executable, "-m", "bench.throughput", "--subset", "512", "--width", "8", "--batch", "32", "--steps", "2",
         "--reps", "1", "--warmup", "1", "--no-workers2", "--out", str(tmp_path)], ROOT)
     res = json.loads((tmp_path / "cpu.json").read_text())
     text = json.dumps(res)

@@ -11,12 +11,12 @@ from osr.augment import BaseAug
 from osr.io import load_torch
 from osr.models import CosineHead, build, model_meta
 from osr.objectives import masked, on_logits
-from osr.train import OptimConfig, compile_backend, every_epochs, fit, predict, set_determinism
+from osr.train import OptimConfig, compile_backend, every_epochs, fit, native_bf16, precision, predict, set_determinism
 
 
 def tiny_model(head: str = "linear", device: str = "cpu"):
     torch.manual_seed(0)
-    m = build(**model_meta("resnet18", 3, 2, 3, (0.5,) * 3, (0.5,) * 3, head=head, scale=8.0))
+    m = build(**model_meta("resnet18", 3, 8, 3, (0.5,) * 3, (0.5,) * 3, head=head, scale=8.0))
     return m.to(device, memory_format=torch.channels_last)
 
 
@@ -182,6 +182,17 @@ def test_compile_defaults_keep_the_cpu_eager():
     assert compile_backend("off", torch.device("cuda")) is None
     with pytest.raises(OSRError, match="compile: unknown setting"):
         compile_backend("fast", torch.device("cpu"))
+
+
+def test_amp_auto_trains_in_bf16_only_where_the_cpu_computes_it(monkeypatch):
+    cpu = torch.device("cpu")
+    assert precision(True, cpu) == "bf16" and precision(False, cpu) == "fp32"
+    assert precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "fp32")  # this machine, whichever it is
+    for flag in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):  # the hardware answer, either way
+        monkeypatch.setattr(torch.cpu, flag, lambda: False)
+    assert not native_bf16(cpu) and precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert native_bf16(cpu) and precision("auto", cpu) == "bf16"
 
 
 def test_checkpoint_every_k_epochs_still_resumes_to_the_same_weights(tmp_path):
