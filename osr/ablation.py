@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.ticker import ScalarFormatter
 
 from osr.claims import compare, diff_text, values_by_split
-from osr.grid import MEASUREMENT, OURS, VARIANTS
+from osr.grid import MEASUREMENT, OURS, VARIANTS, recipe_variants
 from osr.plots import plt, save_figure
 from osr.report import generated_line, pm
 
@@ -48,7 +48,7 @@ def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
                     else None
         entries.append(e)
     ad = [e for e in entries if e["method"] == "asym" and e["mixing"] != "none" and e["auroc_mls"] and e["acc"]
-          and not set(e["recipe"].split("+")[1:]) & MEASUREMENT]
+          and not recipe_variants(e["recipe"]) & MEASUREMENT]
     ref = next((e for e in entries if e["recipe"] == REFERENCE and e["acc"]), None)
     ok = [e for e in ad if ref and e["acc"]["mean"] >= ref["acc"]["mean"] - ACC_TOLERANCE]
     best = max(ok or ad, key=lambda e: e["auroc_mls"]["mean"], default=None)
@@ -98,7 +98,7 @@ def study_markdown(s: dict) -> list[str]:
         lines.append(f"| `{e['recipe']}` | {n} | " + " | ".join(cells) + " |")
     if s["best_ad"]:
         rule = _best_rule(s)
-        ours = " [ours]" if set(s["best_ad"].split("+")[1:]) & OURS else ""
+        ours = " [ours]" if recipe_variants(s["best_ad"]) & OURS else ""
         lines += ["", f"Best AD variant: **`{s['best_ad']}`**{ours} ({rule})."]
     return lines + [""]
 
@@ -107,7 +107,7 @@ def ablation_markdown(studies: list[dict], source: str) -> str:
     """`reports/ablation.md`: one section per study."""
     n = sum(e["acc"]["n"] for s in studies for e in s["entries"] if e["acc"])
     lines = ["# Ablation study", "", generated_line(source, n), ""]
-    used = sorted({v for s in studies for e in s["entries"] for v in e["recipe"].split("+")[1:]})
+    used = sorted({v for s in studies for e in s["entries"] for v in recipe_variants(e["recipe"])})
     legend = ["## Variants", "", "A recipe `<distill.method>-<augment.method>+<variant>` adds the variant's overrides "
               "(`osr/grid.py`); [ours] = not in the reference code or the paper.", ""]
     legend += [f"- `{v}`{' [ours]' if v in OURS else ''}: " + ", ".join(f"`{o}`" for o in VARIANTS[v])

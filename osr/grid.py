@@ -37,7 +37,7 @@ VARIANTS: dict[str, list[str]] = {
     "t_e80": ["teacher.epochs=80"],                  # a stronger teacher: twice as long
     "s_e40": ["student.epochs=40"],                  # the student's schedule length
     "s_e160": ["student.epochs=160"],
-    # [ours] teacher and student in fp32, not bf16 autocast: the precision check (train.amp; native_bf16)
+    # teacher and student in fp32, not bf16 autocast: the precision check (train.amp; native_bf16)
     "fp32": ["teacher.amp=false", "student.amp=false"],
 }
 
@@ -68,6 +68,11 @@ def recipe_overrides(recipe: str) -> list[str]:
             raise OSRError(f"recipe {recipe!r}: unknown variant {variant!r} (choose from {sorted(VARIANTS)})")
         out += VARIANTS[variant]
     return out
+
+
+def recipe_variants(recipe: str) -> set[str]:
+    """`asym-cutmix+tau4+all_hard` -> {"tau4", "all_hard"}."""
+    return set(recipe.split("+")[1:])
 
 
 @dataclass(frozen=True)
