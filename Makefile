@@ -30,8 +30,9 @@ run: install  ## dvc repro: the pipeline on the profile in params.yaml (quick by
 lint: install  ## ruff: pycodestyle, pyflakes, import order, pyupgrade (config in pyproject.toml; CI runs it first)
 	$(BIN)/ruff check .
 
-test: install  ## the full test suite (what CI runs)
-	$(BIN)/python -m pytest -q
+TEST_JOBS ?= 2
+test: install  ## the full test suite (what CI runs): TEST_JOBS pytest-xdist workers, one test file each at a time
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 test-fast: install  ## the edit loop: unit tests only, no pipeline runs (pytest -m 'not slow')
 	$(BIN)/python -m pytest -q -m 'not slow'

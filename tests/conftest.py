@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from osr.compose import compose
@@ -20,6 +21,15 @@ PROJECT_FILES = ["dvc.yaml", "conf", "osr", "stages", "flows", "cli", "pyproject
 ENV = {"DVC_NO_ANALYTICS": "1", "ITERATIVE_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1", "GX_ANALYTICS_ENABLED": "false",
        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "OSR_PROGRESS": "0", "OSR_DATA_MIRROR": str(MIRROR)}
 os.environ.update(ENV)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two pytest-xdist workers on CI's two cores: one thread each (and in every pipeline they
+    # start), since two 2-thread OpenMP processes on two cores spin against each other (an fp32 tiny-profile step
+    # took 8x longer so, measured on AVX2), and a Prefect home each, so two ephemeral servers never share a database.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")) / os.environ["PYTEST_XDIST_WORKER"]
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["PREFECT_HOME"] = str(home)
 
 needs_mirror = pytest.mark.skipif(not (MIRROR / "cifar10_jpeg.npz").exists(), reason=f"no dataset mirror at {MIRROR}")
 
