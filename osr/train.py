@@ -227,6 +227,9 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], *, epochs: 
     if compile:
         model.compile_trunk(compile)
     opt, sched = make_optimizer(model, optim, batch_size, epochs * steps_per_epoch, steps_per_epoch)
+    # the resolved precision, not the `amp` setting: `auto` is bf16 on one machine and fp32 on another, and a run
+    # resumed at the other precision would mix the two in one set of weights
+    fingerprint = f"{fingerprint} {'bf16' if amp else 'fp32'}"
     history, start = resume(ckpt_path, fingerprint, desc, epochs, model, opt, sched)
     for epoch in range(start, epochs):
         model.train()

@@ -33,9 +33,9 @@ def batches_of(scale: float = 1.0, stop_at: int | None = None):
     return batches
 
 
-def train(model, ckpt, epochs=2, device="cpu", scale=1.0, stop_at=None, **kw):
+def train(model, ckpt, epochs=2, device="cpu", scale=1.0, stop_at=None, amp=False, **kw):
     return fit(model, batches_of(scale, stop_at), epochs=epochs, steps_per_epoch=2, batch_size=8, optim=OptimConfig(),
-               ckpt_path=ckpt, fingerprint="fp", desc="t", device=torch.device(device), amp=False, **kw)
+               ckpt_path=ckpt, fingerprint="fp", desc="t", device=torch.device(device), amp=amp, **kw)
 
 
 @pytest.mark.filterwarnings("ignore:.*meta parameter")
@@ -46,6 +46,17 @@ def test_resume_reads_the_cpu_checkpoint_onto_another_device(tmp_path):
     assert load_torch(ckpt)["rng_cpu"].device.type == "cpu"
     resumed = train(tiny_model(device="meta"), ckpt, device="meta")  # both epochs done: resume only
     assert resumed == history
+
+
+def test_a_checkpoint_of_the_other_precision_is_not_resumed(tmp_path, capsys):
+    """`amp: auto` resolves per machine, so the fingerprint holds the resolved precision, not the setting."""
+    ckpt = tmp_path / "ck.pt"
+    train(tiny_model(), ckpt)
+    train(tiny_model(), ckpt)
+    assert "resuming" in capsys.readouterr().out  # same precision: the finished run is resumed, nothing retrained
+    train(tiny_model(), ckpt, amp=True)
+    assert "resuming" not in capsys.readouterr().out
+    assert load_torch(ckpt)["fingerprint"] == "fp bf16"
 
 
 def test_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
