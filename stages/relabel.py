@@ -1,10 +1,15 @@
-"""Stage relabel: the frozen teacher over the student's plan (cached logits) and the selective relabel."""
+"""Stage relabel: the frozen teacher over the student's plan (cached logits) and the selective relabel.
+
+A `distill.method` that reads no teacher logits (ce, movr) gets a cache of zeros and no teacher pass."""
+import numpy as np
+
 from osr.augment import BaseAug
 from osr.config import load_params
 from osr.io import load_npz, save_npz, write_json
+from osr.losses import STEP_LOSSES
 from osr.models import load_model
 from osr.paths import CACHE, PLAN, PLAN_KEYS, REPORTS, TEACHER
-from osr.relabel import relabel_stats, relabel_targets, teacher_outputs
+from osr.relabel import relabel_stats, relabel_targets, teacher_outputs, unread_outputs
 from osr.split import load_split
 from osr.train import deterministic_kernels, precision, resolve_device
 from stages.common import run
@@ -12,21 +17,26 @@ from stages.common import run
 
 def main() -> None:
     p = load_params()
-    r = p["relabel"]
+    r, method = p["relabel"], p["distill"]["method"]
     device = resolve_device(p["base"]["device"])
     deterministic_kernels(device)
     data = load_split(device, ("train",))
-    teacher, _ = load_model(TEACHER, device)
     plan = load_npz(PLAN, PLAN_KEYS)
+    if not STEP_LOSSES[method].reads_teacher:
+        save_npz(CACHE, **unread_outputs(plan, data.num_classes))
+        write_json(REPORTS / "relabel.json", {"teacher_pass": False, **r})
+        print(f"relabel: distill.method {method} reads no teacher logits; teacher pass skipped")
+        return
+    teacher, _ = load_model(TEACHER, device)
     amp = precision(p["teacher"]["amp"], device) == "bf16"
     logits = teacher_outputs(teacher, data.x["train"], data.y["train"], plan,
                              BaseAug(randaugment=p["student"]["randaugment"]), amp)
     y_plan = data.y["train"].cpu().numpy()[plan["order"]]
     targets = relabel_targets(logits["t_mixed"], y_plan, plan, r["rule"], float(r["threshold"]),
                               float(r["smoothing"]))
-    save_npz(CACHE, **logits, **targets)
+    save_npz(CACHE, **logits, **targets, teacher_pass=np.array(True))
     stats = relabel_stats(targets["hard"], plan["mixed"], logits["t_raw"], y_plan)
-    write_json(REPORTS / "relabel.json", {**stats, **r})
+    write_json(REPORTS / "relabel.json", {"teacher_pass": True, **stats, **r})
     print(f"relabel: {stats['hard_fraction']:.3f} of mixed samples hard; "
           f"teacher accuracy on the raw views {stats['teacher_raw_view_acc']:.3f}")
 

@@ -309,6 +309,24 @@ def test_step_loss_entries_declare_what_they_need():
     assert not needs_live_teacher("cutmix", "asym") and not needs_live_teacher("gradmix", "ce")
 
 
+@pytest.mark.parametrize("method", ["ce", "movr"])
+def test_a_loss_that_declares_no_teacher_reads_no_teacher_field(method):
+    """The relabel stage gives such a student a cache of zeros (no teacher pass): its loss must not change."""
+    from osr.losses import STEP_LOSSES
+
+    gen = torch.Generator().manual_seed(0)
+    z, y, partner = torch.randn(6, 4, generator=gen), torch.tensor([0, 1, 2, 3, 0, 1]), torch.tensor([5, 4, 3, 2, 1, 0])
+
+    def loss(teacher: float, mixed: bool) -> float:
+        t = teacher * torch.randn(6, 4, generator=gen)
+        step = Step(y=y, mixed=mixed, partner=partner, lam=0.3, t_raw=t, t_mixed=t, hard=t[:, 0] > 0,
+                    target=t.softmax(1))
+        return STEP_LOSSES[method](z, step, DistillConfig()).item()
+
+    for mixed in (False, True):
+        assert loss(0.0, mixed) == loss(5.0, mixed)
+
+
 def test_raw_on_mixed_feeds_the_student_both_views_of_a_mixed_step_and_one_view_otherwise():
     """`distill.raw_on_mixed` > 0 [ours]: a mixed step's batch is [raw view; mixed view] of the same planned step."""
     x, y = torch.randint(0, 255, (32, 3, 8, 8), dtype=torch.uint8), torch.arange(32) % 4

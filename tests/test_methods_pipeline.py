@@ -31,6 +31,8 @@ def test_every_method_runs_through_the_pipeline_and_reports_every_score(tiny_rep
         m = json.loads((proj / "reports/metrics.json").read_text())
         values = dict(s.split("=", 1) for s in sets)
         assert m["info"]["mixing"] == values["augment.method"] and m["info"]["method"] == values["distill.method"]
+        relabel = json.loads((proj / "reports/relabel.json").read_text())
+        assert relabel["teacher_pass"] == (values["distill.method"] in ("kd", "asym")), relabel  # ce, movr: none
         for role in ("teacher", "student"):
             test = m[role]["test"]
             assert 0.0 <= test["acc"] <= 1.0

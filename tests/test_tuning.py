@@ -243,6 +243,21 @@ def test_trials_refuse_stale_pipeline_outputs(tiny_repro, tmp_path, prefect_harn
     assert "\n" not in str(e.value) and "osr/relabel.py" in str(e.value)
 
 
+def test_trials_refuse_a_teacher_cache_of_zeros(tiny_repro, tmp_path):
+    """After a `ce` or `movr` run the relabel stage caches zeros (no teacher pass): tuning AD on it is refused."""
+    from osr import OSRError
+    from osr.io import load_npz, save_npz
+    from osr.paths import CACHE, PLAN, PLAN_KEYS
+    from osr.relabel import unread_outputs
+    from osr.tuning import load_tune_data
+
+    proj = clone(tiny_repro, tmp_path / "proj")
+    save_npz(proj / CACHE, **unread_outputs(load_npz(proj / PLAN, PLAN_KEYS), 6))  # replaces the hard link
+    with pytest.raises(OSRError, match=r"cache.npz: no teacher logits .* distill.method=asym") as e:
+        load_tune_data(proj, proxy_size=50)
+    assert "\n" not in str(e.value)
+
+
 def test_study_names_that_are_not_file_names_are_refused(tiny_repro, tmp_path, prefect_harness):
     from flows.tune_asym import tune_asym
     from osr import OSRError
