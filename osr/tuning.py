@@ -149,6 +149,10 @@ def load_tune_data(project: str | Path, proxy_size: int = 500, proxy_seed: int =
     project = Path(project)
     p = load_params(project / "params.yaml")
     device = resolve_device(p["base"]["device"])
+    cache = load_npz(project / CACHE, ("t_raw", "t_mixed"))
+    if not cache.get("teacher_pass", True):  # caches written before the marker all hold teacher logits
+        raise OSRError(f"{project / CACHE}: no teacher logits (its relabel ran for a distill.method that reads "
+                       "none); run `dvc exp run -S distill.method=asym` before tuning")
     manifest = read_manifest(project / MANIFEST)
     used = manifest[manifest.role.isin(("train", "val"))]
     sources = sorted(used.source.unique())
@@ -162,10 +166,6 @@ def load_tune_data(project: str | Path, proxy_size: int = 500, proxy_seed: int =
     val_rows = used[used.role == "val"]
     val_ids = np.concatenate([g["sample_id"].to_numpy() for _, g in val_rows.groupby("source", sort=True)])
     plan = load_npz(project / PLAN, PLAN_KEYS)
-    cache = load_npz(project / CACHE, ("t_raw", "t_mixed"))
-    if not cache.get("teacher_pass", True):  # caches written before the marker all hold teacher logits
-        raise OSRError(f"{project / CACHE}: no teacher logits (its relabel ran for a distill.method that reads "
-                       "none); run `dvc exp run -S distill.method=asym` before tuning")
     y_plan = data.y["train"].cpu().numpy()[plan["order"]]
     # the test classes (known + unknown) name what the proxy must avoid; read from the manifest labels only
     test_classes = sorted(manifest.loc[manifest.role == "test", "orig_class"].unique().tolist())
