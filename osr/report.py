@@ -251,9 +251,13 @@ def _change(verb_up: str, verb_down: str, what: str, a: dict, b: dict) -> str:
         return f"{text} ({ma:.1f} → {mb:.1f}, no shared split)"
     if len(common) == 1:
         return f"{text} ({ma:.1f} → {mb:.1f} on split {common[0]} only)"
-    same = int((np.sign(deltas) == np.sign(d)).sum()) if abs(d) >= 0.05 else 0
-    return (f"{text} ({ma:.1f} → {mb:.1f}; paired over {len(common)} splits: {deltas.mean():+.1f} ± "
-            f"{deltas.std(ddof=1):.1f}, {'higher' if d > 0 else 'lower'} on {same}/{len(common)})")
+    n = len(common)
+    if abs(d) < 0.05:  # no direction for the splits to agree with: how they split
+        agree = f"higher on {int((deltas > 0).sum())}/{n}, lower on {int((deltas < 0).sum())}/{n}"
+    else:
+        agree = f"{'higher' if d > 0 else 'lower'} on {int((np.sign(deltas) == np.sign(d)).sum())}/{n}"
+    return (f"{text} ({ma:.1f} → {mb:.1f}; paired over {n} splits: {deltas.mean():+.1f} ± "
+            f"{deltas.std(ddof=1):.1f}, {agree})")
 
 
 def two_sides_reading(agg: dict) -> list[str]:

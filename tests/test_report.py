@@ -174,6 +174,17 @@ def test_two_sides_reading_pairs_the_splits():
     assert "lowered AUROC (MLS) by 2.0 pt (71.0 → 69.0; paired over 3 splits: -2.0 ± 0.0, lower on 3/3)" in reading
 
 
+def test_an_unchanged_mean_reads_how_the_splits_split():
+    """A mean change under 0.05 pt has no direction: the reading counts the splits on each side, not 0/n."""
+    plain = [experiment(f"p{i}", metrics(0.8, 0.70, 0.5, split=i)) for i in range(3)]
+    mixed = [experiment(f"m{i}", metrics(0.8, auroc, 0.5, split=i, mixing="cutmix"))
+             for i, auroc in enumerate((0.71, 0.695, 0.695))]
+    rows = report.rows_from_exp_show(exp_show(*plain, *mixed))
+    reading = report.suite_markdown(rows, report.aggregate(rows), "a test").split("## Two sides")[1].split("##")[0]
+    assert ("left AUROC (MLS) unchanged (70.0 → 70.0; paired over 3 splits: +0.0 ± 0.9, higher on 1/3, lower on 2/3)"
+            in reading)
+
+
 def test_archive_record_keeps_the_rerun_relabel_scalars_and_training_time():
     m = metrics(0.8, 0.7, 0.6, profile="claims", method="asym", mixing="cutmix")
     row = report.rows_from_exp_show(exp_show(experiment("claims-cifar10-s0-asym-cutmix+no_jmi-r231", m)))[0]
