@@ -246,13 +246,14 @@ def _change(verb_up: str, verb_down: str, what: str, a: dict, b: dict) -> str:
     else:
         ma, mb = a["mean"], b["mean"]
     d = mb - ma
-    text = f"left {what} unchanged" if abs(d) < 0.05 else f"{verb_up if d > 0 else verb_down} {what} by {abs(d):.1f} pt"
+    unchanged = abs(d) < 0.05
+    text = f"left {what} unchanged" if unchanged else f"{verb_up if d > 0 else verb_down} {what} by {abs(d):.1f} pt"
     if not common:
         return f"{text} ({ma:.1f} → {mb:.1f}, no shared split)"
     if len(common) == 1:
         return f"{text} ({ma:.1f} → {mb:.1f} on split {common[0]} only)"
     n = len(common)
-    if abs(d) < 0.05:  # no direction for the splits to agree with: how they split
+    if unchanged:  # no direction for the splits to agree with: how they split
         agree = f"higher on {int((deltas > 0).sum())}/{n}, lower on {int((deltas < 0).sum())}/{n}"
     else:
         agree = f"{'higher' if d > 0 else 'lower'} on {int((np.sign(deltas) == np.sign(d)).sum())}/{n}"

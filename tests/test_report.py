@@ -162,13 +162,18 @@ def test_report_without_experiments_is_a_one_line_error(tiny_repro, tmp_path):
     assert not (proj / "reports/suite.md").exists()
 
 
+def two_sides_section(*experiments) -> str:
+    """The "Two sides" section of the suite.md that `experiments` (exp-show entries) give."""
+    rows = report.rows_from_exp_show(exp_show(*experiments))
+    return report.suite_markdown(rows, report.aggregate(rows), "a test").split("## Two sides")[1].split("##")[0]
+
+
 def test_two_sides_reading_pairs_the_splits():
     """Splits differ in difficulty: the reading gives the per-split (paired) differences and their agreement."""
     plain = [experiment(f"p{i}", metrics(acc, 0.70 + i / 100, 0.5, split=i)) for i, acc in enumerate((0.8, 0.9, 0.7))]
     mixed = [experiment(f"m{i}", metrics(acc + 0.01, 0.68 + i / 100, 0.5, split=i, mixing="cutmix"))
              for i, acc in enumerate((0.8, 0.9, 0.7))]
-    rows = report.rows_from_exp_show(exp_show(*plain, *mixed))
-    reading = report.suite_markdown(rows, report.aggregate(rows), "a test").split("## Two sides")[1].split("##")[0]
+    reading = two_sides_section(*plain, *mixed)
     assert ("raised closed-set acc by 1.0 pt (80.0 → 81.0; paired over 3 splits: +1.0 ± 0.0, higher on 3/3)"
             in reading)
     assert "lowered AUROC (MLS) by 2.0 pt (71.0 → 69.0; paired over 3 splits: -2.0 ± 0.0, lower on 3/3)" in reading
@@ -179,8 +184,7 @@ def test_an_unchanged_mean_reads_how_the_splits_split():
     plain = [experiment(f"p{i}", metrics(0.8, 0.70, 0.5, split=i)) for i in range(3)]
     mixed = [experiment(f"m{i}", metrics(0.8, auroc, 0.5, split=i, mixing="cutmix"))
              for i, auroc in enumerate((0.71, 0.695, 0.695))]
-    rows = report.rows_from_exp_show(exp_show(*plain, *mixed))
-    reading = report.suite_markdown(rows, report.aggregate(rows), "a test").split("## Two sides")[1].split("##")[0]
+    reading = two_sides_section(*plain, *mixed)
     assert ("left AUROC (MLS) unchanged (70.0 → 70.0; paired over 3 splits: +0.0 ± 0.9, higher on 1/3, lower on 2/3)"
             in reading)
 
