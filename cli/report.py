@@ -30,6 +30,7 @@ from osr.report import (
     jacobian_scatter,
     rows_from_archive,
     rows_from_exp_show,
+    run_time,
     suite_markdown,
     two_sides_figure,
 )
@@ -97,7 +98,7 @@ def main() -> None:
     rows = [r for r in rows if args.profile in (None, r["profile"]) and args.benchmark in (None, r["benchmark"])]
     if not rows:
         raise OSRError(f"no finished experiment matches{filters}")
-    agg = aggregate(rows)
+    agg = {**aggregate(rows), "run_time": run_time(rows)}
     claims = claims_table(rows)
     source = f"`dvc {' '.join(COMMAND)}` and `{folder}/`" + (f" filtered by `{filters.strip()}`" if filters else "")
     with atomic_path(args.out / "suite.md") as tmp:

@@ -83,15 +83,18 @@ def rows_from_exp_show(shown: list) -> list[dict]:
     return rows
 
 
+MACHINE_KEYS = ("precision", "cpu", "threads")  # what run statistics record of how a training ran, where they do
+
+
 def _timing(train: dict) -> dict:
     """Run time of one training: epochs, seconds, median images/s, from the per-epoch rows of its run statistics
     (`reports/run/<stage>.json`, or `reports/<role>_train.json` in experiments older than that file: both keep
-    them as `history` rows with `seconds` and `images_per_s`), and the precision where the file records it
-    (experiments before it trained in bf16)."""
+    them as `history` rows with `seconds` and `images_per_s`), and the precision, CPU and thread count where the
+    file records them (experiments before the precision field trained in bf16)."""
     history = [h for h in train.get("history") or [] if "seconds" in h]
     return {"epochs": len(history), "seconds": float(sum(h["seconds"] for h in history)),
             "median_images_per_s": float(np.median([h["images_per_s"] for h in history])) if history else None,
-            **({"precision": train["precision"]} if "precision" in train else {})}
+            **{k: train[k] for k in MACHINE_KEYS if k in train}}
 
 
 def archive_record(row: dict, relabel: dict | None = None, train: dict[str, dict] | None = None) -> dict:
@@ -110,8 +113,48 @@ def archive_record(row: dict, relabel: dict | None = None, train: dict[str, dict
 
 
 def rows_from_archive(records: list[dict]) -> list[dict]:
-    return [{**_row(r["name"], r["metrics"], {}, r.get("baseline")), **({"source": r["source"]} if r.get("source")
-            else {})} for r in records]
+    return [{**_row(r["name"], r["metrics"], {}, r.get("baseline")),
+             **{k: r[k] for k in ("source", "timing") if r.get(k)}} for r in records]
+
+
+def run_time(rows: list[dict]) -> list[dict]:
+    """Median training minutes per profile, benchmark and machine (precision, CPU, threads as recorded), per role.
+
+    Each training counts once: cells that share a teacher through DVC's run-cache carry the same run statistics,
+    so runs are told apart by their summed seconds. A precision that is not recorded is bf16 (`_timing`)."""
+    runs = defaultdict(lambda: defaultdict(dict))
+    for r in rows:
+        for role, t in (r.get("timing") or {}).items():
+            if t.get("epochs"):
+                machine = (t.get("precision", "bf16"), t.get("cpu"), t.get("threads"))
+                runs[(r["profile"], _bench_order(r["benchmark"]), r["benchmark"], machine)][role][t["seconds"]] = t
+    out = []
+    def order(key):  # unrecorded CPU and threads first
+        (prec, cpu, threads) = key[3]
+        return (*key[:2], prec, cpu or "", threads or 0)
+
+    for (profile, _, bench, (prec, cpu, threads)), roles in sorted(runs.items(), key=lambda kv: order(kv[0])):
+        entry = {"profile": profile, "benchmark": bench, "precision": prec, "cpu": cpu, "threads": threads}
+        for role in sorted(roles):
+            minutes = np.array(sorted(roles[role])) / 60
+            entry[role] = {"n": len(minutes), "median_min": float(np.median(minutes)),
+                           "min_min": float(minutes[0]), "max_min": float(minutes[-1])}
+        out.append(entry)
+    return out
+
+
+def run_time_lines(times: list[dict]) -> list[str]:
+    """The "Run time" section: one line per profile, benchmark and machine."""
+    def role(name, t):
+        spread = f"{t['min_min']:.1f}–{t['max_min']:.1f}, {t['n']} runs" if t["n"] > 1 else "1 run"
+        return f"{name} {t['median_min']:.1f} min ({spread})" if t else None
+    lines = []
+    for e in times:
+        machine = ", ".join([e["precision"], e["cpu"] or "CPU not recorded"]
+                            + ([f"{e['threads']} thread{'s' * (e['threads'] > 1)}"] if e["threads"] else []))
+        parts = [p for p in (role("teacher", e.get("teacher")), role("student", e.get("student"))) if p]
+        lines.append(f"- {e['profile']} / {e['benchmark']}, {machine}: " + "; ".join(parts) + ".")
+    return lines or ["- No experiment records its run time."]
 
 
 def recipe(row: dict) -> str:
@@ -295,7 +338,8 @@ def generated_line(source: str, rows: int) -> str:
 
 def suite_markdown(rows: list[dict], agg: dict, source: str, claims: list[str] | None = None) -> str:
     """The whole `reports/suite.md`; `source` says which command and filters produced it; `claims` are the
-    lines of the Claims section (osr.claims.claims_markdown), which comes first."""
+    lines of the Claims section (osr.claims.claims_markdown), which comes first; the Run time section reads
+    `agg["run_time"]` where the caller put `run_time(rows)`."""
     lines = ["# Benchmark suite", "", generated_line(source, len(rows)), "", *(claims or []),
              "## Student and teacher per benchmark", "",
              "Cells: closed-set acc / AUROC (MLS) / OSCR (MLS) in %, mean ± sample std (ddof=1) over the "
@@ -303,6 +347,11 @@ def suite_markdown(rows: list[dict], agg: dict, source: str, claims: list[str] |
              f"Anchor rows are {ANCHOR_NOTE} (methods.md §2), AUROC only; our backbones and profiles differ.", ""]
     lines += _method_table(agg) + _other_scores(agg)
     lines += ["", "## Two sides: mixing and asymmetric distillation", ""] + two_sides_reading(agg)
+    if "run_time" in agg:
+        lines += ["", "## Run time", "",
+                  "Training minutes per run (sum of the epochs' wall-clock seconds in its run statistics), median "
+                  "(min–max, distinct runs: a teacher shared through the run-cache counts once), as the cells ran "
+                  "(the claims grid: two workers side by side).", ""] + run_time_lines(agg["run_time"])
     lines += ["", "## Experiments", "",
               "Student numbers. AUROC CI: 95 % percentile bootstrap over the test images (`evaluate.bootstrap` "
               "resamples). JND = mean ‖J‖ on unknown test images minus known validation images; "

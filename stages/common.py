@@ -2,13 +2,26 @@
 from __future__ import annotations
 
 import argparse
+import platform
+import re
 import resource
 import sys
 from collections.abc import Callable
+from pathlib import Path
+
+import torch
 
 from cli import guarded
 from osr.io import write_json
 from osr.paths import REPORTS
+
+
+def cpu_name() -> str:
+    """The CPU model as Linux names it ("AMD EPYC", "Intel(R) Xeon(R) ..."), else what `platform` knows: run time
+    and bf16 support depend on it, so run statistics record it."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.M) if cpuinfo.exists() else []
+    return names[0].strip() if names else platform.processor() or platform.machine()
 
 
 def peak_rss_mib() -> float:
@@ -26,8 +39,9 @@ def write_training_reports(stage: str, role: str, history: list[dict], precision
     - `reports/<role>_train.json` (a DVC metric): the last epoch's loss and validation accuracy, model quality only;
     - `reports/plots/history/<role>.json` (a DVC plot): one row per epoch {epoch, loss, lr, val_acc}, val_acc null
       on epochs without a validation, so `dvc plots diff` overlays training curves;
-    - `reports/run/<stage>.json` (not a metric): seconds, images/s per epoch, the peak RSS and the precision
-      trained at (`osr.train.precision`: bf16 or fp32), so run statistics stay out of `dvc metrics diff` and
+    - `reports/run/<stage>.json` (not a metric): seconds, images/s per epoch, the peak RSS, the precision
+      trained at (`osr.train.precision`: bf16 or fp32), the CPU and torch's thread count, so run statistics
+      stay out of `dvc metrics diff` and
       `dvc exp show`. Experiments before this layout kept them in the train JSON.
     """
     last = history[-1]
@@ -37,7 +51,8 @@ def write_training_reports(stage: str, role: str, history: list[dict], precision
     rows = [{k: h[k] for k in RUN_KEYS if k in h} for h in history]
     write_json(REPORTS / "run" / f"{stage}.json",
                {"history": rows, "epochs": len(rows), "seconds": float(sum(r["seconds"] for r in rows)),
-                "peak_rss_mib": peak_rss_mib(), "precision": precision})
+                "peak_rss_mib": peak_rss_mib(), "precision": precision, "cpu": cpu_name(),
+                "threads": torch.get_num_threads()})
 
 
 def stage_parser(main: Callable[[], None]) -> argparse.ArgumentParser:

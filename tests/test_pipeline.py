@@ -14,6 +14,7 @@ import yaml
 
 from conftest import clone, needs_mirror, ran_stages, sh, venv_env
 from osr.train import precision
+from stages.common import cpu_name
 
 pytestmark = [needs_mirror, pytest.mark.slow]
 
@@ -66,6 +67,7 @@ def test_repro_writes_plot_data_and_keeps_run_statistics_out_of_the_metrics(tiny
         run = json.loads((tiny_repro / f"reports/run/{stage}.json").read_text())
         assert run["epochs"] == len(run["history"]) == epochs and run["peak_rss_mib"] > 0
         assert run["precision"] == precision(p[role]["amp"], torch.device("cpu"))  # amp: auto, resolved here
+        assert run["cpu"] == cpu_name() and run["threads"] >= 1
         assert all(r["seconds"] > 0 and r["images_per_s"] > 0 for r in run["history"])
         assert run["seconds"] == pytest.approx(sum(r["seconds"] for r in run["history"]))
     shown = json.loads(sh(["dvc", "metrics", "show", "--json"], tiny_repro).stdout)

@@ -205,6 +205,33 @@ def test_archive_record_keeps_the_rerun_relabel_scalars_and_training_time():
     assert (back["recipe_id"], back["variant"], back["seed"]) == ("asym-cutmix+no_jmi", "+no_jmi", 231)
 
 
+def test_run_time_counts_a_shared_teacher_once_and_keeps_machines_apart():
+    def timed(name, split, teacher_s, student_s, **machine):
+        m = metrics(0.8, 0.7, 0.6, profile="claims", split=split)
+        return {"name": name, "metrics": m, "timing": {
+            "teacher": {"epochs": 40, "seconds": teacher_s, **machine},
+            "student": {"epochs": 80, "seconds": student_s, **machine}}}
+
+    amd = {"precision": "bf16", "cpu": "AMD EPYC", "threads": 1}
+    rows = report.rows_from_archive([
+        timed("claims-cifar10-s0-ce-none", 0, 300.0, 600.0), timed("claims-cifar10-s0-ce-cutmix", 0, 300.0, 900.0),
+        timed("claims-cifar10-s1-ce-none", 1, 420.0, 1200.0),
+        timed("claims-cifar10-s2-ce-none", 2, 1200.0, 2400.0, precision="fp32"),
+        timed("claims-cifar10-s3-ce-none", 3, 360.0, 720.0, **amd)])
+    old, new, fp32 = report.run_time(rows)  # bf16 before fp32, an unrecorded CPU first
+    assert (old["precision"], old["cpu"], fp32["precision"], new["cpu"], new["threads"]) == (
+        "bf16", None, "fp32", "AMD EPYC", 1)
+    assert old["teacher"] == {"n": 2, "median_min": 6.0, "min_min": 5.0, "max_min": 7.0}  # s0's teacher once
+    assert old["student"] == {"n": 3, "median_min": 15.0, "min_min": 10.0, "max_min": 20.0}
+    lines = report.run_time_lines([old, new, fp32])
+    assert lines[0] == ("- claims / cifar10, bf16, CPU not recorded: teacher 6.0 min (5.0–7.0, 2 runs); "
+                        "student 15.0 min (10.0–20.0, 3 runs).")
+    assert lines[1] == ("- claims / cifar10, bf16, AMD EPYC, 1 thread: teacher 6.0 min (1 run); "
+                        "student 12.0 min (1 run).")
+    md = report.suite_markdown(rows, {**report.aggregate(rows), "run_time": [old]}, "test")
+    assert "## Run time" in md and lines[0] in md
+
+
 def test_run_stats_are_read_from_the_new_file_or_the_old_train_json(tmp_path, monkeypatch):
     """Experiments committed before reports/run/<stage>.json kept seconds and images/s in <role>_train.json."""
     import subprocess
