@@ -7,6 +7,7 @@ import pytest
 
 from conftest import clone, needs_mirror, sh
 from osr import report
+from stages.common import cpu_name
 
 
 def metrics(acc, auroc, oscr, *, profile="quick", benchmark="cifar10", split=0, method="ce", mixing="none",
@@ -142,6 +143,9 @@ def test_report_from_two_real_experiments(tiny_repro, tmp_path):
         acc, auroc, oscr = (float(c) for c in line.strip("|").split("|")[5:8])
         assert all(0.0 <= v <= 100.0 for v in (acc, auroc, oscr))
     assert "(n=1, tiny)" in md and "93.6" in md
+    cpu = re.escape(cpu_name())  # the Run time section, from the run statistics the cells recorded
+    assert re.search(rf"- tiny / cifar10, (bf16|fp32), {cpu}, \d+ threads?: teacher [\d.]+ min \(1 run\); "
+                     rf"student [\d.]+ min \([\d.]+–[\d.]+, 3 runs\)\.", md), md.split("## Run time")[1]
     agg = json.loads((proj / "reports/suite.json").read_text())
     assert {g["recipe"] for g in agg["groups"]} == {"plain (ce) + none", "AD (asym) + cutmix",
                                                     "AD (asym) + cutmix [no_jmi]"}
