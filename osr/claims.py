@@ -30,7 +30,8 @@ METRICS = {"acc": (("test", "acc"), 100.0), "auroc_mls": (("test", "mls", "auroc
            "oscr_mls": (("test", "mls", "oscr"), 100.0), "jacobian_known": (("jacobian", "known_mean"), 1.0),
            "jacobian_unknown": (("jacobian", "unknown_mean"), 1.0), "auroc_ovr": (("test", "ovr", "auroc"), 100.0),
            "jnd": (("jacobian", "jnd"), 1.0), "max_logit_known": (("test", "mean_max_logit_known"), 1.0),
-           "max_logit_unknown": (("test", "mean_max_logit_unknown"), 1.0)}
+           "max_logit_unknown": (("test", "mean_max_logit_unknown"), 1.0),
+           "auroc_neg_norm": (("jacobian", "auroc_neg_norm"), 100.0)}
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,13 @@ CLAIMS = [
           "ce-none", "movr-none@movr"),
     Claim("jacobian-higher-on-unknowns", "‖J‖ is higher on unknowns than on knowns (plain student)",
           "jacobian_unknown", "ce-none", "ce-none", metric_a="jacobian_known"),
+    Claim("jacobian-higher-on-unknowns-movr", "‖J‖ is higher on unknowns than on knowns (m-OvR student)",
+          "jacobian_unknown", "movr-none@movr", "movr-none@movr", metric_a="jacobian_known"),
+    # session 16: stated from split 0 (README, session 12) before splits 1-4 of m-OvR ran; the row spans all
+    # five, split 0 included. The AUROC of -‖J‖ is scale-free, where JND reads each network's overall sensitivity
+    Claim("ours-movr-neg-norm-separates-better", "[ours] −‖J‖ tells unknowns from knowns better for m-OvR than for "
+          "the softmax-CE student (AUROC of −‖J‖; stated on split 0)", "auroc_neg_norm", "ce-none",
+          "movr-none@movr"),
 ]
 
 

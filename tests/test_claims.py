@@ -126,3 +126,18 @@ def test_spread_labels_separates_neighbours_only():
     assert heights == pytest.approx([72.0, 72.4, 72.0])
     # a chain of close labels keeps climbing: each at least a gap above the one below
     assert spread_labels([(0.0, 1.0), (0.1, 1.0), (0.2, 1.0)], gap=0.5, reach=0.25) == pytest.approx([1.0, 1.5, 2.0])
+
+
+def test_movr_rows_read_the_jacobian_of_the_movr_student():
+    """-‖J‖'s AUROC is compared in points; m-OvR's own ‖J‖ row pairs its unknown and known means."""
+    recs = []
+    for split in range(3):
+        for recipe, neg_norm, unknown in (("ce-none", 0.55 + split / 100, 1.1), ("movr-none@movr", 0.70, 1.4)):
+            r = record(recipe, 85, 78, split=split)
+            r["metrics"]["student"]["jacobian"].update(auroc_neg_norm=neg_norm, unknown_mean=unknown)
+            recs.append(r)
+    by_id = {c["id"]: c for c in claims_table(rows_from_archive(recs))["claims"]}
+    better = by_id["ours-movr-neg-norm-separates-better"]
+    assert (better["a"], better["b"], better["n"]) == ("ce-none", "movr-none@movr", 3)
+    assert better["mean_diff"] == pytest.approx(14.0) and better["verdict"] == "holds"
+    assert by_id["jacobian-higher-on-unknowns-movr"]["mean_diff"] == pytest.approx(0.4)
