@@ -128,11 +128,11 @@ def run_time(rows: list[dict]) -> list[dict]:
             if t.get("epochs"):
                 machine = (t.get("precision", "bf16"), t.get("cpu"), t.get("threads"))
                 runs[(r["profile"], _bench_order(r["benchmark"]), r["benchmark"], machine)][role][t["seconds"]] = t
-    out = []
     def order(key):  # unrecorded CPU and threads first
         (prec, cpu, threads) = key[3]
         return (*key[:2], prec, cpu or "", threads or 0)
 
+    out = []
     for (profile, _, bench, (prec, cpu, threads)), roles in sorted(runs.items(), key=lambda kv: order(kv[0])):
         entry = {"profile": profile, "benchmark": bench, "precision": prec, "cpu": cpu, "threads": threads}
         for role in sorted(roles):
@@ -147,12 +147,12 @@ def run_time_lines(times: list[dict]) -> list[str]:
     """The "Run time" section: one line per profile, benchmark and machine."""
     def role(name, t):
         spread = f"{t['min_min']:.1f}–{t['max_min']:.1f}, {t['n']} runs" if t["n"] > 1 else "1 run"
-        return f"{name} {t['median_min']:.1f} min ({spread})" if t else None
+        return f"{name} {t['median_min']:.1f} min ({spread})"
     lines = []
     for e in times:
         machine = ", ".join([e["precision"], e["cpu"] or "CPU not recorded"]
                             + ([f"{e['threads']} thread{'s' * (e['threads'] > 1)}"] if e["threads"] else []))
-        parts = [p for p in (role("teacher", e.get("teacher")), role("student", e.get("student"))) if p]
+        parts = [role(name, e[name]) for name in ("teacher", "student") if name in e]
         lines.append(f"- {e['profile']} / {e['benchmark']}, {machine}: " + "; ".join(parts) + ".")
     return lines or ["- No experiment records its run time."]
 

@@ -232,6 +232,9 @@ def test_run_time_counts_a_shared_teacher_once_and_keeps_machines_apart():
                         "student 15.0 min (10.0–20.0, 3 runs).")
     assert lines[1] == ("- claims / cifar10, bf16, AMD EPYC, 1 thread: teacher 6.0 min (1 run); "
                         "student 12.0 min (1 run).")
+    student_only = {k: v for k, v in new.items() if k != "teacher"}  # an archive that timed only its student
+    assert report.run_time_lines([student_only]) == [
+        "- claims / cifar10, bf16, AMD EPYC, 1 thread: student 12.0 min (1 run)."]
     md = report.suite_markdown(rows, {**report.aggregate(rows), "run_time": [old]}, "test")
     assert "## Run time" in md and lines[0] in md
 
