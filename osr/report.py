@@ -127,13 +127,14 @@ def run_time(rows: list[dict]) -> list[dict]:
         for role, t in (r.get("timing") or {}).items():
             if t.get("epochs"):
                 machine = (t.get("precision", "bf16"), t.get("cpu"), t.get("threads"))
-                runs[(r["profile"], _bench_order(r["benchmark"]), r["benchmark"], machine)][role][t["seconds"]] = t
-    def order(key):  # unrecorded CPU and threads first
-        (prec, cpu, threads) = key[3]
-        return (*key[:2], prec, cpu or "", threads or 0)
+                runs[(r["profile"], r["benchmark"], *machine)][role][t["seconds"]] = t
+
+    def order(key):  # benchmarks in methods.md order; an unrecorded CPU and thread count first
+        profile, bench, prec, cpu, threads = key
+        return (profile, _bench_order(bench), prec, cpu or "", threads or 0)
 
     out = []
-    for (profile, _, bench, (prec, cpu, threads)), roles in sorted(runs.items(), key=lambda kv: order(kv[0])):
+    for (profile, bench, prec, cpu, threads), roles in sorted(runs.items(), key=lambda kv: order(kv[0])):
         entry = {"profile": profile, "benchmark": bench, "precision": prec, "cpu": cpu, "threads": threads}
         for role in sorted(roles):
             minutes = np.array(sorted(roles[role])) / 60

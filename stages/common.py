@@ -41,8 +41,8 @@ def write_training_reports(stage: str, role: str, history: list[dict], precision
       on epochs without a validation, so `dvc plots diff` overlays training curves;
     - `reports/run/<stage>.json` (not a metric): seconds, images/s per epoch, the peak RSS, the precision
       trained at (`osr.train.precision`: bf16 or fp32), the CPU and torch's thread count, so run statistics
-      stay out of `dvc metrics diff` and
-      `dvc exp show`. Experiments before this layout kept them in the train JSON.
+      stay out of `dvc metrics diff` and `dvc exp show`. Experiments before this layout kept them in the train
+      JSON.
     """
     last = history[-1]
     write_json(REPORTS / f"{role}_train.json", {"final": {k: last[k] for k in QUALITY_KEYS if k in last}})
