@@ -78,7 +78,8 @@ ABLATION := kd-cutmix asym-none asym-cutmix+all_easy asym-cutmix+lh_batch asym-c
 	asym-cutmix+no_jmi asym-cutmix+mixed_ce+no_le+no_jmi asym-cutmix+kl asym-cutmix+t_e80 asym-cutmix+all_hard \
 	asym-cutmix+argmax asym-cutmix+smooth75 asym-cutmix+tau4 asym-cutmix+t_w32 asym-cutmix+s_e40 asym-cutmix+s_e160 \
 	asym-cutmix+lh_batch+t_e80 asym-cutmix+raw_too ce-cutmix+raw_too asym-mixup ce-mixup asym-cutmix+tau4+all_hard \
-	asym-cutmix+w16 asym-cutmix+tau4_w1 kd-cutmix+tau4 ce-cutmix+s_e160 ce-none+s_e160 ce-cutmix+s_e40
+	asym-cutmix+w16 asym-cutmix+tau4_w1 kd-cutmix+tau4 ce-cutmix+s_e160 ce-none+s_e160 ce-cutmix+s_e40 \
+	asym-cutmix+tau4+all_hard+s_e160 kd-cutmix+tau4+s_e160
 comma := ,
 ablation: install  ## the claims study's split-0 ablation (JOBS POLL), then the report
 	$(BIN)/python -m cli.suite --profile claims --splits 0 --seeds 230-232 --jobs $(JOBS) $(POLL_FLAG) \

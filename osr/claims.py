@@ -147,6 +147,14 @@ CLAIMS = [
     # before its controls ran: is AD's loss the schedule? Against CutMix and no-mix students trained as long
     *ours_against_baselines("s-e160", "asym-cutmix+s_e160", "AD as specified, every student at 160 epochs,",
                             baseline_variant="+s_e160"),
+    # session 18, after the three 160-epoch cells above (reference AD recovers AUROC over CutMix at 160 epochs) and
+    # before these ran: does the [ours] fix still matter once the schedule is long enough?
+    *ours_against_baselines("tau4-all-hard-s-e160", "asym-cutmix+tau4+all_hard+s_e160",
+                            "AD at τ = 4 with every mixed sample relabelled, every student at 160 epochs,",
+                            baseline_variant="+s_e160"),
+    Claim("ours-tau4-all-hard-beats-ad-s-e160", "[ours] At 160 student epochs, τ = 4 with every mixed sample "
+          "relabelled still raises AD's AUROC over AD as specified", "auroc_mls", "asym-cutmix+s_e160",
+          "asym-cutmix+tau4+all_hard+s_e160"),
     # m-OvR's own score is OvR (its cosine logits are bounded, so MLS is not its score); ‖J‖ is of the pooled
     # features for CE and of the unit-normalised embedding for m-OvR (osr/jacobian.py), so JNDs differ in scale
     Claim("movr-beats-ce-auroc", "m-OvR (OvR score) beats the softmax-CE student (MLS) on AUROC", "auroc_ovr",
