@@ -45,6 +45,9 @@ VARIANTS: dict[str, list[str]] = {
 OURS = {"lh_batch", "mixed_ce", "kl", "raw_too", "tau4", "w16", "tau4_w1"}
 TEACHER_VARIANTS = ("+t_w32", "+t_e80", "+fp32")  # variants with a teacher of their own
 MEASUREMENT = {"fp32"}  # variants that change how a recipe is computed, not the method: never a best AD variant
+# the student's schedule: a regime, not a method. Against the 80-epoch reference it would win on training time, so
+# it is compared with students trained as long (claims `ours-s-e160-*`) and is never a best AD variant either
+SCHEDULE = {"s_e40", "s_e160"}
 
 _RECIPE = re.compile(r"(?P<method>[a-z]+)-(?P<mixer>[a-z]+)(?:@(?P<tloss>[a-z]+))?(?P<variants>(?:\+[a-z0-9_]+)*)")
 _NAME = re.compile(r"(?P<profile>[a-z]+)-(?P<benchmark>[a-z0-9_]+)-s(?P<split>\d+)-(?P<method>[a-z]+)-(?P<mixer>[a-z]+)"

@@ -79,6 +79,7 @@ def test_ablation_study_names_the_best_ad_variant_within_the_accuracy_tolerance(
                                 record("asym-cutmix+mixed_ce", 85.5, 74),  # within 1 pt of ce-cutmix (86.0)
                                 record("asym-cutmix+tau4", 86, 72),
                                 record("asym-cutmix+mixed_ce+fp32", 86, 78),  # a precision check, not a method
+                                record("asym-cutmix+mixed_ce+s_e160", 86, 78),  # twice the reference's epochs
                                 record("asym-none", 86, 79)])  # no mixing: never the best AD variant
     s = study(rows, "claims", "cifar10", 0)
     assert s["best_ad"] == "asym-cutmix+mixed_ce" and s["best_ad_within_tolerance"]
