@@ -10,7 +10,7 @@ export OSR_DATA_MIRROR ?= $(abspath $(CURDIR)/../shared/datasets)
 export DVC_NO_ANALYTICS=1 ITERATIVE_DO_NOT_TRACK=1 DO_NOT_TRACK=1 \
        PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false
 
-.PHONY: help install run lint test test-fast bench exp exps suite ablation report serve tune deploy worker grid dashboard diff clean
+.PHONY: help install run lint test test-fast bench exp exps suite ablation confirm report serve tune deploy worker grid dashboard diff clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 18
@@ -85,6 +85,12 @@ ablation: install  ## the claims study's split-0 ablation (JOBS POLL), then the 
 	$(BIN)/python -m cli.suite --profile claims --splits 0 --seeds 230-232 --jobs $(JOBS) $(POLL_FLAG) \
 		--recipes ce-none,ce-cutmix,asym-cutmix,asym-cutmix+tau4
 	$(BIN)/python -m cli.suite --profile claims --splits 0 --jobs $(JOBS) $(POLL_FLAG) --recipes $(subst $(eval) ,$(comma),$(ABLATION))
+	$(BIN)/python -m cli.report
+
+# The confirmatory study (conf/study/confirmatory.yaml): its claims were committed before any of its cells ran; the
+# grid runs JOBS partitions at a time and resumes where it stopped. e.g. make confirm JOBS=2 POLL=120
+confirm: install  ## the confirmatory study's grid (conf/study/confirmatory.yaml; JOBS POLL), then the report
+	$(BIN)/python -m cli.suite --study conf/study/confirmatory.yaml --jobs $(JOBS) $(POLL_FLAG)
 	$(BIN)/python -m cli.report
 
 report: install  ## reports/suite.md, claims.json, ablation.md from finished experiments

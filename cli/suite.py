@@ -2,6 +2,7 @@
 
     python -m cli.suite --profile quick --benchmark cifar10 --splits 0-4 --recipes ce-none,ce-cutmix,asym-cutmix
     python -m cli.suite --profile claims --splits 0 --seeds 230-232 --recipes asym-cutmix,asym-cutmix+no_jmi
+    python -m cli.suite --study conf/study/confirmatory.yaml --jobs 2
 
 Recipes, ablation variants and experiment names are defined in `osr/grid.py`. Each cell becomes one
 ``dvc exp run --queue`` named after it; cells whose experiment already exists (or is queued) are skipped, so a
@@ -19,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from tqdm import tqdm
 
 from cli import dvc, dvc_executable, fail
@@ -153,6 +155,20 @@ def grid_spec(args: argparse.Namespace) -> tuple[str, list[str], list[int], list
             parse_ints(args.seeds, "--seeds"))
 
 
+def study_cells(path: Path, jobs: int) -> list[Cell]:
+    """The grid of a study file (conf/study/*.yaml: profile, partitions, recipes), `jobs` partitions at a time:
+    within a group of `jobs` partitions the recipes alternate between them, so workers side by side train
+    different teachers and a group's partitions finish (every recipe) before the next group starts."""
+    try:
+        study = yaml.safe_load(path.read_text())
+        parts = [(b, s) for b, splits in study["partitions"].items() for s in splits]
+        groups = [parts[i:i + max(1, jobs)] for i in range(0, len(parts), max(1, jobs))]
+        return [Cell(study["profile"], b, s, r) for g in groups for r in study["recipes"] for b, s in g]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
+        raise OSRError(f"{path}: not a study file with profile, partitions and recipes ({type(e).__name__}: {e})"
+                       ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cli.suite", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -162,11 +178,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds between `dvc queue status` checks; each costs a DVC start-up, so on a 2-core "
                          "machine running CPU-bound cells a long poll (60-120) leaves them the cores")
     ap.add_argument("--repo", type=Path, default=Path.cwd())
+    ap.add_argument("--study", type=Path, default=None,
+                    help="a study file (conf/study/*.yaml): its profile, partitions and recipes replace the grid flags")
     args = ap.parse_args(argv)
     if args.poll <= 0:
         return fail(f"--poll {args.poll}: expected a positive number of seconds")
     try:
-        states = run_suite(args.repo, grid(*grid_spec(args)), args.jobs, poll=args.poll)
+        cells = study_cells(args.study, args.jobs) if args.study else grid(*grid_spec(args))
+        states = run_suite(args.repo, cells, args.jobs, poll=args.poll)
     except OSRError as err:
         return fail(err)
     failed = sorted(n for n, s in states.items() if s == "Failed")

@@ -79,7 +79,7 @@ class Data(TypedDict):
 
 
 class Split(TypedDict):
-    index: Annotated[int, Range(0, 4)]
+    index: Annotated[int, Range(0)]  # below the benchmark's number of splits (checked in `validate`)
     val_fraction: Annotated[float, Range(0, 0.5, lo_open=True)]
     train_per_class: Count
     test_per_class: Count
@@ -228,6 +228,10 @@ def validate(params: dict, source: str = PARAMS_FILE) -> Params:
         problem = _problem(*_parts(tp), value)
         if problem:
             raise OSRError(f"{source}: {key} {problem} (got {value!r})")
+    splits = len(BENCHMARKS[params["data"]["benchmark"]].known)
+    if params["split"]["index"] >= splits:
+        raise OSRError(f"{source}: split.index must be <= {splits - 1} for {params['data']['benchmark']} "
+                       f"(got {params['split']['index']})")
     return params
 
 

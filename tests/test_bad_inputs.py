@@ -113,7 +113,7 @@ CASES = [
     ("class-the-benchmark-lacks", "split", _raw(_eleventh_class), None,
      "class_names holds 11 classes, benchmark cifar10 has 10", "data/split"),
     ("empty-class", "split", _raw(_empty_class), None, "known classes [6] have no training images", "data/split"),
-    ("split-index-out-of-range", "split", _params(split__index=7), None, "split.index must be <= 4", "data/split"),
+    ("split-index-out-of-range", "split", _params(split__index=12), None, "split.index must be <= 9", "data/split"),
     ("unknown-benchmark", "download", _params(data__benchmark="svhn2"), None, "data.benchmark must be one of", None),
     ("unknown-method", "distill", _params(distill__method="magic"), None, "distill.method must be one of",
      "data/student/model.pt"),

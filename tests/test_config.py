@@ -58,7 +58,7 @@ def test_hydra_free_composition_of_the_defaults_and_bad_choices():
     ("relabel.threshold", 1.5, "relabel.threshold must be <= 1"),
     ("relabel.threshold", -0.1, "relabel.threshold must be >= 0"),
     ("data.benchmark", "svhn2", "data.benchmark must be one of"),
-    ("split.index", 5, "split.index must be <= 4"),
+    ("split.index", 10, "split.index must be <= 9 for cifar10"),
     ("teacher.epochs", -1, "teacher.epochs must be >= 1"),
     ("distill.method", "magic", "distill.method must be one of"),
     ("augment.method", "blend", "augment.method must be one of"),

@@ -4,7 +4,16 @@ import pytest
 
 from conftest import MIRROR
 from osr import OSRError
-from osr.data import BENCHMARKS, benchmark, benchmark_label, downsample, fetch, normalise, split_classes
+from osr.data import (
+    BENCHMARKS,
+    benchmark,
+    benchmark_label,
+    downsample,
+    fetch,
+    held_out_partitions,
+    normalise,
+    split_classes,
+)
 
 pytestmark = pytest.mark.skipif(not (MIRROR / "mnist.npz").exists(), reason=f"no dataset mirror at {MIRROR}")
 
@@ -59,8 +68,8 @@ def test_cifar_plus_label_space(tmp_path):
 def test_unknown_benchmark_and_split_index():
     with pytest.raises(OSRError, match="data.benchmark: unknown benchmark 'svhn2'"):
         benchmark("svhn2")
-    with pytest.raises(OSRError, match="split.index: 5 is out of range"):
-        split_classes("cifar10", 5, np.arange(10))
+    with pytest.raises(OSRError, match="split.index: 10 is out of range"):
+        split_classes("cifar10", 10, np.arange(10))
     assert set(BENCHMARKS) == {"cifar10", "cifar_plus10", "cifar_plus50", "mnist", "svhn", "tinyimagenet"}
 
 
@@ -72,3 +81,13 @@ def test_svhn_from_torchvision_layout_and_its_splits():
     assert d["x_train"].shape == (12, 32, 32, 3) and (d["x_train"][5, :, :, 1] == x[5, 1]).all()
     known, unknown = split_classes("svhn", 0, np.arange(10))
     assert known == [5, 3, 7, 2, 8, 6] and unknown == [0, 1, 4, 9]
+
+
+def test_cifar10_held_out_partitions_are_new():
+    """Splits 5-9 (the confirmatory study's): six known classes each, distinct from splits 0-4 (of which 0 and 1
+    hold the same classes in another order) and from each other."""
+    sets = [frozenset(k) for k in BENCHMARKS["cifar10"].known]
+    new = sets[5:]
+    assert len(sets) == 10 and len(set(new)) == 5 and not set(new) & set(sets[:5])
+    assert all(len(k) == 6 and len(s) == 6 and s <= set(range(10)) for k, s in zip(BENCHMARKS["cifar10"].known, sets))
+    assert BENCHMARKS["cifar10"].known[5:] == held_out_partitions(BENCHMARKS["cifar10"].known[:5], 10, 6, 5, seed=35)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.suite import SUITES, cell_env, parse_ints, parse_queue_status
+from cli.suite import SUITES, cell_env, parse_ints, parse_queue_status, study_cells
 from osr import OSRError
 from osr.grid import VARIANTS, Cell, grid, parse_name, recipe_overrides
 from osr.paths import MIRROR_ENV
@@ -117,3 +117,19 @@ def test_a_poll_that_is_not_positive_is_refused_before_anything_is_queued(tmp_pa
     assert main(["--poll", "0", "--repo", str(tmp_path)]) != 0
     assert "--poll 0.0: expected a positive number of seconds" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_the_confirmatory_grid_runs_every_recipe_on_every_held_out_partition_two_partitions_at_a_time():
+    cells = study_cells(Path("conf/study/confirmatory.yaml"), jobs=2)
+    parts = [(c.benchmark, c.split) for c in cells]
+    assert len(cells) == 45 and len(set(cells)) == 45 and {c.profile for c in cells} == {"claims"}
+    assert set(parts) == {("cifar10", s) for s in range(5, 10)} | {("tinyimagenet32", s) for s in range(1, 5)}
+    # workers side by side: the first two cells train the teachers of two partitions, which finish before the next
+    assert parts[:2] == [("cifar10", 5), ("cifar10", 6)] and set(parts[:10]) == {("cifar10", 5), ("cifar10", 6)}
+
+
+def test_a_study_file_without_its_grid_is_refused_in_one_line(tmp_path):
+    bad = tmp_path / "study.yaml"
+    bad.write_text("profile: claims\n")
+    with pytest.raises(OSRError, match="study.yaml: not a study file with profile, partitions and recipes"):
+        study_cells(bad, jobs=2)
