@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip check
 	touch $(STAMP)
 
-run: install  ## dvc repro: the pipeline on the profile in params.yaml (quick by default)
+run: install  ## dvc repro: the pipeline on the profile in params.yaml (quick by default), then a summary
 	$(BIN)/dvc repro
+	@$(BIN)/python -m cli.summary
 
 lint: install  ## ruff: pycodestyle, pyflakes, import order, pyupgrade (config in pyproject.toml; CI runs it first)
 	$(BIN)/ruff check .

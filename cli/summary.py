@@ -1,0 +1,69 @@
+"""What `make run` prints at the end: both models' quality, where the outputs are, and what to try next.
+
+    python -m cli.summary [--metrics reports/metrics.json] [--params params.yaml]
+
+Reads only the files the pipeline wrote (no torch), so it answers in well under a second.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from cli import fail
+
+OUTPUTS = [("student model", "data/student/model.pt"), ("teacher model", "data/teacher/model.pt"),
+           ("metrics", "reports/metrics.json"), ("ROC / score histograms / training curves", "reports/plots/*.png"),
+           ("deployable classifier", "data/export/")]
+NEXT = [("change one setting, rerun only what it feeds", "dvc exp run -S distill.tau=4"),
+        ("the AD variant that recovers AUROC on mixed images", "dvc exp run -S distill.tau=4 -S relabel.rule=all"),
+        ("compare with main", "dvc metrics diff main --md"),
+        ("your own images: docs/own-data.md", "dvc exp run -S benchmark=folder -S data.root=<dir>")]
+
+
+def quality_rows(metrics: dict, score: str = "mls") -> list[str]:
+    """One line per model: test accuracy, AUROC and OSCR of `score`, in percent."""
+    rows = [f"{'model':<8} {'arch':<14} {'acc':>6} {'AUROC':>6} {'OSCR':>6}   (test set, {score} score, %)"]
+    for role in ("teacher", "student"):
+        m = metrics.get(role)
+        if not m:
+            continue
+        t = m["test"]
+        rows.append(f"{role:<8} {m.get('model', '?'):<14} {100 * t['acc']:6.1f} {100 * t[score]['auroc']:6.1f} "
+                    f"{100 * t[score]['oscr']:6.1f}")
+    return rows
+
+
+def summary(metrics: dict, params: dict, root: Path = Path()) -> str:
+    info = metrics.get("info", {})
+    head = (f"osr: {params['base'].get('profile', '?')} profile, {info.get('benchmark', params['data']['benchmark'])} "
+            f"split {params['split']['index']}, student {params['distill']['method']} + {params['augment']['method']}")
+    score = "mls" if "mls" in metrics.get("student", {}).get("test", {}) else params["evaluate"]["scores"][0]
+    lines = [head, "", *quality_rows(metrics, score), "", "outputs:"]
+    lines += [f"  {what:<42} {path}" for what, path in OUTPUTS if any(root.glob(path.rstrip("/")))]
+    lines += ["", "next:"] + [f"  {cmd:<58} # {why}" for why, cmd in NEXT]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m cli.summary", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"))
+    ap.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = ap.parse_args(argv)
+    try:
+        metrics = json.loads(args.metrics.read_text())
+        params = yaml.safe_load(args.params.read_text())
+        print(summary(metrics, params))
+    except FileNotFoundError as e:
+        return fail(f"{e.filename}: not found (run `dvc repro` first)")
+    except (json.JSONDecodeError, yaml.YAMLError, KeyError, TypeError) as e:
+        return fail(f"{args.metrics} / {args.params}: not the pipeline's metrics and params ({type(e).__name__}: {e})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
