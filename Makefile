@@ -10,7 +10,7 @@ export OSR_DATA_MIRROR ?= $(abspath $(CURDIR)/../shared/datasets)
 export DVC_NO_ANALYTICS=1 ITERATIVE_DO_NOT_TRACK=1 DO_NOT_TRACK=1 \
        PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false
 
-.PHONY: help install run lint test test-fast bench exp exps suite ablation confirm report serve tune deploy worker grid dashboard diff clean
+.PHONY: help install run lint test test-fast bench device-rehearsal exp exps suite ablation confirm report serve tune deploy worker grid dashboard diff clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 18
@@ -40,6 +40,19 @@ test-fast: install  ## the edit loop: unit tests only, no pipeline runs (pytest 
 
 bench: install  ## CPU throughput benchmark -> bench/results/
 	$(BIN)/python -m bench.throughput
+
+# The device check on the GPU machine's software (Python 3.12, torch 2.11.0, torchvision 0.26.0, triton 3.6.0 and
+# the packages below, nothing else of ours), on the CPU: bench/rehearse.sh. Downloads a second torch (about 1 GB,
+# kept in REHEARSAL_VENV outside the repository, so it never travels to the device): not in CI; run it before a lease.
+PY312           ?= python3.12
+REHEARSAL_VENV  ?= $(HOME)/.cache/osr-device-rehearsal
+REHEARSAL_PKGS  := torch==2.11.0 torchvision==0.26.0 triton==3.6.0 numpy pandas scikit-learn scipy matplotlib tqdm \
+                   PyYAML Pillow
+device-rehearsal:  ## the device check on the GPU machine's Python 3.12 / torch 2.11 software, on the CPU (not CI)
+	test -x $(REHEARSAL_VENV)/bin/python || $(PY312) -m venv $(REHEARSAL_VENV)
+	$(REHEARSAL_VENV)/bin/pip install -q $(REHEARSAL_PKGS)
+	mkdir -p data_carry && cp "$(OSR_DATA_MIRROR)/cifar10_jpeg.npz" data_carry/
+	bash bench/rehearse.sh $(REHEARSAL_VENV)/bin/python
 
 # One DVC experiment that keeps its profile and benchmark: every `dvc exp run -S` recomposes params.yaml from
 # conf/'s defaults (profile quick, benchmark cifar10), so a profile set by an earlier run does not carry over; this

@@ -2,32 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import platform
-import re
-import resource
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
 from cli import guarded
 from osr.io import write_json
+from osr.machine import cpu_name, peak_rss_mib
 from osr.paths import REPORTS
-
-
-def cpu_name() -> str:
-    """The CPU model as Linux names it ("AMD EPYC", "Intel(R) Xeon(R) ..."), else what `platform` knows: run time
-    and bf16 support depend on it, so run statistics record it."""
-    cpuinfo = Path("/proc/cpuinfo")
-    names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.M) if cpuinfo.exists() else []
-    return names[0].strip() if names else platform.processor() or platform.machine()
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
 
 QUALITY_KEYS = ("epoch", "loss", "val_acc")  # per-epoch model quality; the rest of a history row is run statistics
 RUN_KEYS = ("epoch", "seconds", "images_per_s", "seconds_callback")
