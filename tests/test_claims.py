@@ -2,10 +2,12 @@
 import pytest
 from scipy import stats
 
-from osr.ablation import ablation_markdown, scale_figure, spread_labels, study
-from osr.claims import CLAIMS, claims_markdown, claims_table, compare, verdict
-from osr.grid import Cell
-from osr.report import rows_from_archive
+from study.ablation import study
+from study.claims import claims_table, compare, load_claims, verdict
+from study.experiments import rows_from_archive
+from study.figures import scale_figure, spread_labels
+from study.grid import Cell
+from study.markdown import ablation_markdown, claims_markdown
 
 
 def record(recipe, acc, auroc, *, split=0, seed=230, profile="claims", msp=None):
@@ -69,7 +71,7 @@ def test_claims_table_schema_missing_claims_and_single_experiments():
     assert "kd-recovers-less" in table["missing"] and "cutmix-lowers-auroc" not in table["missing"]
     md = "\n".join(claims_markdown(table))
     assert "| **holds** |" in md and "+0.0 [" not in md.split("gradmix-beats-none")[1].splitlines()[0]
-    assert {c.id for c in CLAIMS} == set(by_id) | set(table["missing"])
+    assert {c.id for c in load_claims()} == set(by_id) | set(table["missing"])
 
 
 def test_ablation_study_names_the_best_ad_variant_within_the_accuracy_tolerance():
