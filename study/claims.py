@@ -1,4 +1,4 @@
-"""The claims table: each claim of methods.md §4 that the suite's data can speak to, with a 95 % interval.
+"""Claims and the comparison behind each claim row: b - a on one metric with a 95 % Student-t interval.
 
 A claim compares recipe ``b`` with recipe ``a`` (names as conf/study/grid.yaml spells them) on one metric: it says that
 ``b - a`` lies above ``margin`` (``up``) or below it (``down``); ``margin`` is 0 except for "keeps" claims, which
@@ -6,13 +6,15 @@ allow 1 point. The difference is taken on the splits both recipes ran (each spli
 seeds) and the interval is a Student-t interval:
 
 * two or more shared splits: paired over the splits (``t over splits, paired``), df = splits - 1;
-* one shared split: the two means against the **seed noise** of that split, i.e. the pooled within-recipe
-  variance of every recipe there with two or more seeds (``t, pooled seed noise``); when ``a`` and ``b`` are one
-  recipe (two metrics of one model), paired over its seeds.
+* one shared split: the two means against the **seed noise** of that split: the pooled within-recipe variance of
+  the two recipes when both have ``MIN_SEEDS`` seeds or more; otherwise, for a recipe with fewer, of every recipe
+  of its regime (schedule, precision and teacher variants, ``REGIME``) with two or more seeds there. A regime
+  whose noise no recipe measured (a 160-epoch student, fp32, another teacher, with one seed) gives no interval:
+  ``none (noise not measured)``. When ``a`` and ``b`` are one recipe (two metrics of one model), paired over its
+  seeds.
 
-Verdict: ``holds`` when the whole interval is on the claimed side of the margin, ``fails`` when it is wholly on
-the other side, ``inconclusive`` when it spans the margin or no interval can be formed (one experiment each and
-no seed noise measured).
+Same-seed cells share a teacher and an image subset, so their errors are correlated: the seed-noise interval is
+a yardstick for one split, not a replication. Verdicts and families: study/families.py.
 """
 from __future__ import annotations
 
@@ -21,11 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from osr import OSRError
 from study.experiments import nested
+from study.grid import REGIME, recipe_variants
 from study.spec import CLAIMS_FILE, load
+from study.stats import t_interval
+
+MIN_SEEDS = 3  # seeds of a recipe whose own noise a single-split comparison uses
+NOISE_NOT_MEASURED = "none (noise not measured)"
 
 # metric -> (path inside the student's metrics, scale): percent metrics are reported in points
 METRICS = {"acc": (("test", "acc"), 100.0), "auroc_mls": (("test", "mls", "auroc"), 100.0),
@@ -51,7 +57,7 @@ class Claim:
 
 def load_claims(path: Path = CLAIMS_FILE) -> list[Claim]:
     """The claims of a study file (conf/study/claims.yaml or confirmatory.yaml), in file order."""
-    entries = load(path, ("claims",))["claims"]
+    entries = load(path, ("claims",))["claims"] or []
     try:
         return [Claim(**{**e, "margin": float(e.get("margin", 0.0))}) for e in entries]
     except TypeError as e:
@@ -74,19 +80,46 @@ def values_by_split(rows: list[dict], metric: str) -> dict:
     return out
 
 
-def seed_noise(by_recipe: dict, profile: str, benchmark: str, split: int) -> tuple[float, int] | None:
-    """Pooled within-recipe variance over the recipes with >= 2 seeds on one split, and its degrees of freedom."""
-    groups = [np.asarray(v[split]) for (p, b, _), v in by_recipe.items()
-              if p == profile and b == benchmark and len(v.get(split, [])) >= 2]
-    df = sum(len(g) - 1 for g in groups)
-    if not df:
-        return None
-    return float(sum(((g - g.mean()) ** 2).sum() for g in groups) / df), df
+def noise_groups(by_recipe: dict, profile: str, benchmark: str, split: int, recipe: str) -> dict | None:
+    """The seed noise a single-split comparison uses for `recipe`: its own seeds when it has MIN_SEEDS or more,
+    else every recipe of its regime (the same schedule, precision and teacher variants) with two or more seeds
+    there; None when that regime's noise was never measured."""
+    own = by_recipe.get((profile, benchmark, recipe), {}).get(split, [])
+    if len(own) >= MIN_SEEDS:
+        return {recipe: own}
+    regime = recipe_variants(recipe) & REGIME
+    groups = {r: v[split] for (p, b, r), v in by_recipe.items() if (p, b) == (profile, benchmark)
+              and len(v.get(split, [])) >= 2 and recipe_variants(r) & REGIME == regime}
+    return groups or None
 
 
-def _t_interval(mean: float, se: float, df: int) -> list[float]:
-    h = float(stats.t.ppf(0.975, df)) * se
-    return [mean - h, mean + h]
+def pooled_variance(groups: list[list[float]]) -> tuple[float, int]:
+    """Pooled within-group variance and its degrees of freedom."""
+    arrays = [np.asarray(g) for g in groups]
+    df = sum(len(g) - 1 for g in arrays)
+    return float(sum(((g - g.mean()) ** 2).sum() for g in arrays) / df), df
+
+
+def _interval(mean: float, se: float, df: int, how: str) -> dict:
+    return {"mean_diff": mean, "interval": how, "ci95": t_interval(mean, se, df), "se": se, "df": df}
+
+
+def _single_split(xa: list[float], xb: list[float], vb: dict, place: tuple, split: int, a: str, b: str) -> dict:
+    """b - a on one split: paired over the seeds for one recipe's two metrics, else against the seed noise."""
+    mean = float(np.mean(xb) - np.mean(xa))
+    if a == b:  # two metrics of the same experiments: paired over the seeds
+        d = np.array(xb) - np.array(xa)
+        if len(d) < 2:
+            return {"mean_diff": mean, "interval": "none (one experiment)", "ci95": None}
+        return _interval(mean, float(d.std(ddof=1) / np.sqrt(len(d))), len(d) - 1, "t over seeds, paired")
+    ga, gb = (noise_groups(vb, *place, split, r) for r in (a, b))
+    if ga is None or gb is None:
+        return {"mean_diff": mean, "interval": NOISE_NOT_MEASURED, "ci95": None}
+    groups = {**ga, **gb}
+    var, df = pooled_variance(list(groups.values()))
+    se = float(np.sqrt(var * (1 / len(xa) + 1 / len(xb))))
+    whose = "of both recipes" if set(groups) == {a, b} else f"pooled over {len(groups)} recipes"
+    return _interval(mean, se, df, f"t, seed noise {whose} on split {split} (df={df})")
 
 
 def compare(rows: list[dict], profile: str, benchmark: str, a: str, b: str, metric: str,
@@ -102,53 +135,10 @@ def compare(rows: list[dict], profile: str, benchmark: str, a: str, b: str, metr
            "n_b": sum(len(xb[s]) for s in splits)}
     if len(splits) >= 2:
         d = np.array([np.mean(xb[s]) - np.mean(xa[s]) for s in splits])
-        return {**out, "mean_diff": float(d.mean()), "interval": "t over splits, paired",
-                "ci95": _t_interval(float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), len(d) - 1)}
+        return {**out, **_interval(float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), len(d) - 1,
+                                   "t over splits, paired")}
     s = splits[0]
-    mean = float(np.mean(xb[s]) - np.mean(xa[s]))
-    if a == b:  # two metrics of the same experiments: paired over the seeds
-        d = np.array(xb[s]) - np.array(xa[s])
-        if len(d) < 2:
-            return {**out, "mean_diff": mean, "interval": "none (one experiment)", "ci95": None}
-        return {**out, "mean_diff": mean, "interval": "t over seeds, paired",
-                "ci95": _t_interval(mean, float(d.std(ddof=1) / np.sqrt(len(d))), len(d) - 1)}
-    noise = seed_noise(vb, profile, benchmark, s)
-    if noise is None:
-        return {**out, "mean_diff": mean, "interval": "none (no seed noise measured)", "ci95": None}
-    var, df = noise
-    se = float(np.sqrt(var * (1 / len(xa[s]) + 1 / len(xb[s]))))
-    return {**out, "mean_diff": mean, "interval": f"t, pooled seed noise of split {s} (df={df})",
-            "ci95": _t_interval(mean, se, df)}
-
-
-def verdict(ci95: list[float] | None, direction: str, margin: float) -> str:
-    if ci95 is None:
-        return "inconclusive"
-    lo, hi = ci95
-    above, below = lo > margin, hi < margin
-    if direction == "up":
-        return "holds" if above else "fails" if below else "inconclusive"
-    return "holds" if below else "fails" if above else "inconclusive"
-
-
-def claims_table(rows: list[dict]) -> dict:
-    """{"claims": [...]} for every claim and (profile, benchmark) whose two recipes both have data, and
-    "missing": the claims no (profile, benchmark) can speak to yet."""
-    places = sorted({(r["profile"], r["benchmark"]) for r in rows})
-    out, spoken = [], set()
-    claims = load_claims()
-    for c in claims:
-        for profile, bench in places:
-            res = compare(rows, profile, bench, c.a, c.b, c.metric, c.metric_a)
-            if res is None:
-                continue
-            spoken.add(c.id)
-            metric = c.metric if not c.metric_a else f"{c.metric} - {c.metric_a}"
-            out.append({"id": c.id, "text": c.text, "profile": profile, "benchmark": bench, "metric": metric,
-                        "a": c.a, "b": c.b, "direction": c.direction, "margin": c.margin, **res,
-                        "verdict": verdict(res["ci95"], c.direction, c.margin)})
-    return {"interval": "95 % Student-t (see study/claims.py)", "units": "percentage points (Jacobian: raw)",
-            "claims": out, "missing": [c.id for c in claims if c.id not in spoken]}
+    return {**out, **_single_split(xa[s], xb[s], vb, (profile, benchmark), s, a, b)}
 
 
 def diff_text(c: dict) -> str:

@@ -237,20 +237,35 @@ def ablation_markdown(studies: list[dict], source: str) -> str:
     return "\n".join(lines + [line for s in studies for line in study_markdown(s)] + legend) + "\n"
 
 
-def claims_markdown(table: dict) -> list[str]:
-    """The "Claims" section of reports/suite.md."""
+CLAIMS_HEADER = ("| claim | profile / benchmark | a → b | claimed | n splits (exps a/b) | b − a [95 % CI] | interval | "
+                 "p / p Holm | verdict | Holm verdict | stated first |")
+
+
+def _claim_line(c: dict) -> str:
     side = {"up": ">", "down": "<"}
+    p = f"{c['p']:.3f} / {c['p_holm']:.3f}" if c["p"] is not None else "–"
+    stated = "yes" if c["launched_after_registration"] else "no" if c["registered"] else "not committed"
+    return (f"| {c['text']} (`{c['id']}`) | {c['profile']} / {c['benchmark']} | `{c['a']}` → `{c['b']}` | "
+            f"{side[c['direction']]} {c['margin']:g} | {c['n']} ({c['n_a']}/{c['n_b']}) | {diff_text(c)} | "
+            f"{c['interval']} | {p} | **{c['verdict']}** | **{c['verdict_holm']}** | {stated} |")
+
+
+def claims_markdown(table: dict) -> list[str]:
+    """The "Claims" section of reports/suite.md: the confirmatory family first, then each exploratory family."""
     lines = ["## Claims", "",
-             "One row per claim of methods.md §4 and profile/benchmark with data: b − a in points (Jacobian: raw), "
-             "its 95 % t-interval (over splits when two or more are shared, else against the split's pooled seed "
-             "noise; see `study/claims.py`) and the verdict: holds / fails when the interval is wholly on the claimed "
-             "/ the other side of the margin, inconclusive otherwise. Machine-readable: `reports/claims.json`.", "",
-             "| claim | profile / benchmark | a → b | claimed | n splits (exps a/b) | b − a [95 % CI] | interval | "
-             "verdict |", "|---|---|---|---|---|---|---|---|"]
-    for c in table["claims"]:
-        lines.append(f"| {c['text']} (`{c['id']}`) | {c['profile']} / {c['benchmark']} | `{c['a']}` → `{c['b']}` | "
-                     f"{side[c['direction']]} {c['margin']:g} | {c['n']} ({c['n_a']}/{c['n_b']}) | {diff_text(c)} | "
-                     f"{c['interval']} | **{c['verdict']}** |")
+             "One row per claim and profile/benchmark with data: b − a in points (Jacobian: raw), its 95 % "
+             "t-interval (over splits or partitions when two or more are shared, else against the split's seed "
+             "noise; see `study/claims.py`), the two-sided p against the margin, raw and Holm-adjusted. Verdict: "
+             "holds / fails when the interval is wholly on the claimed / the other side of the margin, "
+             "inconclusive otherwise; the Holm verdict reads the Holm-adjusted p over the row's family "
+             "(`study/families.py`). A row is confirmatory only when every experiment behind it was launched from "
+             "a commit descending from the one that added its claim's line (`stated first`, checked with git); "
+             "all other rows are exploratory. Machine-readable: `reports/claims.json`.", ""]
+    for family, size in table["families"].items():
+        members = [c for c in table["claims"] if c["holm_family"] == family]
+        kind = "Confirmatory" if family == "confirmatory" else "Exploratory"
+        lines += [f"### {kind}: {family} (Holm over {size} rows)", "", CLAIMS_HEADER, "|---" * 11 + "|",
+                  *map(_claim_line, members), ""]
     if table["missing"]:
-        lines += ["", "Not measured yet: " + ", ".join(f"`{m}`" for m in table["missing"]) + "."]
-    return lines + [""]
+        lines += ["Not measured yet: " + ", ".join(f"`{m}`" for m in table["missing"]) + ".", ""]
+    return lines

@@ -20,8 +20,8 @@ from osr.io import atomic_path, write_json
 from stages.common import run
 from study.ablation import places, study
 from study.aggregate import aggregate, run_time
-from study.claims import claims_table
 from study.experiments import EXP_SHOW, archived, exp_show, record_of, rows_from_archive, rows_from_exp_show
+from study.families import claims_table
 from study.figures import jacobian_scatter, scale_figure, study_figure, two_sides_figure
 from study.grid import NAME_PATTERN
 from study.markdown import ablation_markdown, claims_markdown, suite_markdown
