@@ -2,7 +2,8 @@
 
 A study exists for each (profile, benchmark, split) where an ablation variant ran (conf/study/grid.yaml). Each
 recipe there is compared with ``REFERENCE`` by ``study.claims.compare`` (mean over seeds, 95 % t-interval from the
-split's pooled seed noise). The best AD variant is the AD recipe with mixing (AD without mixing, `asym-none`, is
+split's seed noise; none where the recipe's regime has no measured noise), each Δ with its Holm-adjusted p over
+the study. The best AD variant is the AD recipe with mixing (AD without mixing, `asym-none`, is
 no answer to what mixing costs, nor is a measurement variant such as `+fp32` or a student schedule such as
 `+s_e160`, which the reference did not get) with the highest AUROC (MLS) among
 those whose accuracy is at most 1 point below the reference; if none qualifies, or the reference has not run (no Δ
@@ -14,6 +15,7 @@ import numpy as np
 
 from study.claims import compare, values_by_split
 from study.grid import MEASUREMENT, SCHEDULE, recipe_variants
+from study.stats import holm, p_value
 
 REFERENCE = "ce-cutmix"
 DELTAS = ("acc", "auroc_mls")  # compared with the reference
@@ -25,6 +27,15 @@ ACC_TOLERANCE = 1.0  # points of accuracy the best AD variant may give up agains
 
 def places(rows: list[dict]) -> list[tuple[str, str, int]]:
     return sorted({(r["profile"], r["benchmark"], r["split"]) for r in rows if r["variant"]})
+
+
+def holm_deltas(entries: list[dict]) -> None:
+    """Add to every Δ with an interval its two-sided p against 0 and the Holm-adjusted p over the study's Δs (both
+    metrics: one family per study)."""
+    deltas = [e[f"d_{m}"] for e in entries for m in DELTAS if e[f"d_{m}"] and e[f"d_{m}"]["ci95"]]
+    ps = [p_value(d["mean_diff"], d["se"], d["df"], 0.0) for d in deltas]
+    for d, p, adjusted in zip(deltas, ps, holm(ps)):
+        d.update(p=p, p_holm=adjusted)
 
 
 def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
@@ -45,6 +56,7 @@ def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
                 e[f"d_{metric}"] = compare(here, profile, benchmark, REFERENCE, rec, metric) if rec != REFERENCE \
                     else None
         entries.append(e)
+    holm_deltas(entries)
     ad = [e for e in entries if e["method"] == "asym" and e["mixing"] != "none" and e["auroc_mls"] and e["acc"]
           and not recipe_variants(e["recipe"]) & (MEASUREMENT | SCHEDULE)]
     ref = next((e for e in entries if e["recipe"] == REFERENCE and e["acc"]), None)

@@ -9,9 +9,10 @@ import numpy as np
 from osr.augment import METHODS
 from study.ablation import ACC_TOLERANCE
 from study.aggregate import bench_order, recipe
-from study.claims import diff_text
+from study.claims import NOISE_NOT_MEASURED, diff_text
 from study.experiments import nested
 from study.grid import OURS, VARIANTS, recipe_variants
+from study.stats import ALPHA, NOT_MEASURED
 
 ANCHOR_NOTE = "published, VGG32, 5 splits"
 # AUROC (%), published 5-split means of the MLS and ARPL+CS papers (methods.md §2)
@@ -185,10 +186,14 @@ def suite_markdown(rows: list[dict], agg: dict, source: str, claims: list[str] |
 
 
 def _delta(e: dict, key: str, reference: str) -> str:
-    """The difference, "reference" on the reference's own row, a dash where there is nothing to compare with."""
-    if e[key]:
-        return diff_text(e[key])
-    return "reference" if e["recipe"] == reference else "–"
+    """The difference and its interval, * when it survives Holm's correction over the study, "reference" on the
+    reference's own row, a dash where there is nothing to compare with."""
+    d = e[key]
+    if not d:
+        return "reference" if e["recipe"] == reference else "–"
+    if d["interval"] == NOISE_NOT_MEASURED:
+        return f"{diff_text(d)} ({NOT_MEASURED})"
+    return diff_text(d) + (" *" if d.get("p_holm", 1.0) < ALPHA else "")
 
 
 def _scale(e: dict) -> str:
@@ -210,7 +215,8 @@ def _best_rule(s: dict) -> str:
 def study_markdown(s: dict) -> list[str]:
     lines = [f"## {s['profile']} / {s['benchmark']} / split {s['split']}", "",
              f"Means over seeds (± sample std where n > 1); Δ = recipe − `{s['reference']}` in points with its "
-             "95 % t-interval against the split's pooled seed noise (`study/claims.py`).", "",
+             "95 % t-interval against the split's seed noise (`study/claims.py`); * = differs from 0 after Holm's "
+             "correction over every Δ of this table.", "",
              "| recipe | n seeds | acc | AUROC (MLS) | OSCR (MLS) | Δ acc | Δ AUROC | AUROC (kNN) | max logit K / U |",
              "|---|---|---|---|---|---|---|---|---|"]
     for e in s["entries"]:

@@ -6,10 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from study.ablation import study
 from study.claims import NOISE_NOT_MEASURED, compare
 from study.experiments import rows_from_archive
 from study.families import claims_table
 from study.grid import Cell
+from study.markdown import ablation_markdown
 from study.stats import holm, p_value, t_interval, verdict
 
 CLAIM = ('  - {id: best-beats-cutmix-auroc, metric: auroc_mls, a: ce-cutmix, b: asym-cutmix+tau4+all_hard, '
@@ -132,3 +134,17 @@ def test_a_regime_whose_noise_was_never_measured_is_never_decided(repo):
     assert row["interval"] == NOISE_NOT_MEASURED and row["ci95"] is None and row["mean_diff"] == pytest.approx(-20)
     assert row["verdict"] == row["verdict_holm"] == "noise not measured"
     assert row["holm_family"] == "schedule study, claims / cifar10 split 0"
+
+
+def test_ablation_deltas_carry_holm_and_say_when_noise_was_never_measured():
+    recs = ([record("ce-cutmix", 85 + s, 70 + s, seed=230 + s) for s in range(3)]
+            + [record("asym-cutmix", 80 + s, 71 + s, seed=230 + s) for s in range(3)]
+            + [record("asym-cutmix+no_le", 75, 80), record("asym-cutmix+tau4", 86, 71.5),
+               record("asym-cutmix+s_e160", 86, 78)])
+    s = study(rows_from_archive(recs), "claims", "cifar10", 0)
+    entry = {e["recipe"]: e for e in s["entries"]}
+    no_le, tau4 = entry["asym-cutmix+no_le"]["d_auroc_mls"], entry["asym-cutmix+tau4"]["d_auroc_mls"]
+    assert no_le["p_holm"] < 0.05 <= tau4["p_holm"] and no_le["p_holm"] >= no_le["p"]
+    assert entry["asym-cutmix+s_e160"]["d_auroc_mls"]["interval"] == NOISE_NOT_MEASURED
+    md = ablation_markdown([s], "a test")
+    assert "| +9.0 [" in md and "] * |" in md and "| +7.0 (noise not measured) |" in md
