@@ -66,23 +66,27 @@ def _colour(e: dict) -> str:
 
 
 def study_figure(s: dict, path) -> None:
-    """Δ AUROC and Δ acc vs the reference per recipe, error bars = the 95 % half-width (seed noise)."""
+    """Δ AUROC and Δ acc vs the reference per recipe, error bars = the 95 % half-width (seed noise); a Δ without
+    an interval is drawn hatched."""
     entries = [e for e in s["entries"] if e["recipe"] != s["reference"] and e["d_auroc_mls"]]
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.4 * len(entries) + 1.6), sharey=True, squeeze=False)
     y = np.arange(len(entries))
     for ax, key, label in ((axes[0, 0], "d_auroc_mls", "Δ AUROC, MLS (pt)"), (axes[0, 1], "d_acc", "Δ acc (pt)")):
         d = [e[key] for e in entries]
         mean = [x["mean_diff"] for x in d]
-        err = [(x["ci95"][1] - x["ci95"][0]) / 2 if x["ci95"] else 0.0 for x in d]
+        err = [(x["ci95"][1] - x["ci95"][0]) / 2 if x["ci95"] else np.nan for x in d]
         colours = [_colour(e) for e in entries]
-        ax.barh(y, mean, xerr=err, color=colours, capsize=3)
+        bars = ax.barh(y, mean, xerr=err, color=colours, capsize=3)
+        for bar, x in zip(bars, d):
+            if not x["ci95"]:  # no interval: hatched and pale, not a bar without error
+                bar.set(hatch="//", alpha=0.45)
         ax.axvline(0, color="k", lw=0.8)
         ax.set(xlabel=label)
         ax.grid(axis="x", alpha=0.3)
     axes[0, 0].set_yticks(y, [e["recipe"] for e in entries], fontsize=8)
     axes[0, 0].invert_yaxis()
     fig.suptitle(f"Ablation vs {s['reference']}: {s['profile']} / {s['benchmark']} / split {s['split']} "
-                 "(red = AD; bars: 95 % interval from seed noise)", fontsize=9)
+                 "(red = AD; bars: 95 % interval from seed noise; hatched: noise not measured)", fontsize=9)
     save_figure(fig, path)
 
 

@@ -267,6 +267,9 @@ def claims_markdown(table: dict) -> list[str]:
              "(`study/families.py`). A row is confirmatory only when every experiment behind it was launched from "
              "a commit descending from the one that added its claim's line (`stated first`, checked with git); "
              "all other rows are exploratory. Machine-readable: `reports/claims.json`.", ""]
+    if "confirmatory" not in table["families"]:
+        lines += ["### Confirmatory", "", "No experiment of the confirmatory study (`conf/study/confirmatory.yaml`) "
+                  "has finished on its partitions yet.", ""]
     for family, size in table["families"].items():
         members = [c for c in table["claims"] if c["holm_family"] == family]
         kind = "Confirmatory" if family == "confirmatory" else "Exploratory"
