@@ -166,7 +166,8 @@ def ablation_cells() -> list[Cell]:
     every other recipe."""
     spec = study_spec.grid_spec()["ablation"]
     place = (spec["profile"], [spec["benchmark"]], [spec["split"]])
-    return grid(*place, spec["noise_recipes"], spec["noise_seeds"]) + grid(*place, spec["recipes"])
+    cells = grid(*place, spec["noise_recipes"], spec["noise_seeds"]) + grid(*place, spec["recipes"])
+    return list(dict.fromkeys(cells))  # a noise recipe listed again among the others runs once
 
 
 def main(argv: list[str] | None = None) -> int:

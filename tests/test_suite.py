@@ -133,3 +133,24 @@ def test_a_study_file_without_its_grid_is_refused_in_one_line(tmp_path):
     bad.write_text("profile: claims\n")
     with pytest.raises(OSRError, match="study.yaml: not a study file with profile, partitions and recipes"):
         study_cells(bad, jobs=2)
+
+
+def test_the_ablation_grid_comes_from_conf_study():
+    from study.suite import ablation_cells
+    names = [c.name for c in ablation_cells()]
+    # 4 noise recipes x 3 seeds, then 31 recipes at one seed, asym-cutmix+tau4 (a noise recipe too) once
+    assert len(names) == len(set(names)) == 4 * 3 + 30
+    assert names[:3] == [f"claims-cifar10-s0-ce-none{s}" for s in ("", "-r231", "-r232")]
+    assert "claims-cifar10-s0-asym-cutmix+tau4+all_hard+s_e160" in names
+    assert all(recipe_overrides(r) for recipes in SUITES.values() for r in recipes)  # every suite recipe parses
+
+
+def test_a_bad_study_file_is_a_one_line_error_naming_it(tmp_path):
+    from study.claims import load_claims
+    bad = tmp_path / "claims.yaml"
+    bad.write_text("claims:\n  - {id: x, metric: acc}\n")
+    with pytest.raises(OSRError, match=r"claims\.yaml: a claim needs id, text, metric, a, b"):
+        load_claims(bad)
+    bad.write_text("claims: [\n")
+    with pytest.raises(OSRError, match=r"claims\.yaml: cannot read the study file"):
+        load_claims(bad)
