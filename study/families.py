@@ -59,9 +59,9 @@ def exploratory_family(row: dict) -> str:
     return f"schedule study, {where}" if schedule else where
 
 
-def exploratory_rows(rows: list[dict], repo: Path, path: Path, held_out: set[tuple]) -> list[dict]:
-    """Every claim of `path` on every profile/benchmark with data, off the held-out partitions."""
-    rows = [r for r in rows if (r["profile"], r["benchmark"], r["split"]) not in held_out]
+def exploratory_rows(rows: list[dict], repo: Path, path: Path, hidden: set[tuple]) -> list[dict]:
+    """Every claim of `path` on every profile/benchmark with data, off the `hidden` (held-out) partitions."""
+    rows = [r for r in rows if (r["profile"], r["benchmark"], r["split"]) not in hidden]
     out = []
     for c in load_claims(path):
         for profile, bench in sorted({(r["profile"], r["benchmark"]) for r in rows}):
@@ -106,14 +106,23 @@ def apply_holm(rows: list[dict], sizes: dict[str, int]) -> None:
                 holm_verdict(p, r["mean_diff"], r["direction"], r["margin"])
 
 
+def confirmatory_study(path: Path = CONFIRMATORY_FILE) -> dict:
+    """The confirmatory study file: profile, partitions, recipes, claims."""
+    return load(path, ("profile", "partitions", "recipes", "claims"))
+
+
+def held_out(study: dict) -> set[tuple[str, str, int]]:
+    """The (profile, benchmark, split) cells of the confirmatory partitions: no exploratory table reads them."""
+    return {(study["profile"], b, s) for b, parts in study["partitions"].items() for s in parts}
+
+
 def claims_table(rows: list[dict], repo: Path = REPO, claims_file: Path = CLAIMS_FILE,
                  study_file: Path = CONFIRMATORY_FILE) -> dict:
     """{"claims": confirmatory then exploratory rows, "families": Holm family -> size, "missing": the claims no
     data speaks to yet, as "<study file>: <id>"}."""
-    study = load(study_file, ("profile", "partitions", "recipes", "claims"))
-    held_out = {(study["profile"], b, s) for b, parts in study["partitions"].items() for s in parts}
+    study = confirmatory_study(study_file)
     planned = {CONFIRMATORY: len(study["claims"] or []) * len(study["partitions"])}
-    out = confirmatory_rows(rows, repo, study_file, study) + exploratory_rows(rows, repo, claims_file, held_out)
+    out = confirmatory_rows(rows, repo, study_file, study) + exploratory_rows(rows, repo, claims_file, held_out(study))
     apply_holm(out, planned)
     sizes = {f: max(planned.get(f, 0), sum(r["holm_family"] == f and r["p"] is not None for r in out))
              for f in dict.fromkeys(r["holm_family"] for r in out)}

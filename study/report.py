@@ -21,7 +21,7 @@ from stages.common import run
 from study.ablation import places, study
 from study.aggregate import aggregate, run_time
 from study.experiments import EXP_SHOW, archived, exp_show, record_of, rows_from_archive, rows_from_exp_show
-from study.families import claims_table
+from study.families import claims_table, confirmatory_study, held_out
 from study.figures import jacobian_scatter, scale_figure, study_figure, two_sides_figure
 from study.grid import NAME_PATTERN
 from study.markdown import ablation_markdown, claims_markdown, suite_markdown
@@ -55,8 +55,10 @@ def read_rows(args: argparse.Namespace) -> tuple[list[dict], str]:
 
 
 def write_ablation(rows: list[dict], out: Path, source: str) -> list[dict]:
-    """reports/ablation.md, ablation.json and the figures of every ablation study; the studies."""
-    studies = [study(rows, *place) for place in places(rows)]
+    """reports/ablation.md, ablation.json and the figures of every ablation study (none on the confirmatory
+    partitions); the studies."""
+    hidden = held_out(confirmatory_study())
+    studies = [study(rows, *place) for place in places(rows) if place not in hidden]
     if studies:
         with atomic_path(out / "ablation.md") as tmp:
             tmp.write_text(ablation_markdown(studies, source))
