@@ -88,8 +88,8 @@ def confirmatory_rows(rows: list[dict], repo: Path, path: Path, study: dict) -> 
                        "interval": "none (fewer than two partitions)", "ci95": None}
             reg = _registration(repo, path, c, here, res, study["profile"], bench)
             family = CONFIRMATORY if reg["launched_after_registration"] else "exploratory"
-            out.append({**claim_row(c, study["profile"], bench, res), "source": _source(repo, path), "family": family,
-                        **reg,
+            out.append({**claim_row(c, study["profile"], bench, res), "planned_splits": list(parts),
+                        "source": _source(repo, path), "family": family, **reg,
                         "holm_family": CONFIRMATORY if family == CONFIRMATORY else UNREGISTERED})
     return out
 
