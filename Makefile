@@ -72,7 +72,8 @@ exps: install  ## dvc exp show: acc, AUROC, OSCR (MLS) of both models and the ch
 
 # Benchmark grid as queued DVC experiments (resumable: finished cells are skipped), then the report.
 # e.g. make suite PROFILE=paper BENCH=cifar10,tinyimagenet SPLITS=0-4 RECIPES=ce-none,ce-cutmix,asym-cutmix
-# Recipes, ablation variants (asym-cutmix+no_jmi) and seeds: osr/grid.py. JOBS=2 runs two cells at once.
+# Recipes and seeds: study/grid.py; ablation variants (asym-cutmix+no_jmi) and each profile's default recipes:
+# conf/study/grid.yaml. JOBS=2 runs two cells at once.
 PROFILE ?= quick
 BENCH   ?= cifar10
 SPLITS  ?= 0-4
@@ -82,33 +83,24 @@ JOBS    ?= 1
 POLL    ?=
 POLL_FLAG = $(if $(POLL),--poll $(POLL))
 suite: install  ## benchmark grid as queued DVC experiments, then the report (PROFILE BENCH SPLITS SEEDS RECIPES JOBS POLL)
-	$(BIN)/python -m cli.suite --profile $(PROFILE) --benchmark $(BENCH) --splits $(SPLITS) --seeds $(SEEDS) \
+	$(BIN)/python -m study.suite --profile $(PROFILE) --benchmark $(BENCH) --splits $(SPLITS) --seeds $(SEEDS) \
 		--jobs $(JOBS) $(POLL_FLAG) $(if $(RECIPES),--recipes $(RECIPES))
-	$(BIN)/python -m cli.report
+	$(BIN)/python -m study.report
 
-# The claims study's ablation on split 0 of the claims profile (issue 12): three seeds of the three main recipes
-# (the seed-noise yardstick), then one seed of every variant. Resumable like `make suite`.
-ABLATION := kd-cutmix asym-none asym-cutmix+all_easy asym-cutmix+lh_batch asym-cutmix+mixed_ce asym-cutmix+no_le \
-	asym-cutmix+no_jmi asym-cutmix+mixed_ce+no_le+no_jmi asym-cutmix+kl asym-cutmix+t_e80 asym-cutmix+all_hard \
-	asym-cutmix+argmax asym-cutmix+smooth75 asym-cutmix+tau4 asym-cutmix+t_w32 asym-cutmix+s_e40 asym-cutmix+s_e160 \
-	asym-cutmix+lh_batch+t_e80 asym-cutmix+raw_too ce-cutmix+raw_too asym-mixup ce-mixup asym-cutmix+tau4+all_hard \
-	asym-cutmix+w16 asym-cutmix+tau4_w1 kd-cutmix+tau4 ce-cutmix+s_e160 ce-none+s_e160 ce-cutmix+s_e40 \
-	asym-cutmix+tau4+all_hard+s_e160 kd-cutmix+tau4+s_e160
-comma := ,
-ablation: install  ## the claims study's split-0 ablation (JOBS POLL), then the report
-	$(BIN)/python -m cli.suite --profile claims --splits 0 --seeds 230-232 --jobs $(JOBS) $(POLL_FLAG) \
-		--recipes ce-none,ce-cutmix,asym-cutmix,asym-cutmix+tau4
-	$(BIN)/python -m cli.suite --profile claims --splits 0 --jobs $(JOBS) $(POLL_FLAG) --recipes $(subst $(eval) ,$(comma),$(ABLATION))
-	$(BIN)/python -m cli.report
+# The claims study's ablation on split 0 of the claims profile (conf/study/grid.yaml `ablation`): three seeds of the
+# seed-noise recipes (the yardstick), then one seed of every variant. Resumable like `make suite`.
+ablation: install  ## the claims study's split-0 ablation (conf/study/grid.yaml; JOBS POLL), then the report
+	$(BIN)/python -m study.suite --ablation --jobs $(JOBS) $(POLL_FLAG)
+	$(BIN)/python -m study.report
 
 # The confirmatory study (conf/study/confirmatory.yaml): its claims were committed before any of its cells ran; the
 # grid runs JOBS partitions at a time and resumes where it stopped. e.g. make confirm JOBS=2 POLL=120
 confirm: install  ## the confirmatory study's grid (conf/study/confirmatory.yaml; JOBS POLL), then the report
-	$(BIN)/python -m cli.suite --study conf/study/confirmatory.yaml --jobs $(JOBS) $(POLL_FLAG)
-	$(BIN)/python -m cli.report
+	$(BIN)/python -m study.suite --study conf/study/confirmatory.yaml --jobs $(JOBS) $(POLL_FLAG)
+	$(BIN)/python -m study.report
 
 report: install  ## reports/suite.md, claims.json, ablation.md from finished experiments
-	$(BIN)/python -m cli.report
+	$(BIN)/python -m study.report
 
 # Tuning: `prefect server start` (127.0.0.1:4200) in one terminal, `make serve` in another, then `make tune`.
 # (Not named PREFECT_*: make exports command-line variables, and Prefect reads every PREFECT_* as a setting.)

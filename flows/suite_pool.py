@@ -5,7 +5,7 @@
     python -m flows.suite_pool --profile paper --splits 0-4 --recipes ce-none,asym-cutmix \\
         --git-remote git@host:osr.git --dvc-remote s3://bucket/osr
 
-`suite-cell` (on a worker; one flow run = one cell of `osr/grid.py`): `git clone` the git remote into a fresh
+`suite-cell` (on a worker; one flow run = one cell of `study/grid.py`): `git clone` the git remote into a fresh
 temporary folder, check out the grid's commit, `dvc exp run --pull -n <cell> -S ...` (`--pull`: the DVC remote's
 run-cache first, and any missing data from the remote), then `dvc exp push --run-cache`: the experiment to the
 git remote, its outputs and the run-cache to the DVC remote. A cell whose teacher another cell of the grid
@@ -16,7 +16,7 @@ artifact `cell-<name>` says which stages ran, came from the run-cache, or were p
 yet (`dvc exp list <remote>`, so a rerun resumes the grid and never runs a cell twice) to `suite-cell/pool` in
 two waves: first one cell per teacher (cells that share profile, benchmark, split, seed and teacher settings
 share it), then the rest, each seeded from its teacher's cell; then `dvc exp pull` of the finished cells and
-`python -m cli.report`. Without `--dvc-remote` the repository's default DVC remote is used; with it, the URL
+`python -m study.report`. Without `--dvc-remote` the repository's default DVC remote is used; with it, the URL
 becomes the default remote of each clone (and of this checkout) through `dvc remote add --local`.
 """
 from __future__ import annotations
@@ -36,9 +36,9 @@ if __package__ in (None, ""):  # loaded by a worker as flows/suite_pool.py: make
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cli import dvc, git  # noqa: E402
-from cli.suite import add_grid_args, cell_env, grid_spec  # noqa: E402
 from osr import OSRError  # noqa: E402
-from osr.grid import DEFAULT_SEED, Cell, grid  # noqa: E402
+from study.grid import DEFAULT_SEED, Cell, grid  # noqa: E402
+from study.suite import add_grid_args, cell_env, grid_spec  # noqa: E402
 
 DEPLOYMENT = "suite-cell/pool"
 REMOTE = "suite"  # the DVC remote name `--dvc-remote` is added under (local config, default remote)
@@ -190,10 +190,10 @@ def suite_grid(profile: str, benchmarks: list[str], splits: list[int], recipes: 
     if report and finished:
         use_dvc_remote(project, dvc_remote)
         dvc(["exp", "pull", git_remote, *finished], project)
-        res = subprocess.run([sys.executable, "-m", "cli.report"], cwd=project, capture_output=True, text=True,
+        res = subprocess.run([sys.executable, "-m", "study.report"], cwd=project, capture_output=True, text=True,
                              env=cell_env())
         if res.returncode:
-            raise OSRError(f"cli.report failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}")
+            raise OSRError(f"study.report failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}")
         print(res.stdout.strip())
     failed = sorted(n for n, s in states.items() if s != "Completed")
     if failed:

@@ -12,8 +12,8 @@ pytestmark = pytest.mark.slow  # a Python start-up per entry point
 
 STAGES = ("check_params", "download", "split", "augment", "train_teacher", "relabel", "distill", "evaluate")
 ENTRY_POINTS = [f"stages.{s}" for s in STAGES] + \
-    ["cli.suite", "cli.report", "flows.serve", "flows.submit", "flows.tune_asym", "flows.deploy", "flows.suite_pool",
-     "bench.throughput", "bench.device_check"]
+    ["study.suite", "study.report", "flows.serve", "flows.submit", "flows.tune_asym", "flows.deploy",
+     "flows.suite_pool", "bench.throughput", "bench.device_check"]
 
 
 def python_m(module: str, *args: str, cwd) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""The benchmark-suite report: parsing `dvc exp show --json`, aggregates, markdown, figures and `cli.report`."""
+"""The benchmark-suite report: parsing `dvc exp show --json`, aggregates, markdown, figures and `study.report`."""
 import json
 import re
 import sys
@@ -6,8 +6,11 @@ import sys
 import pytest
 
 from conftest import clone, needs_mirror, sh
-from osr import report
 from stages.common import cpu_name
+from study.aggregate import aggregate, run_time
+from study.experiments import archive_record, rows_from_archive, rows_from_exp_show
+from study.figures import jacobian_scatter, two_sides_figure
+from study.markdown import ANCHORS, run_time_lines, suite_markdown
 
 
 def metrics(acc, auroc, oscr, *, profile="quick", benchmark="cifar10", split=0, method="ce", mixing="none",
@@ -39,7 +42,7 @@ def test_rows_skip_commits_unfinished_experiments_and_duplicate_names():
                      experiment("running", metrics(0.1, 0.1, 0.1), executor={"state": "running"}),
                      experiment("no-info", {"student": {}}),
                      older=[experiment("a", metrics(0.1, 0.1, 0.1)), experiment("old", metrics(0.7, 0.6, 0.5))])
-    rows = report.rows_from_exp_show(shown)
+    rows = rows_from_exp_show(shown)
     assert [r["name"] for r in rows] == ["a", "old"]
     assert rows[0]["metrics"]["student"]["test"]["acc"] == 0.8  # the newest baseline's "a" wins
     assert rows[0]["teacher_loss"] == "movr" and rows[1]["teacher_loss"] == "ce"
@@ -49,8 +52,8 @@ def test_aggregate_mean_and_sample_std_over_splits():
     splits = [experiment(f"s{i}", metrics(acc, 0.7, 0.6, split=i, teacher_acc=acc))
               for i, acc in enumerate((0.80, 0.84, 0.88))]
     solo = experiment("solo", metrics(0.5, 0.6, 0.4, mixing="cutmix", method="asym"))
-    rows = report.rows_from_exp_show(exp_show(*splits, solo))
-    agg = report.aggregate(rows)
+    rows = rows_from_exp_show(exp_show(*splits, solo))
+    agg = aggregate(rows)
     plain, ad = agg["groups"]
     assert plain["recipe"] == "plain (ce) + none" and ad["recipe"] == "AD (asym) + cutmix"
     assert plain["acc"]["mean"] == pytest.approx(84.0) and plain["acc"]["std"] == pytest.approx(4.0)  # ddof=1
@@ -67,10 +70,10 @@ def test_aggregate_mean_and_sample_std_over_splits():
 def test_markdown_shows_anchors_and_names_the_profile_in_every_cell():
     paper = metrics(0.9, 0.8, 0.7, profile="paper", benchmark="tinyimagenet")
     kd = metrics(0.9, 0.8, 0.7, benchmark="mnist", method="kd", mixing="mixup")
-    rows = report.rows_from_exp_show(exp_show(experiment("q", metrics(0.8, 0.7, 0.6)), experiment("p", paper),
+    rows = rows_from_exp_show(exp_show(experiment("q", metrics(0.8, 0.7, 0.6)), experiment("p", paper),
                                               experiment("m", kd)))
-    md = report.suite_markdown(rows, report.aggregate(rows), "a test")
-    for anchors in report.ANCHORS.values():
+    md = suite_markdown(rows, aggregate(rows), "a test")
+    for anchors in ANCHORS.values():
         for bench in ("mnist", "cifar10", "tinyimagenet"):
             assert f"{anchors[bench]:.1f}" in md
     anchor_row = ("| MLS (Vaze et al.) AUROC (published, VGG32, 5 splits) "
@@ -89,36 +92,36 @@ def test_markdown_shows_anchors_and_names_the_profile_in_every_cell():
 @pytest.mark.parametrize("mixed_acc,mixed_auroc,words", [(0.90, 0.60, ("raised closed-set acc", "lowered AUROC")),
                                                          (0.70, 0.80, ("lowered closed-set acc", "raised AUROC"))])
 def test_two_sides_reading_follows_the_numbers(mixed_acc, mixed_auroc, words):
-    rows = report.rows_from_exp_show(exp_show(
+    rows = rows_from_exp_show(exp_show(
         experiment("plain", metrics(0.8, 0.7, 0.6)),
         experiment("mix", metrics(mixed_acc, mixed_auroc, 0.5, mixing="cutmix")),
         experiment("ad", metrics(0.8, 0.75, 0.6, mixing="cutmix", method="asym"))))
-    reading = report.suite_markdown(rows, report.aggregate(rows), "a test").split("## Two sides")[1].split("##")[0]
+    reading = suite_markdown(rows, aggregate(rows), "a test").split("## Two sides")[1].split("##")[0]
     assert all(w in reading for w in words), reading
     assert "AD (asym) + cutmix instead of plain (ce) + cutmix" in reading
     assert f"AUROC (MLS) by {abs(75 - 100 * mixed_auroc):.1f} pt" in reading
 
 
 def test_figures_are_pngs(tmp_path):
-    rows = report.rows_from_exp_show(exp_show(experiment("a", metrics(0.8, 0.7, 0.6)),
+    rows = rows_from_exp_show(exp_show(experiment("a", metrics(0.8, 0.7, 0.6)),
                                               experiment("b", metrics(0.8, 0.75, 0.6, mixing="cutmix", method="asym")),
                                               experiment("c", metrics(0.7, 0.6, 0.5, benchmark="mnist", method="kd"))))
-    report.two_sides_figure(report.aggregate(rows), tmp_path / "two.png")
-    report.jacobian_scatter(rows, tmp_path / "jac.png")
+    two_sides_figure(aggregate(rows), tmp_path / "two.png")
+    jacobian_scatter(rows, tmp_path / "jac.png")
     for png in ("two.png", "jac.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
 
 
 def report_command(proj, check=True):
-    return sh([sys.executable, "-m", "cli.report"], proj, check=check)
+    return sh([sys.executable, "-m", "study.report"], proj, check=check)
 
 
 @needs_mirror
 @pytest.mark.slow
 def test_report_from_two_real_experiments(tiny_repro, tmp_path):
-    """`make suite` on the tiny profile: two queued cells through cli.suite, a resumed rerun, then the report."""
+    """`make suite` on the tiny profile: two queued cells through study.suite, a resumed rerun, then the report."""
     proj = clone(tiny_repro, tmp_path / "proj")
-    suite = [sys.executable, "-m", "cli.suite", "--profile", "tiny", "--splits", "0",
+    suite = [sys.executable, "-m", "study.suite", "--profile", "tiny", "--splits", "0",
              "--recipes", "ce-none,asym-cutmix,asym-cutmix+no_jmi"]
     assert "queueing 3" in sh(suite, proj).stdout
     assert "3 already finished or queued, queueing 0" in sh(suite, proj).stdout
@@ -129,7 +132,9 @@ def test_report_from_two_real_experiments(tiny_repro, tmp_path):
     ad, no_jmi = (archive[n]["metrics"]["student"]["test"]["mls"]["auroc"] for n in (b, c))
     assert ad != no_jmi  # the ablation switch reached the student
     claims = {x["id"]: x for x in json.loads((proj / "reports/claims.json").read_text())["claims"]}
-    assert claims["ablate-jmi-costs-auroc"]["n"] == 1 and claims["ablate-jmi-costs-auroc"]["ci95"] is None
+    jmi = claims["ablate-jmi-costs-auroc"]  # one seed each, no noise measured; the claim's line predates the cells
+    assert jmi["n"] == 1 and jmi["ci95"] is None and jmi["verdict"] == jmi["verdict_holm"] == "noise not measured"
+    assert jmi["family"] == "exploratory" and jmi["launched_after_registration"] and jmi["registered"]
     ablation = (proj / "reports/ablation.md").read_text()
     assert "Best AD variant: **`asym-cutmix" in ablation and "`asym-cutmix+no_jmi` | 1 |" in ablation
     assert (proj / "reports/ablation/tiny-cifar10-s0.png").read_bytes()[:4] == b"\x89PNG"
@@ -168,8 +173,8 @@ def test_report_without_experiments_is_a_one_line_error(tiny_repro, tmp_path):
 
 def two_sides_section(*experiments) -> str:
     """The "Two sides" section of the suite.md that `experiments` (exp-show entries) give."""
-    rows = report.rows_from_exp_show(exp_show(*experiments))
-    return report.suite_markdown(rows, report.aggregate(rows), "a test").split("## Two sides")[1].split("##")[0]
+    rows = rows_from_exp_show(exp_show(*experiments))
+    return suite_markdown(rows, aggregate(rows), "a test").split("## Two sides")[1].split("##")[0]
 
 
 def test_two_sides_reading_pairs_the_splits():
@@ -195,17 +200,17 @@ def test_an_unchanged_mean_reads_how_the_splits_split():
 
 def test_archive_record_keeps_the_rerun_relabel_scalars_and_training_time():
     m = metrics(0.8, 0.7, 0.6, profile="claims", method="asym", mixing="cutmix")
-    row = report.rows_from_exp_show(exp_show(experiment("claims-cifar10-s0-asym-cutmix+no_jmi-r231", m)))[0]
+    row = rows_from_exp_show(exp_show(experiment("claims-cifar10-s0-asym-cutmix+no_jmi-r231", m)))[0]
     history = [{"seconds": 6.0, "images_per_s": 800.0}, {"seconds": 8.0, "images_per_s": 600.0},
                {"seconds": 7.0, "images_per_s": 700.0}]
-    rec = report.archive_record(row, {"hard_fraction": 0.14, "hard_fraction_per_epoch": [0.1, 0.2]},
+    rec = archive_record(row, {"hard_fraction": 0.14, "hard_fraction_per_epoch": [0.1, 0.2]},
                                 {"student": {"history": history}})
     assert rec["reproduce"] == ("dvc exp run -n claims-cifar10-s0-asym-cutmix+no_jmi-r231 -S 'profile=claims' "
                                 "-S 'benchmark=cifar10' -S 'split.index=0' -S 'base.seed=231' -S 'distill.method=asym' "
                                 "-S 'augment.method=cutmix' -S 'distill.jmi=0'")
     assert rec["relabel"] == {"hard_fraction": 0.14}  # lists stay in the experiment's own reports
     assert rec["timing"] == {"student": {"epochs": 3, "seconds": 21.0, "median_images_per_s": 700.0}}
-    back, = report.rows_from_archive([rec])
+    back, = rows_from_archive([rec])
     assert (back["recipe_id"], back["variant"], back["seed"]) == ("asym-cutmix+no_jmi", "+no_jmi", 231)
 
 
@@ -217,25 +222,25 @@ def test_run_time_counts_a_shared_teacher_once_and_keeps_machines_apart():
             "student": {"epochs": 80, "seconds": student_s, **machine}}}
 
     amd = {"precision": "bf16", "cpu": "AMD EPYC", "threads": 1}
-    rows = report.rows_from_archive([
+    rows = rows_from_archive([
         timed("claims-cifar10-s0-ce-none", 0, 300.0, 600.0), timed("claims-cifar10-s0-ce-cutmix", 0, 300.0, 900.0),
         timed("claims-cifar10-s1-ce-none", 1, 420.0, 1200.0),
         timed("claims-cifar10-s2-ce-none", 2, 1200.0, 2400.0, precision="fp32"),
         timed("claims-cifar10-s3-ce-none", 3, 360.0, 720.0, **amd)])
-    old, new, fp32 = report.run_time(rows)  # bf16 before fp32, an unrecorded CPU first
+    old, new, fp32 = run_time(rows)  # bf16 before fp32, an unrecorded CPU first
     assert (old["precision"], old["cpu"], fp32["precision"], new["cpu"], new["threads"]) == (
         "bf16", None, "fp32", "AMD EPYC", 1)
     assert old["teacher"] == {"n": 2, "median_min": 6.0, "min_min": 5.0, "max_min": 7.0}  # s0's teacher once
     assert old["student"] == {"n": 3, "median_min": 15.0, "min_min": 10.0, "max_min": 20.0}
-    lines = report.run_time_lines([old, new, fp32])
+    lines = run_time_lines([old, new, fp32])
     assert lines[0] == ("- claims / cifar10, bf16, CPU not recorded: teacher 6.0 min (5.0–7.0, 2 runs); "
                         "student 15.0 min (10.0–20.0, 3 runs).")
     assert lines[1] == ("- claims / cifar10, bf16, AMD EPYC, 1 thread: teacher 6.0 min (1 run); "
                         "student 12.0 min (1 run).")
     student_only = {k: v for k, v in new.items() if k != "teacher"}  # an archive that timed only its student
-    assert report.run_time_lines([student_only]) == [
+    assert run_time_lines([student_only]) == [
         "- claims / cifar10, bf16, AMD EPYC, 1 thread: student 12.0 min (1 run)."]
-    md = report.suite_markdown(rows, {**report.aggregate(rows), "run_time": [old]}, "test")
+    md = suite_markdown(rows, {**aggregate(rows), "run_time": [old]}, "test")
     assert "## Run time" in md and lines[0] in md
 
 
@@ -243,7 +248,7 @@ def test_run_stats_are_read_from_the_new_file_or_the_old_train_json(tmp_path, mo
     """Experiments committed before reports/run/<stage>.json kept seconds and images/s in <role>_train.json."""
     import subprocess
 
-    from cli.report import record_of, run_stats_of
+    from study.experiments import record_of, run_stats_of
 
     def commit(files: dict[str, dict]) -> str:
         for name, obj in files.items():
@@ -264,5 +269,5 @@ def test_run_stats_are_read_from_the_new_file_or_the_old_train_json(tmp_path, mo
     assert run_stats_of(old)["student"]["history"] == rows
     assert run_stats_of(new)["student"]["history"] == rows[:1]
     m = metrics(0.8, 0.7, 0.6, profile="claims", method="asym", mixing="cutmix")
-    row = {**report.rows_from_exp_show(exp_show(experiment("claims-cifar10-s0-asym-cutmix", m)))[0], "rev": old}
+    row = {**rows_from_exp_show(exp_show(experiment("claims-cifar10-s0-asym-cutmix", m)))[0], "rev": old}
     assert record_of(row)["timing"] == {"student": {"epochs": 2, "seconds": 6.0, "median_images_per_s": 20.0}}

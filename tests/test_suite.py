@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.suite import SUITES, cell_env, parse_ints, parse_queue_status, study_cells
 from osr import OSRError
-from osr.grid import VARIANTS, Cell, grid, parse_name, recipe_overrides
 from osr.paths import MIRROR_ENV
+from study.grid import SUITES, VARIANTS, Cell, grid, parse_name, recipe_overrides
+from study.suite import cell_env, parse_ints, parse_queue_status, study_cells
 
 
 def test_recipes_map_to_parameter_overrides():
@@ -51,7 +51,7 @@ def test_every_name_parses_back_to_its_cell():
 
 
 def test_the_report_counts_suite_cells_and_not_ad_hoc_experiments():
-    from cli.report import SUITE_NAMES
+    from study.grid import NAME_PATTERN as SUITE_NAMES
 
     names = [c.name for c in grid("paper", ["cifar_plus10", "tinyimagenet"], [0, 4],
                                   ["asym-gradmix", "movr-none@movr", "asym-cutmix+tau4"], [230, 231])]
@@ -78,7 +78,7 @@ def test_pool_grid_trains_each_teacher_once_then_seeds_the_other_cells_from_it()
 
 
 def test_workers_are_topped_up_only_when_cells_wait_and_too_few_run():
-    from cli.suite import short_of_workers
+    from study.suite import short_of_workers
     assert short_of_workers({"a": "Running", "b": "Queued"}, workers=1, jobs=2)
     assert short_of_workers({"a": "Success", "b": "Queued"}, workers=0, jobs=1)
     # `dvc queue status` saw one worker, but two cells run: no third worker
@@ -107,13 +107,13 @@ Worker status: 1 active, 2 idle"""
 
 
 def test_a_queue_status_that_keeps_failing_stops_the_grid_with_one_line(tmp_path):
-    from cli.suite import queue_state_retried
+    from study.suite import queue_state_retried
     with pytest.raises(OSRError, match="dvc queue status"):
         queue_state_retried(tmp_path, tries=2, pause=0.0)  # not a DVC repository: fails every time
 
 
 def test_a_poll_that_is_not_positive_is_refused_before_anything_is_queued(tmp_path, capsys):
-    from cli.suite import main
+    from study.suite import main
     assert main(["--poll", "0", "--repo", str(tmp_path)]) != 0
     assert "--poll 0.0: expected a positive number of seconds" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
@@ -133,3 +133,24 @@ def test_a_study_file_without_its_grid_is_refused_in_one_line(tmp_path):
     bad.write_text("profile: claims\n")
     with pytest.raises(OSRError, match="study.yaml: not a study file with profile, partitions and recipes"):
         study_cells(bad, jobs=2)
+
+
+def test_the_ablation_grid_comes_from_conf_study():
+    from study.suite import ablation_cells
+    names = [c.name for c in ablation_cells()]
+    # 4 noise recipes x 3 seeds, then 31 recipes at one seed, asym-cutmix+tau4 (a noise recipe too) once
+    assert len(names) == len(set(names)) == 4 * 3 + 30
+    assert names[:3] == [f"claims-cifar10-s0-ce-none{s}" for s in ("", "-r231", "-r232")]
+    assert "claims-cifar10-s0-asym-cutmix+tau4+all_hard+s_e160" in names
+    assert all(recipe_overrides(r) for recipes in SUITES.values() for r in recipes)  # every suite recipe parses
+
+
+def test_a_bad_study_file_is_a_one_line_error_naming_it(tmp_path):
+    from study.claims import load_claims
+    bad = tmp_path / "claims.yaml"
+    bad.write_text("claims:\n  - {id: x, metric: acc}\n")
+    with pytest.raises(OSRError, match=r"claims\.yaml: a claim needs id, text, metric, a, b"):
+        load_claims(bad)
+    bad.write_text("claims: [\n")
+    with pytest.raises(OSRError, match=r"claims\.yaml: cannot read the study file"):
+        load_claims(bad)

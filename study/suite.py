@@ -1,13 +1,15 @@
 """Run a benchmark grid (profile x benchmark x split x recipe x seed) as queued DVC experiments.
 
-    python -m cli.suite --profile quick --benchmark cifar10 --splits 0-4 --recipes ce-none,ce-cutmix,asym-cutmix
-    python -m cli.suite --profile claims --splits 0 --seeds 230-232 --recipes asym-cutmix,asym-cutmix+no_jmi
-    python -m cli.suite --study conf/study/confirmatory.yaml --jobs 2
+    python -m study.suite --profile quick --benchmark cifar10 --splits 0-4 --recipes ce-none,ce-cutmix,asym-cutmix
+    python -m study.suite --profile claims --splits 0 --seeds 230-232 --recipes asym-cutmix,asym-cutmix+no_jmi
+    python -m study.suite --study conf/study/confirmatory.yaml --jobs 2
+    python -m study.suite --ablation --jobs 2
 
-Recipes, ablation variants and experiment names are defined in `osr/grid.py`. Each cell becomes one
+Recipes and experiment names: study/grid.py; ablation variants, each profile's default recipes and the ablation
+grid: conf/study/grid.yaml. Each cell becomes one
 ``dvc exp run --queue`` named after it; cells whose experiment already exists (or is queued) are skipped, so a
 rerun resumes an interrupted grid. The queue runs with ``dvc queue start -j <jobs>``; teachers are shared
-between recipes of one split and seed through DVC's run-cache. ``python -m cli.report`` turns the finished
+between recipes of one split and seed through DVC's run-cache. ``python -m study.report`` turns the finished
 experiments into ``reports/suite.md``.
 """
 from __future__ import annotations
@@ -25,19 +27,9 @@ from tqdm import tqdm
 
 from cli import dvc, dvc_executable, fail
 from osr import OSRError
-from osr.grid import DEFAULT_SEED, Cell, grid
 from osr.paths import MIRROR_ENV, mirror_dir
-
-SUITES = {  # the recipes a `make suite` runs by default
-    "quick": ["ce-none", "ce-cutmix", "asym-cutmix"],
-    # the five-split comparison of the claims study: asym-cutmix+tau4+all_hard is the best AD variant of split 0
-    # (session 8), asym-cutmix+lh_batch and +tau4 were the leads before it; kd-cutmix+tau4 is its symmetric control
-    "claims": ["ce-none", "ce-mixup", "ce-cutmix", "kd-cutmix", "asym-cutmix", "asym-cutmix+tau4+all_hard",
-               "kd-cutmix+tau4", "asym-cutmix+lh_batch", "asym-cutmix+tau4", "ce-gradmix", "ce-noisebox",
-               "movr-none@movr"],
-    "paper": ["ce-none", "ce-cutmix", "asym-cutmix"],
-    "tiny": ["ce-none", "asym-cutmix"],
-}
+from study import spec as study_spec
+from study.grid import DEFAULT_SEED, SUITES, Cell, grid
 
 
 def parse_ints(text: str, flag: str = "--splits") -> list[int]:
@@ -140,7 +132,7 @@ def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> d
 
 
 def add_grid_args(ap: argparse.ArgumentParser) -> None:
-    """The grid's flags, shared by `cli.suite` and `flows.suite_pool`."""
+    """The grid's flags, shared by `study.suite` and `flows.suite_pool`."""
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--benchmark", default="cifar10", help="comma-separated benchmark names")
     ap.add_argument("--splits", default="0-4")
@@ -169,8 +161,17 @@ def study_cells(path: Path, jobs: int) -> list[Cell]:
                        ) from None
 
 
+def ablation_cells() -> list[Cell]:
+    """The split-0 ablation of conf/study/grid.yaml: the seed-noise recipes at every noise seed, then one seed of
+    every other recipe."""
+    spec = study_spec.grid_spec()["ablation"]
+    place = (spec["profile"], [spec["benchmark"]], [spec["split"]])
+    cells = grid(*place, spec["noise_recipes"], spec["noise_seeds"]) + grid(*place, spec["recipes"])
+    return list(dict.fromkeys(cells))  # a noise recipe listed again among the others runs once
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cli.suite", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m study.suite", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_grid_args(ap)
     ap.add_argument("--jobs", type=int, default=1)
@@ -180,11 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repo", type=Path, default=Path.cwd())
     ap.add_argument("--study", type=Path, default=None,
                     help="a study file (conf/study/*.yaml): its profile, partitions and recipes replace the grid flags")
+    ap.add_argument("--ablation", action="store_true",
+                    help="the split-0 ablation of conf/study/grid.yaml instead of the grid flags")
     args = ap.parse_args(argv)
     if args.poll <= 0:
         return fail(f"--poll {args.poll}: expected a positive number of seconds")
     try:
-        cells = study_cells(args.study, args.jobs) if args.study else grid(*grid_spec(args))
+        cells = (study_cells(args.study, args.jobs) if args.study else ablation_cells() if args.ablation
+                 else grid(*grid_spec(args)))
         states = run_suite(args.repo, cells, args.jobs, poll=args.poll)
     except OSRError as err:
         return fail(err)

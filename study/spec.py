@@ -1,0 +1,32 @@
+"""The study's declarations, conf/study/*.yaml: the grid (variants, suites, the ablation), the exploratory claims
+and the confirmatory study. A file that cannot be read or lacks a key fails with one line naming it."""
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from osr import OSRError
+
+STUDY_DIR = Path(__file__).resolve().parents[1] / "conf" / "study"
+GRID_FILE = STUDY_DIR / "grid.yaml"
+CLAIMS_FILE = STUDY_DIR / "claims.yaml"
+CONFIRMATORY_FILE = STUDY_DIR / "confirmatory.yaml"
+
+
+def load(path: Path, keys: tuple[str, ...]) -> dict:
+    """The YAML mapping in `path`, which must hold `keys`."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise OSRError(f"{path}: cannot read the study file ({type(e).__name__}: {e})") from None
+    if not isinstance(data, dict) or not set(keys) <= data.keys():
+        raise OSRError(f"{path}: a study file needs the keys {', '.join(keys)}")
+    return data
+
+
+@cache
+def grid_spec() -> dict:
+    """conf/study/grid.yaml."""
+    return load(GRID_FILE, ("variants", "ours", "teacher", "measurement", "schedule", "suites", "ablation"))
