@@ -1,0 +1,1 @@
+"""The claims study: grid, claims, report and its documents (not the method library)."""
