@@ -216,8 +216,9 @@ def answer_figure(entries: list[dict], profile: str, path: Path) -> None:
         _panel(axes[0, col], here, "acc", "closed-set accuracy (%)")
         _panel(axes[1, col], here, "auroc", "AUROC, MLS (%)")
         axes[0, col].set_title(f"{bench_name(bench)}: {basis(here[0])}", fontsize=10)
-    fig.suptitle(f"What mixing costs and what distillation recovers (profile {profile}; "
-                 "mean, 95 % t-interval, n = splits or seeds)", fontsize=10)
+    fig.suptitle(f"What mixing costs and what distillation recovers (profile {profile}; mean, 95 % t-interval, "
+                 "n = splits or seeds)\nAn interval over splits also holds how much the splits differ in difficulty; "
+                 "the paired differences between recipes (docs/study.md) are narrower", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
 
