@@ -15,6 +15,7 @@ split; a single experiment has no interval.
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import numpy as np
 import yaml
 from scipy import stats
 
+from cli import guarded
 from osr import OSRError
 from osr.claims import diff_text
 from osr.grid import SCHEDULE, VARIANTS, recipe_variants
@@ -286,7 +288,7 @@ def regime_section(reports: dict) -> list[str]:
                      f"{sum(g['n'] for g in here)} student runs.")
     lines += ["", f"Claim intervals: {reports['claims'].get('interval', '95 % Student-t')} — paired over splits "
               "where two recipes share two or more, else against the pooled seed noise of their one split.", "",
-              "Training minutes per run, median (min–max), as the runs were scheduled (two side by side):", ""]
+              "Training minutes per run as recorded in the archives, median (min–max), per precision and CPU:", ""]
     return lines + run_time_lines([t for t in reports["suite"].get("run_time", []) if t["profile"] == reg["profile"]])
 
 
@@ -427,8 +429,8 @@ def unresolved_section(reports: dict) -> list[str]:
 
 def study_markdown(reports: dict, entries: list[dict]) -> str:
     """The whole `docs/study.md`."""
-    lines = ["# The claims study", "", GENERATED, "", *question_section(), *answer_section(reports, entries),
-             *regime_section(reports), "", *claims_section(reports), *ablation_section(reports),
+    lines = ["# The claims study", "", GENERATED, "", *question_section(), *regime_section(reports), "",
+             *answer_section(reports, entries), *claims_section(reports), *ablation_section(reports),
              *schedule_section(reports), *second_benchmark_section(reports, entries), *unresolved_section(reports)]
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -463,6 +465,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from stages.common import run
-
-    run(main, PARSER)
+    sys.exit(guarded(main))
