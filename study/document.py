@@ -89,6 +89,8 @@ def load(root: Path) -> dict:
     missing = [k for k in ("profile", "partitions", "recipes", "claims") if k not in registered]
     if missing:
         raise OSRError(f"{root / REGISTERED}: lacks {', '.join(missing)}")
+    if not isinstance(registered["partitions"], dict) or not isinstance(registered["recipes"], list):
+        raise OSRError(f"{root / REGISTERED}: `partitions` must map benchmarks to splits and `recipes` be a list")
     profile = _yaml(root / "conf" / "profile" / f"{registered['profile']}.yaml")
     return {**out, "registered": registered, "profile": profile, "base": _yaml(root / BASE_CONFIG)}
 

@@ -101,6 +101,18 @@ def test_a_missing_or_corrupt_report_is_refused_naming_it(copy, report, damage, 
     assert not (copy / STUDY_MD).exists() and not (copy / ANSWER_MD).exists()
 
 
+@pytest.mark.parametrize("damage, message", [
+    ("profile: [claims", "not valid YAML"),
+    ("- a list", "expected a mapping"),
+    ("profile: claims\npartitions: [cifar10]\nrecipes: [ce-none]\nclaims: []\n", "`partitions` must map"),
+    ("profile: claims\n", "lacks partitions, recipes, claims"),
+])
+def test_a_bad_registered_study_is_refused_naming_it(copy, damage, message):
+    (copy / REGISTERED).write_text(damage)
+    with pytest.raises(OSRError, match="^" + re.escape(f"{copy / REGISTERED}: {message}")):
+        write_documents(copy)
+
+
 def test_the_entry_point_prints_one_line_and_exits_1(copy):
     (copy / "reports" / "suite.json").write_text("{\"groups\": ")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
