@@ -20,8 +20,8 @@ from osr.grid import parse_name
 from study.document import ANSWER_MD, ANSWER_PNG, REGISTERED, STUDY_MD, load, study_markdown, write_documents
 
 ROOT = Path(__file__).resolve().parents[1]
-INPUTS = ["reports/claims.json", "reports/suite.json", "reports/ablation.json", REGISTERED, "conf/profile/claims.yaml",
-          "conf/config.yaml"]
+INPUTS = ["reports/claims.json", "reports/suite.json", "reports/ablation.json", "reports/experiments", REGISTERED,
+          "conf/profile/claims.yaml", "conf/config.yaml"]
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def copy(tmp_path: Path) -> Path:
     """The generator's inputs, copied from the repository into a bare folder."""
     for rel in INPUTS:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / rel, tmp_path / rel)
+        (shutil.copytree if (ROOT / rel).is_dir() else shutil.copy)(ROOT / rel, tmp_path / rel)
     return tmp_path
 
 
@@ -42,28 +42,25 @@ def test_regeneration_is_byte_identical_to_the_committed_documents(copy):
     assert not list(copy.rglob(".*.tmp*"))  # nothing half-written left behind
 
 
-def _archive_answer(recipes: list[str], benchmarks: list[str]) -> dict:
-    """(benchmark, recipe) -> {acc, auroc: (mean, low, high) or (mean,)}, straight from reports/experiments: over the
-    split means where a recipe ran on two or more splits, else over the seeds of its one split."""
+def _archive_answer(root: Path, registered: dict) -> dict:
+    """(benchmark, partitions, recipe) -> {acc, auroc: (mean, low, high) or (mean,)}, straight from the archives:
+    over the split means where a recipe ran on two or more splits, else over the seeds of its one split."""
     values = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    for path in sorted((ROOT / "reports" / "experiments").glob("*.json")):
+    for path in sorted((root / "reports" / "experiments").glob("*.json")):
         record = json.loads(path.read_text())
         cell = parse_name(record["name"])
-        if cell and cell.profile == "claims" and cell.recipe in recipes and cell.benchmark in benchmarks:
+        if cell and cell.profile == "claims" and cell.recipe in registered["recipes"]:
+            held_out = cell.split in registered["partitions"].get(cell.benchmark, [])
             test = record["metrics"]["student"]["test"]
             for key, v in (("acc", test["acc"]), ("auroc", test["mls"]["auroc"])):
-                values[(cell.benchmark, cell.recipe)][key][cell.split].append(100 * v)
-    out = {}
+                where = (cell.benchmark, "held-out" if held_out else "exploratory", cell.recipe)
+                values[where][key][cell.split].append(100 * v)
+    out = defaultdict(dict)
     for where, metrics in values.items():
-        out[where] = {}
         for key, by_split in metrics.items():
-            pooled = [np.mean(v) for v in by_split.values()] if len(by_split) > 1 else next(iter(by_split.values()))
-            x = np.asarray(pooled)
-            if len(x) == 1:
-                out[where][key] = (x[0],)
-                continue
-            half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-            out[where][key] = (x.mean(), x.mean() - half, x.mean() + half)
+            x = np.asarray([np.mean(v) for v in by_split.values()] if len(by_split) > 1 else [*by_split.values()][0])
+            half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else None
+            out[where][key] = (x.mean(),) if half is None else (x.mean(), x.mean() - half, x.mean() + half)
     return out
 
 
@@ -71,18 +68,42 @@ def _fmt(est: tuple) -> str:
     return f"{est[0]:.1f} [{est[1]:.1f}, {est[2]:.1f}]" if len(est) == 3 else f"{est[0]:.1f}"
 
 
+NAMES = {"CIFAR-10": "cifar10", "Tiny-ImageNet 32 × 32": "tinyimagenet32"}
+ROW = re.compile(r"^\| ([^|]+) \| (held-out|exploratory) \| [^|]*\(`([^`]+)`\) \| ([^|]+) \| ([^|]+) \| [^|]+ \|$",
+                 re.M)
+
+
+def _answer_rows(text: str) -> list[tuple]:
+    return ROW.findall(text[text.index("## The answer"):text.index("## The claims")])
+
+
 def test_every_number_of_the_answer_table_equals_the_archives():
-    registered = load(ROOT)["registered"]
-    expected = _archive_answer(registered["recipes"], list(registered["partitions"]))
-    names = {"CIFAR-10": "cifar10", "Tiny-ImageNet 32 × 32": "tinyimagenet32"}
-    text = (ROOT / STUDY_MD).read_text()
-    section = text[text.index("## The answer"):text.index("## The claims")]
-    rows = re.findall(r"^\| ([^|]+) \| [^|]*\(`([^`]+)`\) \| ([^|]+) \| ([^|]+) \| [^|]+ \|$", section, re.M)
+    expected = _archive_answer(ROOT, load(ROOT)["registered"])
+    rows = _answer_rows((ROOT / STUDY_MD).read_text())
     assert len(rows) == len(expected) >= 8  # five recipes on CIFAR-10, all that ran on Tiny-ImageNet
-    for bench, recipe, acc, auroc in rows:
-        want = expected[(names[bench], recipe)]
+    for bench, partitions, recipe, acc, auroc in rows:
+        want = expected[(NAMES[bench], partitions, recipe)]
         assert (acc, auroc) == (_fmt(want["acc"]), _fmt(want["auroc"])), (bench, recipe)
     assert (ROOT / ANSWER_MD).read_text().count("\n| ") == len(rows) + 1  # the README fragment: the same rows
+
+
+def test_held_out_partitions_come_first_and_apart(copy):
+    """Runs on registered partitions form their own rows, before the exploratory ones, which they leave unchanged."""
+    folder = copy / "reports" / "experiments"
+    for source in sorted(folder.glob("claims-cifar10-s[12]-*.json")):
+        record = json.loads(source.read_text())
+        record["name"] = record["name"].replace("-s1-", "-s5-").replace("-s2-", "-s6-")
+        record["metrics"]["info"]["split"] += 4
+        record["metrics"]["student"]["test"]["acc"] -= 0.01
+        (folder / f"{record['name']}.json").write_text(json.dumps(record))
+    write_documents(copy)
+    rows = _answer_rows((copy / STUDY_MD).read_text())
+    held_out = [r for r in rows if r[1] == "held-out"]
+    assert [r[1] for r in rows[:len(held_out)]] == ["held-out"] * 5 and {r[0] for r in held_out} == {"CIFAR-10"}
+    expected = _archive_answer(copy, load(copy)["registered"])
+    for bench, partitions, recipe, acc, auroc in rows:
+        assert (acc, auroc) == tuple(_fmt(expected[(NAMES[bench], partitions, recipe)][k]) for k in ("acc", "auroc"))
+    assert [r for r in rows if r[1] == "exploratory"] == _answer_rows((ROOT / STUDY_MD).read_text())
 
 
 @pytest.mark.parametrize("report", ["claims", "suite", "ablation"])
@@ -99,6 +120,13 @@ def test_a_missing_or_corrupt_report_is_refused_naming_it(copy, report, damage, 
         write_documents(copy)
     assert re.match(re.escape(f"{path}: ") + message, str(e.value)) and "\n" not in str(e.value)
     assert not (copy / STUDY_MD).exists() and not (copy / ANSWER_MD).exists()
+
+
+def test_a_corrupt_archive_is_refused_naming_it(copy):
+    path = copy / "reports" / "experiments" / "claims-cifar10-s1-ce-none.json"
+    path.write_text(json.dumps({"name": "claims-cifar10-s1-ce-none", "metrics": {"info": {}}}))
+    with pytest.raises(OSRError, match="^" + re.escape(f"{path}: not an experiment archive")):
+        write_documents(copy)
 
 
 @pytest.mark.parametrize("damage, message", [
