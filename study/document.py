@@ -277,7 +277,8 @@ def claim_sentence(c: dict) -> str:
     **holds**`, with the Holm-adjusted verdict where the row carries one."""
     where = f"{bench_name(c['benchmark'])} over " + (f"{c['n']} splits" if c["n"] > 1 else f"split {c['splits'][0]}")
     holm = f" (after Holm: **{c['verdict_holm']}**)" if "verdict_holm" in c else ""
-    return f"- {c['text']} (`{c['id']}`): {diff_text(c)} on {where}: **{c['verdict']}**{holm}"
+    family = f", {c['family']}" if "family" in c else ""
+    return f"- {c['text']} (`{c['id']}`{family}): {diff_text(c)} on {where}: **{c['verdict']}**{holm}"
 
 
 def question_section() -> list[str]:
@@ -322,7 +323,8 @@ def answer_section(reports: dict, entries: list[dict]) -> list[str]:
         key = {c["id"]: c for c in reports["claims"]["claims"] if c["benchmark"] == bench}
         found = [key[k] for k in KEY_CLAIMS if k in key]
         if found:
-            lines += [f"What the claim rows say on {bench_name(bench)}:", ""]
+            lines += [f"Claim rows on {bench_name(bench)} that answer the question (the claims section says which "
+                      "family each belongs to):", ""]
             lines += [claim_sentence(c) for c in found] + [""]
     return lines
 

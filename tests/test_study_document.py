@@ -165,5 +165,5 @@ def test_confirmatory_rows_lead_with_their_holm_verdicts(copy):
     assert "no finished partitions" not in confirmatory and "does not yet label" not in text
     assert f"(`{first['id']}`)" in confirmatory and "| 0.004 | 0.080 | **inconclusive** |" in confirmatory
     unresolved = text[text.index("## What is not resolved"):]
-    assert f"(`{first['id']}`)" in unresolved and "(after Holm: **inconclusive**)" in unresolved
+    assert f"(`{first['id']}`, confirmatory)" in unresolved and "(after Holm: **inconclusive**)" in unresolved
     assert "no partition of it has finished" not in unresolved
