@@ -260,12 +260,13 @@ def claims_rows_table(rows: list[dict]) -> list[str]:
     """Claim rows: b − a in points with its 95 % interval and the verdict; p values and the Holm-adjusted verdict
     where the rows carry them."""
     holm = _holm(rows)
-    head = "| claim | benchmark | splits (runs a/b) | b − a [95 % CI] | verdict |"
+    head = "| claim | benchmark | splits (runs a/b) | b − a [95 % CI] | interval | verdict |"
     head += " p | p (Holm) | verdict (Holm) |" if holm else ""
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for c in rows:
         line = (f"| {c['text']} (`{c['id']}`) | {bench_name(c['benchmark'])} | {span(c['splits'])} "
-                f"({c.get('n_a', '?')}/{c.get('n_b', '?')}) | {diff_text(c)} | **{c['verdict']}** |")
+                f"({c.get('n_a', '?')}/{c.get('n_b', '?')}) | {diff_text(c)} | {c.get('interval', '–')} | "
+                f"**{c['verdict']}** |")
         if holm:
             line += f" {_p(c.get('p'))} | {_p(c.get('p_holm'))} | **{c.get('verdict_holm', '–')}** |"
         lines.append(line)
@@ -310,8 +311,8 @@ def regime_section(reports: dict) -> list[str]:
         lines.append(f"- {bench_name(bench)} (`{bench}`): {len(here)} recipes and variants, "
                      f"{plural('split', splits)} {span(splits)}, {plural('seed', seeds)} {span(seeds)}, "
                      f"{sum(g['n'] for g in here)} student runs.")
-    lines += ["", f"Claim intervals: {reports['claims'].get('interval', '95 % Student-t')} — paired over splits "
-              "where two recipes share two or more, else against the pooled seed noise of their one split.", "",
+    lines += ["", f"Claim intervals: {reports['claims'].get('interval', '95 % Student-t')}; each claim row names "
+              "how its interval was formed.", "",
               "Training minutes per run as recorded in the archives, median (min–max), per precision and CPU:", ""]
     return lines + run_time_lines([t for t in reports["suite"].get("run_time", []) if t["profile"] == reg["profile"]])
 
@@ -360,6 +361,13 @@ def _delta(entry: dict, key: str) -> str:
     return diff_text(entry[key]) if entry.get(key) else "–"
 
 
+def _interval_kinds(study: dict) -> str:
+    """How the Δ intervals of one ablation study were formed, as its entries record it."""
+    kinds = sorted({e[key]["interval"] for e in study["entries"] for key in ("d_acc", "d_auroc_mls")
+                    if e.get(key) and "interval" in e[key]})
+    return "; ".join(kinds) or "none recorded"
+
+
 def main_study(reports: dict) -> dict | None:
     """The ablation proper: the study of the profile with the most recipes (the split the variants were chosen on)."""
     profile = reports["registered"]["profile"]
@@ -374,8 +382,8 @@ def ablation_section(reports: dict) -> list[str]:
         return ["## The ablation", "", "No ablation study in `reports/ablation.json`.", ""]
     lines = ["## The ablation", "",
              f"{bench_name(s['benchmark'])} split {s['split']}: every recipe and variant against `{s['reference']}`, "
-             "means over seeds (± sample std), Δ in points with its 95 % t-interval from the split's pooled seed "
-             "noise (`–`: no noise measured). Variants are defined in `osr/grid.py`.", "",
+             "means over seeds (± sample std), Δ in points with its 95 % interval (intervals: "
+             f"{_interval_kinds(s)}). Variants are defined in `{recipe_variants.__module__}`.", "",
              "| recipe | n seeds | accuracy | AUROC (MLS) | OSCR (MLS) | Δ accuracy | Δ AUROC |", "|---" * 7 + "|"]
     for e in s["entries"]:
         if not recipe_variants(e["recipe"]) & SCHEDULE and e.get("acc"):
