@@ -141,6 +141,7 @@ def test_a_bad_registered_study_is_refused_naming_it(copy, damage, message):
         write_documents(copy)
 
 
+@pytest.mark.slow  # a subprocess
 def test_the_entry_point_prints_one_line_and_exits_1(copy):
     (copy / "reports" / "suite.json").write_text("{\"groups\": ")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
