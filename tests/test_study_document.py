@@ -1,0 +1,170 @@
+"""study.document: docs/study.md and reports/answer.md regenerate byte-identical from the committed reports, the
+answer table agrees with the experiment archives, and a missing or corrupt report is a one-line error naming it."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from osr import OSRError
+from study.document import ANSWER_MD, ANSWER_PNG, REGISTERED, STUDY_MD, load, study_markdown, write_documents
+from study.grid import parse_name
+
+ROOT = Path(__file__).resolve().parents[1]
+INPUTS = ["reports/claims.json", "reports/suite.json", "reports/ablation.json", "reports/experiments", REGISTERED,
+          "conf/profile/claims.yaml", "conf/config.yaml"]
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    """The generator's inputs, copied from the repository into a bare folder."""
+    for rel in INPUTS:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if (ROOT / rel).is_dir() else shutil.copy)(ROOT / rel, tmp_path / rel)
+    return tmp_path
+
+
+def test_regeneration_is_byte_identical_to_the_committed_documents(copy):
+    written = write_documents(copy)
+    assert written == [copy / STUDY_MD, copy / ANSWER_MD, copy / ANSWER_PNG]
+    for rel in (STUDY_MD, ANSWER_MD):
+        assert (copy / rel).read_bytes() == (ROOT / rel).read_bytes(), f"{rel} is stale: run python -m study.document"
+    assert (copy / ANSWER_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(copy.rglob(".*.tmp*"))  # nothing half-written left behind
+
+
+def _archive_answer(root: Path, registered: dict) -> dict:
+    """(benchmark, partitions, recipe) -> {acc, auroc: (mean, low, high) or (mean,)}, straight from the archives:
+    over the split means where a recipe ran on two or more splits, else over the seeds of its one split."""
+    values = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for path in sorted((root / "reports" / "experiments").glob("*.json")):
+        record = json.loads(path.read_text())
+        cell = parse_name(record["name"])
+        if cell and cell.profile == "claims" and cell.recipe in registered["recipes"]:
+            held_out = cell.split in registered["partitions"].get(cell.benchmark, [])
+            test = record["metrics"]["student"]["test"]
+            for key, v in (("acc", test["acc"]), ("auroc", test["mls"]["auroc"])):
+                where = (cell.benchmark, "held-out" if held_out else "exploratory", cell.recipe)
+                values[where][key][cell.split].append(100 * v)
+    out = defaultdict(dict)
+    for where, metrics in values.items():
+        for key, by_split in metrics.items():
+            x = np.asarray([np.mean(v) for v in by_split.values()] if len(by_split) > 1 else [*by_split.values()][0])
+            half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else None
+            out[where][key] = (x.mean(),) if half is None else (x.mean(), x.mean() - half, x.mean() + half)
+    return out
+
+
+def _fmt(est: tuple) -> str:
+    return f"{est[0]:.1f} [{est[1]:.1f}, {est[2]:.1f}]" if len(est) == 3 else f"{est[0]:.1f}"
+
+
+NAMES = {"CIFAR-10": "cifar10", "Tiny-ImageNet 32 × 32": "tinyimagenet32"}
+ROW = re.compile(r"^\| ([^|]+) \| (held-out|exploratory) \| [^|]*\(`([^`]+)`\) \| ([^|]+) \| ([^|]+) \| [^|]+ \|$",
+                 re.M)
+
+
+def _answer_rows(text: str) -> list[tuple]:
+    return ROW.findall(text[text.index("## The answer"):text.index("## The claims")])
+
+
+def test_every_number_of_the_answer_table_equals_the_archives():
+    expected = _archive_answer(ROOT, load(ROOT)["registered"])
+    rows = _answer_rows((ROOT / STUDY_MD).read_text())
+    assert len(rows) == len(expected) >= 8  # five recipes on CIFAR-10, all that ran on Tiny-ImageNet
+    for bench, partitions, recipe, acc, auroc in rows:
+        want = expected[(NAMES[bench], partitions, recipe)]
+        assert (acc, auroc) == (_fmt(want["acc"]), _fmt(want["auroc"])), (bench, recipe)
+    assert (ROOT / ANSWER_MD).read_text().count("\n| ") == len(rows) + 1  # the README fragment: the same rows
+
+
+def test_held_out_partitions_come_first_and_apart(copy):
+    """Runs on registered partitions form their own rows, before the exploratory ones, which they leave unchanged."""
+    folder = copy / "reports" / "experiments"
+    for source in sorted(folder.glob("claims-cifar10-s[12]-*.json")):
+        record = json.loads(source.read_text())
+        record["name"] = record["name"].replace("-s1-", "-s5-").replace("-s2-", "-s6-")
+        record["metrics"]["info"]["split"] += 4
+        record["metrics"]["student"]["test"]["acc"] -= 0.01
+        (folder / f"{record['name']}.json").write_text(json.dumps(record))
+    write_documents(copy)
+    rows = _answer_rows((copy / STUDY_MD).read_text())
+    held_out = [r for r in rows if r[1] == "held-out"]
+    assert [r[1] for r in rows[:len(held_out)]] == ["held-out"] * 5 and {r[0] for r in held_out} == {"CIFAR-10"}
+    expected = _archive_answer(copy, load(copy)["registered"])
+    for bench, partitions, recipe, acc, auroc in rows:
+        assert (acc, auroc) == tuple(_fmt(expected[(NAMES[bench], partitions, recipe)][k]) for k in ("acc", "auroc"))
+    assert [r for r in rows if r[1] == "exploratory"] == _answer_rows((ROOT / STUDY_MD).read_text())
+
+
+@pytest.mark.parametrize("report", ["claims", "suite", "ablation"])
+@pytest.mark.parametrize("damage, message", [
+    (None, "file not found"),
+    ("{\"claims\": [", "not valid JSON"),
+    ("[1, 2]", r"expected a JSON object with a `\w+` list"),
+    ("{\"claims\": [{}], \"groups\": [{}], \"studies\": [{}]}", r"`\w+\[0\]` lacks \w"),
+])
+def test_a_missing_or_corrupt_report_is_refused_naming_it(copy, report, damage, message):
+    path = copy / "reports" / f"{report}.json"
+    path.unlink() if damage is None else path.write_text(damage)
+    with pytest.raises(OSRError) as e:
+        write_documents(copy)
+    assert re.match(re.escape(f"{path}: ") + message, str(e.value)) and "\n" not in str(e.value)
+    assert not (copy / STUDY_MD).exists() and not (copy / ANSWER_MD).exists()
+
+
+def test_a_corrupt_archive_is_refused_naming_it(copy):
+    path = copy / "reports" / "experiments" / "claims-cifar10-s1-ce-none.json"
+    path.write_text(json.dumps({"name": "claims-cifar10-s1-ce-none", "metrics": {"info": {}}}))
+    with pytest.raises(OSRError, match="^" + re.escape(f"{path}: not an experiment archive")):
+        write_documents(copy)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("profile: [claims", "not valid YAML"),
+    ("- a list", "expected a mapping"),
+    ("profile: claims\npartitions: [cifar10]\nrecipes: [ce-none]\nclaims: []\n", "`partitions` must map"),
+    ("profile: claims\n", "lacks partitions, recipes, claims"),
+])
+def test_a_bad_registered_study_is_refused_naming_it(copy, damage, message):
+    (copy / REGISTERED).write_text(damage)
+    with pytest.raises(OSRError, match="^" + re.escape(f"{copy / REGISTERED}: {message}")):
+        write_documents(copy)
+
+
+@pytest.mark.slow  # a subprocess
+def test_the_entry_point_prints_one_line_and_exits_1(copy):
+    (copy / "reports" / "suite.json").write_text("{\"groups\": ")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "study.document", "--root", str(copy)], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [f"error: {copy / 'reports' / 'suite.json'}: not valid JSON "
+                                       "(Expecting value at line 1)"]
+
+
+def test_confirmatory_rows_lead_with_their_holm_verdicts(copy):
+    """With the family labels and Holm fields the report adds, confirmatory rows get their own table first (p,
+    Holm-adjusted p and verdict) and a row decided only before the correction is listed as not resolved."""
+    claims = json.loads((copy / "reports" / "claims.json").read_text())
+    first = {**claims["claims"][0], "family": "confirmatory", "p": 0.004, "p_holm": 0.08,
+             "verdict_holm": "inconclusive"}
+    claims["claims"] = [first] + [{**c, "family": "exploratory"} for c in claims["claims"][1:]]
+    (copy / "reports" / "claims.json").write_text(json.dumps(claims))
+    reports = load(copy)
+    text = study_markdown(reports, [])
+    confirmatory = text[text.index("### Confirmatory"):text.index("### Exploratory")]
+    assert "no finished partitions" not in confirmatory and "does not yet label" not in text
+    assert f"(`{first['id']}`)" in confirmatory and "| 0.004 | 0.080 | **inconclusive** |" in confirmatory
+    unresolved = text[text.index("## What is not resolved"):]
+    assert f"(`{first['id']}`, confirmatory)" in unresolved and "(after Holm: **inconclusive**)" in unresolved
+    assert "no partition of it has finished" not in unresolved
