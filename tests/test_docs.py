@@ -83,9 +83,9 @@ def test_no_document_outside_the_repository_is_cited():
 
 def test_every_local_link_of_the_readme_and_docs_exists():
     pages = [README, *sorted((ROOT / "docs").glob("*.md"))]
-    missing = [f"{page.relative_to(ROOT)} -> {target}" for page in pages
-               for target in MD_LINK.findall(page.read_text(encoding="utf-8"))
-               if not (page.parent / target).exists()]
+    missing = sorted({f"{page.relative_to(ROOT)} -> {target}" for page in pages
+                      for target in MD_LINK.findall(page.read_text(encoding="utf-8"))
+                      if not (page.parent / target).exists()})
     assert not missing, "links to missing files:\n" + "\n".join(missing)
 
 
