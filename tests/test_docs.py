@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -120,3 +121,32 @@ def test_quoted_quick_profile_figures_match_the_committed_experiments(page):
         test = json.loads(path.read_text())["metrics"]["student"]["test"]
         assert (f"{100 * test['acc']:.1f}", f"{100 * test['mls']['auroc']:.1f}") == (acc, auroc), \
             f"{page.name} quotes {recipe} {acc} / {auroc}; {path.name} holds {test['acc']} / {test['mls']['auroc']}"
+
+
+PROFILE_ROW = re.compile(r"^\| `([a-z0-9_]+)`[^|]*\|([^|]*)\|[^|]*\|([^|]*)\|$", re.MULTILINE)
+
+
+def test_the_readme_profile_table_states_each_profiles_networks_and_epochs():
+    rows = {name: (nets, epochs) for name, nets, epochs in PROFILE_ROW.findall(README.read_text(encoding="utf-8"))
+            if (ROOT / "conf/profile" / f"{name}.yaml").exists()}
+    assert set(rows) == {p.stem for p in (ROOT / "conf/profile").glob("*.yaml")}, "a profile is missing its row"
+    for name, (nets, epochs) in rows.items():
+        conf = yaml.safe_load((ROOT / "conf/profile" / f"{name}.yaml").read_text())
+        if "teacher" not in conf or "epochs" not in conf["teacher"]:
+            continue  # a profile that only changes another's settings ("as `paper`")
+        t, s = conf["teacher"], conf["student"]
+        assert re.search(rf"\b{t['epochs']} \+ {s['epochs']}\b", epochs), f"{name}: epochs {epochs.strip()!r}"
+        assert f"width {s['width']}" in nets and f"width {t['width']}" in nets, f"{name}: networks {nets.strip()!r}"
+        for arch in {t["arch"], s["arch"]}:
+            assert arch.replace("resnet", "ResNet-") in nets, f"{name}: {arch} not in {nets.strip()!r}"
+
+
+def test_the_tuning_page_states_the_search_space():
+    space = yaml.safe_load((ROOT / "conf/search/asym.yaml").read_text())
+    page = (ROOT / "docs/tuning.md").read_text(encoding="utf-8")
+    for name, dim in space["tuned"].items():
+        low, high = (f"{v:g}" for v in (dim["low"], dim["high"]))
+        assert re.search(rf"\| `{name}` \| `{re.escape(dim['key'])}` \| {low}–{high}\b", page), \
+            f"docs/tuning.md does not state {name}: {dim}"
+    for key, value in space["fixed"].items():
+        assert f"`{key}={value}`" in page, f"docs/tuning.md does not state the fixed {key}={value}"
