@@ -39,7 +39,9 @@ from study.answer import (
     basis,
     bench_name,
     plural,
+    readme_block,
     span,
+    splice_readme,
 )
 from study.claims import diff_text
 from study.experiments import nested, rows_from_archive
@@ -352,6 +354,11 @@ def write_documents(root: Path) -> list[Path]:
     write_text(outputs[0], study_markdown(reports, entries))
     write_text(outputs[1], answer_markdown(reports, entries))
     answer_figure(entries, reports["registered"]["profile"], outputs[2])
+    readme = root / "README.md"
+    if readme.exists():
+        write_text(readme, splice_readme(readme.read_text(), readme_block(entries, reports["registered"]["profile"]),
+                                         str(readme)))
+        outputs.append(readme)
     return outputs
 
 

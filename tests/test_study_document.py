@@ -21,7 +21,7 @@ from study.grid import parse_name
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUTS = ["reports/claims.json", "reports/suite.json", "reports/ablation.json", "reports/experiments", REGISTERED,
-          "conf/profile/claims.yaml", "conf/config.yaml"]
+          "conf/profile/claims.yaml", "conf/config.yaml", "README.md"]
 
 
 @pytest.fixture
@@ -35,8 +35,8 @@ def copy(tmp_path: Path) -> Path:
 
 def test_regeneration_is_byte_identical_to_the_committed_documents(copy):
     written = write_documents(copy)
-    assert written == [copy / STUDY_MD, copy / ANSWER_MD, copy / ANSWER_PNG]
-    for rel in (STUDY_MD, ANSWER_MD):
+    assert written == [copy / STUDY_MD, copy / ANSWER_MD, copy / ANSWER_PNG, copy / "README.md"]
+    for rel in (STUDY_MD, ANSWER_MD, "README.md"):  # README.md: its answer block
         assert (copy / rel).read_bytes() == (ROOT / rel).read_bytes(), f"{rel} is stale: run python -m study.document"
     assert (copy / ANSWER_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(copy.rglob(".*.tmp*"))  # nothing half-written left behind
@@ -168,3 +168,9 @@ def test_confirmatory_rows_lead_with_their_holm_verdicts(copy):
     unresolved = text[text.index("## What is not resolved"):]
     assert f"(`{first['id']}`, confirmatory)" in unresolved and "(after Holm: **inconclusive**)" in unresolved
     assert "no partition of it has finished" not in unresolved
+
+
+def test_a_readme_without_the_answer_block_is_refused_naming_it(copy):
+    (copy / "README.md").write_text("# osr\n")
+    with pytest.raises(OSRError, match=r"README.md: lacks the <!-- answer:begin --> ... <!-- answer:end --> block"):
+        write_documents(copy)
