@@ -1,4 +1,5 @@
-"""What every stage shares: its command line, the error wrapper, and the training stages' reports."""
+"""What every stage shares: its command line, the error wrapper, its outputs published together, and the training
+stages' reports."""
 from __future__ import annotations
 
 import argparse
@@ -10,10 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import yaml
 
 from cli import guarded
-from osr.io import write_json
+from osr import OSRError
+from osr.io import publication, write_json
 from osr.paths import REPORTS
+
+DVC_FILE = Path("dvc.yaml")
+OUTPUT_KINDS = ("outs", "metrics", "plots")
 
 
 def cpu_name() -> str:
@@ -64,12 +70,39 @@ def stage_parser(main: Callable[[], None]) -> argparse.ArgumentParser:
                                    epilog="Reads its section of params.yaml; `dvc repro` runs it (dvc.yaml).")
 
 
+def declared_outputs(stage: str, dvc_file: Path = DVC_FILE) -> list[Path]:
+    """Every path dvc.yaml declares as an output of `stage` (its outs, metrics and plots)."""
+    try:
+        stages = yaml.safe_load(dvc_file.read_text())["stages"]
+    except FileNotFoundError:
+        raise OSRError(f"{dvc_file}: file not found (run the stage from the project root)") from None
+    if stage not in stages:
+        raise OSRError(f"{dvc_file}: no stage {stage}")
+    entries = [e for kind in OUTPUT_KINDS for e in stages[stage].get(kind) or []]
+    return [Path(next(iter(e)) if isinstance(e, dict) else e) for e in entries]
+
+
+def published(main: Callable[[], None], stage: str) -> Callable[[], None]:
+    """`main` run as a whole: the stage's declared output folders are checked writable before any work, its outputs
+    are renamed into place together when it succeeds (a failure leaves the previous outputs, or none: never a mix),
+    and an OSError (no space, permission, read-only) is one line naming the path."""
+    def work() -> None:
+        try:
+            with publication(declared_outputs(stage)):
+                main()
+        except OSError as e:
+            raise OSRError(f"{e.filename or stage}: {e.strerror or type(e).__name__}") from None
+    return work
+
+
 def run(main: Callable[[], None], parser: argparse.ArgumentParser | None = None,
         argv: list[str] | None = None) -> None:
     """Run a stage. The command line is parsed first, so `--help` answers (exit 0) before anything is read or
-    written; a user-facing error becomes one line on stderr and exit status 1."""
+    written; a DVC stage's (`main` of a module of this package) outputs are published together (`published`); a
+    user-facing error becomes one line on stderr and exit status 1."""
     (parser or stage_parser(main)).parse_args(argv)  # argv None: the command line
-    status = guarded(main)
+    package, _, stage = main.__module__.rpartition(".")
+    status = guarded(published(main, stage) if package == __package__ else main)
     if status:
         sys.exit(status)
     print(f"peak RSS {peak_rss_mib():.0f} MiB", file=sys.stderr)
