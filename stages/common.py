@@ -61,10 +61,16 @@ def write_training_reports(stage: str, role: str, history: list[dict], precision
                 "threads": torch.get_num_threads()})
 
 
+def module_name(main: Callable[[], None]) -> str:
+    """The dotted name of the module defining `main`, also when it runs as `python -m <module>` (`__main__`)."""
+    module = sys.modules[main.__module__]
+    return module.__spec__.name if getattr(module, "__spec__", None) else main.__module__
+
+
 def stage_parser(main: Callable[[], None]) -> argparse.ArgumentParser:
     """The command line of a DVC stage: no options, `--help` prints the module's docstring."""
     module = sys.modules[main.__module__]
-    name = module.__spec__.name if module.__spec__ else main.__module__
+    name = module_name(main)
     return argparse.ArgumentParser(prog=f"python -m {name}", description=module.__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="Reads its section of params.yaml; `dvc repro` runs it (dvc.yaml).")
@@ -101,7 +107,7 @@ def run(main: Callable[[], None], parser: argparse.ArgumentParser | None = None,
     written; a DVC stage's (`main` of a module of this package) outputs are published together (`published`); a
     user-facing error becomes one line on stderr and exit status 1."""
     (parser or stage_parser(main)).parse_args(argv)  # argv None: the command line
-    package, _, stage = main.__module__.rpartition(".")
+    package, _, stage = module_name(main).rpartition(".")
     status = guarded(published(main, stage) if package == __package__ else main)
     if status:
         sys.exit(status)
