@@ -1,4 +1,5 @@
 """Stage distill: the student trained on the plan by ce | kd | asym | movr, reading cached teacher logits."""
+from osr import check_finite
 from osr.config import load_params
 from osr.distill import needs_live_teacher, student_fingerprint, train_student
 from osr.io import load_npz, save_torch
@@ -16,6 +17,8 @@ def main() -> None:
     data = load_split(device, ("train", "val"))
     plan = load_npz(PLAN, PLAN_KEYS)
     cache = load_npz(CACHE, ("t_raw", "t_mixed", "hard", "target"))
+    for key in ("t_raw", "t_mixed", "target"):
+        check_finite(cache[key], f"distill: {CACHE} {key}")
     live = needs_live_teacher(str(plan["method"]), p["distill"]["method"])
     model, meta, history = train_student(
         data, plan, cache, p, ckpt_path=STUDENT_CKPT, fingerprint=student_fingerprint(p, PLAN, CACHE), device=device,

@@ -23,7 +23,7 @@ def main() -> None:
     metrics, audit, curves, hists, series = {}, {}, {}, {}, {}
     for role, path in (("teacher", TEACHER), ("student", STUDENT)):
         model, meta = load_model(path, device)
-        metrics[role], raw = evaluate_model(model, data, e, p["base"]["seed"])
+        metrics[role], raw = evaluate_model(model, data, e, p["base"]["seed"], name=f"evaluate ({path})")
         metrics[role]["model"] = f"{meta['arch']}-w{meta['width']}"
         known = raw["label"] >= 0
         for name in e["scores"]:

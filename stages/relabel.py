@@ -30,7 +30,7 @@ def main() -> None:
     teacher, _ = load_model(TEACHER, device)
     amp = precision(p["teacher"]["amp"], device) == "bf16"
     logits = teacher_outputs(teacher, data.x["train"], data.y["train"], plan,
-                             BaseAug(randaugment=p["student"]["randaugment"]), amp)
+                             BaseAug(randaugment=p["student"]["randaugment"]), amp, where=f"relabel ({TEACHER})")
     y_plan = data.y["train"].cpu().numpy()[plan["order"]]
     targets = relabel_targets(logits["t_mixed"], y_plan, plan, r["rule"], float(r["threshold"]),
                               float(r["smoothing"]))
