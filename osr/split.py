@@ -98,7 +98,23 @@ class SplitTensors:
         return cls(x, y, int(known.label.max()) + 1, names)
 
 
+def check_images(raw: dict[str, np.ndarray], manifest: pd.DataFrame, where: Path = RAW) -> None:
+    """The images are those the manifest was made from: its dtype and image shape, every index it names (a stage
+    run by hand after the arrays changed would otherwise train on, say, float32 images)."""
+    first = manifest.iloc[0]
+    shape = [int(first.height), int(first.width), int(first.channels)]
+    for source, rows in manifest.groupby("source", sort=True):
+        x = raw[f"x_{source}"]
+        if str(x.dtype) != first.dtype or list(x.shape[1:]) != shape:
+            raise OSRError(f"{where}: x_{source} holds {x.dtype} images of shape {list(x.shape[1:])}, the split "
+                           f"manifest {MANIFEST} was made from {first.dtype} {shape} (rerun `dvc repro`)")
+        if int(rows["index"].max()) >= len(x):
+            raise OSRError(f"{where}: x_{source} holds {len(x)} images, the split manifest {MANIFEST} names image "
+                           f"{int(rows['index'].max())} (rerun `dvc repro`)")
+
+
 def load_split(device: torch.device, roles: tuple[str, ...]) -> SplitTensors:
     """The images of `roles` from the pipeline's outputs: the download stage's arrays, the split's manifest."""
-    return SplitTensors.from_arrays(load_npz(RAW, ("x_train", "y_train", "x_test", "y_test")),
-                                    read_manifest(MANIFEST), device, roles)
+    raw, manifest = load_npz(RAW, ("x_train", "y_train", "x_test", "y_test")), read_manifest(MANIFEST)
+    check_images(raw, manifest)
+    return SplitTensors.from_arrays(raw, manifest, device, roles)
