@@ -102,12 +102,12 @@ def check_images(raw: dict[str, np.ndarray], manifest: pd.DataFrame, where: Path
     """The images are those the manifest was made from: its dtype and image shape, every index it names (a stage
     run by hand after the arrays changed would otherwise train on, say, float32 images)."""
     first = manifest.iloc[0]
-    shape = [int(first.height), int(first.width), int(first.channels)]
+    dtype, shape = str(first["dtype"]), [int(first["height"]), int(first["width"]), int(first["channels"])]
     for source, rows in manifest.groupby("source", sort=True):
         x = raw[f"x_{source}"]
-        if str(x.dtype) != first.dtype or list(x.shape[1:]) != shape:
+        if str(x.dtype) != dtype or list(x.shape[1:]) != shape:
             raise OSRError(f"{where}: x_{source} holds {x.dtype} images of shape {list(x.shape[1:])}, the split "
-                           f"manifest {MANIFEST} was made from {first.dtype} {shape} (rerun `dvc repro`)")
+                           f"manifest {MANIFEST} was made from {dtype} {shape} (rerun `dvc repro`)")
         if int(rows["index"].max()) >= len(x):
             raise OSRError(f"{where}: x_{source} holds {len(x)} images, the split manifest {MANIFEST} names image "
                            f"{int(rows['index'].max())} (rerun `dvc repro`)")

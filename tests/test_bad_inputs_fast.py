@@ -21,6 +21,7 @@ from osr.io import publication, save_npz, write_json
 from osr.models import build, check_model, load_state, model_meta
 from osr.relabel import teacher_outputs
 from osr.scores import bank_of, knn
+from osr.split import check_images, make_manifest
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +166,15 @@ def test_a_failed_write_is_one_line_naming_the_path(tmp_path):
                          cwd=ROOT, check=True).stdout.strip()
     assert out == f"{tmp_path / 'big.json'}: cannot write (File too large)"
     assert not list(tmp_path.iterdir())
+
+
+def test_images_are_checked_against_the_manifest_they_were_split_by():
+    y = np.repeat(np.arange(4), 10)
+    raw = {"x_train": np.zeros((40, 8, 8, 3), np.uint8), "x_test": np.zeros((40, 8, 8, 3), np.uint8)}
+    manifest = make_manifest(y, y, [0, 1], [2, 3], 0.25, 0, image_shape=(8, 8, 3))
+    check_images(raw, manifest)
+    with pytest.raises(OSRError, match=r"x_train holds float32 images of shape \[8, 8, 3\], the split manifest .* "
+                                       r"was made from uint8 \[8, 8, 3\]"):
+        check_images({**raw, "x_train": raw["x_train"].astype(np.float32)}, manifest)
+    with pytest.raises(OSRError, match=r"x_test holds 20 images, the split manifest .* names image 3\d"):
+        check_images({**raw, "x_test": raw["x_test"][:20]}, manifest)
