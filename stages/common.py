@@ -89,15 +89,12 @@ def declared_outputs(stage: str, dvc_file: Path = DVC_FILE) -> list[Path]:
 
 
 def published(main: Callable[[], None], stage: str) -> Callable[[], None]:
-    """`main` run as a whole: the stage's declared output folders are checked writable before any work, its outputs
-    are renamed into place together when it succeeds (a failure leaves the previous outputs, or none: never a mix),
-    and an OSError (no space, permission, read-only) is one line naming the path."""
+    """`main` run as a whole: the stage's declared output folders are checked writable before any work, and its
+    outputs are renamed into place together when it succeeds (a failure leaves the previous outputs, or none: never
+    a mix)."""
     def work() -> None:
-        try:
-            with publication(declared_outputs(stage)):
-                main()
-        except OSError as e:
-            raise OSRError(f"{e.filename or stage}: {e.strerror or type(e).__name__}") from None
+        with publication(declared_outputs(stage)):
+            main()
     return work
 
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from cli import guarded
 from conftest import ROOT
 from osr import OSRError, check_finite
 from osr.augment import BaseAug, make_plan
@@ -178,3 +179,8 @@ def test_images_are_checked_against_the_manifest_they_were_split_by():
         check_images({**raw, "x_train": raw["x_train"].astype(np.float32)}, manifest)
     with pytest.raises(OSRError, match=r"x_test holds 20 images, the split manifest .* names image 3\d"):
         check_images({**raw, "x_test": raw["x_test"][:20]}, manifest)
+
+
+def test_an_os_error_at_an_entry_point_is_one_line_naming_the_path(tmp_path, capsys):
+    assert guarded(lambda: (tmp_path / "missing" / "x.json").read_text()) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'missing' / 'x.json'}: No such file or directory\n"
