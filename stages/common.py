@@ -18,7 +18,7 @@ from osr import OSRError
 from osr.io import publication, write_json
 from osr.paths import REPORTS
 
-DVC_FILE = Path("dvc.yaml")
+DVC_FILE = Path(__file__).resolve().parents[1] / "dvc.yaml"  # beside the stages' code, whatever the working folder
 OUTPUT_KINDS = ("outs", "metrics", "plots")
 
 
@@ -81,7 +81,7 @@ def declared_outputs(stage: str, dvc_file: Path = DVC_FILE) -> list[Path]:
     try:
         stages = yaml.safe_load(dvc_file.read_text())["stages"]
     except FileNotFoundError:
-        raise OSRError(f"{dvc_file}: file not found (run the stage from the project root)") from None
+        raise OSRError(f"{dvc_file}: file not found (the stages' outputs are declared there)") from None
     if stage not in stages:
         raise OSRError(f"{dvc_file}: no stage {stage}")
     entries = [e for kind in OUTPUT_KINDS for e in stages[stage].get(kind) or []]

@@ -6,6 +6,7 @@ import copy
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from osr.models import build, check_model, load_state, model_meta
 from osr.relabel import teacher_outputs
 from osr.scores import bank_of, knn
 from osr.split import check_images, make_manifest
+from stages.common import declared_outputs
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +186,12 @@ def test_images_are_checked_against_the_manifest_they_were_split_by():
 def test_an_os_error_at_an_entry_point_is_one_line_naming_the_path(tmp_path, capsys):
     assert guarded(lambda: (tmp_path / "missing" / "x.json").read_text()) == 1
     assert capsys.readouterr().err == f"error: {tmp_path / 'missing' / 'x.json'}: No such file or directory\n"
+
+
+def test_every_stage_publishes_the_outputs_dvc_yaml_declares():
+    stages = {p.stem for p in (ROOT / "stages").glob("*.py")} - {"__init__", "common"}
+    assert all(declared_outputs(stage) for stage in stages)
+    assert {Path("data/eval"), Path("reports/metrics.json"), Path("reports/plots/roc")} <= set(
+        declared_outputs("evaluate"))
+    with pytest.raises(OSRError, match="dvc.yaml: no stage predict_all"):
+        declared_outputs("predict_all")
