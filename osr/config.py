@@ -245,6 +245,21 @@ def refuse_unknown_keys(params: dict, source: str = PARAMS_FILE) -> None:
             raise OSRError(f"{source}: {key}: unknown parameter" + (f"; did you mean {near[0]}?" if near else ""))
 
 
+def check_image_shape(params: dict, source: str = PARAMS_FILE) -> None:
+    """`data.image_size` and the per-channel `data.mean`/`data.std` against the benchmark's declared images."""
+    d = params["data"]
+    shape = BENCHMARKS[d["benchmark"]].image_shape
+    if not shape:
+        return
+    if d["image_size"] > min(shape[:2]):
+        raise OSRError(f"{source}: data.image_size must be <= {min(shape[:2])}, the size of {d['benchmark']}'s "
+                       f"images (0 keeps them as they are) (got {d['image_size']})")
+    for key in ("data.mean", "data.std"):
+        if len(get(params, key)) != shape[2]:
+            raise OSRError(f"{source}: {key} must hold {shape[2]} values, one per channel of {d['benchmark']}'s "
+                           f"images (got {get(params, key)})")
+
+
 def check_split_sizes(params: dict, source: str = PARAMS_FILE) -> None:
     """What the benchmark's declared class sizes decide before any data is read: every batch fits the training images
     the split will hold (an epoch drops its last partial batch; a batch larger than the set has no step), and
@@ -281,6 +296,7 @@ def validate(params: dict, source: str = PARAMS_FILE) -> Params:
     if params["split"]["index"] >= splits:
         raise OSRError(f"{source}: split.index must be <= {splits - 1} for {params['data']['benchmark']} "
                        f"(got {params['split']['index']})")
+    check_image_shape(params, source)
     check_split_sizes(params, source)
     return params
 

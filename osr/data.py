@@ -103,27 +103,31 @@ class Benchmark:
     unknown: list[list[int]] | None  # None: every test class that is not known
     classes: int                    # classes of the normalised arrays (len(class_names)): a stray one is an error
     note: str = ""
-    # training images of each class of the normalised arrays (index = class), as published: what check_params
-    # decides batch sizes and knn_k against before any stage runs; () when not declared
+    # as published, what check_params decides parameters against before any stage runs (() when not declared):
+    # training images of each class of the normalised arrays (index = class), and the images' (height, width,
+    # channels)
     train_sizes: tuple[int, ...] = ()
+    image_shape: tuple[int, ...] = ()
 
 
 _PLUS_NOTE = "mirror CIFAR-100 holds 916 test images: smoke only, not comparable to papers"
 _CIFAR10_TRAIN = (5000,) * 10
 BENCHMARKS = {
     "cifar10": Benchmark(("cifar10",), CIFAR10_KNOWN, None, 10,
-                         "mirror CIFAR-10 is JPEG q75: accuracy slightly below papers", _CIFAR10_TRAIN),
+                         "mirror CIFAR-10 is JPEG q75: accuracy slightly below papers", _CIFAR10_TRAIN, (32, 32, 3)),
     "cifar_plus10": Benchmark(("cifar10", "cifar100"), CIFAR_PLUS_KNOWN,
-                              [[10 + c for c in u] for u in CIFAR_PLUS10_UNKNOWN], 110, _PLUS_NOTE, _CIFAR10_TRAIN),
+                              [[10 + c for c in u] for u in CIFAR_PLUS10_UNKNOWN], 110, _PLUS_NOTE, _CIFAR10_TRAIN,
+                              (32, 32, 3)),
     "cifar_plus50": Benchmark(("cifar10", "cifar100"), CIFAR_PLUS_KNOWN,
-                              [[10 + c for c in u] for u in CIFAR_PLUS50_UNKNOWN], 110, _PLUS_NOTE, _CIFAR10_TRAIN),
+                              [[10 + c for c in u] for u in CIFAR_PLUS50_UNKNOWN], 110, _PLUS_NOTE, _CIFAR10_TRAIN,
+                              (32, 32, 3)),
     "mnist": Benchmark(("mnist",), MNIST_KNOWN, None, 10, "",
-                       (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)),
+                       (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949), (28, 28, 1)),
     "svhn": Benchmark(("svhn",), SVHN_KNOWN, None, 10, "not in the mirror: downloaded (torchvision checks the md5)",
-                      (4948, 13861, 10585, 8497, 7458, 6882, 5727, 5595, 5045, 4659)),
+                      (4948, 13861, 10585, 8497, 7458, 6882, 5727, 5595, 5045, 4659), (32, 32, 3)),
     "tinyimagenet": Benchmark(("tinyimagenet",), TINYIMAGENET_KNOWN, None, 200,
                               "test = the 10,000 val images; train holds the 80 classes known in some split",
-                              (500,) * 200),
+                              (500,) * 200, (64, 64, 3)),
 }
 
 

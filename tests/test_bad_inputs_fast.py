@@ -46,7 +46,9 @@ def _with(params: dict, **changes) -> dict:
     ({"student__batch_size": 217}, "student.batch_size must be <= 216"),
     ({"evaluate__knn_k": 37}, "evaluate.knn_k must be <= 36, the training images of the smallest known class"),
     ({"split__val_fraction": 0.01}, "split.val_fraction: 0.01 of 240 images cannot hold every known class"),
-], ids=["teacher-batch", "student-batch", "knn-k", "val-too-small"])
+    ({"data__image_size": 48}, "data.image_size must be <= 32, the size of cifar10's images"),
+    ({"data__benchmark": "mnist"}, "data.mean must hold 1 values, one per channel of mnist's images"),
+], ids=["teacher-batch", "student-batch", "knn-k", "val-too-small", "image-size", "channels"])
 def test_sizes_the_benchmark_declares_decide_batch_sizes_and_knn_k(tiny, changes, message):
     with pytest.raises(OSRError, match=message.replace(".", r"\.")) as e:
         validate(_with(tiny, **changes))
