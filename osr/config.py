@@ -11,6 +11,12 @@ silently switch relabelling off). Bounds beyond the obvious ones mark where a va
 by 1e4), learning rates (0, 10], loss weights [0, 100], ``movr.scale`` and ``evaluate.energy_temperature``
 (0, 1000], ``data.mean`` in [0, 1] and ``data.std`` in (0, 1] per channel (images are scaled to [0, 1]),
 milestones in (0, 1] (fractions of the run), seeds below 2^32 (NumPy's limit).
+
+A key the schema does not know is refused with the nearest known one (`refuse_unknown_keys`), and what the
+benchmark's declared sizes decide is checked here too, so that it fails in the check_params stage before DVC
+deletes any output: batch sizes against the training images of the split, `evaluate.knn_k` against its smallest
+class, `data.image_size` and the channels of `data.mean`/`data.std` against its images. `load_params` reads
+`1e9` as a number (`ParamsLoader`).
 """
 import difflib
 import math
