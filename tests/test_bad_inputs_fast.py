@@ -197,3 +197,16 @@ def test_every_stage_publishes_the_outputs_dvc_yaml_declares():
         declared_outputs("evaluate"))
     with pytest.raises(OSRError, match="dvc.yaml: no stage predict_all"):
         declared_outputs("predict_all")
+
+
+def test_the_divergence_guard_reads_the_weights_and_statistics_not_only_the_mean_loss(tmp_path):
+    """An inf batch-norm statistic leaves the training loss finite (training normalises by the batch's own
+    statistics) and every later prediction inf: the epoch stops with one line."""
+    from test_train import tiny_model, train
+    model = tiny_model()
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.running_var[0] = float("inf")
+    with pytest.raises(OSRError, match=r"^t: training diverged in epoch 1 \(non-finite weights or batch-norm "):
+        train(model, tmp_path / "ck.pt")
+    assert not (tmp_path / "ck.pt").exists()
+    assert train(tiny_model(), tmp_path / "ok.pt")[-1]["epoch"] == 2
