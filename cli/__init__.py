@@ -18,11 +18,14 @@ def fail(message: object) -> int:
 
 
 def guarded(work: Callable[[], int | None]) -> int:
-    """Run an entry point's work; a user-facing error (OSRError) becomes one line on stderr and exit status 1."""
+    """Run an entry point's work; a user-facing error (OSRError), or an OSError (no space, permission, read-only
+    file system: named by its path), becomes one line on stderr and exit status 1."""
     try:
         return work() or 0
     except OSRError as e:
         return fail(e)
+    except OSError as e:
+        return fail(f"{e.filename or 'input/output'}: {e.strerror or type(e).__name__}")
 
 
 def dvc_executable() -> str:

@@ -11,8 +11,16 @@ silently switch relabelling off). Bounds beyond the obvious ones mark where a va
 by 1e4), learning rates (0, 10], loss weights [0, 100], ``movr.scale`` and ``evaluate.energy_temperature``
 (0, 1000], ``data.mean`` in [0, 1] and ``data.std`` in (0, 1] per channel (images are scaled to [0, 1]),
 milestones in (0, 1] (fractions of the run), seeds below 2^32 (NumPy's limit).
+
+A key the schema does not know is refused with the nearest known one (`refuse_unknown_keys`), and what the
+benchmark's declared sizes decide is checked here too, so that it fails in the check_params stage before DVC
+deletes any output: batch sizes against the training images of the split, `evaluate.knn_k` against its smallest
+class, `data.image_size` and the channels of `data.mean`/`data.std` against its images. `load_params` reads
+`1e9` as a number (`ParamsLoader`).
 """
+import difflib
 import math
+import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +34,7 @@ from osr.data import BENCHMARKS
 from osr.losses import DIVERGENCES, HARD_REDUCTIONS, MARGIN_MODES, RELABEL_RULES, STEP_LOSSES, TEACHER_LOSSES
 from osr.models import ARCHS
 from osr.scores import SCORES
+from osr.split import train_class_sizes
 from osr.train import COMPILE
 
 PARAMS_FILE = "params.yaml"
@@ -68,6 +77,7 @@ Count = Annotated[int, Range(0)]
 
 class Base(TypedDict):
     seed: Annotated[int, Range(0, 2**32 - 1)]
+    profile: str  # the conf/profile/ it was composed with: a label in reports
     device: Annotated[str, OneOf({"auto", "cpu", "cuda"})]
 
 
@@ -222,7 +232,67 @@ def get(params: dict, dotted: str) -> Any:
     return node
 
 
+def _keys(node: dict, prefix: str = "") -> Iterator[str]:
+    """The dotted keys of a params mapping, down to the schema's leaves (a list or mapping value of a leaf is one)."""
+    for name, value in node.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict) and key not in FIELDS:
+            yield from _keys(value, f"{key}.")
+        else:
+            yield key
+
+
+def refuse_unknown_keys(params: dict, source: str = PARAMS_FILE) -> None:
+    """A key the schema does not know (a typo, `-S +distill.tauu=2`) would be read by nothing: refused, with the
+    nearest known key."""
+    for key in _keys(params):
+        if key not in FIELDS:
+            near = difflib.get_close_matches(key, FIELDS, n=1)
+            raise OSRError(f"{source}: {key}: unknown parameter" + (f"; did you mean {near[0]}?" if near else ""))
+
+
+def check_image_shape(params: dict, source: str = PARAMS_FILE) -> None:
+    """`data.image_size` and the per-channel `data.mean`/`data.std` against the benchmark's declared images."""
+    d = params["data"]
+    shape = BENCHMARKS[d["benchmark"]].image_shape
+    if not shape:
+        return
+    if d["image_size"] > min(shape[:2]):
+        raise OSRError(f"{source}: data.image_size must be <= {min(shape[:2])}, the size of {d['benchmark']}'s "
+                       f"images (0 keeps them as they are) (got {d['image_size']})")
+    for key in ("data.mean", "data.std"):
+        if len(get(params, key)) != shape[2]:
+            raise OSRError(f"{source}: {key} must hold {shape[2]} values, one per channel of {d['benchmark']}'s "
+                           f"images (got {get(params, key)})")
+
+
+def check_split_sizes(params: dict, source: str = PARAMS_FILE) -> None:
+    """What the benchmark's declared class sizes decide before any data is read: every batch fits the training images
+    the split will hold (an epoch drops its last partial batch; a batch larger than the set has no step), and
+    `evaluate.knn_k` fits the smallest known class (each class's score sums its top k cosines)."""
+    name, index = params["data"]["benchmark"], params["split"]["index"]
+    bench = BENCHMARKS[name]
+    if not bench.train_sizes:
+        return
+    s = params["split"]
+    try:
+        train = train_class_sizes(dict(enumerate(bench.train_sizes)), list(bench.known[index]),
+                                  float(s["val_fraction"]), params["base"]["seed"], s["train_per_class"])
+    except OSRError as e:
+        raise OSRError(f"{source}: {e}") from None
+    where = f"{name} split {index} (split.train_per_class {s['train_per_class']}, " \
+            f"split.val_fraction {s['val_fraction']})"
+    for key in ("teacher.batch_size", "student.batch_size"):
+        if get(params, key) > sum(train.values()):
+            raise OSRError(f"{source}: {key} must be <= {sum(train.values())}, the training images of {where} "
+                           f"(got {get(params, key)})")
+    if "knn" in params["evaluate"]["scores"] and params["evaluate"]["knn_k"] > min(train.values()):
+        raise OSRError(f"{source}: evaluate.knn_k must be <= {min(train.values())}, the training images of the "
+                       f"smallest known class of {where} (got {params['evaluate']['knn_k']})")
+
+
 def validate(params: dict, source: str = PARAMS_FILE) -> Params:
+    refuse_unknown_keys(params, source)
     for key, tp in FIELDS.items():
         value = get(params, key)
         problem = _problem(*_parts(tp), value)
@@ -232,13 +302,24 @@ def validate(params: dict, source: str = PARAMS_FILE) -> Params:
     if params["split"]["index"] >= splits:
         raise OSRError(f"{source}: split.index must be <= {splits - 1} for {params['data']['benchmark']} "
                        f"(got {params['split']['index']})")
+    check_image_shape(params, source)
+    check_split_sizes(params, source)
     return params
+
+
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML reads YAML 1.1, where `1e9` and `2E-3` (no dot) are text; YAML 1.2, Hydra and every user read numbers.
+    This loader reads them as floats too."""
+
+
+EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$")
+ParamsLoader.add_implicit_resolver("tag:yaml.org,2002:float", EXPONENT_FLOAT, list("-+0123456789"))
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
     path = Path(path)
     try:
-        params = yaml.safe_load(path.read_text())
+        params = yaml.load(path.read_text(), Loader=ParamsLoader)
     except FileNotFoundError:
         raise OSRError(f"{path}: file not found (run from the project root)") from None
     except yaml.YAMLError as e:

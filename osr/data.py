@@ -103,20 +103,31 @@ class Benchmark:
     unknown: list[list[int]] | None  # None: every test class that is not known
     classes: int                    # classes of the normalised arrays (len(class_names)): a stray one is an error
     note: str = ""
+    # as published, what check_params decides parameters against before any stage runs (() when not declared):
+    # training images of each class of the normalised arrays (index = class), and the images' (height, width,
+    # channels)
+    train_sizes: tuple[int, ...] = ()
+    image_shape: tuple[int, ...] = ()
 
 
 _PLUS_NOTE = "mirror CIFAR-100 holds 916 test images: smoke only, not comparable to papers"
+_CIFAR10_TRAIN = (5000,) * 10
 BENCHMARKS = {
     "cifar10": Benchmark(("cifar10",), CIFAR10_KNOWN, None, 10,
-                         "mirror CIFAR-10 is JPEG q75: accuracy slightly below papers"),
+                         "mirror CIFAR-10 is JPEG q75: accuracy slightly below papers", _CIFAR10_TRAIN, (32, 32, 3)),
     "cifar_plus10": Benchmark(("cifar10", "cifar100"), CIFAR_PLUS_KNOWN,
-                              [[10 + c for c in u] for u in CIFAR_PLUS10_UNKNOWN], 110, _PLUS_NOTE),
+                              [[10 + c for c in u] for u in CIFAR_PLUS10_UNKNOWN], 110, _PLUS_NOTE, _CIFAR10_TRAIN,
+                              (32, 32, 3)),
     "cifar_plus50": Benchmark(("cifar10", "cifar100"), CIFAR_PLUS_KNOWN,
-                              [[10 + c for c in u] for u in CIFAR_PLUS50_UNKNOWN], 110, _PLUS_NOTE),
-    "mnist": Benchmark(("mnist",), MNIST_KNOWN, None, 10),
-    "svhn": Benchmark(("svhn",), SVHN_KNOWN, None, 10, "not in the mirror: downloaded (torchvision checks the md5)"),
+                              [[10 + c for c in u] for u in CIFAR_PLUS50_UNKNOWN], 110, _PLUS_NOTE, _CIFAR10_TRAIN,
+                              (32, 32, 3)),
+    "mnist": Benchmark(("mnist",), MNIST_KNOWN, None, 10, "",
+                       (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949), (28, 28, 1)),
+    "svhn": Benchmark(("svhn",), SVHN_KNOWN, None, 10, "not in the mirror: downloaded (torchvision checks the md5)",
+                      (4948, 13861, 10585, 8497, 7458, 6882, 5727, 5595, 5045, 4659), (32, 32, 3)),
     "tinyimagenet": Benchmark(("tinyimagenet",), TINYIMAGENET_KNOWN, None, 200,
-                              "test = the 10,000 val images; train holds the 80 classes known in some split"),
+                              "test = the 10,000 val images; train holds the 80 classes known in some split",
+                              (500,) * 200, (64, 64, 3)),
 }
 
 
@@ -319,8 +330,10 @@ def check_arrays(d: dict[str, np.ndarray], where: str, bench: str) -> None:
             raise OSRError(f"{where}: missing x_{part}/y_{part}")
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[3] not in (1, 3):
             raise OSRError(f"{where}: x_{part} must be uint8 [N, H, W, 1|3], got {x.dtype} {list(x.shape)}")
-        if y.ndim != 1 or len(y) != len(x):
-            raise OSRError(f"{where}: y_{part} must be 1-D with {len(x)} labels, got shape {list(y.shape)}")
+        if y.ndim != 1:
+            raise OSRError(f"{where}: y_{part} must be 1-D, got shape {list(y.shape)}")
+        if len(y) != len(x):
+            raise OSRError(f"{where}: x_{part} holds {len(x)} images but y_{part} {len(y)} labels")
         n_cls = len(d["class_names"])
         if len(y) and (y.min() < 0 or y.max() >= n_cls):
             raise OSRError(f"{where}: y_{part} labels out of range [0, {n_cls - 1}] (min {y.min()}, max {y.max()})")

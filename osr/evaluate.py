@@ -6,6 +6,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from osr import check_finite
 from osr.jacobian import class_separation, jacobian_norm
 from osr.metrics import accuracy, open_set_macro_f1, open_set_metrics
 from osr.scores import SCORES, Bank, bank_of, needs_bank
@@ -14,13 +15,13 @@ from osr.train import predict
 
 
 def evaluate_model(model: torch.nn.Module, data: SplitTensors, section: Mapping,
-                   seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
+                   seed: int = 0, name: str = "model") -> tuple[dict, dict[str, np.ndarray]]:
     """Metrics dict and per-sample test scores. Known = label >= 0 (positive), unknown = label -1.
 
     `section` is params.yaml's `evaluate` section: `scores`, `batch_size`, `jacobian_samples`, `bootstrap` and each
     score's own settings (`Score.settings`). Scores that need the feature bank use the un-augmented training
     images (role ``train``); the macro-F1 threshold comes from the validation knowns' scores; `bootstrap` > 0
-    resamples give each AUROC a 95 % interval.
+    resamples give each AUROC a 95 % interval. A non-finite logit or score stops it with one line naming `name`.
     """
     scores, batch_size = section["scores"], section["batch_size"]
     metrics: dict = {}
@@ -28,6 +29,8 @@ def evaluate_model(model: torch.nn.Module, data: SplitTensors, section: Mapping,
     metrics["val"] = {"acc": accuracy(data.y["val"].cpu().numpy(), zv.argmax(1).cpu().numpy()),
                       "class_separation": class_separation(fv, data.y["val"])}
     z, f = predict(model, data.x["test"], batch_size, features=True)
+    for role, logits in (("val", zv), ("test", z)):
+        check_finite(logits.float().cpu().numpy(), f"{name}: logits on the {role} images")
     bank = feature_bank(model, data, batch_size) if needs_bank(scores) else None
     y = data.y["test"]
     known = y >= 0
@@ -37,14 +40,15 @@ def evaluate_model(model: torch.nn.Module, data: SplitTensors, section: Mapping,
             "mean_max_logit_known": float(z[known].max(1).values.mean()),
             "mean_max_logit_unknown": float(z[~known].max(1).values.mean())}
     raw = {"label": y.cpu().numpy(), "pred": pred.cpu().numpy()}
-    for name in scores:
-        score = SCORES[name]
+    for score_name in scores:
+        score = SCORES[score_name]
         kw = score.settings_from(section)
         s = score(z, f, bank, **kw).cpu().numpy()
-        raw[name] = s
-        test[name] = open_set_metrics(s[known.cpu().numpy()], correct, s[~known.cpu().numpy()],
-                                      section["bootstrap"], seed)
-        test[name]["macro_f1"] = open_set_macro_f1(score(zv, fv, bank, **kw).cpu().numpy(), s, raw["pred"],
+        check_finite(s, f"{name}: {score_name} scores on the test images")
+        raw[score_name] = s
+        test[score_name] = open_set_metrics(s[known.cpu().numpy()], correct, s[~known.cpu().numpy()],
+                                            section["bootstrap"], seed)
+        test[score_name]["macro_f1"] = open_set_macro_f1(score(zv, fv, bank, **kw).cpu().numpy(), s, raw["pred"],
                                                    raw["label"], data.num_classes)
     metrics["test"] = test
     if section["jacobian_samples"]:

@@ -1,13 +1,21 @@
-"""Atomic writes and safe loads: nothing half-written, nothing unpickled."""
+"""Atomic writes and safe loads: nothing half-written, nothing unpickled.
+
+Every writer goes through `atomic_path`: the file is written at a temporary sibling name and renamed onto its path
+when the write succeeded. Inside `publication(outputs)` (a stage's run) a write to one of `outputs` stays at its
+temporary name until the whole block succeeds, and then every output is renamed in one pass: a stage that fails
+leaves its previous outputs, or none, never some new and some old. An `OSError` (no space, permission, read-only
+file system) becomes a one-line `OSRError` naming the path.
+"""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import json
 import os
 import shutil
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,36 +25,132 @@ import torch
 from osr import OSRError
 
 
+def write_error(path: str | os.PathLike, e: OSError) -> OSRError:
+    """A one-line error for a failed write of `path`: the operating system's reason, never a traceback."""
+    return OSRError(f"{path}: cannot write ({e.strerror or type(e).__name__})")
+
+
+class Publication:
+    """The outputs of one stage: the temporary files written for them, renamed onto them together by `commit`."""
+
+    def __init__(self, outputs: Iterable[str | os.PathLike]):
+        self.outputs = [Path(os.path.abspath(p)) for p in outputs]
+        self.pending: dict[Path, Path] = {}  # final path -> its temporary file or folder
+        self.created: list[Path] = []  # output folders made for the pending files, removed again by `discard`
+
+    def covers(self, path: Path) -> bool:
+        full = Path(os.path.abspath(path))
+        return any(full == out or out in full.parents for out in self.outputs)
+
+    def check_writable(self) -> None:
+        """Every output's folder is (or can be made) a writable folder: refused before the stage does any work."""
+        for out in self.outputs:
+            folder = out.parent
+            while not folder.exists():
+                folder = folder.parent
+            if not folder.is_dir():
+                raise OSRError(f"{os.path.relpath(folder)}: not a folder, so {os.path.relpath(out)} cannot be written")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise OSRError(f"{os.path.relpath(folder)}: output folder is not writable")
+
+    def commit(self) -> None:
+        for path, tmp in self.pending.items():
+            try:
+                _replace(tmp, path)
+            except OSError as e:
+                self.discard()
+                raise write_error(path, e) from None
+        self.pending.clear()
+
+    def discard(self) -> None:
+        for tmp in self.pending.values():
+            _remove(tmp)
+        self.pending.clear()
+        for folder in reversed(self.created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if still empty
+
+
+_PUBLICATION: contextvars.ContextVar[Publication | None] = contextvars.ContextVar("osr_publication", default=None)
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling of `path`; rename it onto `path` only if the block succeeds."""
-    path = Path(path)
+def publication(outputs: Iterable[str | os.PathLike]) -> Iterator[Publication]:
+    """Run a block whose writes to `outputs` (files or folders) are published together when it succeeds and
+    discarded when it fails; every output's folder is checked to be writable first."""
+    pub = Publication(outputs)
+    pub.check_writable()
+    token = _PUBLICATION.set(pub)
+    try:
+        yield pub
+    except BaseException:
+        pub.discard()
+        raise
+    finally:
+        _PUBLICATION.reset(token)
+    pub.commit()
+
+
+def _make_parent(path: Path) -> None:
+    missing = [p for p in reversed(path.parents) if not p.exists()]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OSRError(f"{path.parent}: cannot create output folder ({e.strerror})") from None
+    pub = _PUBLICATION.get()
+    if pub is not None and pub.covers(path):
+        pub.created += [p for p in missing if p not in pub.created]
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """Rename `tmp` onto `path`; a folder replaces a folder (the old one is moved aside first, then removed)."""
+    if tmp.is_dir() and path.is_dir():
+        old = path.parent / f".{path.name}.old{os.getpid()}"
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+
+
+def _remove(tmp: Path) -> None:
+    if tmp.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
+    elif tmp.exists():
+        tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of `path`; rename it onto `path` only if the block succeeds (inside a
+    `publication` covering `path`: when the publication succeeds)."""
+    path = Path(path)
+    _make_parent(path)
     if not os.access(path.parent, os.W_OK):
         raise OSRError(f"{path.parent}: output folder is not writable")
     tmp = path.parent / f".{path.name}.tmp{os.getpid()}"
+    pub = _PUBLICATION.get()
     try:
+        _remove(tmp)  # a stale one of an earlier write of the same path
         yield tmp
-        os.replace(tmp, path)
+        if pub is not None and pub.covers(path):
+            pub.pending[path] = tmp
+            tmp = None
+        else:
+            _replace(tmp, path)
+    except OSError as e:
+        raise write_error(path, e) from None
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        if tmp is not None:
+            _remove(tmp)
 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary folder that replaces `path` (a folder) when the block succeeds."""
-    path = Path(path)
     with atomic_path(path) as tmp:
         tmp.mkdir()
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
 
 
 def existing_file(path: str | os.PathLike) -> Path:

@@ -136,8 +136,23 @@ def load_state(model: nn.Module, state: dict, where: str) -> None:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise OSRError(f"{where}: checkpoint does not fit the model ({first})") from None
+        # torch's first line only names the class ("Error(s) in loading state_dict for CifarResNet:"); the reasons
+        # (size mismatch for conv1.weight: ..., Missing key(s) ...) follow, one per line
+        lines = [line.strip() for line in str(e).strip().splitlines()]
+        reason = next((line for line in lines[1:] if line), lines[0] if lines else type(e).__name__)
+        raise OSRError(f"{where}: checkpoint does not fit the model ({reason[:300]})") from None
+
+
+def check_model(meta: dict, section: dict, role: str, num_classes: int, where: str) -> None:
+    """The model a file holds is the one params.yaml's `role` section describes (a stage run by hand after a
+    parameter change would otherwise evaluate, or distil from, a model of another architecture)."""
+    held, wanted = f"{meta['arch']}-w{meta['width']}", f"{section['arch']}-w{section['width']}"
+    if held != wanted:
+        raise OSRError(f"{where}: holds a {held} model, params.yaml's {role}.arch and {role}.width say {wanted} "
+                       "(rerun `dvc repro`)")
+    if meta["num_classes"] != num_classes:
+        raise OSRError(f"{where}: has {meta['num_classes']} outputs, the split has {num_classes} known classes "
+                       "(rerun `dvc repro`)")
 
 
 def load_model(path: Path, device: torch.device) -> tuple[CifarResNet, dict]:

@@ -9,15 +9,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from osr import check_finite
 from osr.augment import BaseAug, planned_steps
 from osr.losses import hard_mask, two_hot
 from osr.train import autocast, progress
 
+FP16_MAX = float(np.finfo(np.float16).max)  # the cache's dtype: a larger logit would be stored as inf
+
 
 @torch.inference_mode()
 def teacher_outputs(teacher: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray],
-                    aug: BaseAug, amp: bool = True) -> dict[str, np.ndarray]:
-    """Logits [E, S, B, K] (fp16) of the frozen teacher on the raw and (mixed steps only) mixed views."""
+                    aug: BaseAug, amp: bool = True, where: str = "teacher pass") -> dict[str, np.ndarray]:
+    """Logits [E, S, B, K] (fp16) of the frozen teacher on the raw and (mixed steps only) mixed views. A logit the
+    fp16 cache cannot hold (a diverged teacher) stops the pass with one line naming `where` and the epoch."""
     teacher.eval()
     epochs, steps, batch = plan["order"].shape
     k = teacher.fc.out_features
@@ -31,6 +35,7 @@ def teacher_outputs(teacher: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
             with autocast(x.device, amp):
                 out[s, :len(views)] = teacher(views).float()
         z = out.cpu().numpy()  # one copy (and host synchronisation) per epoch
+        check_finite(z, f"{where}: teacher logits of epoch {e + 1} (a diverged teacher?)", FP16_MAX)
         raw[e] = z[:, :batch]
         mixed[e] = np.where(plan["mixed"][e][:, None, None], z[:, batch:], 0)
     return {"t_raw": raw, "t_mixed": mixed}

@@ -14,6 +14,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from osr import OSRError
+
 
 class Bank(NamedTuple):
     features: torch.Tensor  # unit-normalised training features [M, D]
@@ -55,12 +57,14 @@ def knn(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None
     classes; the score is max_c s_c."""
     if f is None or bank is None:
         raise ValueError("knn needs features and a training-feature bank")
-    classes = bank.labels.unique()
+    classes, sizes = bank.labels.unique(return_counts=True)
+    if k > int(sizes.min()):
+        raise OSRError(f"evaluate.knn_k: {k} is more than the {int(sizes.min())} training images of known class "
+                       f"{int(classes[sizes.argmin()])}")
     out = []
     for i in range(0, len(f), chunk):
         sim = F.normalize(f[i:i + chunk].float(), dim=1) @ bank.features.T
-        s = torch.stack([sim[:, bank.labels == c].topk(min(k, int((bank.labels == c).sum())), 1)
-                         .values.sum(1) for c in classes], 1)
+        s = torch.stack([sim[:, bank.labels == c].topk(k, 1).values.sum(1) for c in classes], 1)
         out.append((s / s.sum(1, keepdim=True).clamp_min(1e-12)).max(1).values)
     return torch.cat(out) if out else torch.zeros(0)
 

@@ -131,6 +131,13 @@ CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "history", "finge
 LOSS_LIMIT = 1e6  # an epoch's mean loss above this is divergence: every loss here is O(1)-O(100) when training works
 
 
+def finite_state(model: nn.Module) -> bool:
+    """Every weight and buffer (batch-norm statistics) finite: a finite mean loss does not imply it (an inf weight
+    whose unit is dead, statistics that overflowed), and the model's outputs would carry it. One host sync."""
+    tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    return bool(torch.stack([t.isfinite().all() for t in tensors]).all()) if tensors else True
+
+
 def read_checkpoint(path: Path, desc: str) -> dict | None:
     """The resume checkpoint on the CPU, or None; an unreadable one is set aside (``*.corrupt``) with a warning.
 
@@ -242,6 +249,9 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], *, epochs: 
         if not math.isfinite(mean_loss) or abs(mean_loss) > LOSS_LIMIT:
             raise OSRError(f"{desc}: training diverged in epoch {epoch + 1} (mean loss {mean_loss:.4g}, limit "
                            f"{LOSS_LIMIT:.0e}); lower the lr or check the loss parameters (e.g. distill.tau)")
+        if not finite_state(model):
+            raise OSRError(f"{desc}: training diverged in epoch {epoch + 1} (non-finite weights or batch-norm "
+                           "statistics); lower the lr")
         dt = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "loss": mean_loss, "lr": opt.param_groups[0]["lr"], "seconds": dt,
                "images_per_s": seen / dt}

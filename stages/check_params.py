@@ -4,7 +4,11 @@ DVC deletes a stage's outputs just before it runs the stage, so a parameter chec
 reads it costs that stage's previous results. Every stage depends on this one's output, so DVC runs it first
 and a bad value fails here, in one line, with every other output as it was. Its output is persistent (a failed
 check leaves it in place) and constant (a change of parameters reruns only the stages that read them).
+
+`dvc exp run -S key=value` writes the value into params.yaml before any stage runs and leaves it there when
+this check refuses it, so the next `dvc repro` would fail the same way: the error says so.
 """
+from osr import OSRError
 from osr.config import load_params
 from osr.io import atomic_path
 from osr.paths import PARAMS_OK
@@ -12,7 +16,11 @@ from stages.common import run
 
 
 def main() -> None:
-    load_params()
+    try:
+        load_params()
+    except OSRError as e:
+        raise OSRError(f"{e} [params.yaml keeps this value, also after a failed `dvc exp run -S`: correct it or "
+                       "`git checkout params.yaml`]") from None
     with atomic_path(PARAMS_OK) as tmp:
         tmp.write_text("params.yaml passed osr.config.validate\n")
     print("check_params: params.yaml is valid")

@@ -1,16 +1,24 @@
-"""What every stage shares: its command line, the error wrapper, and the training stages' reports."""
+"""What every stage shares: its command line, the error wrapper, its outputs published together, and the training
+stages' reports."""
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+import yaml
 
 from cli import guarded
-from osr.io import write_json
+from osr import OSRError
+from osr.io import publication, write_json
 from osr.machine import cpu_name, peak_rss_mib
 from osr.paths import REPORTS
+
+DVC_FILE = Path(__file__).resolve().parents[1] / "dvc.yaml"  # beside the stages' code, whatever the working folder
+OUTPUT_KINDS = ("outs", "metrics", "plots")
+
 
 QUALITY_KEYS = ("epoch", "loss", "val_acc")  # per-epoch model quality; the rest of a history row is run statistics
 RUN_KEYS = ("epoch", "seconds", "images_per_s", "seconds_callback")
@@ -38,21 +46,51 @@ def write_training_reports(stage: str, role: str, history: list[dict], precision
                 "threads": torch.get_num_threads()})
 
 
+def module_name(main: Callable[[], None]) -> str:
+    """The dotted name of the module defining `main`, also when it runs as `python -m <module>` (`__main__`)."""
+    module = sys.modules[main.__module__]
+    return module.__spec__.name if getattr(module, "__spec__", None) else main.__module__
+
+
 def stage_parser(main: Callable[[], None]) -> argparse.ArgumentParser:
     """The command line of a DVC stage: no options, `--help` prints the module's docstring."""
     module = sys.modules[main.__module__]
-    name = module.__spec__.name if module.__spec__ else main.__module__
+    name = module_name(main)
     return argparse.ArgumentParser(prog=f"python -m {name}", description=module.__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="Reads its section of params.yaml; `dvc repro` runs it (dvc.yaml).")
 
 
+def declared_outputs(stage: str, dvc_file: Path = DVC_FILE) -> list[Path]:
+    """Every path dvc.yaml declares as an output of `stage` (its outs, metrics and plots)."""
+    try:
+        stages = yaml.safe_load(dvc_file.read_text())["stages"]
+    except FileNotFoundError:
+        raise OSRError(f"{dvc_file}: file not found (the stages' outputs are declared there)") from None
+    if stage not in stages:
+        raise OSRError(f"{dvc_file}: no stage {stage}")
+    entries = [e for kind in OUTPUT_KINDS for e in stages[stage].get(kind) or []]
+    return [Path(next(iter(e)) if isinstance(e, dict) else e) for e in entries]
+
+
+def published(main: Callable[[], None], stage: str) -> Callable[[], None]:
+    """`main` run as a whole: the stage's declared output folders are checked writable before any work, and its
+    outputs are renamed into place together when it succeeds (a failure leaves the previous outputs, or none: never
+    a mix)."""
+    def work() -> None:
+        with publication(declared_outputs(stage)):
+            main()
+    return work
+
+
 def run(main: Callable[[], None], parser: argparse.ArgumentParser | None = None,
         argv: list[str] | None = None) -> None:
     """Run a stage. The command line is parsed first, so `--help` answers (exit 0) before anything is read or
-    written; a user-facing error becomes one line on stderr and exit status 1."""
+    written; a DVC stage's (`main` of a module of this package) outputs are published together (`published`); a
+    user-facing error becomes one line on stderr and exit status 1."""
     (parser or stage_parser(main)).parse_args(argv)  # argv None: the command line
-    status = guarded(main)
+    package, _, stage = module_name(main).rpartition(".")
+    status = guarded(published(main, stage) if package == __package__ else main)
     if status:
         sys.exit(status)
     print(f"peak RSS {peak_rss_mib():.0f} MiB", file=sys.stderr)

@@ -1,8 +1,9 @@
 """Stage distill: the student trained on the plan by ce | kd | asym | movr, reading cached teacher logits."""
+from osr import check_finite
 from osr.config import load_params
 from osr.distill import needs_live_teacher, student_fingerprint, train_student
 from osr.io import load_npz, save_torch
-from osr.models import load_model
+from osr.models import check_model, load_model
 from osr.paths import CACHE, PLAN, PLAN_KEYS, STUDENT, STUDENT_CKPT, TEACHER
 from osr.split import load_split
 from osr.train import precision, resolve_device, set_determinism, val_accuracy
@@ -16,10 +17,15 @@ def main() -> None:
     data = load_split(device, ("train", "val"))
     plan = load_npz(PLAN, PLAN_KEYS)
     cache = load_npz(CACHE, ("t_raw", "t_mixed", "hard", "target"))
-    live = needs_live_teacher(str(plan["method"]), p["distill"]["method"])
+    for key in ("t_raw", "t_mixed", "target"):
+        check_finite(cache[key], f"distill: {CACHE} {key}")
+    teacher = None
+    if needs_live_teacher(str(plan["method"]), p["distill"]["method"]):
+        teacher, teacher_meta = load_model(TEACHER, device)
+        check_model(teacher_meta, p["teacher"], "teacher", data.num_classes, str(TEACHER))
     model, meta, history = train_student(
         data, plan, cache, p, ckpt_path=STUDENT_CKPT, fingerprint=student_fingerprint(p, PLAN, CACHE), device=device,
-        on_epoch_end=val_accuracy(data), teacher=load_model(TEACHER, device)[0] if live else None)
+        on_epoch_end=val_accuracy(data), teacher=teacher)
     save_torch(STUDENT, {"meta": meta, "state": model.state_dict()})
     write_training_reports("distill", "student", history, precision(p["student"]["amp"], device))
 

@@ -5,7 +5,7 @@ from osr.config import load_params
 from osr.data import benchmark_label
 from osr.evaluate import evaluate_model
 from osr.io import atomic_dir, read_json, save_npz, write_json
-from osr.models import load_model
+from osr.models import check_model, load_model
 from osr.paths import REPORTS, SCORES_OUT, STUDENT, TEACHER
 from osr.plots import histogram_rows, roc_curves, roc_points, score_histograms, training_curves
 from osr.scores import needs_bank
@@ -23,7 +23,8 @@ def main() -> None:
     metrics, audit, curves, hists, series = {}, {}, {}, {}, {}
     for role, path in (("teacher", TEACHER), ("student", STUDENT)):
         model, meta = load_model(path, device)
-        metrics[role], raw = evaluate_model(model, data, e, p["base"]["seed"])
+        check_model(meta, p[role], role, data.num_classes, str(path))
+        metrics[role], raw = evaluate_model(model, data, e, p["base"]["seed"], name=f"evaluate ({path})")
         metrics[role]["model"] = f"{meta['arch']}-w{meta['width']}"
         known = raw["label"] >= 0
         for name in e["scores"]:

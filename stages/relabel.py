@@ -7,7 +7,7 @@ from osr.augment import BaseAug
 from osr.config import load_params
 from osr.io import load_npz, save_npz, write_json
 from osr.losses import STEP_LOSSES
-from osr.models import load_model
+from osr.models import check_model, load_model
 from osr.paths import CACHE, PLAN, PLAN_KEYS, REPORTS, TEACHER
 from osr.relabel import relabel_stats, relabel_targets, teacher_outputs, unread_outputs
 from osr.split import load_split
@@ -27,10 +27,11 @@ def main() -> None:
         write_json(REPORTS / "relabel.json", {"teacher_pass": False, **r})
         print(f"relabel: distill.method {method} reads no teacher logits; teacher pass skipped")
         return
-    teacher, _ = load_model(TEACHER, device)
+    teacher, meta = load_model(TEACHER, device)
+    check_model(meta, p["teacher"], "teacher", data.num_classes, str(TEACHER))
     amp = precision(p["teacher"]["amp"], device) == "bf16"
     logits = teacher_outputs(teacher, data.x["train"], data.y["train"], plan,
-                             BaseAug(randaugment=p["student"]["randaugment"]), amp)
+                             BaseAug(randaugment=p["student"]["randaugment"]), amp, where=f"relabel ({TEACHER})")
     y_plan = data.y["train"].cpu().numpy()[plan["order"]]
     targets = relabel_targets(logits["t_mixed"], y_plan, plan, r["rule"], float(r["threshold"]),
                               float(r["smoothing"]))

@@ -23,7 +23,7 @@ def main() -> None:
                                               "counts": df.groupby("role").size().to_dict(), "failed": failed,
                                               "results": report})
     if not ok:
-        raise OSRError(f"{MANIFEST}: manifest failed expectations: {'; '.join(failed)} (see reports/validation.json)")
+        raise OSRError(f"{MANIFEST}: manifest failed expectations: {'; '.join(failed)}")
     with atomic_path(MANIFEST) as tmp:
         df.to_csv(tmp, index=False)
     print(f"split: known {known}, unknown {unknown}; " + ", ".join(

@@ -1,7 +1,9 @@
 """Bad input: each case is a one-line error naming the file or parameter, a non-zero exit, no partial output."""
 from __future__ import annotations
 
+import resource
 import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,6 +92,16 @@ def _other_arch(proj: Path) -> None:
     (proj / "data/teacher/model.pt.new").rename(proj / "data/teacher/model.pt")
 
 
+def _model_file(rel: str, meta_width: int, state_width: int) -> Callable[[Path], None]:
+    """A model file whose meta says `meta_width` and whose weights are of `state_width`."""
+    def apply(proj: Path) -> None:
+        meta = model_meta("resnet18", 6, meta_width, 3, [0.5] * 3, [0.25] * 3)
+        state = build(**{**meta, "width": state_width}).state_dict()
+        (proj / rel).unlink()
+        torch.save({"meta": meta, "state": state}, proj / rel)
+    return apply
+
+
 def _block_output(rel: str) -> Callable[[Path], None]:
     def apply(proj: Path) -> None:
         shutil.rmtree(proj / rel)
@@ -135,6 +147,15 @@ CASES = [
     ("corrupt-checkpoint", "evaluate", _truncate("data/student/model.pt", 0.3), None,
      "cannot load checkpoint safely", "data/eval"),
     ("output-folder-blocked", "augment", _block_output("data/plan"), None, "data/plan", None),
+    ("float-images-by-hand", "train_teacher", _raw(lambda a: a.update(x_train=a["x_train"].astype(np.float32))),
+     None, "x_train holds float32 images of shape [32, 32, 3], the split manifest", "data/teacher/model.pt"),
+    ("short-x-test", "split", _raw(lambda a: a.update(x_test=a["x_test"][:-5])), None,
+     "x_test holds 9995 images but y_test 10000 labels", "data/split"),
+    ("student-of-other-width", "evaluate", _model_file("data/student/model.pt", 16, 16), None,
+     "data/student/model.pt: holds a resnet18-w16 model, params.yaml's student.arch and student.width say "
+     "resnet18-w8", "data/eval"),
+    ("checkpoint-other-width", "relabel", _model_file("data/teacher/model.pt", 8, 16), None,
+     "checkpoint does not fit the model (size mismatch for", "data/teacher_cache"),
 ]
 
 
@@ -167,9 +188,11 @@ def _outputs(proj: Path) -> dict[str, tuple]:
 
 @pytest.mark.parametrize("how,setting,fragment", [
     ("exp", "student.epochs=0", "student.epochs must be >= 1 (got 0)"),
+    ("exp", "teacher.batch_size=100000", "teacher.batch_size must be <= 216, the training images of cifar10 split 0"),
+    ("exp", "+distill.tauu=2", "distill.tauu: unknown parameter; did you mean distill.tau?"),
     ("exp", "distill.tau=1.0e9", "distill.tau must be <= 100"),
     ("repro", "relabel__threshold", "relabel.threshold must be a finite number"),
-], ids=["exp-run-epochs-0", "exp-run-tau-huge", "repro-threshold-nan"])
+], ids=["exp-run-epochs-0", "exp-run-batch-size-huge", "exp-run-typo", "exp-run-tau-huge", "repro-threshold-nan"])
 def test_bad_parameter_fails_before_any_stage_touches_its_outputs(tiny_repro, tmp_path, how, setting, fragment):
     """DVC deletes a stage's outputs before running it: the check_params stage runs first, so nothing is lost."""
     proj = clone(tiny_repro, tmp_path / "proj")
@@ -186,3 +209,46 @@ def test_bad_parameter_fails_before_any_stage_touches_its_outputs(tiny_repro, tm
     assert len(errors) == 1 and fragment in errors[0], out[-2000:]
     assert "Traceback" not in out and "Running stage 'download'" not in out
     assert _outputs(proj) == before
+
+
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    """For a child process: writes beyond `limit` bytes fail with EFBIG (an OSError, as a full disk's ENOSPC)."""
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.parametrize("how,fragment", [
+    ("folder-blocked", "error: reports/plots: not a folder, so reports/plots/roc cannot be written"),
+    # scores.npz (16 kB) and metrics.json fit, roc.png (70 kB) does not: the stage fails after writing two outputs
+    ("file-too-large", "error: reports/plots/roc.png: cannot write (File too large)"),
+])
+def test_a_stage_that_fails_leaves_every_previous_output(tiny_repro, tmp_path, how, fragment):
+    """Evaluate publishes its scores, metrics and plots together: a failure keeps all of the previous ones."""
+    proj = clone(tiny_repro, tmp_path / "proj")
+    limit = None
+    if how == "folder-blocked":
+        _block_output("reports/plots")(proj)
+    else:
+        limit = _file_size_limit(40_000)
+    before = _outputs(proj)
+    res = sh(["python", "-m", "stages.evaluate"], proj, check=False, timeout=300, preexec_fn=limit)
+    assert res.returncode == 1 and res.stderr.strip().splitlines()[-1] == fragment, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    assert _outputs(proj) == before
+    assert not [p for p in proj.rglob("*.tmp*") if ".git" not in p.parts]
+
+
+def test_a_teacher_whose_logits_overflow_the_fp16_cache_is_refused(tiny_repro, tmp_path):
+    """teacher.lr 10 (the schema's largest) trains a teacher whose logits are inf in the fp16 cache: relabel stops."""
+    proj = clone(tiny_repro, tmp_path / "proj")
+    _params(teacher__lr=10.0)(proj)
+    sh(["python", "-m", "stages.train_teacher"], proj, timeout=300)
+    cache = _outputs(proj)["data/teacher_cache/cache.npz"]
+    res = sh(["python", "-m", "stages.relabel"], proj, check=False, timeout=300)
+    last = res.stderr.strip().splitlines()[-1]
+    assert res.returncode == 1 and last.startswith(
+        "error: relabel (data/teacher/model.pt): teacher logits of epoch 1 (a diverged teacher?): "), res.stderr[-2000:]
+    assert last.endswith("values are beyond +-65504")
+    assert _outputs(proj)["data/teacher_cache/cache.npz"] == cache
