@@ -1,8 +1,12 @@
-"""dvc.yaml declares every project file a stage's code imports, so "up to date" means what the code says.
+"""dvc.yaml declares exactly the project files a stage's code imports, so "up to date" means what the code says.
 
 Each stage's import closure inside the project is computed from the code's own imports (ast, followed
-transitively through `osr.*` and `stages.*`, function-level imports included); a file of it missing from the
-stage's `deps` would let an edit leave stale outputs behind.
+transitively through `osr.*`, `stages.*` and `cli`, function-level imports included); a file of it missing from
+the stage's `deps` would let an edit leave stale outputs behind, and a file beyond it would rerun the stage for an
+edit that cannot change its outputs. The check_params stage also imports the name registries that
+`osr.config.validate` checks against (`REGISTRY_MODULES`, imported when a value is checked).
+
+`python tests/test_dvc_deps.py` prints every stage's expected code deps, to paste into dvc.yaml.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from osr.config import REGISTRY_MODULES
 
 PACKAGES = ("osr", "stages", "cli")
 PARAMS_OK = "data/params.ok"
@@ -51,6 +56,17 @@ def import_closure(module: str) -> set[str]:
     return {str(f.relative_to(ROOT)) for f in seen}
 
 
+def code_deps(stage: str) -> list[str]:
+    """The project files stage `stage` of dvc.yaml runs: its module's import closure (with the registries for
+    check_params)."""
+    modules = [stage_module(STAGES[stage]["cmd"]), *(REGISTRY_MODULES if stage == "check_params" else ())]
+    return sorted(set().union(*map(import_closure, modules)))
+
+
+def is_code(dep: str) -> bool:
+    return dep.endswith(".py") and dep.split("/")[0] in PACKAGES
+
+
 def stage_module(cmd: str) -> str:
     m = re.fullmatch(r"python -m (stages\.\w+)", cmd.strip())
     assert m, f"unexpected stage command {cmd!r}"
@@ -63,11 +79,20 @@ def test_closure_follows_imports_transitively():
     assert "osr/report.py" not in closure
 
 
+def test_validating_params_imports_no_registry():
+    """Names are checked against the registries only when a value is checked: the schema itself (and so every
+    stage's closure) holds none of them, and only check_params lists them."""
+    assert import_closure("osr.config") == {"osr/__init__.py", "osr/config.py"}
+    assert {"osr/scores.py", "osr/losses.py", "osr/models.py"} <= set(code_deps("check_params"))
+    assert "osr/scores.py" not in code_deps("train_teacher") and "osr/losses.py" not in code_deps("split")
+
+
 @pytest.mark.parametrize("name", sorted(STAGES))
-def test_stage_deps_cover_its_import_closure(name):
-    stage = STAGES[name]
-    missing = sorted(import_closure(stage_module(stage["cmd"])) - set(stage["deps"]))
-    assert not missing, f"dvc.yaml: stage {name} does not list {missing} in deps"
+def test_stage_code_deps_are_its_import_closure(name):
+    listed = sorted(d for d in STAGES[name]["deps"] if is_code(d))
+    expected = code_deps(name)
+    assert listed == expected, (f"dvc.yaml: stage {name} lists {sorted(set(listed) - set(expected))} beyond and "
+                                f"lacks {sorted(set(expected) - set(listed))}; its code deps are {expected}")
 
 
 def test_stages_holds_only_dvc_stages_and_what_they_share():
@@ -96,3 +121,8 @@ def test_every_training_stage_can_be_restored_from_the_run_cache():
                                     if o.persist or not (o.use_cache or o.is_metric or o.is_plot)]
                     for st in repo.index.stages if st.addressing != "check_params"}
     assert not any(blockers.values()), f"dvc.yaml: outputs that switch off the run-cache: {blockers}"
+
+
+if __name__ == "__main__":
+    for stage in STAGES:
+        print(f"{stage}:\n" + "".join(f"      - {d}\n" for d in code_deps(stage)))
