@@ -11,13 +11,14 @@ edit that cannot change its outputs. The check_params stage also imports the nam
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, clone, needs_mirror, ran_stages, sh
 from osr.config import REGISTRY_MODULES
 
 PACKAGES = ("osr", "stages", "cli")
@@ -121,6 +122,37 @@ def test_every_training_stage_can_be_restored_from_the_run_cache():
                                     if o.persist or not (o.use_cache or o.is_metric or o.is_plot)]
                     for st in repo.index.stages if st.addressing != "check_params"}
     assert not any(blockers.values()), f"dvc.yaml: outputs that switch off the run-cache: {blockers}"
+
+
+# check_params imports every registry, so it is marked changed by each edit; its output is a constant stamp, so
+# rerunning it changes nothing downstream. `dvc status` names the stages whose own deps changed: the stages after
+# them follow only if their outputs change.
+LIBRARY_EDITS = {
+    "osr/scores.py": {"check_params", "evaluate"},
+    "osr/losses.py": {"check_params", "train_teacher", "relabel", "distill"},
+    "osr/models.py": {"check_params", "train_teacher", "relabel", "distill", "evaluate"},
+}
+
+
+@needs_mirror
+@pytest.mark.slow
+def test_a_library_edit_changes_only_the_stages_that_run_it(tiny_repro, tmp_path):
+    """In a reproduced tiny project, an edit of a score, a loss or a model marks only the stages that import it
+    (with check_params, which validates names against every registry: see LIBRARY_EDITS); after the score edit,
+    `dvc repro` reruns check_params and evaluate only, and the check's stamp is unchanged."""
+    proj = clone(tiny_repro, tmp_path / "proj")
+    assert json.loads(sh(["dvc", "status", "--json"], proj).stdout) == {}
+    for rel, expected in LIBRARY_EDITS.items():
+        original = (proj / rel).read_text()
+        (proj / rel).write_text(original + "# an edit that changes no behaviour\n")
+        changed = set(json.loads(sh(["dvc", "status", "--json"], proj).stdout))
+        assert changed == expected, f"editing {rel} changed {sorted(changed)}"
+        if rel != "osr/scores.py":
+            (proj / rel).write_text(original)
+    stamp = (proj / PARAMS_OK).read_bytes()
+    assert ran_stages(sh(["dvc", "repro"], proj).stdout) == {"check_params", "evaluate"}
+    assert (proj / PARAMS_OK).read_bytes() == stamp
+    assert json.loads(sh(["dvc", "status", "--json"], proj).stdout) == {}
 
 
 if __name__ == "__main__":
