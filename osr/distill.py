@@ -10,7 +10,7 @@ import torch
 
 from osr import OSRError
 from osr.augment import MIXERS, BaseAug, PlannedStep, planned_steps
-from osr.losses import STEP_LOSSES, DistillConfig, Step, StepLoss, both_views, hard_mask, two_hot
+from osr.losses import STEP_LOSSES, DistillConfig, Step, StepLoss, both_views, relabel_decision
 from osr.models import new_model
 from osr.objectives import logits_objective, masked
 from osr.split import SplitTensors
@@ -45,8 +45,8 @@ def masked_step_loss(st: PlannedStep, step_loss: StepLoss, cfg: DistillConfig, t
         if teacher is not None:
             with torch.no_grad():
                 t_m = teacher(x_m).float()
-            hard = hard_mask(torch.softmax(t_m, 1), st.y, st.y, relabel["rule"], float(relabel["threshold"]))
-            target = two_hot(st.y, st.y, st.lam, t_m.shape[1], float(relabel["smoothing"]))
+            hard, target = relabel_decision(t_m, st.y, st.y, st.lam, relabel["rule"], float(relabel["threshold"]),
+                                            float(relabel["smoothing"]))
         return step_loss(z_m, Step(y=st.y, mixed=True, partner=ident, lam=st.lam, t_raw=t_raw, t_mixed=t_m,
                                    hard=hard, target=target), cfg)
     return loss

@@ -121,6 +121,15 @@ def hard_mask(p_mixed: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, rule:
     raise OSRError(f"relabel.rule: unknown rule {rule!r} (choose from {list(RELABEL_RULES)})")
 
 
+def relabel_decision(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: torch.Tensor | float,
+                     rule: str, threshold: float, smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The selective-relabel decision of mixed samples from the teacher's logits on them [N, K]: the hard mask [N]
+    (`hard_mask` of the teacher's softmax) and the two-hot targets [N, K] (`two_hot`) of sources y_a, y_b mixed
+    at lam. The relabel stage applies it to cached logits, the student to a live teacher's on masked views."""
+    hard = hard_mask(torch.softmax(logits.float(), 1), y_a, y_b, rule, threshold)
+    return hard, two_hot(y_a, y_b, lam, logits.shape[1], smoothing)
+
+
 MARGIN_MODES = ("literal", "symmetric")
 
 

@@ -26,6 +26,7 @@ from osr.losses import (
     kl_loss,
     movr_loss,
     movr_step,
+    relabel_decision,
     soft_ce,
     two_hot,
 )
@@ -92,6 +93,18 @@ def test_hard_mask_rules():
     assert hard_mask(p, ya, yb, "all").tolist() == [True, True, True]
     with pytest.raises(OSRError, match="relabel.rule"):
         hard_mask(p, ya, yb, "nope")
+
+
+def test_relabel_decision_reads_the_teachers_logits_in_fp32():
+    """From fp16 logits (the relabel stage's cache): the softmax's hard mask and the smoothed two-hot targets."""
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2], [0.2, 0.2, 0.6]])).half()
+    ya, yb = torch.tensor([0, 0]), torch.tensor([1, 1])
+    hard, target = relabel_decision(logits, ya, yb, torch.tensor([0.7, 0.5]), "threshold", 0.5, 0.3)
+    assert hard.tolist() == [False, True]
+    assert target.dtype == torch.float32 and torch.allclose(target.sum(1), torch.ones(2))
+    assert torch.allclose(target[0], torch.tensor([0.1 + 0.7 * 0.7, 0.1 + 0.7 * 0.3, 0.1]))
+    with pytest.raises(OSRError, match="relabel.rule"):
+        relabel_decision(logits, ya, yb, 0.5, "most", 0.5, 0.0)
 
 
 def test_soft_ce_matches_cross_entropy_for_one_hot():
