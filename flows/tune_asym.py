@@ -1,5 +1,5 @@
-"""Prefect flow `tune-asym`: an Optuna study over distill.tau, relabel.threshold and relabel.smoothing, in the
-ranges of ``conf/search/asym.yaml`` (the search space, with the keys every trial fixes).
+"""Prefect flow `tune-asym`: an Optuna study over the search space ``conf/search/asym.yaml`` (the params.yaml keys
+it tunes and their ranges, the keys every trial fixes; ``osr.tuning.SearchSpace``).
 
 The flow owns the study (ask/tell); each trial is a Prefect task running `osr.tuning.run_trial` in-process on
 the pipeline's DVC outputs (cached teacher logits, plan, train/val split; never the test role; see
@@ -32,7 +32,7 @@ trials): one report per study, so studies never overwrite each other. The report
 every override from them (profile, benchmark, split, epochs, ...), not only the tuned keys.
 
 In Prefect: every flow run publishes two artifacts (the run's Artifacts tab; the Artifacts page by key, one
-version per run): a table ``<study>-trials`` (one row per trial: number, state, tau/threshold/smoothing, the
+version per run): a table ``<study>-trials`` (one row per trial: number, state, the tuned parameters, the
 objective value(s), val_acc, proxy_auroc, error) and a markdown ``<study>-best`` (best trial, its values, its
 ``dvc exp run``). Each measured epoch of a trial is logged through the run logger, so it shows in the task run's
 log in the UI. The study's metric names (``study.set_metric_names``: "proxy AUROC", or ["val accuracy",
@@ -42,7 +42,6 @@ Run: ``python -m flows.serve`` (or ``python flows/tune_asym.py``) then
 ``prefect deployment run tune-asym/local -p n_trials=20``.
 """
 
-import copy
 import json
 import logging
 import math
@@ -56,7 +55,6 @@ from pathlib import Path
 from typing import Literal
 
 import optuna
-import yaml
 from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import TrialState
 from prefect import flow, get_run_logger, task
@@ -73,9 +71,9 @@ from osr.config import get  # noqa: E402
 from osr.io import write_json  # noqa: E402
 from osr.train import Pruned  # noqa: E402
 
-SEARCH = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "search" / "asym.yaml").read_text())
-TUNED = {s["key"]: name for name, s in SEARCH["tuned"].items()}  # params.yaml key -> Optuna parameter
-FIXED = SEARCH["fixed"]  # what a trial sets besides the tuned keys
+SEARCH = tuning.SearchSpace.load(Path(__file__).resolve().parents[1] / "conf" / "search" / "asym.yaml")
+TUNED = {t.key: name for name, t in SEARCH.tuned.items()}  # params.yaml key -> Optuna parameter
+FIXED = SEARCH.fixed  # what a trial sets besides the tuned keys
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MULTI_METRICS = ["val accuracy", "proxy AUROC"]  # the objectives of mode="multi", in study.values order
 
@@ -139,7 +137,7 @@ def trial_task(td: tuning.TuneData, number: int, params: dict, trial_dir: str,
             raise Pruned(f"pruned after epoch {epoch + 1}")
 
     try:
-        return tuning.run_trial(td, params["tau"], params["threshold"], params["smoothing"], trial_dir, on_epoch)
+        return tuning.run_trial(td, SEARCH.settings(params), trial_dir, on_epoch)
     except Pruned as e:
         return {"pruned": str(e)}
 
@@ -172,23 +170,18 @@ def _best(study: optuna.Study, mode: str) -> optuna.trial.FrozenTrial | None:
 
 
 def search_space() -> dict[str, list]:
-    """The report's record of SEARCH: name -> [low, high] (and "log" or "uniform" where the file says)."""
-    return {name: [s["low"], s["high"], *(["log" if s["log"] else "uniform"] if "log" in s else [])]
-            for name, s in SEARCH["tuned"].items()}
+    """The report's record of SEARCH: name -> [low, high, "log" or "uniform"]."""
+    return {name: [t.low, t.high, "log" if t.log else "uniform"] for name, t in SEARCH.tuned.items()}
 
 
 def trial_config(study_params: dict, trial_params: dict) -> dict:
     """The params.yaml a trial trains with: the study's, with the tuned and fixed keys set."""
-    cfg = copy.deepcopy(study_params)
-    for key, value in {**{k: float(trial_params[n]) for k, n in TUNED.items()}, **FIXED}.items():
-        section, name = key.split(".")
-        cfg[section][name] = value
-    return cfg
+    return tuning.trial_params(study_params, SEARCH.settings(trial_params))
 
 
 def best_command(study_name: str, trial_params: dict, study_params: dict, conf_dir: Path) -> list[str]:
     """`dvc exp run` replaying the trial's whole config: every override from conf/'s defaults, tuned keys last."""
-    cfg, keys = trial_config(study_params, trial_params), [*TUNED, *FIXED]
+    cfg, keys = trial_config(study_params, trial_params), SEARCH.keys()
     rest = [o for o in overrides_for(cfg, conf_dir) if o.lstrip("+~").split("=")[0] not in keys]
     tuned = [f"{k}={hydra_value(get(cfg, k))}" for k in keys]  # floats keep their dot: `4.0`, never the int 4
     return ["dvc", "exp", "run", "-n", f"{study_name}-best", *(a for o in rest + tuned for a in ("-S", o))]
@@ -254,7 +247,7 @@ def trial_rows(study: optuna.Study) -> list[dict]:
     for t in study.trials:
         objective = {"objective": _num(t.value if t.values else None)} if len(study.directions) == 1 else {}
         rows.append({"number": t.number, "state": t.state.name,
-                     **{k: _num(t.params.get(k)) for k in ("tau", "threshold", "smoothing")}, **objective,
+                     **{k: _num(t.params.get(k)) for k in SEARCH.tuned}, **objective,
                      "val_acc": _num(t.user_attrs.get("val_acc")), "proxy_auroc": _num(t.user_attrs.get("proxy_auroc")),
                      "error": t.user_attrs.get("error")})
     return rows
@@ -307,7 +300,7 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
         raise OSRError(f"study_name: {study_name!r} must be letters, digits, '.', '_' or '-' (it names files)")
     log = _logger()
     project = Path(project_dir).resolve()
-    require_current(project, set(TUNED) | set(FIXED))
+    require_current(project, set(SEARCH.keys()))
     store = make_storage(storage, study_name, project, heartbeat_interval)
     kw = {"directions": ["maximize", "maximize"]} if mode == "multi" else {"direction": "maximize"}
     study = optuna.create_study(study_name=study_name, storage=store, load_if_exists=True,
@@ -330,8 +323,7 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
     for _ in range(n_trials):
         trial = _ask(study)
         try:
-            params = {name: trial.suggest_float(name, s["low"], s["high"], log=s.get("log", False))
-                      for name, s in SEARCH["tuned"].items()}
+            params = {name: trial.suggest_float(name, t.low, t.high, log=t.log) for name, t in SEARCH.tuned.items()}
             trial_dir = project / tuning.TUNE_DIR / study_name / f"trial_{trial.number}"
             with get_heartbeat_thread(trial._trial_id, store):  # no-op without RDB heartbeats
                 res = trial_task(td, trial.number, params, str(trial_dir), trial if mode == "single" else None,
