@@ -2,6 +2,7 @@
 subprocess. It sits beside the library, not in it, so `osr/` needs no pipeline tools (stack.md §6)."""
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -23,6 +24,15 @@ def guarded(work: Callable[[], int | None]) -> int:
         return work() or 0
     except OSRError as e:
         return fail(e)
+
+
+def entry_point(main: Callable[[], int | None], parser: argparse.ArgumentParser, argv: list[str] | None = None) -> None:
+    """Run a command-line entry point: the command line is parsed first, so `--help` answers (exit 0) before
+    anything is read or written; a user-facing error becomes one line on stderr and exit status 1."""
+    parser.parse_args(argv)  # argv None: the command line
+    status = guarded(main)
+    if status:
+        sys.exit(status)
 
 
 def dvc_executable() -> str:

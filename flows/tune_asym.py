@@ -42,6 +42,7 @@ Run: ``python -m flows.serve`` (or ``python flows/tune_asym.py``) then
 ``prefect deployment run tune-asym/local -p n_trials=20``.
 """
 
+import argparse
 import json
 import logging
 import math
@@ -367,6 +368,23 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
     return report
 
 
-if __name__ == "__main__":  # the same as `python -m flows.serve`
-    from flows.serve import main
-    main("python -m flows.tune_asym")
+SERVE_USAGE = """Serve the `tune-asym/local` deployment (runs flow runs as local subprocesses, no work pool).
+
+    prefect server start --host 127.0.0.1 --port 4200 --analytics-off     # another terminal
+    export PREFECT_API_URL=http://127.0.0.1:4200/api
+    python -m flows.serve
+    prefect deployment run tune-asym/local -p n_trials=20 --watch
+"""
+
+
+def serve_local(prog: str) -> None:
+    """The serving command line of `python -m flows.serve` and `python -m flows.tune_asym`: `--help` answers
+    without serving."""
+    argparse.ArgumentParser(prog=prog, description=SERVE_USAGE,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    tune_asym.serve(name="local")
+
+
+if __name__ == "__main__":  # the same as `python -m flows.serve`: serves the flow of the module flows.tune_asym
+    from flows.tune_asym import serve_local as serve_module_flow
+    serve_module_flow("python -m flows.tune_asym")

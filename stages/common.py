@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from cli import guarded
+from cli import entry_point
 from osr.io import write_json
 from osr.paths import REPORTS
 
@@ -66,10 +66,6 @@ def stage_parser(main: Callable[[], None]) -> argparse.ArgumentParser:
 
 def run(main: Callable[[], None], parser: argparse.ArgumentParser | None = None,
         argv: list[str] | None = None) -> None:
-    """Run a stage. The command line is parsed first, so `--help` answers (exit 0) before anything is read or
-    written; a user-facing error becomes one line on stderr and exit status 1."""
-    (parser or stage_parser(main)).parse_args(argv)  # argv None: the command line
-    status = guarded(main)
-    if status:
-        sys.exit(status)
+    """Run a stage as `cli.entry_point` does (`--help` first, one-line errors), then report its peak memory."""
+    entry_point(main, parser or stage_parser(main), argv)
     print(f"peak RSS {peak_rss_mib():.0f} MiB", file=sys.stderr)
