@@ -215,8 +215,9 @@ def _registries(tp: Any) -> Iterator[Registered]:
         yield from _registries(get_args(kind)[0])
 
 
+REGISTERED: dict[str, Registered] = {key: r for key, tp in FIELDS.items() for r in _registries(tp)}
 # the modules whose registries `validate` imports: the deps of the check_params stage beside its own imports
-REGISTRY_MODULES: tuple[str, ...] = tuple(sorted({r.module for tp in FIELDS.values() for r in _registries(tp)}))
+REGISTRY_MODULES: tuple[str, ...] = tuple(sorted({r.module for r in REGISTERED.values()}))
 
 
 def _list_problem(item: Any, constraints: tuple, v: Any) -> str | None:

@@ -6,7 +6,7 @@ the stage's `deps` would let an edit leave stale outputs behind, and a file beyo
 edit that cannot change its outputs. The check_params stage also imports the name registries that
 `osr.config.validate` checks against (`REGISTRY_MODULES`, imported when a value is checked).
 
-`python tests/test_dvc_deps.py` prints every stage's expected code deps, to paste into dvc.yaml.
+`PYTHONPATH=. python tests/test_dvc_deps.py` prints every stage's expected code deps, to paste into dvc.yaml.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, clone, needs_mirror, ran_stages, sh
-from osr.config import REGISTRY_MODULES
+from osr.config import REGISTERED, REGISTRY_MODULES, get
 
 PACKAGES = ("osr", "stages", "cli")
 PARAMS_OK = "data/params.ok"
@@ -84,6 +84,10 @@ def test_validating_params_imports_no_registry():
     """Names are checked against the registries only when a value is checked: the schema itself (and so every
     stage's closure) holds none of them, and only check_params lists them."""
     assert import_closure("osr.config") == {"osr/__init__.py", "osr/config.py"}
+    defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key, registry in REGISTERED.items():  # each names a registry that holds the default composition's names
+        value = get(defaults, key)
+        assert set(value if isinstance(value, list) else [value]) <= set(registry.names()), key
     assert {"osr/scores.py", "osr/losses.py", "osr/models.py"} <= set(code_deps("check_params"))
     assert "osr/scores.py" not in code_deps("train_teacher") and "osr/losses.py" not in code_deps("split")
 
