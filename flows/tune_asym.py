@@ -289,6 +289,54 @@ def publish_artifacts(study: optuna.Study, report: dict) -> dict[str, str]:
     return keys
 
 
+def open_study(study_name: str, store, mode: str, acc_weight: float, min_val_acc: float,
+               seed: int) -> optuna.Study:
+    """The study `study_name` in `store`, created or loaded, with its metric names and a TPE sampler seeded past
+    the trials it holds (a resumed run does not replay the first run's start-up points)."""
+    kw = {"directions": ["maximize", "maximize"]} if mode == "multi" else {"direction": "maximize"}
+    study = optuna.create_study(study_name=study_name, storage=store, load_if_exists=True,
+                                sampler=optuna.samplers.TPESampler(seed=seed), **kw)
+    names = metric_names(mode, acc_weight)
+    if study.metric_names != names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+    constraints = (lambda t: [min_val_acc - t.user_attrs.get("val_acc", 0.0)]) if min_val_acc > 0 else None
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), constraints_func=constraints)
+    return study
+
+
+def run_one_trial(study: optuna.Study, store, td: tuning.TuneData, study_dir: Path, mode: str,
+                  acc_weight: float) -> None:
+    """Ask the study for a point of SEARCH, train and measure it (a Prefect task) and tell the study: COMPLETE
+    with its objective value(s), PRUNED, or FAIL with the error (a raising or diverging trial fails alone)."""
+    log, trial = _logger(), _ask(study)
+    try:
+        params = {name: trial.suggest_float(name, t.low, t.high, log=t.log) for name, t in SEARCH.tuned.items()}
+        with get_heartbeat_thread(trial._trial_id, store):  # no-op without RDB heartbeats
+            res = trial_task(td, trial.number, params, str(study_dir / f"trial_{trial.number}"),
+                             trial if mode == "single" else None, acc_weight)
+    except Exception as e:  # noqa: BLE001  (recorded on the trial; the study goes on)
+        trial.set_user_attr("error", f"{type(e).__name__}: {e}")
+        study.tell(trial, state=TrialState.FAIL)
+        log.warning("trial %d failed: %s: %s", trial.number, type(e).__name__, e)
+        return
+    if "pruned" in res:
+        study.tell(trial, state=TrialState.PRUNED)
+        log.info("trial %d %s", trial.number, res["pruned"])
+        return
+    values = tuning.objective_value(res, mode, acc_weight)
+    if not all(math.isfinite(v) for v in (values if isinstance(values, list) else [values])):
+        trial.set_user_attr("error", "non-finite objective")
+        study.tell(trial, state=TrialState.FAIL)
+        return
+    for k in ("val_acc", "proxy_auroc", "proxy_oscr", "hard_fraction", "seconds"):
+        trial.set_user_attr(k, res[k])
+    study.tell(trial, values)
+    log.info("trial %d: val_acc=%.4f proxy_auroc=%.4f (%.1fs)", trial.number, res["val_acc"], res["proxy_auroc"],
+             res["seconds"])
+
+
 @flow(name="tune-asym", log_prints=True)
 def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | None = None,
               mode: Literal["single", "multi"] = "single", acc_weight: float = 0.0, min_val_acc: float = 0.0,
@@ -303,51 +351,17 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
     project = Path(project_dir).resolve()
     require_current(project, set(SEARCH.keys()))
     store = make_storage(storage, study_name, project, heartbeat_interval)
-    kw = {"directions": ["maximize", "maximize"]} if mode == "multi" else {"direction": "maximize"}
-    study = optuna.create_study(study_name=study_name, storage=store, load_if_exists=True,
-                                sampler=optuna.samplers.TPESampler(seed=seed), **kw)
-    names = metric_names(mode, acc_weight)
-    if study.metric_names != names:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(names)
+    study = open_study(study_name, store, mode, acc_weight, min_val_acc, seed)
     stale = fail_stale_trials(study, store)
     if stale:
         log.warning("tune-asym: trials %s had no heartbeat for %d s (worker gone): marked FAIL", stale,
                     2 * heartbeat_interval)
     n_before = len(study.trials)
-    constraints = (lambda t: [min_val_acc - t.user_attrs.get("val_acc", 0.0)]) if min_val_acc > 0 else None
-    study.sampler = optuna.samplers.TPESampler(seed=seed + n_before, constraints_func=constraints)
     td = tuning.load_tune_data(project, proxy_size, seed)
     log.info("tune-asym: study %r has %d trials; running %d more (proxy: %d %s images)", study_name, n_before,
              n_trials, len(td.proxy), td.proxy_info["source"])
     for _ in range(n_trials):
-        trial = _ask(study)
-        try:
-            params = {name: trial.suggest_float(name, t.low, t.high, log=t.log) for name, t in SEARCH.tuned.items()}
-            trial_dir = project / tuning.TUNE_DIR / study_name / f"trial_{trial.number}"
-            with get_heartbeat_thread(trial._trial_id, store):  # no-op without RDB heartbeats
-                res = trial_task(td, trial.number, params, str(trial_dir), trial if mode == "single" else None,
-                                 acc_weight)
-        except Exception as e:  # a raising or diverging trial fails alone; the study goes on
-            trial.set_user_attr("error", f"{type(e).__name__}: {e}")
-            study.tell(trial, state=TrialState.FAIL)
-            log.warning("trial %d failed: %s: %s", trial.number, type(e).__name__, e)
-            continue
-        if "pruned" in res:
-            study.tell(trial, state=TrialState.PRUNED)
-            log.info("trial %d %s", trial.number, res["pruned"])
-            continue
-        values = tuning.objective_value(res, mode, acc_weight)
-        if not all(math.isfinite(v) for v in (values if isinstance(values, list) else [values])):
-            trial.set_user_attr("error", "non-finite objective")
-            study.tell(trial, state=TrialState.FAIL)
-            continue
-        for k in ("val_acc", "proxy_auroc", "proxy_oscr", "hard_fraction", "seconds"):
-            trial.set_user_attr(k, res[k])
-        study.tell(trial, values)
-        log.info("trial %d: val_acc=%.4f proxy_auroc=%.4f (%.1fs)", trial.number, res["val_acc"],
-                 res["proxy_auroc"], res["seconds"])
+        run_one_trial(study, store, td, project / tuning.TUNE_DIR / study_name, mode, acc_weight)
     report = write_reports(study, mode, project, {"proxy": {k: v for k, v in td.proxy_info.items()
                                                              if k != "classes_excluded"},
                                                    "search_space": search_space()},
