@@ -128,9 +128,7 @@ def test_every_training_stage_can_be_restored_from_the_run_cache():
     assert not any(blockers.values()), f"dvc.yaml: outputs that switch off the run-cache: {blockers}"
 
 
-# check_params imports every registry, so it is marked changed by each edit; its output is a constant stamp, so
-# rerunning it changes nothing downstream. `dvc status` names the stages whose own deps changed: the stages after
-# them follow only if their outputs change.
+# `dvc status` names the stages whose own deps changed; the stages after them follow only if those outputs change.
 LIBRARY_EDITS = {
     "osr/scores.py": {"check_params", "evaluate"},
     "osr/losses.py": {"check_params", "train_teacher", "relabel", "distill"},
@@ -141,9 +139,12 @@ LIBRARY_EDITS = {
 @needs_mirror
 @pytest.mark.slow
 def test_a_library_edit_changes_only_the_stages_that_run_it(tiny_repro, tmp_path):
-    """In a reproduced tiny project, an edit of a score, a loss or a model marks only the stages that import it
-    (with check_params, which validates names against every registry: see LIBRARY_EDITS); after the score edit,
-    `dvc repro` reruns check_params and evaluate only, and the check's stamp is unchanged."""
+    """In a reproduced tiny project, an edit of a score, a loss or a model marks only the stages that import it.
+
+    check_params is in every set: it validates params.yaml's names against the registries, which these modules
+    hold, so its deps list them (a registry edit that removes a name in use must fail there, before any stage
+    deletes its outputs). Its output is a constant stamp, so its rerun changes nothing downstream: after the
+    score edit `dvc repro` reruns check_params and evaluate only, and the stamp is unchanged."""
     proj = clone(tiny_repro, tmp_path / "proj")
     assert json.loads(sh(["dvc", "status", "--json"], proj).stdout) == {}
     edit = "# an edit that changes no behaviour\n"
