@@ -119,7 +119,7 @@ class Network(TypedDict):
     """teacher and student: a profile sets arch, width and epochs, conf/train/sgd.yaml the recipe."""
     arch: Annotated[str, Registered("osr.models:ARCHS")]
     # >= 8: in fp32 + channels_last at one thread, the stride-2 1x1 shortcut convolution of a narrower network
-    # corrupted the heap (oneDNN on an AVX2 CPU, torch 2.14.1; measured in session 12, bench/README.md "Precision")
+    # corrupted the heap (oneDNN on an AVX2 CPU, torch 2.14.1; bench/README.md "Precision")
     width: Annotated[int, Range(8, 1024)]
     epochs: Annotated[int, Range(1, 10_000)]
     batch_size: Annotated[int, Range(2)]
