@@ -1,5 +1,5 @@
-"""What the command-line entry points share (DVC stages, flows, the suite report): one-line errors and the `dvc`
-subprocess. It sits beside the library, not in it, so `osr/` needs no pipeline tools."""
+"""What the command-line entry points share (DVC stages, flows, the suite report): the runner with one-line errors
+and the `dvc` subprocess. It sits beside the library, not in it, so `osr/` needs no pipeline tools."""
 from __future__ import annotations
 
 import argparse
