@@ -6,7 +6,8 @@ the stage's `deps` would let an edit leave stale outputs behind, and a file beyo
 edit that cannot change its outputs. The check_params stage also imports the name registries that
 `osr.config.validate` checks against (`REGISTRY_MODULES`, imported when a value is checked).
 
-`PYTHONPATH=. python tests/test_dvc_deps.py` prints every stage's expected code deps, to paste into dvc.yaml.
+`PYTHONPATH=. python tests/test_dvc_deps.py --write` rewrites every stage's code deps in dvc.yaml (without
+`--write`: prints them).
 """
 from __future__ import annotations
 
@@ -162,6 +163,35 @@ def test_a_library_edit_changes_only_the_stages_that_run_it(tiny_repro, tmp_path
     assert json.loads(sh(["dvc", "status", "--json"], proj).stdout) == {}
 
 
-if __name__ == "__main__":
-    for stage in STAGES:
-        print(f"{stage}:\n" + "".join(f"      - {d}\n" for d in code_deps(stage)))
+def with_code_deps(text: str) -> str:
+    """dvc.yaml's text with each stage's code deps replaced by `code_deps` (in place of the listed ones, the
+    other deps and every other line as they were)."""
+    out, stage, in_deps, written = [], None, False, False
+    for line in text.splitlines(keepends=True):
+        if m := re.fullmatch(r"  (\w+):\s*", line):
+            stage = m.group(1)
+        if re.fullmatch(r"    deps:\s*", line):
+            in_deps, written = True, False
+        elif in_deps and (dep := re.fullmatch(r"      - (\S+)\s*", line)):
+            if is_code(dep.group(1)):
+                out += [] if written else [f"      - {d}\n" for d in code_deps(stage)]
+                written = True
+                continue
+        else:
+            in_deps = False
+        out.append(line)
+    return "".join(out)
+
+
+def test_rewriting_the_code_deps_keeps_the_committed_dvc_yaml():
+    text = (ROOT / "dvc.yaml").read_text()
+    assert with_code_deps(text) == text
+
+
+if __name__ == "__main__":  # PYTHONPATH=. python tests/test_dvc_deps.py [--write]: print (or write) the code deps
+    import sys
+
+    if sys.argv[1:] == ["--write"]:
+        (ROOT / "dvc.yaml").write_text(with_code_deps((ROOT / "dvc.yaml").read_text()))
+    for name in STAGES:
+        print(f"{name}:\n" + "".join(f"      - {d}\n" for d in code_deps(name)))
