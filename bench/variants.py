@@ -124,7 +124,7 @@ class Teacher:
     def _batches(self):
         for epoch in itertools.count():
             yield from teacher_batches(self.x, self.y, epoch, SEED, self.bs, self.aug, STEP_LOSSES["ce"],
-                                       DistillConfig())
+                                       DistillConfig.from_sections(CONF["distill"], CONF["movr"]))
 
     def step(self) -> int:
         xb, objective = next(self.it)
@@ -148,7 +148,8 @@ class StudentCached:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, y_np: np.ndarray, args, dev: torch.device):
         self.x, self.y, self.dev = x, y, dev
-        self.aug, self.cfg = BaseAug(randaugment=getattr(args, "randaugment", 0)), DistillConfig()
+        self.aug = BaseAug(randaugment=getattr(args, "randaugment", 0))
+        self.cfg = DistillConfig.from_sections(CONF["distill"], CONF["movr"])
         self.plan = make_plan(len(x), args.batch, 1, SEED, self.mixer, 0.5, tuple(x.shape[-2:]))
         self.cache = random_cache(self.plan, y_np, len(KNOWN))
         self.model = new_model(args.arch, args.width, dev)

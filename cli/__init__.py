@@ -1,7 +1,8 @@
-"""What the command-line entry points share (DVC stages, flows, the suite report): one-line errors and the `dvc`
-subprocess. It sits beside the library, not in it, so `osr/` needs no pipeline tools (stack.md §6)."""
+"""What the command-line entry points share (DVC stages, flows, the suite report): the runner with one-line errors
+and the `dvc` subprocess. It sits beside the library, not in it, so `osr/` needs no pipeline tools."""
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -26,6 +27,15 @@ def guarded(work: Callable[[], int | None]) -> int:
         return fail(e)
     except OSError as e:
         return fail(f"{e.filename or 'input/output'}: {e.strerror or type(e).__name__}")
+
+
+def entry_point(main: Callable[[], int | None], parser: argparse.ArgumentParser, argv: list[str] | None = None) -> None:
+    """Run a command-line entry point: the command line is parsed first, so `--help` answers (exit 0) before
+    anything is read or written; a user-facing error becomes one line on stderr and exit status 1."""
+    parser.parse_args(argv)  # argv None: the command line
+    status = guarded(main)
+    if status:
+        sys.exit(status)
 
 
 def dvc_executable() -> str:

@@ -1,5 +1,5 @@
-"""Prefect flow `tune-asym`: an Optuna study over distill.tau, relabel.threshold and relabel.smoothing, in the
-ranges of ``conf/search/asym.yaml`` (the search space, with the keys every trial fixes).
+"""Prefect flow `tune-asym`: an Optuna study over the search space ``conf/search/asym.yaml`` (the params.yaml keys
+it tunes and their ranges, the keys every trial fixes; ``osr.tuning.SearchSpace``).
 
 The flow owns the study (ask/tell); each trial is a Prefect task running `osr.tuning.run_trial` in-process on
 the pipeline's DVC outputs (cached teacher logits, plan, train/val split; never the test role; see
@@ -32,7 +32,7 @@ trials): one report per study, so studies never overwrite each other. The report
 every override from them (profile, benchmark, split, epochs, ...), not only the tuned keys.
 
 In Prefect: every flow run publishes two artifacts (the run's Artifacts tab; the Artifacts page by key, one
-version per run): a table ``<study>-trials`` (one row per trial: number, state, tau/threshold/smoothing, the
+version per run): a table ``<study>-trials`` (one row per trial: number, state, the tuned parameters, the
 objective value(s), val_acc, proxy_auroc, error) and a markdown ``<study>-best`` (best trial, its values, its
 ``dvc exp run``). Each measured epoch of a trial is logged through the run logger, so it shows in the task run's
 log in the UI. The study's metric names (``study.set_metric_names``: "proxy AUROC", or ["val accuracy",
@@ -42,7 +42,7 @@ Run: ``python -m flows.serve`` (or ``python flows/tune_asym.py``) then
 ``prefect deployment run tune-asym/local -p n_trials=20``.
 """
 
-import copy
+import argparse
 import json
 import logging
 import math
@@ -56,7 +56,6 @@ from pathlib import Path
 from typing import Literal
 
 import optuna
-import yaml
 from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import TrialState
 from prefect import flow, get_run_logger, task
@@ -73,9 +72,9 @@ from osr.config import get  # noqa: E402
 from osr.io import write_json  # noqa: E402
 from osr.train import Pruned  # noqa: E402
 
-SEARCH = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "search" / "asym.yaml").read_text())
-TUNED = {s["key"]: name for name, s in SEARCH["tuned"].items()}  # params.yaml key -> Optuna parameter
-FIXED = SEARCH["fixed"]  # what a trial sets besides the tuned keys
+SEARCH = tuning.SearchSpace.load(Path(__file__).resolve().parents[1] / "conf" / "search" / "asym.yaml")
+TUNED = {t.key: name for name, t in SEARCH.tuned.items()}  # params.yaml key -> Optuna parameter
+FIXED = SEARCH.fixed  # what a trial sets besides the tuned keys
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MULTI_METRICS = ["val accuracy", "proxy AUROC"]  # the objectives of mode="multi", in study.values order
 
@@ -139,7 +138,7 @@ def trial_task(td: tuning.TuneData, number: int, params: dict, trial_dir: str,
             raise Pruned(f"pruned after epoch {epoch + 1}")
 
     try:
-        return tuning.run_trial(td, params["tau"], params["threshold"], params["smoothing"], trial_dir, on_epoch)
+        return tuning.run_trial(td, SEARCH.settings(params), trial_dir, on_epoch)
     except Pruned as e:
         return {"pruned": str(e)}
 
@@ -172,23 +171,18 @@ def _best(study: optuna.Study, mode: str) -> optuna.trial.FrozenTrial | None:
 
 
 def search_space() -> dict[str, list]:
-    """The report's record of SEARCH: name -> [low, high] (and "log" or "uniform" where the file says)."""
-    return {name: [s["low"], s["high"], *(["log" if s["log"] else "uniform"] if "log" in s else [])]
-            for name, s in SEARCH["tuned"].items()}
+    """The report's record of SEARCH: name -> [low, high, "log" or "uniform"]."""
+    return {name: [t.low, t.high, "log" if t.log else "uniform"] for name, t in SEARCH.tuned.items()}
 
 
 def trial_config(study_params: dict, trial_params: dict) -> dict:
     """The params.yaml a trial trains with: the study's, with the tuned and fixed keys set."""
-    cfg = copy.deepcopy(study_params)
-    for key, value in {**{k: float(trial_params[n]) for k, n in TUNED.items()}, **FIXED}.items():
-        section, name = key.split(".")
-        cfg[section][name] = value
-    return cfg
+    return tuning.trial_params(study_params, SEARCH.settings(trial_params))
 
 
 def best_command(study_name: str, trial_params: dict, study_params: dict, conf_dir: Path) -> list[str]:
     """`dvc exp run` replaying the trial's whole config: every override from conf/'s defaults, tuned keys last."""
-    cfg, keys = trial_config(study_params, trial_params), [*TUNED, *FIXED]
+    cfg, keys = trial_config(study_params, trial_params), SEARCH.keys()
     rest = [o for o in overrides_for(cfg, conf_dir) if o.lstrip("+~").split("=")[0] not in keys]
     tuned = [f"{k}={hydra_value(get(cfg, k))}" for k in keys]  # floats keep their dot: `4.0`, never the int 4
     return ["dvc", "exp", "run", "-n", f"{study_name}-best", *(a for o in rest + tuned for a in ("-S", o))]
@@ -254,7 +248,7 @@ def trial_rows(study: optuna.Study) -> list[dict]:
     for t in study.trials:
         objective = {"objective": _num(t.value if t.values else None)} if len(study.directions) == 1 else {}
         rows.append({"number": t.number, "state": t.state.name,
-                     **{k: _num(t.params.get(k)) for k in ("tau", "threshold", "smoothing")}, **objective,
+                     **{k: _num(t.params.get(k)) for k in SEARCH.tuned}, **objective,
                      "val_acc": _num(t.user_attrs.get("val_acc")), "proxy_auroc": _num(t.user_attrs.get("proxy_auroc")),
                      "error": t.user_attrs.get("error")})
     return rows
@@ -295,6 +289,54 @@ def publish_artifacts(study: optuna.Study, report: dict) -> dict[str, str]:
     return keys
 
 
+def open_study(study_name: str, store, mode: str, acc_weight: float, min_val_acc: float,
+               seed: int) -> optuna.Study:
+    """The study `study_name` in `store`, created or loaded, with its metric names and a TPE sampler seeded past
+    the trials it holds (a resumed run does not replay the first run's start-up points)."""
+    kw = {"directions": ["maximize", "maximize"]} if mode == "multi" else {"direction": "maximize"}
+    study = optuna.create_study(study_name=study_name, storage=store, load_if_exists=True,
+                                sampler=optuna.samplers.TPESampler(seed=seed), **kw)
+    names = metric_names(mode, acc_weight)
+    if study.metric_names != names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+    constraints = (lambda t: [min_val_acc - t.user_attrs.get("val_acc", 0.0)]) if min_val_acc > 0 else None
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), constraints_func=constraints)
+    return study
+
+
+def run_one_trial(study: optuna.Study, store, td: tuning.TuneData, study_dir: Path, mode: str,
+                  acc_weight: float) -> None:
+    """Ask the study for a point of SEARCH, train and measure it (a Prefect task) and tell the study: COMPLETE
+    with its objective value(s), PRUNED, or FAIL with the error (a raising or diverging trial fails alone)."""
+    log, trial = _logger(), _ask(study)
+    try:
+        params = {name: trial.suggest_float(name, t.low, t.high, log=t.log) for name, t in SEARCH.tuned.items()}
+        with get_heartbeat_thread(trial._trial_id, store):  # no-op without RDB heartbeats
+            res = trial_task(td, trial.number, params, str(study_dir / f"trial_{trial.number}"),
+                             trial if mode == "single" else None, acc_weight)
+    except Exception as e:  # noqa: BLE001  (recorded on the trial; the study goes on)
+        trial.set_user_attr("error", f"{type(e).__name__}: {e}")
+        study.tell(trial, state=TrialState.FAIL)
+        log.warning("trial %d failed: %s: %s", trial.number, type(e).__name__, e)
+        return
+    if "pruned" in res:
+        study.tell(trial, state=TrialState.PRUNED)
+        log.info("trial %d %s", trial.number, res["pruned"])
+        return
+    values = tuning.objective_value(res, mode, acc_weight)
+    if not all(math.isfinite(v) for v in (values if isinstance(values, list) else [values])):
+        trial.set_user_attr("error", "non-finite objective")
+        study.tell(trial, state=TrialState.FAIL)
+        return
+    for k in ("val_acc", "proxy_auroc", "proxy_oscr", "hard_fraction", "seconds"):
+        trial.set_user_attr(k, res[k])
+    study.tell(trial, values)
+    log.info("trial %d: val_acc=%.4f proxy_auroc=%.4f (%.1fs)", trial.number, res["val_acc"], res["proxy_auroc"],
+             res["seconds"])
+
+
 @flow(name="tune-asym", log_prints=True)
 def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | None = None,
               mode: Literal["single", "multi"] = "single", acc_weight: float = 0.0, min_val_acc: float = 0.0,
@@ -307,54 +349,19 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
         raise OSRError(f"study_name: {study_name!r} must be letters, digits, '.', '_' or '-' (it names files)")
     log = _logger()
     project = Path(project_dir).resolve()
-    require_current(project, set(TUNED) | set(FIXED))
+    require_current(project, set(SEARCH.keys()))
     store = make_storage(storage, study_name, project, heartbeat_interval)
-    kw = {"directions": ["maximize", "maximize"]} if mode == "multi" else {"direction": "maximize"}
-    study = optuna.create_study(study_name=study_name, storage=store, load_if_exists=True,
-                                sampler=optuna.samplers.TPESampler(seed=seed), **kw)
-    names = metric_names(mode, acc_weight)
-    if study.metric_names != names:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(names)
+    study = open_study(study_name, store, mode, acc_weight, min_val_acc, seed)
     stale = fail_stale_trials(study, store)
     if stale:
         log.warning("tune-asym: trials %s had no heartbeat for %d s (worker gone): marked FAIL", stale,
                     2 * heartbeat_interval)
     n_before = len(study.trials)
-    constraints = (lambda t: [min_val_acc - t.user_attrs.get("val_acc", 0.0)]) if min_val_acc > 0 else None
-    study.sampler = optuna.samplers.TPESampler(seed=seed + n_before, constraints_func=constraints)
     td = tuning.load_tune_data(project, proxy_size, seed)
     log.info("tune-asym: study %r has %d trials; running %d more (proxy: %d %s images)", study_name, n_before,
              n_trials, len(td.proxy), td.proxy_info["source"])
     for _ in range(n_trials):
-        trial = _ask(study)
-        try:
-            params = {name: trial.suggest_float(name, s["low"], s["high"], log=s.get("log", False))
-                      for name, s in SEARCH["tuned"].items()}
-            trial_dir = project / tuning.TUNE_DIR / study_name / f"trial_{trial.number}"
-            with get_heartbeat_thread(trial._trial_id, store):  # no-op without RDB heartbeats
-                res = trial_task(td, trial.number, params, str(trial_dir), trial if mode == "single" else None,
-                                 acc_weight)
-        except Exception as e:  # a raising or diverging trial fails alone; the study goes on
-            trial.set_user_attr("error", f"{type(e).__name__}: {e}")
-            study.tell(trial, state=TrialState.FAIL)
-            log.warning("trial %d failed: %s: %s", trial.number, type(e).__name__, e)
-            continue
-        if "pruned" in res:
-            study.tell(trial, state=TrialState.PRUNED)
-            log.info("trial %d %s", trial.number, res["pruned"])
-            continue
-        values = tuning.objective_value(res, mode, acc_weight)
-        if not all(math.isfinite(v) for v in (values if isinstance(values, list) else [values])):
-            trial.set_user_attr("error", "non-finite objective")
-            study.tell(trial, state=TrialState.FAIL)
-            continue
-        for k in ("val_acc", "proxy_auroc", "proxy_oscr", "hard_fraction", "seconds"):
-            trial.set_user_attr(k, res[k])
-        study.tell(trial, values)
-        log.info("trial %d: val_acc=%.4f proxy_auroc=%.4f (%.1fs)", trial.number, res["val_acc"],
-                 res["proxy_auroc"], res["seconds"])
+        run_one_trial(study, store, td, project / tuning.TUNE_DIR / study_name, mode, acc_weight)
     report = write_reports(study, mode, project, {"proxy": {k: v for k, v in td.proxy_info.items()
                                                              if k != "classes_excluded"},
                                                    "search_space": search_space()},
@@ -375,6 +382,23 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
     return report
 
 
-if __name__ == "__main__":  # the same as `python -m flows.serve`
-    from flows.serve import main
-    main("python -m flows.tune_asym")
+SERVE_USAGE = """Serve the `tune-asym/local` deployment (runs flow runs as local subprocesses, no work pool).
+
+    prefect server start --host 127.0.0.1 --port 4200 --analytics-off     # another terminal
+    export PREFECT_API_URL=http://127.0.0.1:4200/api
+    python -m flows.serve
+    prefect deployment run tune-asym/local -p n_trials=20 --watch
+"""
+
+
+def serve_local(prog: str) -> None:
+    """The serving command line of `python -m flows.serve` and `python -m flows.tune_asym`: `--help` answers
+    without serving."""
+    argparse.ArgumentParser(prog=prog, description=SERVE_USAGE,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    tune_asym.serve(name="local")
+
+
+if __name__ == "__main__":  # the same as `python -m flows.serve`: serves the flow of the module flows.tune_asym
+    from flows.tune_asym import serve_local as serve_module_flow
+    serve_module_flow("python -m flows.tune_asym")

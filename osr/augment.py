@@ -84,9 +84,9 @@ def rand_augment(x: torch.Tensor, gen: torch.Generator, magnitude: int) -> torch
 class BaseAug:
     """The per-image augmentation shared by teacher and student (raw views), drawn from a CPU generator so one
     seed gives the same crops, flips and RandAugment ops on every device."""
+    randaugment: int  # RandAugment magnitude (teacher/student.randaugment); 0 = off
     pad: int = 4
     flip: bool = True
-    randaugment: int = 0  # RandAugment magnitude; 0 = off
 
     def __call__(self, x: torch.Tensor, seed: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed(int(seed))

@@ -3,7 +3,14 @@
 The schema is typed: `Params` and its sections are TypedDicts shaped like conf/ (teacher and student share
 `Network`, as conf/train/ is mounted at both), and `validate` checks each field against its type (bool, int,
 float, str, a list of one of them) and its `Annotated` constraint (`Range`, `OneOf`, `Lengths`, `AUTO`). It is
-standard library only: the stages run on the GPU host too, which has no pydantic (stack.md §6).
+standard library only: the stages run on the GPU host too, which has no pydantic.
+
+Names drawn from a registry (`Registered`: benchmarks, mixers, losses, architectures, scores, compile modes) are
+checked against the registry itself, imported only when a value is checked, so importing this module does not
+import the implementations: a stage's DVC deps are the code it runs, and adding a score to `osr/scores.py` does
+not mark the training stages changed. The `check_params` stage, which gates every stage, declares the registries
+(`REGISTRY_MODULES`) as its deps, so a registry edit reruns the check (whose constant output changes nothing
+downstream) and a name it removed fails there first.
 
 Every number must be finite (NaN and inf are refused: `relabel.threshold: .nan` would pass any range check and
 silently switch relabelling off). Bounds beyond the obvious ones mark where a value stops meaning anything:
@@ -12,13 +19,12 @@ by 1e4), learning rates (0, 10], loss weights [0, 100], ``movr.scale`` and ``eva
 (0, 1000], ``data.mean`` in [0, 1] and ``data.std`` in (0, 1] per channel (images are scaled to [0, 1]),
 milestones in (0, 1] (fractions of the run), seeds below 2^32 (NumPy's limit).
 
-A key the schema does not know is refused with the nearest known one (`refuse_unknown_keys`), and what the
-benchmark's declared sizes decide is checked here too, so that it fails in the check_params stage before DVC
-deletes any output: batch sizes against the training images of the split, `evaluate.knn_k` against its smallest
-class, `data.image_size` and the channels of `data.mean`/`data.std` against its images. `load_params` reads
-`1e9` as a number (`ParamsLoader`).
+A key the schema does not know is refused with the nearest known one (`refuse_unknown_keys`); what the benchmark's
+declared sizes decide is checked by `osr.sizes` in the check_params stage. `load_params` reads `1e9` as a number
+(`ParamsLoader`).
 """
 import difflib
+import importlib
 import math
 import re
 from collections.abc import Collection, Iterator
@@ -29,13 +35,6 @@ from typing import Annotated, Any, TypedDict, get_args, get_origin, get_type_hin
 import yaml
 
 from osr import OSRError
-from osr.augment import METHODS
-from osr.data import BENCHMARKS
-from osr.losses import DIVERGENCES, HARD_REDUCTIONS, MARGIN_MODES, RELABEL_RULES, STEP_LOSSES, TEACHER_LOSSES
-from osr.models import ARCHS
-from osr.scores import SCORES
-from osr.split import train_class_sizes
-from osr.train import COMPILE
 
 PARAMS_FILE = "params.yaml"
 
@@ -58,8 +57,26 @@ class OneOf:
     """A name from `options` (a registry); as the item of a list: a non-empty list drawn from them."""
     options: Collection[str]
 
+    def names(self) -> Collection[str]:
+        return self.options
+
     def problem(self, v: Any) -> str | None:
-        return None if isinstance(v, str) and v in self.options else f"must be one of {sorted(self.options)}"
+        names = self.names()
+        return None if isinstance(v, str) and v in names else f"must be one of {sorted(names)}"
+
+
+@dataclass(frozen=True)
+class Registered(OneOf):
+    """A name from the registry `options` ("module:ATTRIBUTE"), imported when a value is checked."""
+    options: str
+
+    @property
+    def module(self) -> str:
+        return self.options.split(":")[0]
+
+    def names(self) -> Collection[str]:
+        module, attribute = self.options.split(":")
+        return getattr(importlib.import_module(module), attribute)
 
 
 @dataclass(frozen=True)
@@ -81,8 +98,11 @@ class Base(TypedDict):
     device: Annotated[str, OneOf({"auto", "cpu", "cuda"})]
 
 
+BENCHMARK = Registered("osr.data:BENCHMARKS")
+
+
 class Data(TypedDict):
-    benchmark: Annotated[str, OneOf(BENCHMARKS)]
+    benchmark: Annotated[str, BENCHMARK]
     mean: Annotated[list[Annotated[float, Range(0, 1)]], Lengths((1, 3))]
     std: Annotated[list[Annotated[float, Range(0, 1, lo_open=True)]], Lengths((1, 3))]
     image_size: Annotated[int, Range(0)]  # 0: the benchmark's own size; n: resized to n x n by the download stage
@@ -96,7 +116,7 @@ class Split(TypedDict):
 
 
 class Augment(TypedDict):
-    method: Annotated[str, OneOf(METHODS)]
+    method: Annotated[str, Registered("osr.augment:METHODS")]
     prob: Fraction
     preview: Annotated[int, Range(1, 256)]
     layers: list[Annotated[str, OneOf({"layer1", "layer2", "layer3", "layer4"})]]
@@ -104,9 +124,9 @@ class Augment(TypedDict):
 
 class Network(TypedDict):
     """teacher and student: a profile sets arch, width and epochs, conf/train/sgd.yaml the recipe."""
-    arch: Annotated[str, OneOf(ARCHS)]
+    arch: Annotated[str, Registered("osr.models:ARCHS")]
     # >= 8: in fp32 + channels_last at one thread, the stride-2 1x1 shortcut convolution of a narrower network
-    # corrupted the heap (oneDNN on an AVX2 CPU, torch 2.14.1; measured in session 12, bench/README.md "Precision")
+    # corrupted the heap (oneDNN on an AVX2 CPU, torch 2.14.1; bench/README.md "Precision")
     width: Annotated[int, Range(8, 1024)]
     epochs: Annotated[int, Range(1, 10_000)]
     batch_size: Annotated[int, Range(2)]
@@ -119,43 +139,43 @@ class Network(TypedDict):
     warmup_epochs: Annotated[float, Range(0, 100)]
     randaugment: Annotated[int, Range(0, 30)]
     amp: Annotated[bool, AUTO]
-    compile: Annotated[str, OneOf(COMPILE)]
+    compile: Annotated[str, Registered("osr.train:COMPILE")]
     checkpoint_every: Annotated[int, Range(1), AUTO]
 
 
 class Teacher(Network):
-    loss: Annotated[str, OneOf(TEACHER_LOSSES)]
+    loss: Annotated[str, Registered("osr.losses:TEACHER_LOSSES")]
 
 
 class Relabel(TypedDict):
-    rule: Annotated[str, OneOf(RELABEL_RULES)]
+    rule: Annotated[str, Registered("osr.losses:RELABEL_RULES")]
     threshold: Fraction
     smoothing: Fraction
 
 
 class Distill(TypedDict):
-    method: Annotated[str, OneOf(STEP_LOSSES)]
+    method: Annotated[str, Registered("osr.losses:STEP_LOSSES")]
     tau: Annotated[float, Range(0, 100, lo_open=True)]
     alpha: Weight
     beta: Weight
     gamma: Weight
     easy: Weight
     jmi: Weight
-    hard_reduction: Annotated[str, OneOf(HARD_REDUCTIONS)]
+    hard_reduction: Annotated[str, Registered("osr.losses:HARD_REDUCTIONS")]
     mixed_ce: Weight
-    divergence: Annotated[str, OneOf(DIVERGENCES)]
+    divergence: Annotated[str, Registered("osr.losses:DIVERGENCES")]
     raw_on_mixed: Weight
 
 
 class Movr(TypedDict):
     scale: Annotated[float, Range(0, 1000, lo_open=True)]
     margin: Annotated[float, Range(0, 1.5)]
-    margin_mode: Annotated[str, OneOf(MARGIN_MODES)]
+    margin_mode: Annotated[str, Registered("osr.losses:MARGIN_MODES")]
     rotation: Fraction
 
 
 class Evaluate(TypedDict):
-    scores: list[Annotated[str, OneOf(SCORES)]]
+    scores: list[Annotated[str, Registered("osr.scores:SCORES")]]
     energy_temperature: Annotated[float, Range(0, 1000, lo_open=True)]
     batch_size: Annotated[int, Range(1)]
     jacobian_samples: Count
@@ -194,12 +214,25 @@ def _parts(tp: Any) -> tuple[Any, tuple]:
     return (get_args(tp)[0], get_args(tp)[1:]) if get_origin(tp) is Annotated else (tp, ())
 
 
+def _registries(tp: Any) -> Iterator[Registered]:
+    """The `Registered` constraints of a field's type, its list items' included."""
+    kind, constraints = _parts(tp)
+    yield from (c for c in constraints if isinstance(c, Registered))
+    if get_origin(kind) is list:
+        yield from _registries(get_args(kind)[0])
+
+
+REGISTERED: dict[str, Registered] = {key: r for key, tp in FIELDS.items() for r in _registries(tp)}
+# the modules whose registries `validate` imports: the deps of the check_params stage beside its own imports
+REGISTRY_MODULES: tuple[str, ...] = tuple(sorted({r.module for r in REGISTERED.values()}))
+
+
 def _list_problem(item: Any, constraints: tuple, v: Any) -> str | None:
     kind, item_constraints = _parts(item)
     names = next((c for c in item_constraints if isinstance(c, OneOf)), None)
     if names is not None:
         drawn = isinstance(v, list) and v and all(names.problem(x) is None for x in v)
-        return None if drawn else f"must be a non-empty list drawn from {sorted(names.options)}"
+        return None if drawn else f"must be a non-empty list drawn from {sorted(names.names())}"
     lengths = next((c.allowed for c in constraints if isinstance(c, Lengths)), ())
     if not isinstance(v, list) or not v or (lengths and len(v) not in lengths):
         return f"must be a list of {' or '.join(map(str, lengths)) or 'one or more'} numbers"
@@ -251,46 +284,6 @@ def refuse_unknown_keys(params: dict, source: str = PARAMS_FILE) -> None:
             raise OSRError(f"{source}: {key}: unknown parameter" + (f"; did you mean {near[0]}?" if near else ""))
 
 
-def check_image_shape(params: dict, source: str = PARAMS_FILE) -> None:
-    """`data.image_size` and the per-channel `data.mean`/`data.std` against the benchmark's declared images."""
-    d = params["data"]
-    shape = BENCHMARKS[d["benchmark"]].image_shape
-    if not shape:
-        return
-    if d["image_size"] > min(shape[:2]):
-        raise OSRError(f"{source}: data.image_size must be <= {min(shape[:2])}, the size of {d['benchmark']}'s "
-                       f"images (0 keeps them as they are) (got {d['image_size']})")
-    for key in ("data.mean", "data.std"):
-        if len(get(params, key)) != shape[2]:
-            raise OSRError(f"{source}: {key} must hold {shape[2]} values, one per channel of {d['benchmark']}'s "
-                           f"images (got {get(params, key)})")
-
-
-def check_split_sizes(params: dict, source: str = PARAMS_FILE) -> None:
-    """What the benchmark's declared class sizes decide before any data is read: every batch fits the training images
-    the split will hold (an epoch drops its last partial batch; a batch larger than the set has no step), and
-    `evaluate.knn_k` fits the smallest known class (each class's score sums its top k cosines)."""
-    name, index = params["data"]["benchmark"], params["split"]["index"]
-    bench = BENCHMARKS[name]
-    if not bench.train_sizes:
-        return
-    s = params["split"]
-    try:
-        train = train_class_sizes(dict(enumerate(bench.train_sizes)), list(bench.known[index]),
-                                  float(s["val_fraction"]), params["base"]["seed"], s["train_per_class"])
-    except OSRError as e:
-        raise OSRError(f"{source}: {e}") from None
-    where = f"{name} split {index} (split.train_per_class {s['train_per_class']}, " \
-            f"split.val_fraction {s['val_fraction']})"
-    for key in ("teacher.batch_size", "student.batch_size"):
-        if get(params, key) > sum(train.values()):
-            raise OSRError(f"{source}: {key} must be <= {sum(train.values())}, the training images of {where} "
-                           f"(got {get(params, key)})")
-    if "knn" in params["evaluate"]["scores"] and params["evaluate"]["knn_k"] > min(train.values()):
-        raise OSRError(f"{source}: evaluate.knn_k must be <= {min(train.values())}, the training images of the "
-                       f"smallest known class of {where} (got {params['evaluate']['knn_k']})")
-
-
 def validate(params: dict, source: str = PARAMS_FILE) -> Params:
     refuse_unknown_keys(params, source)
     for key, tp in FIELDS.items():
@@ -298,12 +291,10 @@ def validate(params: dict, source: str = PARAMS_FILE) -> Params:
         problem = _problem(*_parts(tp), value)
         if problem:
             raise OSRError(f"{source}: {key} {problem} (got {value!r})")
-    splits = len(BENCHMARKS[params["data"]["benchmark"]].known)
+    splits = len(BENCHMARK.names()[params["data"]["benchmark"]].known)
     if params["split"]["index"] >= splits:
         raise OSRError(f"{source}: split.index must be <= {splits - 1} for {params['data']['benchmark']} "
                        f"(got {params['split']['index']})")
-    check_image_shape(params, source)
-    check_split_sizes(params, source)
     return params
 
 

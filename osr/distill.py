@@ -10,7 +10,7 @@ import torch
 
 from osr import OSRError
 from osr.augment import MIXERS, BaseAug, PlannedStep, planned_steps
-from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step, StepLoss, both_views, hard_mask, two_hot
+from osr.losses import STEP_LOSSES, DistillConfig, Step, StepLoss, both_views, relabel_decision
 from osr.models import new_model
 from osr.objectives import logits_objective, masked
 from osr.split import SplitTensors
@@ -21,15 +21,6 @@ def needs_live_teacher(augment_method: str, method: str) -> bool:
     """A masked view depends on the student, so a loss that reads teacher logits queries the frozen teacher on
     it during training."""
     return MIXERS[augment_method].placer is not None and STEP_LOSSES[method].reads_teacher
-
-
-def distill_config(distill: dict, movr: dict) -> DistillConfig:
-    """From the `distill` and `movr` sections of params.yaml (values cast: `dvc exp run -S` may store ints)."""
-    return DistillConfig(tau=float(distill["tau"]), alpha=float(distill["alpha"]), beta=float(distill["beta"]),
-                         gamma=float(distill["gamma"]), easy=float(distill["easy"]), jmi=float(distill["jmi"]),
-                         hard_reduction=distill["hard_reduction"], mixed_ce=float(distill["mixed_ce"]),
-                         divergence=distill["divergence"], raw_on_mixed=float(distill["raw_on_mixed"]),
-                         movr=MOvRConfig.from_section(movr))
 
 
 def student_fingerprint(params: dict, *files: Path) -> str:
@@ -54,8 +45,8 @@ def masked_step_loss(st: PlannedStep, step_loss: StepLoss, cfg: DistillConfig, t
         if teacher is not None:
             with torch.no_grad():
                 t_m = teacher(x_m).float()
-            hard = hard_mask(torch.softmax(t_m, 1), st.y, st.y, relabel["rule"], float(relabel["threshold"]))
-            target = two_hot(st.y, st.y, st.lam, t_m.shape[1], float(relabel["smoothing"]))
+            hard, target = relabel_decision(t_m, st.y, st.y, st.lam, relabel["rule"], float(relabel["threshold"]),
+                                            float(relabel["smoothing"]))
         return step_loss(z_m, Step(y=st.y, mixed=True, partner=ident, lam=st.lam, t_raw=t_raw, t_mixed=t_m,
                                    hard=hard, target=target), cfg)
     return loss
@@ -109,7 +100,7 @@ def train_student(data: SplitTensors, plan: dict[str, np.ndarray], cache: dict[s
     step_loss = STEP_LOSSES[method]
     if needs_live_teacher(augment_method, method) and teacher is None:
         raise OSRError(f"distill.method {method} with augment.method {augment_method}: needs the teacher model")
-    cfg = distill_config(params["distill"], params["movr"])
+    cfg = DistillConfig.from_sections(params["distill"], params["movr"])
     if MIXERS[augment_method].placer is not None and step_loss.rotation(cfg.movr) > 0:
         raise OSRError(f"movr.rotation: the rotation head is not combined with augment.method {augment_method}; "
                        "set movr.rotation=0")

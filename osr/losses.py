@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -121,15 +121,25 @@ def hard_mask(p_mixed: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, rule:
     raise OSRError(f"relabel.rule: unknown rule {rule!r} (choose from {list(RELABEL_RULES)})")
 
 
+def relabel_decision(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: torch.Tensor | float,
+                     rule: str, threshold: float, smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The selective-relabel decision of mixed samples from the teacher's logits on them [N, K]: the hard mask [N]
+    (`hard_mask` of the teacher's softmax) and the two-hot targets [N, K] (`two_hot`) of sources y_a, y_b mixed
+    at lam. The relabel stage applies it to cached logits, the student to a live teacher's on masked views."""
+    hard = hard_mask(torch.softmax(logits.float(), 1), y_a, y_b, rule, threshold)
+    return hard, two_hot(y_a, y_b, lam, logits.shape[1], smoothing)
+
+
 MARGIN_MODES = ("literal", "symmetric")
 
 
 @dataclass(frozen=True)
 class MOvRConfig:
-    scale: float = 32.0        # T
-    margin: float = 0.5        # m, radians
-    margin_mode: str = "literal"
-    rotation: float = 0.1      # lambda_self of the rotation-prediction head; 0 = no head
+    """params.yaml's `movr` section (its values and their defaults are in conf/config.yaml)."""
+    scale: float        # T
+    margin: float       # m, radians
+    margin_mode: str
+    rotation: float     # lambda_self of the rotation-prediction head; 0 = no head
 
     @classmethod
     def from_section(cls, movr: dict) -> MOvRConfig:
@@ -191,20 +201,27 @@ DIVERGENCES = ("dist", "kl")
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Weights of the AD student step. The defaults are the reference code; the ablation switches of the
-    claims study (issue 12) are `easy` and `jmi` (weights of L_E and L_JMI), `hard_reduction`, `mixed_ce`,
-    `divergence` and `raw_on_mixed`."""
-    tau: float = 1.0
-    alpha: float = 1.0
-    beta: float = 1.0
-    gamma: float = 1.0
-    easy: float = 1.0            # weight of L_E
-    jmi: float = 1.0             # weight of L_JMI
-    hard_reduction: str = "hard"  # L_H: mean over the hard samples (code) | "batch": their sum / batch size [ours]
-    mixed_ce: float = 0.0        # [ours] weight of the lam-weighted CE of every mixed sample (as ce-cutmix's step)
-    divergence: str = "dist"     # how the student matches the teacher: DIST (reference) | "kl": Hinton KD [ours]
-    raw_on_mixed: float = 0.0    # [ours] weight of the raw step's loss on the un-mixed view, added on mixed steps
-    movr: MOvRConfig = field(default_factory=MOvRConfig)
+    """Weights of the AD student step: params.yaml's `distill` section with its `movr` (values and their defaults
+    in conf/config.yaml). The ablation switches of the claims study are `easy` and `jmi` (weights of L_E and
+    L_JMI), `hard_reduction`, `mixed_ce`, `divergence` and `raw_on_mixed`."""
+    tau: float
+    alpha: float
+    beta: float
+    gamma: float
+    easy: float             # weight of L_E
+    jmi: float              # weight of L_JMI
+    hard_reduction: str     # L_H: mean over the hard samples (code) | "batch": their sum / batch size [ours]
+    mixed_ce: float         # [ours] weight of the lam-weighted CE of every mixed sample (as ce-cutmix's step)
+    divergence: str         # how the student matches the teacher: DIST (reference) | "kl": Hinton KD [ours]
+    raw_on_mixed: float     # [ours] weight of the raw step's loss on the un-mixed view, added on mixed steps
+    movr: MOvRConfig
+
+    @classmethod
+    def from_sections(cls, distill: dict, movr: dict) -> DistillConfig:
+        """From the `distill` and `movr` sections of params.yaml (values cast: `dvc exp run -S` may store ints)."""
+        weights = {f.name: float(distill[f.name]) if f.type == "float" else distill[f.name]
+                   for f in fields(cls) if f.name != "movr"}
+        return cls(**weights, movr=MOvRConfig.from_section(movr))
 
     @property
     def dist(self) -> dict:

@@ -11,7 +11,7 @@ import torch
 
 from osr import check_finite
 from osr.augment import BaseAug, planned_steps
-from osr.losses import hard_mask, two_hot
+from osr.losses import relabel_decision
 from osr.train import autocast, progress
 
 FP16_MAX = float(np.finfo(np.float16).max)  # the cache's dtype: a larger logit would be stored as inf
@@ -60,11 +60,11 @@ def relabel_targets(t_mixed: np.ndarray, y_plan: np.ndarray, plan: dict[str, np.
     e, s, b, k = t_mixed.shape
     y_a = torch.from_numpy(y_plan.reshape(-1))
     y_b = torch.from_numpy(np.take_along_axis(y_plan, plan["partner"], axis=2).reshape(-1))
-    p = torch.softmax(torch.from_numpy(t_mixed.reshape(-1, k)).float(), 1)
-    hard = hard_mask(p, y_a, y_b, rule, threshold).numpy().reshape(e, s, b) & plan["mixed"][..., None]
     lam = torch.from_numpy(np.repeat(plan["lam"].reshape(-1), b))
-    target = two_hot(y_a, y_b, lam, k, smoothing).numpy().reshape(e, s, b, k).astype(np.float16)
-    return {"hard": hard, "target": target}
+    hard, target = relabel_decision(torch.from_numpy(t_mixed.reshape(-1, k)), y_a, y_b, lam, rule, threshold,
+                                    smoothing)
+    return {"hard": hard.numpy().reshape(e, s, b) & plan["mixed"][..., None],
+            "target": target.numpy().reshape(e, s, b, k).astype(np.float16)}
 
 
 def relabel_stats(hard: np.ndarray, mixed: np.ndarray, t_raw: np.ndarray, y_plan: np.ndarray) -> dict:

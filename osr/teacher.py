@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, to_float
-from osr.losses import STEP_LOSSES, DistillConfig, MOvRConfig, Step, StepLoss
+from osr.losses import STEP_LOSSES, DistillConfig, Step, StepLoss
 from osr.models import new_model
 from osr.objectives import logits_objective
 from osr.split import SplitTensors
@@ -35,7 +35,7 @@ def train_teacher(data: SplitTensors, params: dict, *, ckpt_path: Path, inputs: 
     guard the resume checkpoint. Returns (model, meta, history)."""
     t, seed = params["teacher"], params["base"]["seed"]
     loss = STEP_LOSSES[t["loss"]]
-    cfg = DistillConfig(movr=MOvRConfig.from_section(params["movr"]))
+    cfg = DistillConfig.from_sections(params["distill"], params["movr"])  # a teacher loss reads its movr only
     x, y = data.x["train"], data.y["train"]
     model, meta = new_model(t, params["data"], data.num_classes, x.shape[1], device, **loss.head(cfg.movr))
     aug, bs = BaseAug(randaugment=t["randaugment"]), t["batch_size"]

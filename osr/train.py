@@ -43,13 +43,14 @@ class Pruned(Exception):
 
 @dataclass(frozen=True)
 class OptimConfig:
-    lr: float = 0.1            # at batch 128; scaled linearly with the batch size
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "multistep"  # multistep | cosine
-    milestones: tuple[float, ...] = (0.3, 0.6, 0.8)  # fractions of the run (60/120/160 of 200 epochs)
-    gamma: float = 0.2
-    warmup_epochs: float = 1.0
+    """The optimiser settings of a teacher/student section of params.yaml (values and defaults: conf/train/)."""
+    lr: float                   # at batch 128; scaled linearly with the batch size
+    momentum: float
+    weight_decay: float
+    schedule: str               # multistep | cosine
+    milestones: tuple[float, ...]  # fractions of the run
+    gamma: float
+    warmup_epochs: float
 
     @classmethod
     def from_section(cls, section: dict) -> OptimConfig:

@@ -1,9 +1,10 @@
 """Hyper-parameter tuning of the asymmetric-distillation student on the validation role only.
 
-One trial = the `distill` stage re-run in-process for one (tau, relabel.threshold, relabel.smoothing): the
-selective-relabel targets are recomputed from the **cached** teacher logits (``relabel_targets``; the teacher is
-never retrained and never run forward), the student is trained with ``fit`` + ``student_batches``, and two
-numbers are measured, both **without the test role**:
+One trial = the `distill` stage re-run in-process for one point of a search space (``SearchSpace``, read from a
+YAML file such as conf/search/asym.yaml: the params.yaml keys it tunes, their ranges, and the keys every trial
+fixes): the selective-relabel targets are recomputed from the **cached** teacher logits (``relabel_targets``; the
+teacher is never retrained and never run forward), the student is trained with ``fit`` + ``student_batches``, and
+two numbers are measured, both **without the test role**:
 
 * ``val_acc``: closed-set accuracy on the manifest's ``val`` rows (held out of the training images);
 * ``proxy_auroc``: open-set AUROC of the MLS score (max logit), known = the ``val`` images, unknown = a *proxy*
@@ -28,16 +29,19 @@ A trial writes only below its own folder ``trial_dir`` (the student checkpoint, 
 """
 from __future__ import annotations
 
+import copy
 import math
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 
 from osr import OSRError
 from osr.config import load_params
@@ -85,6 +89,59 @@ class TuneData:
     roles_loaded: list[str]
     proxy: torch.Tensor          # uint8 [N, C, H, W] proxy unknowns
     proxy_info: dict
+
+
+# ------------------------------------------------------------------------------------------ search space
+
+@dataclass(frozen=True)
+class Tuned:
+    """One tuned parameter: the params.yaml `key` a trial sets, drawn by Optuna from [low, high] (log scale if
+    `log`) under the space's name for it."""
+    key: str
+    low: float
+    high: float
+    log: bool = False  # the YAML's `log:` is optional: a uniform draw unless it says otherwise
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A search space file: `tuned` (Optuna name -> `Tuned`) and `fixed` (params.yaml key -> the value every
+    trial sets)."""
+    tuned: dict[str, Tuned]
+    fixed: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: Path) -> SearchSpace:
+        try:
+            raw = yaml.safe_load(Path(path).read_text())
+            tuned = {name: Tuned(**entry) for name, entry in raw["tuned"].items()}
+            fixed = dict(raw.get("fixed") or {})
+        except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
+            raise OSRError(f"{path}: not a search space of `tuned` {{name: {{key, low, high, log}}}} and `fixed` "
+                           f"{{key: value}} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        bad = [name for name, t in tuned.items() if not (isinstance(t.key, str) and "." in t.key and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in (t.low, t.high)) and t.low < t.high)]
+        if bad or not tuned:
+            raise OSRError(f"{path}: tuned {bad or 'is empty'}: each needs a section.name key and numbers low < high")
+        return cls(tuned, fixed)
+
+    def keys(self) -> list[str]:
+        """The params.yaml keys a trial sets, the tuned ones first."""
+        return [*(t.key for t in self.tuned.values()), *self.fixed]
+
+    def settings(self, values: dict[str, float]) -> dict[str, Any]:
+        """The params.yaml keys a trial of Optuna `values` (name -> value) sets: the tuned ones as floats (a
+        draw that happens to be whole stays a float), then the fixed ones."""
+        return {**{t.key: float(values[name]) for name, t in self.tuned.items()}, **self.fixed}
+
+
+def trial_params(params: dict, settings: dict[str, Any]) -> dict:
+    """`params` with each dotted key of `settings` set: the params.yaml a trial trains with."""
+    cfg = copy.deepcopy(params)
+    for key, value in settings.items():
+        section, name = key.split(".")
+        cfg[section][name] = value
+    return cfg
 
 
 # ------------------------------------------------------------------------------------------ proxy unknowns
@@ -202,19 +259,21 @@ def objective_value(metrics: dict, mode: str, acc_weight: float = 0.0) -> float 
     return metrics["proxy_auroc"] + acc_weight * metrics["val_acc"]
 
 
-def run_trial(td: TuneData, tau: float, threshold: float, smoothing: float, trial_dir: str | Path,
+def run_trial(td: TuneData, settings: dict[str, Any], trial_dir: str | Path,
               on_epoch: Callable[[dict, int], None] | None = None) -> dict:
-    """Relabel from cached logits, train the asym student, measure on val + proxy. Writes only under trial_dir.
+    """Relabel from cached logits, train the student, measure on val + proxy, with the study's params.yaml and
+    `settings` (dotted key -> value, `SearchSpace.settings`) set. Writes only under trial_dir.
 
     on_epoch(metrics, epoch) is called after every epoch (pruning hook; may raise osr.train.Pruned).
     """
     t0 = time.perf_counter()
     trial_dir = Path(trial_dir)
     trial_dir.mkdir(parents=True, exist_ok=True)
-    p = td.params
-    seed = p["base"]["seed"]
+    p = trial_params(td.params, settings)
+    seed, relabel = p["base"]["seed"], p["relabel"]
     set_determinism(seed, td.device)
-    targets = relabel_targets(td.t_mixed, td.y_plan, td.plan, "threshold", float(threshold), float(smoothing))
+    targets = relabel_targets(td.t_mixed, td.y_plan, td.plan, relabel["rule"], float(relabel["threshold"]),
+                              float(relabel["smoothing"]))
     cache = {"t_raw": td.t_raw, "t_mixed": td.t_mixed, **targets}
 
     def epoch_end(m, epoch):
@@ -223,17 +282,17 @@ def run_trial(td: TuneData, tau: float, threshold: float, smoothing: float, tria
             on_epoch(row, epoch)
         return row
 
+    drawn = " ".join(f"{k.split('.')[-1]}={v:.3g}" for k, v in settings.items() if isinstance(v, float))
     _, _, history = train_student(
-        td.data, td.plan, cache, {**p, "distill": {**p["distill"], "tau": float(tau), "method": "asym"}},
-        ckpt_path=trial_dir / "ckpt.pt",
-        fingerprint=f"tau={tau!r} threshold={threshold!r} smoothing={smoothing!r} seed={seed}",
-        desc=f"trial[tau={tau:.3g} thr={threshold:.3g} sm={smoothing:.3g}]", device=td.device, on_epoch_end=epoch_end)
+        td.data, td.plan, cache, p, ckpt_path=trial_dir / "ckpt.pt",
+        fingerprint=" ".join(f"{k}={v!r}" for k, v in settings.items()) + f" seed={seed}",
+        desc=f"trial[{drawn}]", device=td.device, on_epoch_end=epoch_end)
     final = history[-1]
     for k in ("val_acc", "proxy_auroc"):
         if not math.isfinite(final[k]):
             raise OSRError(f"tuning: {k} is not finite (training diverged)")
     stats = relabel_stats(targets["hard"], td.plan["mixed"], td.t_raw, td.y_plan)
-    result = {"tau": float(tau), "threshold": float(threshold), "smoothing": float(smoothing),
+    result = {"settings": settings,
               "val_acc": final["val_acc"], "proxy_auroc": final["proxy_auroc"], "proxy_oscr": final["proxy_oscr"],
               "hard_fraction": stats["hard_fraction"],
               "history": history, "eval_roles": list(EVAL_ROLES), "roles_loaded": td.roles_loaded,

@@ -12,12 +12,13 @@ from osr import OSRError
 from osr.config import load_params
 from osr.io import atomic_path
 from osr.paths import PARAMS_OK
+from osr.sizes import check_sizes
 from stages.common import run
 
 
 def main() -> None:
     try:
-        load_params()
+        check_sizes(load_params())
     except OSRError as e:
         raise OSRError(f"{e} [params.yaml keeps this value, also after a failed `dvc exp run -S`: correct it or "
                        "`git checkout params.yaml`]") from None

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from cli import guarded
+from cli import entry_point
 from osr import OSRError
 from osr.io import publication, write_json
 from osr.machine import cpu_name, peak_rss_mib
@@ -85,12 +85,8 @@ def published(main: Callable[[], None], stage: str) -> Callable[[], None]:
 
 def run(main: Callable[[], None], parser: argparse.ArgumentParser | None = None,
         argv: list[str] | None = None) -> None:
-    """Run a stage. The command line is parsed first, so `--help` answers (exit 0) before anything is read or
-    written; a DVC stage's (`main` of a module of this package) outputs are published together (`published`); a
-    user-facing error becomes one line on stderr and exit status 1."""
-    (parser or stage_parser(main)).parse_args(argv)  # argv None: the command line
+    """Run a stage as `cli.entry_point` does (`--help` first, one-line errors), a DVC stage's (`main` of a module of
+    this package) outputs published together (`published`), then report its peak memory."""
     package, _, stage = module_name(main).rpartition(".")
-    status = guarded(published(main, stage) if package == __package__ else main)
-    if status:
-        sys.exit(status)
+    entry_point(published(main, stage) if package == __package__ else main, parser or stage_parser(main), argv)
     print(f"peak RSS {peak_rss_mib():.0f} MiB", file=sys.stderr)

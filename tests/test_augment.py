@@ -88,7 +88,7 @@ def test_preview_shows_the_first_mixed_step_with_titles(method):
     x = torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8)
     y = torch.arange(32) % 4
     plan = make_plan(32, 8, 1, 0, method, 0.5, (8, 8))
-    imgs, titles, caption = preview(x, y, plan, BaseAug(), 5, ["a", "b", "c", "d"])
+    imgs, titles, caption = preview(x, y, plan, BaseAug(randaugment=0), 5, ["a", "b", "c", "d"])
     assert imgs.shape == (5, 8, 8, 3) and imgs.dtype == np.uint8 and len(titles) == 5
     assert caption.startswith(method) and ("random places" in caption) == (method == "gradmix")
     assert ("+" in titles[0]) == (method == "cutmix") and ("λ=" in titles[0]) == (method != "none")

@@ -23,6 +23,7 @@ from osr.io import publication, save_npz, write_json
 from osr.models import build, check_model, load_state, model_meta
 from osr.relabel import teacher_outputs
 from osr.scores import bank_of, knn
+from osr.sizes import check_sizes
 from osr.split import check_images, make_manifest
 from stages.common import declared_outputs
 
@@ -51,13 +52,15 @@ def _with(params: dict, **changes) -> dict:
 ], ids=["teacher-batch", "student-batch", "knn-k", "val-too-small", "image-size", "channels"])
 def test_sizes_the_benchmark_declares_decide_batch_sizes_and_knn_k(tiny, changes, message):
     with pytest.raises(OSRError, match=message.replace(".", r"\.")) as e:
-        validate(_with(tiny, **changes))
+        check_sizes(validate(_with(tiny, **changes)))
     assert str(e.value).startswith("params.yaml: ") and "\n" not in str(e.value)
 
 
 def test_the_largest_sizes_that_fit_pass(tiny):
-    validate(_with(tiny, teacher__batch_size=216, student__batch_size=216, evaluate__knn_k=36))
-    validate(_with(tiny, evaluate__knn_k=1000, evaluate__scores=["msp"]))  # knn_k read only by the knn score
+    check_sizes(validate(_with(tiny, teacher__batch_size=216, student__batch_size=216,
+                               evaluate__knn_k=36)))
+    # knn_k is read only by the knn score
+    check_sizes(validate(_with(tiny, evaluate__knn_k=1000, evaluate__scores=["msp"])))
 
 
 @pytest.mark.parametrize("key,near", [("distill.tauu", "distill.tau"), ("teacher.batchsize", "teacher.batch_size"),
@@ -97,13 +100,13 @@ def test_teacher_logits_the_fp16_cache_cannot_hold_stop_the_pass():
     teacher = build(**model_meta("resnet18", 3, 8, 3, (0.5,) * 3, (0.5,) * 3)).eval()
     x, y = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8), torch.arange(16) % 3
     plan = make_plan(16, 8, 2, 0, "cutmix", 0.5, (8, 8))
-    fine = teacher_outputs(teacher, x, y, plan, BaseAug(), amp=False)
+    fine = teacher_outputs(teacher, x, y, plan, BaseAug(randaugment=0), amp=False)
     assert np.isfinite(fine["t_raw"]).all()
     with torch.no_grad():
         teacher.fc.weight.mul_(1e7)  # the logits of a diverged teacher: finite in fp32, inf in fp16
     with pytest.raises(OSRError, match=r"^relabel: teacher logits of epoch 1 \(a diverged teacher\?\): \d+ of \d+ "
                                        r"values are beyond \+-65504$"):
-        teacher_outputs(teacher, x, y, plan, BaseAug(), amp=False, where="relabel")
+        teacher_outputs(teacher, x, y, plan, BaseAug(randaugment=0), amp=False, where="relabel")
 
 
 def test_knn_k_larger_than_a_class_is_refused_not_reduced():

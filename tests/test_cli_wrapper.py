@@ -1,7 +1,7 @@
 """cli: the one-line error wrapper and the dvc subprocess every entry point shares."""
 import pytest
 
-from cli import dvc, dvc_json, fail, guarded
+from cli import dvc, dvc_json, entry_point, fail, guarded
 from osr import OSRError
 
 
@@ -24,3 +24,21 @@ def test_a_failing_dvc_command_is_one_line_naming_it(tmp_path):
         dvc_json(["status", "--json"], tmp_path)  # not a DVC repository
     assert "\n" not in str(e.value)
     assert isinstance(dvc(["status"], tmp_path, check=False), str)  # check=False: no error, the output
+
+
+def test_entry_point_answers_help_before_running_and_exits_1_on_a_project_error(capsys):
+    import argparse
+
+    ran = []
+    parser = argparse.ArgumentParser(prog="python -m x", description="does x")
+    with pytest.raises(SystemExit) as e:
+        entry_point(lambda: ran.append(1), parser, ["--help"])
+    assert e.value.code == 0 and not ran and "usage: python -m x" in capsys.readouterr().out
+
+    def work():
+        raise OSRError("params.yaml: distill.tau must be > 0")
+    with pytest.raises(SystemExit) as e:
+        entry_point(work, parser, [])
+    assert e.value.code == 1 and capsys.readouterr().err == "error: params.yaml: distill.tau must be > 0\n"
+    entry_point(lambda: ran.append(1), parser, [])  # success: returns, no exit
+    assert ran == [1]

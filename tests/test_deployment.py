@@ -288,10 +288,10 @@ from osr import tuning
 real = tuning.run_trial
 hang = os.environ.get("OSR_HANG_TRIAL")
 
-def run_trial(td, tau, threshold, smoothing, trial_dir, on_epoch=None):
+def run_trial(td, settings, trial_dir, on_epoch=None):
     if hang is not None and trial_dir.endswith("trial_" + hang):
         time.sleep(3600)
-    return real(td, tau, threshold, smoothing, trial_dir, on_epoch)
+    return real(td, settings, trial_dir, on_epoch)
 
 tuning.run_trial = run_trial
 from flows.tune_asym import tune_asym

@@ -1,19 +1,26 @@
-"""dvc.yaml declares every project file a stage's code imports, so "up to date" means what the code says.
+"""dvc.yaml declares exactly the project files a stage's code imports, so "up to date" means what the code says.
 
 Each stage's import closure inside the project is computed from the code's own imports (ast, followed
-transitively through `osr.*` and `stages.*`, function-level imports included); a file of it missing from the
-stage's `deps` would let an edit leave stale outputs behind.
+transitively through `osr.*`, `stages.*` and `cli`, function-level imports included); a file of it missing from
+the stage's `deps` would let an edit leave stale outputs behind, and a file beyond it would rerun the stage for an
+edit that cannot change its outputs. The check_params stage also imports the name registries that
+`osr.config.validate` checks against (`REGISTRY_MODULES`, imported when a value is checked).
+
+`PYTHONPATH=. python tests/test_dvc_deps.py --write` rewrites every stage's code deps in dvc.yaml (without
+`--write`: prints them).
 """
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, clone, needs_mirror, ran_stages, sh
+from osr.config import REGISTERED, REGISTRY_MODULES, get
 
 PACKAGES = ("osr", "stages", "cli")
 PARAMS_OK = "data/params.ok"
@@ -51,6 +58,17 @@ def import_closure(module: str) -> set[str]:
     return {str(f.relative_to(ROOT)) for f in seen}
 
 
+def code_deps(stage: str) -> list[str]:
+    """The project files stage `stage` of dvc.yaml runs: its module's import closure (with the registries for
+    check_params)."""
+    modules = [stage_module(STAGES[stage]["cmd"]), *(REGISTRY_MODULES if stage == "check_params" else ())]
+    return sorted(set().union(*map(import_closure, modules)))
+
+
+def is_code(dep: str) -> bool:
+    return dep.endswith(".py") and dep.split("/")[0] in PACKAGES
+
+
 def stage_module(cmd: str) -> str:
     m = re.fullmatch(r"python -m (stages\.\w+)", cmd.strip())
     assert m, f"unexpected stage command {cmd!r}"
@@ -63,11 +81,24 @@ def test_closure_follows_imports_transitively():
     assert not {f for f in closure if f.startswith("study/")}
 
 
+def test_validating_params_imports_no_registry():
+    """Names are checked against the registries only when a value is checked: the schema itself (and so every
+    stage's closure) holds none of them, and only check_params lists them."""
+    assert import_closure("osr.config") == {"osr/__init__.py", "osr/config.py"}
+    defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key, registry in REGISTERED.items():  # each names a registry that holds the default composition's names
+        value = get(defaults, key)
+        assert set(value if isinstance(value, list) else [value]) <= set(registry.names()), key
+    assert {"osr/scores.py", "osr/losses.py", "osr/models.py"} <= set(code_deps("check_params"))
+    assert "osr/scores.py" not in code_deps("train_teacher") and "osr/losses.py" not in code_deps("split")
+
+
 @pytest.mark.parametrize("name", sorted(STAGES))
-def test_stage_deps_cover_its_import_closure(name):
-    stage = STAGES[name]
-    missing = sorted(import_closure(stage_module(stage["cmd"])) - set(stage["deps"]))
-    assert not missing, f"dvc.yaml: stage {name} does not list {missing} in deps"
+def test_stage_code_deps_are_its_import_closure(name):
+    listed = sorted(d for d in STAGES[name]["deps"] if is_code(d))
+    expected = code_deps(name)
+    assert listed == expected, (f"dvc.yaml: stage {name} lists {sorted(set(listed) - set(expected))} beyond and "
+                                f"lacks {sorted(set(expected) - set(listed))}; its code deps are {expected}")
 
 
 def test_stages_holds_only_dvc_stages_and_what_they_share():
@@ -96,3 +127,71 @@ def test_every_training_stage_can_be_restored_from_the_run_cache():
                                     if o.persist or not (o.use_cache or o.is_metric or o.is_plot)]
                     for st in repo.index.stages if st.addressing != "check_params"}
     assert not any(blockers.values()), f"dvc.yaml: outputs that switch off the run-cache: {blockers}"
+
+
+# `dvc status` names the stages whose own deps changed; the stages after them follow only if those outputs change.
+LIBRARY_EDITS = {
+    "osr/scores.py": {"check_params", "evaluate"},
+    "osr/losses.py": {"check_params", "train_teacher", "relabel", "distill"},
+    "osr/models.py": {"check_params", "train_teacher", "relabel", "distill", "evaluate"},
+}
+
+
+@needs_mirror
+@pytest.mark.slow
+def test_a_library_edit_changes_only_the_stages_that_run_it(tiny_repro, tmp_path):
+    """In a reproduced tiny project, an edit of a score, a loss or a model marks only the stages that import it.
+
+    check_params is in every set: it validates params.yaml's names against the registries, which these modules
+    hold, so its deps list them (a registry edit that removes a name in use must fail there, before any stage
+    deletes its outputs). Its output is a constant stamp, so its rerun changes nothing downstream: after the
+    score edit `dvc repro` reruns check_params and evaluate only, and the stamp is unchanged."""
+    proj = clone(tiny_repro, tmp_path / "proj")
+    assert json.loads(sh(["dvc", "status", "--json"], proj).stdout) == {}
+    edit = "# an edit that changes no behaviour\n"
+    for rel, expected in LIBRARY_EDITS.items():
+        original = (proj / rel).read_text()
+        (proj / rel).write_text(original + edit)
+        changed = set(json.loads(sh(["dvc", "status", "--json"], proj).stdout))
+        assert changed == expected, f"editing {rel} changed {sorted(changed)}"
+        (proj / rel).write_text(original)
+    with open(proj / "osr" / "scores.py", "a") as f:
+        f.write(edit)
+    stamp = (proj / PARAMS_OK).read_bytes()
+    assert ran_stages(sh(["dvc", "repro"], proj).stdout) == {"check_params", "evaluate"}
+    assert (proj / PARAMS_OK).read_bytes() == stamp
+    assert json.loads(sh(["dvc", "status", "--json"], proj).stdout) == {}
+
+
+def with_code_deps(text: str) -> str:
+    """dvc.yaml's text with each stage's code deps replaced by `code_deps` (in place of the listed ones, the
+    other deps and every other line as they were)."""
+    out, stage, in_deps, written = [], None, False, False
+    for line in text.splitlines(keepends=True):
+        if m := re.fullmatch(r"  (\w+):\s*", line):
+            stage = m.group(1)
+        if re.fullmatch(r"    deps:\s*", line):
+            in_deps, written = True, False
+        elif in_deps and (dep := re.fullmatch(r"      - (\S+)\s*", line)):
+            if is_code(dep.group(1)):
+                out += [] if written else [f"      - {d}\n" for d in code_deps(stage)]
+                written = True
+                continue
+        else:
+            in_deps = False
+        out.append(line)
+    return "".join(out)
+
+
+def test_rewriting_the_code_deps_keeps_the_committed_dvc_yaml():
+    text = (ROOT / "dvc.yaml").read_text()
+    assert with_code_deps(text) == text
+
+
+if __name__ == "__main__":  # PYTHONPATH=. python tests/test_dvc_deps.py [--write]: print (or write) the code deps
+    import sys
+
+    if sys.argv[1:] == ["--write"]:
+        (ROOT / "dvc.yaml").write_text(with_code_deps((ROOT / "dvc.yaml").read_text()))
+    for name in STAGES:
+        print(f"{name}:\n" + "".join(f"      - {d}\n" for d in code_deps(name)))

@@ -1,10 +1,13 @@
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
+from conftest import ROOT
 from osr import OSRError
 from osr.augment import BaseAug, make_plan, planned_steps
 from osr.distill import student_batches
@@ -23,9 +26,21 @@ from osr.losses import (
     kl_loss,
     movr_loss,
     movr_step,
+    relabel_decision,
     soft_ce,
     two_hot,
 )
+
+P = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def distill_cfg(**changes) -> DistillConfig:
+    """The default composition's distill and movr sections, with `changes`."""
+    return replace(DistillConfig.from_sections(P["distill"], P["movr"]), **changes)
+
+
+def movr_cfg(**changes) -> MOvRConfig:
+    return replace(MOvRConfig.from_section(P["movr"]), **changes)
 
 
 def test_dist_is_zero_for_identical_logits_and_positive_otherwise():
@@ -80,6 +95,18 @@ def test_hard_mask_rules():
         hard_mask(p, ya, yb, "nope")
 
 
+def test_relabel_decision_reads_the_teachers_logits_in_fp32():
+    """From fp16 logits (the relabel stage's cache): the softmax's hard mask and the smoothed two-hot targets."""
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2], [0.2, 0.2, 0.6]])).half()
+    ya, yb = torch.tensor([0, 0]), torch.tensor([1, 1])
+    hard, target = relabel_decision(logits, ya, yb, torch.tensor([0.7, 0.5]), "threshold", 0.5, 0.3)
+    assert hard.tolist() == [False, True]
+    assert target.dtype == torch.float32 and torch.allclose(target.sum(1), torch.ones(2))
+    assert torch.allclose(target[0], torch.tensor([0.1 + 0.7 * 0.7, 0.1 + 0.7 * 0.3, 0.1]))
+    with pytest.raises(OSRError, match="relabel.rule"):
+        relabel_decision(logits, ya, yb, 0.5, "most", 0.5, 0.0)
+
+
 def test_soft_ce_matches_cross_entropy_for_one_hot():
     z = torch.randn(5, 3)
     y = torch.tensor([0, 1, 2, 1, 0])
@@ -96,7 +123,7 @@ def _mixed_step(hard):
 
 
 def test_asym_step_splits_easy_and_hard():
-    cfg = DistillConfig()
+    cfg = distill_cfg()
     z = torch.randn(4, 4)
     all_easy, all_hard = _mixed_step([False] * 4), _mixed_step([True] * 4)
     jmi = jmi_loss(z, all_easy.t_raw, all_easy.partner, 0.6)
@@ -110,7 +137,7 @@ def test_asym_step_with_host_row_indices_equals_the_mask(reduction):
     """Cached steps pass hard/easy row indices computed on the host, a live teacher's mask becomes 0/1 row
     weights (neither waits on the device for a count); loss and gradient agree."""
     import dataclasses
-    cfg = DistillConfig(hard_reduction=reduction)
+    cfg = distill_cfg(hard_reduction=reduction)
     masked = _mixed_step([True, False, False, True])
     indexed = dataclasses.replace(masked, rows=(torch.tensor([0, 3]), torch.tensor([1, 2])))
     grads = []
@@ -129,7 +156,7 @@ def test_row_weights_equal_the_selected_rows(divergence):
     g = torch.Generator().manual_seed(5)
     z_s, z_t = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
     keep = torch.tensor([1, 0, 1, 1, 0, 0, 1, 1], dtype=torch.bool)
-    match = DistillConfig(divergence=divergence, tau=2.0).match
+    match = distill_cfg(divergence=divergence, tau=2.0).match
     target = torch.softmax(z_t, 1)
     for fn in (match, soft_ce):
         subset, weighted = z_s.clone().requires_grad_(True), z_s.clone().requires_grad_(True)
@@ -159,7 +186,7 @@ def test_a_live_teachers_mixed_step_has_no_data_dependent_shape():
         hard = hard_mask(torch.softmax(t_m, 1), y, y[perm], rule, 0.3)
         s = Step(y=y, mixed=True, partner=perm, lam=0.6, t_raw=t_raw, t_mixed=t_m, hard=hard,
                  target=two_hot(y, y[perm], 0.6, 4))
-        loss = asym_step(z, s, DistillConfig(hard_reduction=reduction, divergence=divergence))
+        loss = asym_step(z, s, distill_cfg(hard_reduction=reduction, divergence=divergence))
         loss.backward()
         assert loss.shape == () and z.grad.shape == (4, 4)
 
@@ -172,18 +199,18 @@ def test_asym_ablation_switches_remove_or_add_exactly_their_term():
     l_h = soft_ce(z[hard], s.target[hard])
     l_jmi = jmi_loss(z, s.t_raw, s.partner, s.lam)
     mix_ce = s.lam * F.cross_entropy(z, s.y) + (1 - s.lam) * F.cross_entropy(z, s.y[s.partner])
-    full = asym_step(z, s, DistillConfig()).item()
+    full = asym_step(z, s, distill_cfg()).item()
     assert full == pytest.approx((l_e + l_h + l_jmi).item(), rel=1e-6)
-    assert asym_step(z, s, DistillConfig(easy=0.0)).item() == pytest.approx((l_h + l_jmi).item(), rel=1e-6)
-    assert asym_step(z, s, DistillConfig(jmi=0.0)).item() == pytest.approx((l_e + l_h).item(), rel=1e-6)
-    assert asym_step(z, s, DistillConfig(mixed_ce=0.5)).item() == pytest.approx(full + 0.5 * mix_ce.item(), rel=1e-6)
+    assert asym_step(z, s, distill_cfg(easy=0.0)).item() == pytest.approx((l_h + l_jmi).item(), rel=1e-6)
+    assert asym_step(z, s, distill_cfg(jmi=0.0)).item() == pytest.approx((l_e + l_h).item(), rel=1e-6)
+    assert asym_step(z, s, distill_cfg(mixed_ce=0.5)).item() == pytest.approx(full + 0.5 * mix_ce.item(), rel=1e-6)
     # L_H over the batch: 2 hard samples of 4 weigh half as much as their mean
-    batch = asym_step(z, s, DistillConfig(hard_reduction="batch")).item()
+    batch = asym_step(z, s, distill_cfg(hard_reduction="batch")).item()
     assert batch == pytest.approx((l_e + l_h * 2 / 4 + l_jmi).item(), rel=1e-6)
     # the raw step is untouched by the mixed-step switches
     raw = Step(y=s.y, mixed=False, partner=s.partner, lam=1.0, t_raw=s.t_raw)
-    off = DistillConfig(easy=0.0, jmi=0.0, mixed_ce=2.0, hard_reduction="batch")
-    assert asym_step(z, raw, off).item() == pytest.approx(asym_step(z, raw, DistillConfig()).item(), rel=1e-7)
+    off = distill_cfg(easy=0.0, jmi=0.0, mixed_ce=2.0, hard_reduction="batch")
+    assert asym_step(z, raw, off).item() == pytest.approx(asym_step(z, raw, distill_cfg()).item(), rel=1e-7)
 
 
 @pytest.mark.parametrize("step_loss", [asym_step, ce_step, kd_step])
@@ -192,7 +219,7 @@ def test_raw_on_mixed_adds_the_raw_steps_loss_on_the_stacked_raw_half(step_loss)
     s = _mixed_step([True, False, False, True])
     z_raw, z_mixed = torch.randn(4, 4), torch.randn(4, 4)
     raw = Step(y=s.y, mixed=False, partner=s.partner, lam=1.0, t_raw=s.t_raw)
-    cfg = DistillConfig(raw_on_mixed=0.5)
+    cfg = distill_cfg(raw_on_mixed=0.5)
     expect = 0.5 * step_loss(z_raw, raw, cfg) + step_loss(z_mixed, s, cfg)
     assert both_views(step_loss, s, cfg)(torch.cat([z_raw, z_mixed])).item() == pytest.approx(expect.item(), rel=1e-6)
     # the raw half only changes the raw term: a worse raw half costs exactly 0.5 x its raw loss more
@@ -212,13 +239,13 @@ def test_kl_divergence_option_transfers_the_teachers_scale():
     assert kl_loss(z_t / 10, z_t, tau=2.0).item() == pytest.approx(expect.item(), rel=1e-5)
     s = _mixed_step([True, False, False, True])
     z = torch.randn(4, 4)
-    kl = DistillConfig(divergence="kl")
+    kl = distill_cfg(divergence="kl")
     easy = ~s.hard
     expect = kl_loss(z[easy], s.t_raw[easy]) + soft_ce(z[s.hard], s.target[s.hard]) + \
         0.6 * kl_loss(z, s.t_raw) + 0.4 * kl_loss(z, s.t_raw[s.partner])
     assert asym_step(z, s, kl).item() == pytest.approx(expect.item(), rel=1e-5)
     with pytest.raises(OSRError, match="distill.divergence: unknown divergence 'l2'"):
-        DistillConfig(divergence="l2").match(z, z)
+        distill_cfg(divergence="l2").match(z, z)
 
 
 def test_hard_loss_reductions_and_gradients():
@@ -237,7 +264,7 @@ def test_hard_loss_reductions_and_gradients():
 
 
 def test_raw_steps_and_plain_students():
-    cfg = DistillConfig(alpha=0.5)
+    cfg = distill_cfg(alpha=0.5)
     z, t = torch.randn(4, 3), torch.randn(4, 3)
     y = torch.tensor([0, 1, 2, 0])
     raw = Step(y=y, mixed=False, partner=torch.arange(4), lam=1.0, t_raw=t)
@@ -264,29 +291,29 @@ def _movr_by_hand(cos: torch.Tensor, y: int, scale: float, m_target: float, m_ot
 def test_movr_loss_literal_and_symmetric_margins_match_the_formulas():
     cos = torch.tensor([[0.8, 0.1, -0.3]])
     z, y = 4.0 * cos, torch.tensor([0])
-    lit = movr_loss(z, y, MOvRConfig(scale=4.0, margin=0.5, margin_mode="literal"))
-    sym = movr_loss(z, y, MOvRConfig(scale=4.0, margin=0.5, margin_mode="symmetric"))
+    lit = movr_loss(z, y, movr_cfg(scale=4.0, margin=0.5, margin_mode="literal"))
+    sym = movr_loss(z, y, movr_cfg(scale=4.0, margin=0.5, margin_mode="symmetric"))
     assert lit.item() == pytest.approx(_movr_by_hand(cos[0], 0, 4.0, 0.5, 0.5), rel=1e-4)
     assert sym.item() == pytest.approx(_movr_by_hand(cos[0], 0, 4.0, 0.5, -0.5), rel=1e-4)
     assert sym > lit  # -m on the negatives makes them harder; +m on the negatives (literal) makes them easier
-    plain = movr_loss(z, y, MOvRConfig(scale=4.0, margin=0.0))
+    plain = movr_loss(z, y, movr_cfg(scale=4.0, margin=0.0))
     bce = F.binary_cross_entropy_with_logits(z, F.one_hot(y, 3).float(), reduction="sum")
     assert plain.item() == pytest.approx(bce.item(), rel=1e-5)
 
 
 def test_movr_loss_is_finite_at_the_arccos_edges_and_rejects_unknown_modes():
     z = torch.tensor([[32.0, -32.0, 0.0]], requires_grad=True)
-    loss = movr_loss(z, torch.tensor([0]), MOvRConfig())
+    loss = movr_loss(z, torch.tensor([0]), movr_cfg())
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
     with pytest.raises(OSRError, match="movr.margin_mode"):
-        movr_loss(z, torch.tensor([0]), MOvRConfig(margin_mode="both"))
+        movr_loss(z, torch.tensor([0]), movr_cfg(margin_mode="both"))
 
 
 def test_movr_step_weights_the_two_sources_on_mixed_steps():
     z = 32.0 * torch.tensor([[0.5, 0.2], [0.1, 0.6]])
     y, partner = torch.tensor([0, 1]), torch.tensor([1, 0])
-    cfg = DistillConfig()
+    cfg = distill_cfg()
     raw = movr_step(z, Step(y=y, mixed=False, partner=partner, lam=1.0), cfg)
     mixed = movr_step(z, Step(y=y, mixed=True, partner=partner, lam=0.25), cfg)
     assert raw.item() == pytest.approx(movr_loss(z, y, cfg.movr).item())
@@ -296,11 +323,11 @@ def test_movr_step_weights_the_two_sources_on_mixed_steps():
 
 def test_step_loss_entries_declare_what_they_need():
     from osr.distill import needs_live_teacher
-    from osr.losses import STEP_LOSSES, TEACHER_LOSSES, MOvRConfig
+    from osr.losses import STEP_LOSSES, TEACHER_LOSSES
 
     assert TEACHER_LOSSES == ("ce", "movr")
     assert {n for n, e in STEP_LOSSES.items() if e.reads_teacher} == {"kd", "asym"}
-    movr = MOvRConfig(scale=16.0, rotation=0.1)
+    movr = movr_cfg(scale=16.0, rotation=0.1)
     assert STEP_LOSSES["movr"].head(movr) == {"head": "cosine", "scale": 16.0, "rotation": True}
     assert STEP_LOSSES["movr"].rotation(movr) == 0.1 and STEP_LOSSES["asym"].rotation(movr) == 0.0
     assert STEP_LOSSES["ce"].head(movr) == {} and STEP_LOSSES["movr"].settings == ("movr",)
@@ -321,7 +348,7 @@ def test_a_loss_that_declares_no_teacher_reads_no_teacher_field(method):
         t = teacher * torch.randn(6, 4, generator=gen)
         step = Step(y=y, mixed=mixed, partner=partner, lam=0.3, t_raw=t, t_mixed=t, hard=t[:, 0] > 0,
                     target=t.softmax(1))
-        return STEP_LOSSES[method](z, step, DistillConfig()).item()
+        return STEP_LOSSES[method](z, step, distill_cfg()).item()
 
     for mixed in (False, True):
         assert loss(0.0, mixed) == loss(5.0, mixed)
@@ -335,11 +362,11 @@ def test_raw_on_mixed_feeds_the_student_both_views_of_a_mixed_step_and_one_view_
     cache = {"t_raw": np.random.default_rng(0).normal(size=(*shape, 4)).astype(np.float16),
              "t_mixed": np.zeros((*shape, 4), np.float16), "hard": np.zeros(shape, bool),
              "target": np.full((*shape, 4), 0.25, np.float16)}
-    aug = BaseAug()
+    aug = BaseAug(randaugment=0)
     views = list(planned_steps(x, y, plan, 0, aug))
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
-    both = list(student_batches(x, y, plan, cache, 0, aug, "asym", DistillConfig(raw_on_mixed=1.0)))
-    one = list(student_batches(x, y, plan, cache, 0, aug, "asym", DistillConfig()))
+    both = list(student_batches(x, y, plan, cache, 0, aug, "asym", distill_cfg(raw_on_mixed=1.0)))
+    one = list(student_batches(x, y, plan, cache, 0, aug, "asym", distill_cfg()))
     assert plan["mixed"][0].any() and not plan["mixed"][0].all()
     for st, (xb, objective), (x1, objective1) in zip(views, both, one, strict=True):
         if st.mixed:

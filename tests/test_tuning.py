@@ -138,13 +138,13 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(tiny_repro, tmp_path,
     real = tuning.run_trial
     calls = []
 
-    def flaky(td, tau, threshold, smoothing, trial_dir, on_epoch=None):
+    def flaky(td, settings, trial_dir, on_epoch=None):
         calls.append(trial_dir)
         if len(calls) == 1:
             raise OSRError("student: training diverged (loss nan) in epoch 1; lower the lr")
         if len(calls) == 2:
             return {"val_acc": float("nan"), "proxy_auroc": float("nan")}
-        return real(td, tau, threshold, smoothing, trial_dir, on_epoch)
+        return real(td, settings, trial_dir, on_epoch)
 
     monkeypatch.setattr(tuning, "run_trial", flaky)
     report = tune_asym(study_name="f", n_trials=3, mode="multi", proxy_size=50, project_dir=str(proj))
