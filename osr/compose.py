@@ -4,7 +4,7 @@ turn the default composition into a given params dict, so a printed `dvc exp run
 DVC recomposes the defaults of conf/config.yaml on every `-S`, so a command that carries only some keys replays
 them on the default profile and benchmark: `overrides_for` emits the group choices (profile, benchmark) and
 every leaf that differs from what those groups compose. Hydra is imported only when composing, so the library
-stays importable where Hydra is not installed (stack.md §6); `compose_conf` composes with PyYAML alone, for
+stays importable where Hydra is not installed (the GPU host); `compose_conf` composes with PyYAML alone, for
 machines without Hydra (the GPU host), and is tested equal to Hydra's composition.
 """
 from __future__ import annotations

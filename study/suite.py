@@ -50,7 +50,7 @@ def existing_experiments(repo: Path) -> set[str]:
 def parse_queue_status(text: str) -> tuple[dict[str, str], int]:
     """(experiment name -> Queued/Running/Success/Failed, live workers: active + idle) from `dvc queue status`'s
     output. A cell queued again after a killed or failed attempt is listed twice (DVC keeps the old task): its live
-    entry wins, or a rerun would be read as failed and queued a second time (measured: session 9)."""
+    entry wins, or a rerun would be read as failed and queued a second time."""
     states, workers = {}, 0
     for line in text.splitlines()[1:]:
         parts = line.split()
@@ -91,7 +91,7 @@ def start_workers(repo: Path, jobs: int) -> None:
 
 def queue_state_retried(repo: Path, tries: int = 3, pause: float = 10.0) -> tuple[dict[str, str], int]:
     """`queue_state`, tried again after a pause: `dvc queue status` can fail while another dvc command holds the
-    queue (measured: once in a two-hour grid, beside a `dvc queue remove`), and a grid should not stop on that."""
+    queue (e.g. beside a `dvc queue remove`), and a grid should not stop on that."""
     for _ in range(tries - 1):
         try:
             return queue_state(repo)
@@ -102,8 +102,8 @@ def queue_state_retried(repo: Path, tries: int = 3, pause: float = 10.0) -> tupl
 
 def short_of_workers(states: dict[str, str], workers: int, jobs: int) -> bool:
     """Whether to start workers: cells wait and fewer than `jobs` workers are seen (dvc's workers can exit after
-    one task). Under load `dvc queue status` can miss a busy worker (measured: a second "worker 2" started beside
-    the first, 3 cells on 2 cores), so the running cells count as workers too."""
+    one task). Under load `dvc queue status` can miss a busy worker (and a second worker would start beside it), so
+    the running cells count as workers too."""
     running = sum(s == "Running" for s in states.values())
     return max(workers, running) < jobs and "Queued" in states.values()
 
