@@ -5,6 +5,10 @@ reads it costs that stage's previous results. Every stage depends on this one's 
 and a bad value fails here, in one line, with every other output as it was. Its output is persistent (a failed
 check leaves it in place) and constant (a change of parameters reruns only the stages that read them).
 """
+from stages import answer_help
+
+answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
+
 from osr.config import load_params
 from osr.io import atomic_path
 from osr.paths import PARAMS_OK

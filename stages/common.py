@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+import stages
 from cli import guarded
 from osr.io import write_json
 from osr.paths import REPORTS
@@ -56,12 +57,9 @@ def write_training_reports(stage: str, role: str, history: list[dict], precision
 
 
 def stage_parser(main: Callable[[], None]) -> argparse.ArgumentParser:
-    """The command line of a DVC stage: no options, `--help` prints the module's docstring."""
+    """The command line of the DVC stage whose `main` this is (`stages.stage_parser`)."""
     module = sys.modules[main.__module__]
-    name = module.__spec__.name if module.__spec__ else main.__module__
-    return argparse.ArgumentParser(prog=f"python -m {name}", description=module.__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter,
-                                   epilog="Reads its section of params.yaml; `dvc repro` runs it (dvc.yaml).")
+    return stages.stage_parser(module.__spec__.name if module.__spec__ else main.__module__, module.__doc__)
 
 
 def run(main: Callable[[], None], parser: argparse.ArgumentParser | None = None,

@@ -1,6 +1,10 @@
 """Stage evaluate: teacher and student on validation and test; metrics JSON, ROC and histogram PNGs, and their data
 for DVC plots: reports/plots/roc/<role>_<score>.json ({fpr, tpr}), reports/plots/score_hist/<role>_<score>.json
 ({score, known, unknown})."""
+from stages import answer_help
+
+answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
+
 from osr.config import load_params
 from osr.data import benchmark_label
 from osr.evaluate import evaluate_model

@@ -1,6 +1,10 @@
 """Stage relabel: the frozen teacher over the student's plan (cached logits) and the selective relabel.
 
 A `distill.method` that reads no teacher logits (ce, movr) gets a cache of zeros and no teacher pass."""
+from stages import answer_help
+
+answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
+
 import numpy as np
 
 from osr.augment import BaseAug

@@ -1,4 +1,8 @@
 """Stage split: known/unknown classes, stratified validation split, manifest validated by great-expectations."""
+from stages import answer_help
+
+answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
+
 from osr import OSRError
 from osr.config import load_params
 from osr.data import check_arrays, split_classes
