@@ -56,6 +56,56 @@ def write_training_reports(stage: str, role: str, history: list[dict], precision
                 "threads": torch.get_num_threads()})
 
 
+def diagnostic_rows(tree: dict, prefix: str = "") -> list[dict]:
+    """A nested report as rows {name: dotted path, value: leaf}, the form DVC draws as a bar chart per revision
+    (`template: bar_horizontal`, x: value, y: name). A leaf is a value that is neither a dict nor a list of dicts;
+    a list of dicts counts as a dict keyed by position."""
+    rows = []
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            value = {str(i): v for i, v in enumerate(value)}
+        rows += diagnostic_rows(value, f"{name}.") if isinstance(value, dict) and value else [
+            {"name": name, "value": value}]
+    return rows
+
+
+def diagnostics_tree(rows: list[dict]) -> dict:
+    """The nested report that `diagnostic_rows` flattened (a list of dicts comes back keyed by position)."""
+    tree: dict = {}
+    for row in rows:
+        *parents, leaf = row["name"].split(".")
+        node = tree
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = row["value"]
+    return tree
+
+
+def merged(metrics: dict, diagnostics: dict) -> dict:
+    """One report from a stage's metrics and its diagnostics (disjoint leaves), as the stage had them before it
+    split them in two: `merged(quality, diagnostics_tree(rows))`."""
+    out = dict(metrics)
+    for key, value in diagnostics.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def write_diagnostics(stage: str, rows: list[dict]) -> None:
+    """`reports/diagnostics/<stage>.json`: rows of what a stage reports beside its quality metrics. It is a DVC plot
+    (a bar chart per revision in `dvc plots diff`), committed like the metrics but out of `dvc metrics diff` and
+    `dvc exp show`, which list only what a reviewer compares."""
+    write_json(REPORTS / "diagnostics" / f"{stage}.json", rows)
+
+
+def write_report(stage: str, metrics_file: str, report: dict, quality: str) -> None:
+    """Write `report` in two: the leaves whose dotted name fully matches the regex `quality` to
+    `reports/<metrics_file>` (a DVC metric), the others to the stage's diagnostics file."""
+    rows, keep = diagnostic_rows(report), re.compile(quality)
+    write_json(REPORTS / metrics_file, diagnostics_tree([r for r in rows if keep.fullmatch(r["name"])]))
+    write_diagnostics(stage, [r for r in rows if not keep.fullmatch(r["name"])])
+
+
 def stage_parser(main: Callable[[], None]) -> argparse.ArgumentParser:
     """The command line of the DVC stage whose `main` this is (`stages.stage_parser`)."""
     module = sys.modules[main.__module__]

@@ -1,6 +1,7 @@
 """Shared fixtures: a temporary copy of the project on the tiny profile, run with the real DVC."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -45,6 +46,15 @@ def sh(args: list[str], cwd: Path, check: bool = True, env: dict | None = None, 
     if check and res.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
     return res
+
+
+def stage_report(proj: Path, stage: str, metrics_file: str | None = None) -> dict:
+    """A stage's whole report: its DVC metrics file (if any) merged with its reports/diagnostics/<stage>.json."""
+    from stages.common import diagnostics_tree, merged
+
+    rows = json.loads((proj / "reports" / "diagnostics" / f"{stage}.json").read_text())
+    metrics = json.loads((proj / "reports" / metrics_file).read_text()) if metrics_file else {}
+    return merged(metrics, diagnostics_tree(rows))
 
 
 def ran_stages(output: str) -> set[str]:

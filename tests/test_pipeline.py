@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import clone, needs_mirror, ran_stages, sh, venv_env
+from conftest import clone, needs_mirror, ran_stages, sh, stage_report, venv_env
 from osr.train import precision
 from stages.common import cpu_name
 
@@ -20,7 +20,7 @@ pytestmark = [needs_mirror, pytest.mark.slow]
 
 
 def test_repro_writes_metrics_plots_and_validation(tiny_repro):
-    m = json.loads((tiny_repro / "reports/metrics.json").read_text())
+    m = stage_report(tiny_repro, "evaluate", "metrics.json")
     for role in ("teacher", "student"):
         t = m[role]["test"]
         assert 0.0 <= t["acc"] <= 1.0 and 0.0 <= m[role]["val"]["acc"] <= 1.0
@@ -28,12 +28,14 @@ def test_repro_writes_metrics_plots_and_validation(tiny_repro):
         for score in ("msp", "mls", "energy"):
             assert 0.0 <= t[score]["auroc"] <= 1.0
             assert 0.0 <= t[score]["oscr"] <= t["acc"] + 1e-9
-    v = json.loads((tiny_repro / "reports/validation.json").read_text())
+    v = stage_report(tiny_repro, "split")
     assert v["success"] and v["known"] == [0, 6, 4, 9, 1, 7] and v["counts"]["train"] + v["counts"]["val"] == 240
     for png in ("augment_preview.png", "plots/roc.png", "plots/score_hist.png", "plots/training.png"):
         assert (tiny_repro / "reports" / png).read_bytes()[:4] == b"\x89PNG"
-    relabel = json.loads((tiny_repro / "reports/relabel.json").read_text())
+    relabel = stage_report(tiny_repro, "relabel", "relabel.json")
     assert 0.0 <= relabel["hard_fraction"] <= 1.0 and relabel["mixed_samples"] > 0
+    quality = json.loads((tiny_repro / "reports/metrics.json").read_text())
+    assert set(quality["student"]["test"]) == {"acc", "mls"} and "jacobian" not in quality["student"]
 
 
 RUN_STAT_WORDS = ("seconds", "images_per_s", "rss")
@@ -98,7 +100,7 @@ def test_experiments_rerun_only_what_their_parameters_touch(tiny_repro, tmp_path
     assert yaml.safe_load((proj / "params.yaml").read_text())["distill"]["tau"] == 4
     out = sh(["dvc", "exp", "run", "-n", "thr02", "-S", "relabel.threshold=0.05"], proj).stdout
     assert ran_stages(out) == {"check_params", "relabel", "distill", "evaluate"}
-    relabel = json.loads((proj / "reports/relabel.json").read_text())
+    relabel = stage_report(proj, "relabel", "relabel.json")
     assert relabel["threshold"] == 0.05
     diff = sh(["dvc", "metrics", "diff", "tau4", "thr02", "--json"], proj).stdout
     changes = json.loads(diff)["reports/metrics.json"]
