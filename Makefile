@@ -49,11 +49,12 @@ exp: install  ## one dvc exp run on PROFILE and BENCH (always passed: -S does no
 	$(BIN)/dvc exp run $(if $(NAME),-n $(NAME)) -S 'profile=$(PROFILE)' -S 'benchmark=$(BENCH)' \
 		$(foreach s,$(SET),-S '$(s)')
 
-# `dvc exp show` with model quality only: both models' test acc, AUROC and OSCR (MLS), and the params that differ.
-# --drop hides the deps (paths), the other metrics and the other metric files; --keep protects the quality columns.
-EXP_KEEP := (teacher|student)\.test\.(acc|mls\.auroc|mls\.oscr)$$
-EXP_DROP := [a-z_]+/|(teacher|student)\.(test|val|jacobian|model)|info\.|counts\.|failed|known|unknown|success|hard_fraction|mixed_samples|teacher_raw_view_acc|rule|smoothing|threshold
-exps: install  ## dvc exp show: acc, AUROC, OSCR (MLS) of both models and the changed params only (ARGS: more flags)
+# `dvc exp show` with model quality only, and the params that differ: the student's test accuracy, AUROC and OSCR
+# (MLS), the teacher's AUROC and the relabel hard fraction, where they vary. --drop hides the deps (paths), the
+# creation time, the run's info, the training stages' final loss, FPR95 and the other columns; --keep protects these.
+EXP_KEEP := student\.test\.(acc|mls\.auroc|mls\.oscr)$$|teacher\.test\.mls\.auroc$$|hard_fraction$$
+EXP_DROP := Created|[a-z_]+/|info\.|final\.|(teacher|student)\.test\.
+exps: install  ## dvc exp show: student acc, AUROC, OSCR (MLS), teacher AUROC, changed params only (ARGS: more flags)
 	$(BIN)/dvc exp show --no-pager --only-changed --drop '$(EXP_DROP)' --keep '$(EXP_KEEP)' $(ARGS)
 
 # Benchmark grid as queued DVC experiments (resumable: finished cells are skipped), then the report.
