@@ -10,7 +10,7 @@ export OSR_DATA_MIRROR ?= $(abspath $(CURDIR)/../shared/datasets)
 export DVC_NO_ANALYTICS=1 ITERATIVE_DO_NOT_TRACK=1 DO_NOT_TRACK=1 \
        PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false
 
-.PHONY: help install run lint test test-fast bench exp exps suite ablation confirm report serve tune deploy worker grid dashboard diff clean
+.PHONY: help install run lint test test-fast bench exp dry exps suite ablation confirm report serve tune deploy worker grid dashboard diff clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 18
@@ -48,6 +48,12 @@ NAME ?=
 exp: install  ## one dvc exp run on PROFILE and BENCH (always passed: -S does not carry over), plus SET, NAME
 	$(BIN)/dvc exp run $(if $(NAME),-n $(NAME)) -S 'profile=$(PROFILE)' -S 'benchmark=$(BENCH)' \
 		$(foreach s,$(SET),-S '$(s)')
+
+# `dvc exp run --dry` runs in a temporary copy of the repository without data/, and DVC 3.67.1 then fails on the
+# first changed stage with a missing dependency (docs/dvc.md); --copy-paths data gives the copy the workspace's data.
+dry: install  ## which stages `make exp` would run (PROFILE BENCH SET), nothing run: dvc exp run --dry
+	$(BIN)/dvc exp run --dry $(if $(wildcard data),--copy-paths data,--allow-missing) -S 'profile=$(PROFILE)' \
+		-S 'benchmark=$(BENCH)' $(foreach s,$(SET),-S '$(s)')
 
 # `dvc exp show` with model quality only, and the params that differ: the student's test accuracy, AUROC and OSCR
 # (MLS), the teacher's AUROC and the relabel hard fraction, where they vary. --drop hides the deps (paths), the

@@ -92,6 +92,7 @@ def make_project(dest: Path, profile: str = "tiny", overrides: list[str] | None 
     sh(["git", "config", "user.email", "t@example.com"], dest)
     sh(["git", "config", "user.name", "test"], dest)
     sh(["dvc", "init", "-q"], dest)
+    shutil.copytree(ROOT / ".dvc" / "plots", dest / ".dvc" / "plots")  # the custom plot templates dvc.yaml names
     sh(["dvc", "config", "hydra.enabled", "true"], dest)
     sh(["git", "add", "-A"], dest)
     sh(["git", "commit", "-qm", "tiny project"], dest)

@@ -1,0 +1,65 @@
+"""What a DVC user sees of the tiny pipeline: each declared chart once, small metric tables, `--dry` that works."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from conftest import ROOT, clone, needs_mirror, ran_stages, sh, venv_env
+
+pytestmark = [needs_mirror, pytest.mark.slow]
+EXP_SHOW_WIDTH = 160
+
+
+def expected_charts(proj) -> set[str]:
+    scores = yaml.safe_load((proj / "params.yaml").read_text())["evaluate"]["scores"]
+    data = {f"reports/plots/{kind}/{role}_{score}.json" for kind in ("roc", "score_hist")
+            for role in ("teacher", "student") for score in scores}
+    return data | {"reports/plots/history/teacher.json", "reports/plots/history/student.json",
+                   "reports/run/train_teacher.json", "reports/run/distill.json",
+                   *(f"reports/diagnostics/{stage}.json" for stage in ("split", "relabel", "evaluate")),
+                   *(f"reports/{png}" for png in ("augment_preview.png", "plots/roc.png", "plots/score_hist.png",
+                                                  "plots/training.png"))}
+
+
+def test_dry_experiment_lists_the_stages_a_run_would_run(tiny_repro, tmp_path):
+    proj = clone(tiny_repro, tmp_path / "proj")
+    res = sh(["dvc", "exp", "run", "--dry", "--copy-paths", "data", "-S", "distill.tau=4"], proj)
+    assert ran_stages(res.stdout) == {"check_params", "distill", "evaluate"}
+    assert yaml.safe_load((proj / "params.yaml").read_text())["distill"]["tau"] != 4  # the workspace is untouched
+    assert "up to date" in sh(["dvc", "status"], proj).stdout
+
+
+def test_plots_metrics_and_experiment_table_stay_small(tiny_repro, tmp_path):
+    proj = clone(tiny_repro, tmp_path / "proj")
+    sh(["dvc", "exp", "run", "-n", "tau4", "-S", "distill.tau=4"], proj)
+    plots = json.loads(sh(["dvc", "plots", "diff", "HEAD", "tau4", "--json"], proj).stdout)
+    assert not plots.get("errors") and set(plots["data"]) == expected_charts(proj)
+    assert all(len(renderers) == 1 for renderers in plots["data"].values())
+    roc = plots["data"]["reports/plots/roc/student_mls.json"][0]
+    assert set(roc["revisions"]) == {"HEAD", "tau4"}
+    assert roc["content"]["encoding"]["x"]["field"] == "fpr" and roc["content"]["encoding"]["y"]["field"] == "tpr"
+    one = json.loads(sh(["dvc", "plots", "show", "--json", "reports/plots/score_hist/student_mls.json"],
+                        proj).stdout)
+    assert list(one["data"]) == ["reports/plots/score_hist/student_mls.json"]
+    assert one["data"]["reports/plots/score_hist/student_mls.json"][0]["content"]["transform"][0]["fold"] == [
+        "known", "unknown"]
+
+    diff = json.loads(sh(["dvc", "metrics", "diff", "HEAD", "tau4", "--json"], proj).stdout)
+    rows = [name for changes in diff.values() for name in changes]
+    assert "student.test.mls.auroc" in rows and len(rows) <= 25, rows
+
+    keep, drop = (makefile_var(ROOT / "Makefile", name) for name in ("EXP_KEEP", "EXP_DROP"))
+    table = sh(["dvc", "exp", "show", "--no-pager", "--only-changed", "--drop", drop, "--keep", keep], proj,
+               env=venv_env(COLUMNS="1000")).stdout  # rich fits the table to COLUMNS: measure it unshrunk
+    assert "distill.tau" in table and "student.test.mls.auroc" in table, table
+    assert max(len(line) for line in table.splitlines()) <= EXP_SHOW_WIDTH, table
+
+
+def makefile_var(path, name: str) -> str:
+    """A `NAME := value` line of the Makefile, with make's `$$` unescaped."""
+    for line in path.read_text().splitlines():
+        if line.startswith(f"{name} :="):
+            return line.split(":=", 1)[1].strip().replace("$$", "$")
+    raise AssertionError(f"{path}: no {name}")
