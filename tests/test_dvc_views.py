@@ -40,11 +40,11 @@ def test_plots_metrics_and_experiment_table_stay_small(tiny_repro, tmp_path):
     roc = plots["data"]["reports/plots/roc/student_mls.json"][0]
     assert set(roc["revisions"]) == {"HEAD", "tau4"}
     assert roc["content"]["encoding"]["x"]["field"] == "fpr" and roc["content"]["encoding"]["y"]["field"] == "tpr"
-    one = json.loads(sh(["dvc", "plots", "show", "--json", "reports/plots/score_hist/student_mls.json"],
-                        proj).stdout)
-    assert list(one["data"]) == ["reports/plots/score_hist/student_mls.json"]
-    assert one["data"]["reports/plots/score_hist/student_mls.json"][0]["content"]["transform"][0]["fold"] == [
-        "known", "unknown"]
+    hist = "reports/plots/score_hist/student_mls.json"
+    vega = json.loads(sh(["dvc", "plots", "diff", "HEAD", "tau4", "--show-vega", "--targets", hist], proj).stdout)
+    assert vega["transform"][0]["fold"] == ["known", "unknown"]
+    assert vega["title"] == "Score density of known and unknown test images"
+    assert {row["rev"] for row in vega["data"]["values"]} == {"HEAD", "tau4"}
 
     diff = json.loads(sh(["dvc", "metrics", "diff", "HEAD", "tau4", "--json"], proj).stdout)
     rows = [name for changes in diff.values() for name in changes]
