@@ -51,7 +51,7 @@ exp: install  ## one dvc exp run on PROFILE and BENCH (always passed: -S does no
 
 # `dvc exp run --dry` runs in a temporary copy of the repository without data/, and DVC 3.67.1 then fails on the
 # first changed stage with a missing dependency (docs/dvc.md); --copy-paths data gives the copy the workspace's data.
-dry: install  ## which stages `make exp` would run (PROFILE BENCH SET), nothing run: dvc exp run --dry
+dry: install  ## stages whose deps or params `make exp` would change (PROFILE BENCH SET): dvc exp run --dry
 	$(BIN)/dvc exp run --dry $(if $(wildcard data),--copy-paths data,--allow-missing) -S 'profile=$(PROFILE)' \
 		-S 'benchmark=$(BENCH)' $(foreach s,$(SET),-S '$(s)')
 
