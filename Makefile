@@ -52,7 +52,7 @@ exp: install  ## one dvc exp run on PROFILE and BENCH (always passed: -S does no
 # `dvc exp run --dry` runs in a temporary copy of the repository without data/, and DVC 3.67.1 then fails on the
 # first changed stage with a missing dependency (docs/dvc.md); --copy-paths data gives the copy the workspace's data.
 dry: install  ## stages whose deps or params `make exp` would change (PROFILE BENCH SET): dvc exp run --dry
-	$(BIN)/dvc exp run --dry $(if $(wildcard data),--copy-paths data,--allow-missing) -S 'profile=$(PROFILE)' \
+	$(BIN)/dvc exp run --dry --copy-paths data -S 'profile=$(PROFILE)' \
 		-S 'benchmark=$(BENCH)' $(foreach s,$(SET),-S '$(s)')
 
 # `dvc exp show` with model quality only, and the params that differ: the student's test accuracy, AUROC and OSCR
