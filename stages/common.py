@@ -1,4 +1,5 @@
-"""What every stage shares: its command line, the error wrapper, and the training stages' reports."""
+"""What every stage shares: its command line, the error wrapper, the training stages' reports and the split of a
+report into DVC metrics and diagnostics."""
 from __future__ import annotations
 
 import argparse
