@@ -1,6 +1,6 @@
 """Stage evaluate: teacher and student on validation and test; ROC and histogram PNGs, and their data for DVC
-plots: reports/plots/roc/<role>_<score>.json ({fpr, tpr}), reports/plots/score_hist/<role>_<score>.json
-({score, known, unknown}).
+plots, one row per point of every model's every score: reports/plots/roc.json ({curve, fpr, tpr}) and
+reports/plots/score_hist.json ({curve, score, known, unknown}), where `curve` is "<role> <score>".
 
 reports/metrics.json (the DVC metric) holds what a reviewer compares: per model the test accuracy and the
 headline score's AUROC (with its 95 % interval), OSCR and FPR95, and the run's `info`. The headline score is
@@ -14,7 +14,7 @@ answer_help(__name__, __spec__, __doc__)  # --help answers here, before the impo
 from osr.config import load_params
 from osr.data import benchmark_label
 from osr.evaluate import evaluate_model
-from osr.io import atomic_dir, read_json, save_npz, write_json
+from osr.io import read_json, save_npz, write_json
 from osr.models import load_model
 from osr.paths import REPORTS, SCORES_OUT, STUDENT, TEACHER
 from osr.plots import histogram_rows, roc_curves, roc_points, score_histograms, training_curves
@@ -42,7 +42,7 @@ def main() -> None:
         known = raw["label"] >= 0
         for name in e["scores"]:
             audit[f"{role}_{name}"] = raw[name]
-            series[f"{role}_{name}"] = (raw[name][known], raw[name][~known])
+            series[f"{role} {name}"] = (raw[name][known], raw[name][~known])
             curves[f"{role} {name} (AUROC {metrics[role]['test'][name]['auroc']:.3f})"] = \
                 (raw[name][known], raw[name][~known])
         hists[f"{role} {headline}"] = (raw[headline][known], raw[headline][~known])
@@ -58,10 +58,9 @@ def main() -> None:
     title = f"{bench} split {p['split']['index']}"
     roc_curves(curves, plots / "roc.png", f"ROC, {title}")
     score_histograms(hists, plots / "score_hist.png", f"Known vs unknown scores, {title}")
-    for folder, rows in (("roc", roc_points), ("score_hist", histogram_rows)):
-        with atomic_dir(plots / folder) as tmp:
-            for name, (sk, su) in series.items():
-                write_json(tmp / f"{name}.json", rows(sk, su))
+    for chart, rows in (("roc", roc_points), ("score_hist", histogram_rows)):
+        write_json(plots / f"{chart}.json",
+                   [{"curve": curve, **row} for curve, (sk, su) in series.items() for row in rows(sk, su)])
     training_curves({r: read_json(plots / "history" / f"{r}.json") for r in ("teacher", "student")},
                     ["loss", "val_acc"], plots / "training.png")
     for role in ("teacher", "student"):

@@ -80,11 +80,11 @@ def test_repro_writes_plot_data_and_keeps_run_statistics_out_of_the_metrics(tiny
     res = json.loads(sh(["dvc", "plots", "show", "--json"], tiny_repro).stdout)
     assert not res.get("errors"), res.get("errors")
     data = res["data"]
-    for plot_id in ("training_loss", "validation_accuracy", "reports/plots/roc/student_mls.json",
-                    "reports/plots/score_hist/teacher_mls.json"):
+    for plot_id in ("reports/plots/history/teacher.json", "reports/plots/roc.json", "reports/plots/score_hist.json"):
         assert data[plot_id] and data[plot_id][0]["type"] == "vega", plot_id
-    values = data["training_loss"][0]["content"]["data"]["values"]
-    assert {v["filename"] for v in values} == {"teacher.json", "student.json"}
+    values = data["reports/plots/roc.json"][0]["content"]["data"]["values"]
+    assert {v["curve"] for v in values} == {f"{role} {score}" for role in ("teacher", "student")
+                                            for score in ("msp", "mls", "energy", "ovr", "knn")}
 
 
 def test_second_repro_runs_nothing(tiny_repro):
@@ -165,7 +165,7 @@ def test_metrics_diff_markdown_shows_the_auroc_change(tiny_repro, tmp_path):
     # the data plots overlay the baseline and the experiment in one chart
     res = json.loads(sh(["dvc", "plots", "diff", "HEAD", "tau2", "--json"], proj).stdout)
     assert not res.get("errors"), res.get("errors")
-    roc = res["data"]["reports/plots/roc/student_mls.json"][0]
+    roc = res["data"]["reports/plots/roc.json"][0]
     assert len(roc["revisions"]) == 2 and len({v["rev"] for v in roc["content"]["data"]["values"]}) == 2
 
 
