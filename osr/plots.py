@@ -1,8 +1,8 @@
 """PNG figures (matplotlib Agg) and the data behind them.
 
 DVC's HTML plots need a CDN, so PNGs give the quick offline look; the same curves are also written as data
-(`roc_points`, `histogram_rows`: lists of flat JSON objects), which the top-level `plots:` of dvc.yaml declares so
-that `dvc plots diff exp-a exp-b` overlays experiments in one chart.
+(`roc_points`, `histogram_rows`: lists of flat JSON objects), which dvc.yaml declares as plots so that
+`dvc plots diff exp-a exp-b` overlays experiments in one chart.
 """
 from __future__ import annotations
 

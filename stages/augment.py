@@ -1,4 +1,8 @@
 """Stage augment: the seeded mixing plan of the student's training, and a preview of mixed samples."""
+from stages import answer_help
+
+answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
+
 from osr.augment import BaseAug, make_plan
 from osr.config import load_params
 from osr.io import save_npz

@@ -8,6 +8,10 @@ check leaves it in place) and constant (a change of parameters reruns only the s
 `dvc exp run -S key=value` writes the value into params.yaml before any stage runs and leaves it there when
 this check refuses it, so the next `dvc repro` would fail the same way: the error says so.
 """
+from stages import answer_help
+
+answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
+
 from osr import OSRError
 from osr.config import load_params
 from osr.io import atomic_path

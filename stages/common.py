@@ -1,8 +1,9 @@
-"""What every stage shares: its command line, the error wrapper, its outputs published together, and the training
-stages' reports."""
+"""What every stage shares: its command line, the error wrapper, its outputs published together, the training
+stages' reports and the split of a report into DVC metrics and diagnostics."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import torch
 import yaml
 
+import stages
 from cli import entry_point
 from osr import OSRError
 from osr.io import publication, write_json
@@ -52,13 +54,60 @@ def module_name(main: Callable[[], None]) -> str:
     return module.__spec__.name if getattr(module, "__spec__", None) else main.__module__
 
 
+def diagnostic_rows(tree: dict, prefix: str = "") -> list[dict]:
+    """A nested report as rows {name: dotted path, value: leaf}, the form DVC draws as a bar chart per revision
+    (`template: bar_horizontal`, x: value, y: name). A leaf is a value that is neither a dict nor a list of dicts;
+    a list of dicts counts as a dict keyed by position."""
+    rows = []
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            value = {str(i): v for i, v in enumerate(value)}
+        rows += diagnostic_rows(value, f"{name}.") if isinstance(value, dict) and value else [
+            {"name": name, "value": value}]
+    return rows
+
+
+def diagnostics_tree(rows: list[dict]) -> dict:
+    """The nested report that `diagnostic_rows` flattened (a list of dicts comes back keyed by position)."""
+    tree: dict = {}
+    for row in rows:
+        *parents, leaf = row["name"].split(".")
+        node = tree
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = row["value"]
+    return tree
+
+
+def merged(metrics: dict, diagnostics: dict) -> dict:
+    """One report from a stage's metrics and its diagnostics (disjoint leaves), as the stage had them before it
+    split them in two: `merged(quality, diagnostics_tree(rows))`."""
+    out = dict(metrics)
+    for key, value in diagnostics.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def write_diagnostics(stage: str, rows: list[dict]) -> None:
+    """`reports/diagnostics/<stage>.json`: rows of what a stage reports beside its quality metrics. It is a DVC plot
+    (a bar chart per revision in `dvc plots diff`), committed like the metrics but out of `dvc metrics diff` and
+    `dvc exp show`, which list only what a reviewer compares."""
+    write_json(REPORTS / "diagnostics" / f"{stage}.json", rows)
+
+
+def write_report(stage: str, metrics_file: str, report: dict, quality: str) -> None:
+    """Write `report` in two: the leaves whose dotted name fully matches the regex `quality` to
+    `reports/<metrics_file>` (a DVC metric), the others to the stage's diagnostics file."""
+    rows, keep = diagnostic_rows(report), re.compile(quality)
+    write_json(REPORTS / metrics_file, diagnostics_tree([r for r in rows if keep.fullmatch(r["name"])]))
+    write_diagnostics(stage, [r for r in rows if not keep.fullmatch(r["name"])])
+
+
 def stage_parser(main: Callable[[], None]) -> argparse.ArgumentParser:
-    """The command line of a DVC stage: no options, `--help` prints the module's docstring."""
+    """The command line of the DVC stage whose `main` this is (`stages.stage_parser`)."""
     module = sys.modules[main.__module__]
-    name = module_name(main)
-    return argparse.ArgumentParser(prog=f"python -m {name}", description=module.__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter,
-                                   epilog="Reads its section of params.yaml; `dvc repro` runs it (dvc.yaml).")
+    return stages.stage_parser(module_name(main), module.__doc__)
 
 
 def declared_outputs(stage: str, dvc_file: Path = DVC_FILE) -> list[Path]:

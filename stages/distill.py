@@ -1,4 +1,8 @@
 """Stage distill: the student trained on the plan by ce | kd | asym | movr, reading cached teacher logits."""
+from stages import answer_help
+
+answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
+
 from osr import check_finite
 from osr.config import load_params
 from osr.distill import needs_live_teacher, student_fingerprint, train_student

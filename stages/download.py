@@ -1,4 +1,8 @@
 """Stage download: fetch the benchmark's files (mirror, else canonical URL), verify, decode to uint8 arrays."""
+from stages import answer_help
+
+answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
+
 import tempfile
 from pathlib import Path
 

@@ -1,18 +1,24 @@
 """Stage relabel: the frozen teacher over the student's plan (cached logits) and the selective relabel.
 
 A `distill.method` that reads no teacher logits (ce, movr) gets a cache of zeros and no teacher pass."""
+from stages import answer_help
+
+answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
+
 import numpy as np
 
 from osr.augment import BaseAug
 from osr.config import load_params
-from osr.io import load_npz, save_npz, write_json
+from osr.io import load_npz, save_npz
 from osr.losses import STEP_LOSSES
 from osr.models import check_model, load_model
-from osr.paths import CACHE, PLAN, PLAN_KEYS, REPORTS, TEACHER
+from osr.paths import CACHE, PLAN, PLAN_KEYS, TEACHER
 from osr.relabel import relabel_stats, relabel_targets, teacher_outputs, unread_outputs
 from osr.split import load_split
 from osr.train import deterministic_kernels, precision, resolve_device
-from stages.common import run
+from stages.common import run, write_report
+
+QUALITY = "hard_fraction"  # reports/relabel.json; the settings and the rest of the statistics are diagnostics
 
 
 def main() -> None:
@@ -24,7 +30,7 @@ def main() -> None:
     plan = load_npz(PLAN, PLAN_KEYS)
     if not STEP_LOSSES[method].reads_teacher:
         save_npz(CACHE, **unread_outputs(plan, data.num_classes))
-        write_json(REPORTS / "relabel.json", {"teacher_pass": False, **r})
+        write_report("relabel", "relabel.json", {"teacher_pass": False, **r}, QUALITY)
         print(f"relabel: distill.method {method} reads no teacher logits; teacher pass skipped")
         return
     teacher, meta = load_model(TEACHER, device)
@@ -37,7 +43,7 @@ def main() -> None:
                               float(r["smoothing"]))
     save_npz(CACHE, **logits, **targets, teacher_pass=np.array(True))
     stats = relabel_stats(targets["hard"], plan["mixed"], logits["t_raw"], y_plan)
-    write_json(REPORTS / "relabel.json", {"teacher_pass": True, **stats, **r})
+    write_report("relabel", "relabel.json", {"teacher_pass": True, **stats, **r}, QUALITY)
     print(f"relabel: {stats['hard_fraction']:.3f} of mixed samples hard; "
           f"teacher accuracy on the raw views {stats['teacher_raw_view_acc']:.3f}")
 

@@ -1,12 +1,16 @@
 """Stage split: known/unknown classes, stratified validation split, manifest validated by great-expectations."""
+from stages import answer_help
+
+answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
+
 from osr import OSRError
 from osr.config import load_params
 from osr.data import check_arrays, split_classes
-from osr.io import atomic_path, load_npz, write_json
-from osr.paths import MANIFEST, RAW, REPORTS
+from osr.io import atomic_path, load_npz
+from osr.paths import MANIFEST, RAW
 from osr.split import make_manifest
 from osr.validate import validate_manifest
-from stages.common import run
+from stages.common import diagnostic_rows, run, write_diagnostics
 
 
 def main() -> None:
@@ -19,9 +23,9 @@ def main() -> None:
                        s["train_per_class"], s["test_per_class"], tuple(raw["x_train"].shape[1:]),
                        str(raw["x_train"].dtype))
     ok, report, failed = validate_manifest(df, known, unknown)
-    write_json(REPORTS / "validation.json", {"success": ok, "known": known, "unknown": unknown,
-                                              "counts": df.groupby("role").size().to_dict(), "failed": failed,
-                                              "results": report})
+    write_diagnostics("split", diagnostic_rows({"success": ok, "known": known, "unknown": unknown,
+                                                "counts": df.groupby("role").size().to_dict(), "failed": failed,
+                                                "results": report}))
     if not ok:
         raise OSRError(f"{MANIFEST}: manifest failed expectations: {'; '.join(failed)}")
     with atomic_path(MANIFEST) as tmp:

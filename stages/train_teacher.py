@@ -1,4 +1,8 @@
 """Stage train_teacher: CE (or m-OvR) on raw known-class images, on-device augmentation, checkpoint/resume."""
+from stages import answer_help
+
+answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
+
 from osr.config import load_params
 from osr.io import save_torch
 from osr.paths import MANIFEST, RAW, TEACHER, TEACHER_CKPT

@@ -1,6 +1,7 @@
 """Shared fixtures: a temporary copy of the project on the tiny profile, run with the real DVC."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -47,6 +48,15 @@ def sh(args: list[str], cwd: Path, check: bool = True, env: dict | None = None, 
     return res
 
 
+def stage_report(proj: Path, stage: str, metrics_file: str | None = None) -> dict:
+    """A stage's whole report: its DVC metrics file (if any) merged with its reports/diagnostics/<stage>.json."""
+    from stages.common import diagnostics_tree, merged
+
+    rows = json.loads((proj / "reports" / "diagnostics" / f"{stage}.json").read_text())
+    metrics = json.loads((proj / "reports" / metrics_file).read_text()) if metrics_file else {}
+    return merged(metrics, diagnostics_tree(rows))
+
+
 def ran_stages(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([a-z_]+)'", output))
 
@@ -82,6 +92,7 @@ def make_project(dest: Path, profile: str = "tiny", overrides: list[str] | None 
     sh(["git", "config", "user.email", "t@example.com"], dest)
     sh(["git", "config", "user.name", "test"], dest)
     sh(["dvc", "init", "-q"], dest)
+    shutil.copytree(ROOT / ".dvc" / "plots", dest / ".dvc" / "plots")  # the custom plot templates dvc.yaml names
     sh(["dvc", "config", "hydra.enabled", "true"], dest)
     sh(["git", "add", "-A"], dest)
     sh(["git", "commit", "-qm", "tiny project"], dest)

@@ -196,7 +196,7 @@ def test_an_os_error_at_an_entry_point_is_one_line_naming_the_path(tmp_path, cap
 def test_every_stage_publishes_the_outputs_dvc_yaml_declares():
     stages = {p.stem for p in (ROOT / "stages").glob("*.py")} - {"__init__", "common"}
     assert all(declared_outputs(stage) for stage in stages)
-    assert {Path("data/eval"), Path("reports/metrics.json"), Path("reports/plots/roc")} <= set(
+    assert {Path("data/eval"), Path("reports/metrics.json"), Path("reports/plots/roc.json")} <= set(
         declared_outputs("evaluate"))
     with pytest.raises(OSRError, match="dvc.yaml: no stage predict_all"):
         declared_outputs("predict_all")

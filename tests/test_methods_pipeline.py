@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import clone, needs_mirror, ran_stages, sh
+from conftest import clone, needs_mirror, ran_stages, sh, stage_report
 
 pytestmark = [needs_mirror, pytest.mark.slow]
 
@@ -22,16 +22,16 @@ RECIPES = [
 
 def test_every_method_runs_through_the_pipeline_and_reports_every_score(tiny_repro, tmp_path):
     proj = clone(tiny_repro, tmp_path / "proj")
-    scores = json.loads((proj / "reports/metrics.json").read_text())["student"]["test"]
+    scores = stage_report(proj, "evaluate", "metrics.json")["student"]["test"]
     assert {"msp", "mls", "energy", "ovr", "knn"} <= set(scores)
     for sets in RECIPES:
         out = sh(["dvc", "exp", "run", *[a for s in sets for a in ("-S", s)]], proj).stdout
         must_run = {"distill", "evaluate"} | ({"train_teacher"} if "teacher.loss=movr" in sets else set())
         assert must_run <= ran_stages(out), (sets, ran_stages(out))
-        m = json.loads((proj / "reports/metrics.json").read_text())
+        m = stage_report(proj, "evaluate", "metrics.json")
         values = dict(s.split("=", 1) for s in sets)
         assert m["info"]["mixing"] == values["augment.method"] and m["info"]["method"] == values["distill.method"]
-        relabel = json.loads((proj / "reports/relabel.json").read_text())
+        relabel = stage_report(proj, "relabel", "relabel.json")
         assert relabel["teacher_pass"] == (values["distill.method"] in ("kd", "asym")), relabel  # ce, movr: none
         for role in ("teacher", "student"):
             test = m[role]["test"]

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import clone, needs_mirror, ran_stages, sh, venv_env
+from conftest import clone, needs_mirror, ran_stages, sh, stage_report, venv_env
 from osr.train import precision
 from stages.common import cpu_name
 
@@ -20,7 +20,7 @@ pytestmark = [needs_mirror, pytest.mark.slow]
 
 
 def test_repro_writes_metrics_plots_and_validation(tiny_repro):
-    m = json.loads((tiny_repro / "reports/metrics.json").read_text())
+    m = stage_report(tiny_repro, "evaluate", "metrics.json")
     for role in ("teacher", "student"):
         t = m[role]["test"]
         assert 0.0 <= t["acc"] <= 1.0 and 0.0 <= m[role]["val"]["acc"] <= 1.0
@@ -28,12 +28,14 @@ def test_repro_writes_metrics_plots_and_validation(tiny_repro):
         for score in ("msp", "mls", "energy"):
             assert 0.0 <= t[score]["auroc"] <= 1.0
             assert 0.0 <= t[score]["oscr"] <= t["acc"] + 1e-9
-    v = json.loads((tiny_repro / "reports/validation.json").read_text())
+    v = stage_report(tiny_repro, "split")
     assert v["success"] and v["known"] == [0, 6, 4, 9, 1, 7] and v["counts"]["train"] + v["counts"]["val"] == 240
     for png in ("augment_preview.png", "plots/roc.png", "plots/score_hist.png", "plots/training.png"):
         assert (tiny_repro / "reports" / png).read_bytes()[:4] == b"\x89PNG"
-    relabel = json.loads((tiny_repro / "reports/relabel.json").read_text())
+    relabel = stage_report(tiny_repro, "relabel", "relabel.json")
     assert 0.0 <= relabel["hard_fraction"] <= 1.0 and relabel["mixed_samples"] > 0
+    quality = json.loads((tiny_repro / "reports/metrics.json").read_text())
+    assert set(quality["student"]["test"]) == {"acc", "mls"} and "jacobian" not in quality["student"]
 
 
 RUN_STAT_WORDS = ("seconds", "images_per_s", "rss")
@@ -78,11 +80,11 @@ def test_repro_writes_plot_data_and_keeps_run_statistics_out_of_the_metrics(tiny
     res = json.loads(sh(["dvc", "plots", "show", "--json"], tiny_repro).stdout)
     assert not res.get("errors"), res.get("errors")
     data = res["data"]
-    for plot_id in ("training_loss", "validation_accuracy", "reports/plots/roc/student_mls.json",
-                    "reports/plots/score_hist/teacher_mls.json"):
+    for plot_id in ("reports/plots/history/teacher.json", "reports/plots/roc.json", "reports/plots/score_hist.json"):
         assert data[plot_id] and data[plot_id][0]["type"] == "vega", plot_id
-    values = data["training_loss"][0]["content"]["data"]["values"]
-    assert {v["filename"] for v in values} == {"teacher.json", "student.json"}
+    values = data["reports/plots/roc.json"][0]["content"]["data"]["values"]
+    assert {v["curve"] for v in values} == {f"{role} {score}" for role in ("teacher", "student")
+                                            for score in ("msp", "mls", "energy", "ovr", "knn")}
 
 
 def test_second_repro_runs_nothing(tiny_repro):
@@ -98,7 +100,7 @@ def test_experiments_rerun_only_what_their_parameters_touch(tiny_repro, tmp_path
     assert yaml.safe_load((proj / "params.yaml").read_text())["distill"]["tau"] == 4
     out = sh(["dvc", "exp", "run", "-n", "thr02", "-S", "relabel.threshold=0.05"], proj).stdout
     assert ran_stages(out) == {"check_params", "relabel", "distill", "evaluate"}
-    relabel = json.loads((proj / "reports/relabel.json").read_text())
+    relabel = stage_report(proj, "relabel", "relabel.json")
     assert relabel["threshold"] == 0.05
     diff = sh(["dvc", "metrics", "diff", "tau4", "thr02", "--json"], proj).stdout
     changes = json.loads(diff)["reports/metrics.json"]
@@ -163,7 +165,7 @@ def test_metrics_diff_markdown_shows_the_auroc_change(tiny_repro, tmp_path):
     # the data plots overlay the baseline and the experiment in one chart
     res = json.loads(sh(["dvc", "plots", "diff", "HEAD", "tau2", "--json"], proj).stdout)
     assert not res.get("errors"), res.get("errors")
-    roc = res["data"]["reports/plots/roc/student_mls.json"][0]
+    roc = res["data"]["reports/plots/roc.json"][0]
     assert len(roc["revisions"]) == 2 and len({v["rev"] for v in roc["content"]["data"]["values"]}) == 2
 
 
