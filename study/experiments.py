@@ -15,6 +15,7 @@ import numpy as np
 
 from cli import dvc_json
 from osr.io import read_json
+from stages.common import diagnostics_tree, merged
 from study.grid import parse_name
 
 METRICS_FILE = "reports/metrics.json"
@@ -133,12 +134,20 @@ def run_stats_of(rev: str | None) -> dict[str, dict]:
     return out
 
 
+def with_diagnostics(rev: str | None, report: dict, stage: str) -> dict:
+    """A stage's report whole again: its DVC metrics merged with `reports/diagnostics/<stage>.json` (the Jacobian
+    diagnostics, logit statistics, ... that the claims read); a commit from before that file existed has them all
+    in the metrics file."""
+    return merged(report, diagnostics_tree(from_commit(rev, f"reports/diagnostics/{stage}.json") or []))
+
+
 def record_of(row: dict) -> dict:
     """The archive record of a live experiment, read from its commit."""
     rev = row.get("rev")
     train = run_stats_of(rev)
-    return archive_record({**row, "metrics": from_commit(rev, METRICS_FILE) or row["metrics"]},
-                          from_commit(rev, "reports/relabel.json"), train)
+    metrics = with_diagnostics(rev, from_commit(rev, METRICS_FILE) or row["metrics"], "evaluate")
+    relabel = with_diagnostics(rev, from_commit(rev, "reports/relabel.json") or {}, "relabel")
+    return archive_record({**row, "metrics": metrics}, relabel or None, train)
 
 
 def archived(folder: Path) -> list[dict]:

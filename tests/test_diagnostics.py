@@ -74,3 +74,21 @@ def test_relabel_metric_is_the_hard_fraction(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "relabel.json").read_text()) == {"hard_fraction": 0.13}
     rows = json.loads((tmp_path / "diagnostics" / "relabel.json").read_text())
     assert merged({"hard_fraction": 0.13}, diagnostics_tree(rows)) == report
+
+
+def test_the_archive_reads_an_experiment_whole_again_from_its_metrics_and_diagnostics(tmp_path, monkeypatch):
+    """A new experiment keeps its Jacobian diagnostics in reports/diagnostics/evaluate.json: the claims read them
+    from the archive, so archiving merges them back; an old commit without that file keeps its metrics as they are."""
+    import subprocess
+
+    from study.experiments import with_diagnostics
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports" / "diagnostics").mkdir(parents=True)
+    (tmp_path / "reports" / "diagnostics" / "evaluate.json").write_text(
+        json.dumps([{"name": "student.jacobian.jnd", "value": 0.25}]))
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "x"]):
+        subprocess.run(["git", *args], check=True)
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    quality = {"student": {"test": {"acc": 0.9}}}
+    assert with_diagnostics(rev, quality, "evaluate") == {"student": {"test": {"acc": 0.9}, "jacobian": {"jnd": 0.25}}}
+    assert with_diagnostics(rev, quality, "relabel") == quality
