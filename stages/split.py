@@ -1,10 +1,10 @@
 """Stage split: known/unknown classes, stratified validation split, manifest validated by great-expectations."""
 from osr import OSRError
 from osr.config import load_params
-from osr.data import check_arrays, split_classes
+from osr.data import benchmark, check_arrays, split_classes
 from osr.io import atomic_path, load_npz, write_json
 from osr.paths import MANIFEST, RAW, REPORTS
-from osr.split import make_manifest
+from osr.split import check_class_counts, make_manifest
 from osr.validate import validate_manifest
 from stages.common import run
 
@@ -13,8 +13,12 @@ def main() -> None:
     p = load_params()
     s = p["split"]
     raw = load_npz(RAW, ("x_train", "y_train", "x_test", "y_test", "class_names"))
-    check_arrays(raw, str(RAW), p["data"]["benchmark"])
-    known, unknown = split_classes(p["data"]["benchmark"], s["index"], raw["y_test"])
+    d = p["data"]
+    check_arrays(raw, str(RAW), d["benchmark"])
+    names = [str(c) for c in raw["class_names"]]
+    known, unknown = split_classes(d["benchmark"], s["index"], raw["y_test"], s, names)
+    check_class_counts(raw["y_train"], raw["y_test"], known, unknown, s["val_fraction"], names,
+                       d["root"] if benchmark(d["benchmark"]).read else f"{RAW} class")
     df = make_manifest(raw["y_train"], raw["y_test"], known, unknown, float(s["val_fraction"]), p["base"]["seed"],
                        s["train_per_class"], s["test_per_class"], tuple(raw["x_train"].shape[1:]),
                        str(raw["x_train"].dtype))

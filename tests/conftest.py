@@ -17,7 +17,7 @@ from osr.paths import mirror_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = mirror_dir(ROOT).resolve()
-PROJECT_FILES = ["dvc.yaml", "conf", "osr", "stages", "flows", "cli", "pyproject.toml"]
+PROJECT_FILES = ["dvc.yaml", "conf", "osr", "stages", "flows", "cli", "images", "pyproject.toml"]
 ENV = {"DVC_NO_ANALYTICS": "1", "ITERATIVE_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1", "GX_ANALYTICS_ENABLED": "false",
        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "OSR_PROGRESS": "0", "OSR_DATA_MIRROR": str(MIRROR)}
 os.environ.update(ENV)
