@@ -240,6 +240,9 @@ def validate(params: dict, source: str = PARAMS_FILE) -> Params:
     if params["split"]["known"] and not bench.pick_known:
         raise OSRError(f"{source}: split.known names the classes of a folder benchmark only (data.benchmark "
                        f"{params['data']['benchmark']} has its standard splits: use split.index)")
+    if params["evaluate"]["deploy_score"] not in params["evaluate"]["scores"]:  # export reads evaluate's scores
+        raise OSRError(f"{source}: evaluate.deploy_score must be one of evaluate.scores "
+                       f"{params['evaluate']['scores']} (got {params['evaluate']['deploy_score']!r})")
     splits = bench.splits
     if splits is not None and params["split"]["index"] >= splits:
         raise OSRError(f"{source}: split.index must be <= {splits - 1} for {params['data']['benchmark']} "
