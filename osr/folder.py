@@ -39,6 +39,12 @@ def read_image(path: str | Path, size: int, channels: int = 3) -> np.ndarray:
     return x.permute(1, 2, 0).contiguous().numpy()
 
 
+def reason(e: Exception) -> str:
+    """Why an image could not be read, in a few words (Pillow's messages repeat the file object)."""
+    text = str(e).split(" <")[0].splitlines()[0] if str(e) else "unreadable"
+    return f"{type(e).__name__}: {text}"
+
+
 def _listing(folder: Path, root: Path) -> pd.DataFrame:
     """file (relative to `root`) and class of each image in the class folders of `folder`."""
     classes, to_index = find_classes(str(folder)) if any(p.is_dir() for p in folder.iterdir()) else ([], {})
@@ -77,7 +83,7 @@ def decode_all(root: Path, files: pd.Series, size: int, workers: int = 2) -> tup
         try:
             return read_image(root / f, size), ""
         except (OSError, ValueError) as e:
-            return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}"
+            return None, reason(e)
 
     with ThreadPoolExecutor(workers) as ex:
         done = list(ex.map(one, files, chunksize=64))

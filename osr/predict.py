@@ -22,7 +22,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from osr import OSRError
 from osr.deploy import MODEL_FILE, read_card
-from osr.folder import read_image
+from osr.folder import read_image, reason
 from osr.models import load_model
 from osr.scores import SCORES
 from osr.train import predict, progress, resolve_device
@@ -71,7 +71,7 @@ class Classifier:
                 images.append(read_image(p, size, channels))
                 good.append(row)
             except (OSError, ValueError) as e:
-                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable image'}"
+                row["error"] = reason(e)
             rows.append(row)
         if good:
             pred, score = self.scores(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), batch_size)
