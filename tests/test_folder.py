@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from folder_data import write_image_folder
 
-from conftest import ROOT, compose, needs_mirror, sh, venv_env
+from conftest import ROOT, compose, needs_mirror, sh, venv_env, write_image_folder
 from osr import OSRError
 from osr.data import check_arrays, load, split_classes
 from osr.split import check_class_counts
