@@ -2,7 +2,9 @@
 
 Every benchmark is normalised to one layout: ``x_train``/``x_test`` uint8 [N, H, W, C], ``y_train``/``y_test``
 int64 class indices, ``class_names``. For CIFAR+N the CIFAR-100 test images are appended to the test set with
-label ``10 + fine_label``, so the split lists below index one label space.
+label ``10 + fine_label``, so the split lists below index one label space. The ``folder`` benchmark reads the
+user's images instead (osr/folder.py) and draws its splits. The module is longer than most because the
+``BENCHMARKS`` registry and everything its entries declare (sources, split lists, layouts) sit together.
 """
 from __future__ import annotations
 

@@ -104,3 +104,18 @@ def test_the_download_stage_refuses_in_one_line_and_writes_nothing(tmp_path):
                                                " cannot identify image file)"]
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.npz"))
     shutil.rmtree(root)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["split.known=[cat]"], "split.known names the classes of a folder benchmark only"),
+    (["evaluate.deploy_score=energy", "evaluate.scores=[mls]"], "evaluate.deploy_score must be one of evaluate.scores"),
+    (["evaluate.deploy_score=knn"], "evaluate.deploy_score must be one of"),
+    (["evaluate.known_tpr=0"], "evaluate.known_tpr must be > 0"),
+    (["benchmark=folder", "split.known=[1]"], "split.known must be a list of names"),
+])
+def test_params_of_the_folder_benchmark_and_the_export_are_checked(overrides, message):
+    from osr.config import validate
+
+    with pytest.raises(OSRError, match=message):
+        validate(compose(ROOT / "conf", overrides))
+    assert validate(compose(ROOT / "conf", ["benchmark=folder", "split.index=99"]))["split"]["index"] == 99
