@@ -15,6 +15,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from osr import OSRError
 from osr.deploy import MODEL_FILE, read_card
 from osr.folder import read_image, reason
+from osr.io import atomic_path
 from osr.models import load_model
 from osr.scores import SCORES
 from osr.train import predict, progress, resolve_device
@@ -88,21 +90,28 @@ def expand(inputs: Iterable[str]) -> Iterator[str]:
         path = Path(item)
         if path.is_dir():
             yield from sorted(str(f) for f in path.rglob("*") if f.suffix.lower() in IMG_EXTENSIONS)
-        elif path.exists() or not glob.has_magic(item):
+        elif path.exists() or not any(c in item for c in "*?["):
             yield item
         else:
             yield from sorted(glob.glob(item, recursive=True)) or [item]
 
 
 def write_rows(rows: list[dict], out: str | None) -> None:
-    """CSV on stdout (out None), else CSV or JSON by the extension of `out`."""
-    if out and Path(out).suffix.lower() == ".json":
-        Path(out).write_text(json.dumps(rows, indent=2) + "\n")
+    """CSV on stdout (out None), else CSV or JSON by the extension of `out`, written whole or not at all."""
+    if out is None:
+        _write_csv(rows, sys.stdout)
         return
-    with open(out, "w", newline="") if out else open(sys.stdout.fileno(), "w", closefd=False) as f:
-        writer = csv.DictWriter(f, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    with atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
+        if Path(out).suffix.lower() == ".json":
+            f.write(json.dumps(rows, indent=2) + "\n")
+        else:
+            _write_csv(rows, f)
+
+
+def _write_csv(rows: list[dict], f: TextIO) -> None:
+    writer = csv.DictWriter(f, COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
