@@ -18,7 +18,8 @@ Proxy unknowns per benchmark (``proxy_source``):
   Resized 64 -> 32 with ``interpolate(antialias=True)``; ``proxy_size`` images (default 500), seeded.
 * ``mnist``: the same Tiny-ImageNet pool (no digits), converted to grey and resized to 28x28.
 * ``tinyimagenet``: no disjoint source in the mirror (every other file overlaps its 200 classes), so tuning
-  refuses with an OSRError rather than leak test classes.
+  refuses with an OSRError rather than leak test classes; nor for ``svhn`` and ``folder`` (the user's classes,
+  which no fixed source is known to avoid). Each entry of ``osr.data.BENCHMARKS`` declares its source.
 
 Only the rows of role ``train`` and ``val`` are read from the manifest and only ``x_train``/``y_train`` from
 ``data/raw/dataset.npz`` (val rows come from the training source); ``x_test`` is never loaded. Each result
