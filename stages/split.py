@@ -1,4 +1,5 @@
-"""Stage split: known/unknown classes, stratified validation split, manifest validated by great-expectations."""
+"""Stage split: known/unknown classes (a folder benchmark's checked for enough images), stratified validation split,
+manifest validated by great-expectations."""
 from osr import OSRError
 from osr.config import load_params
 from osr.data import benchmark, check_arrays, split_classes
@@ -17,8 +18,8 @@ def main() -> None:
     check_arrays(raw, str(RAW), d["benchmark"])
     names = [str(c) for c in raw["class_names"]]
     known, unknown = split_classes(d["benchmark"], s["index"], raw["y_test"], s, names)
-    check_class_counts(raw["y_train"], raw["y_test"], known, unknown, s["val_fraction"], names,
-                       d["root"] if benchmark(d["benchmark"]).read else f"{RAW} class")
+    if benchmark(d["benchmark"]).read:  # the user's folder: a class may hold too few images (the standard ones do not)
+        check_class_counts(raw["y_train"], raw["y_test"], known, unknown, s["val_fraction"], names, d["root"])
     df = make_manifest(raw["y_train"], raw["y_test"], known, unknown, float(s["val_fraction"]), p["base"]["seed"],
                        s["train_per_class"], s["test_per_class"], tuple(raw["x_train"].shape[1:]),
                        str(raw["x_train"].dtype))
