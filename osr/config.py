@@ -106,6 +106,8 @@ class Data(TypedDict):
     mean: Annotated[list[Annotated[float, Range(0, 1)]], Lengths((1, 3))]
     std: Annotated[list[Annotated[float, Range(0, 1, lo_open=True)]], Lengths((1, 3))]
     image_size: Annotated[int, Range(0)]  # 0: the benchmark's own size; n: resized to n x n by the download stage
+    root: str  # benchmark folder: the ImageFolder tree (osr/folder.py); a DVC dependency of the download stage
+    test_fraction: Annotated[float, Range(0, 0.5, lo_open=True)]  # folder without train/ and test/: held out
 
 
 class Split(TypedDict):
@@ -113,6 +115,8 @@ class Split(TypedDict):
     val_fraction: Annotated[float, Range(0, 0.5, lo_open=True)]
     train_per_class: Count
     test_per_class: Count
+    known: list[str]  # benchmark folder: the known classes by folder name; empty: a partition drawn by index
+    num_known: Count  # benchmark folder, known empty: how many classes the drawn partition knows; 0: 60 %
 
 
 class Augment(TypedDict):
@@ -181,6 +185,8 @@ class Evaluate(TypedDict):
     jacobian_samples: Count
     knn_k: Annotated[int, Range(1)]
     bootstrap: Count
+    known_tpr: Annotated[float, Range(0, 1, lo_open=True)]  # share of validation knowns the exported threshold accepts
+    deploy_score: Annotated[str, Registered("osr.scores:SCORES")]  # the exported score (one that needs no bank)
 
 
 class Params(TypedDict):
@@ -229,6 +235,8 @@ REGISTRY_MODULES: tuple[str, ...] = tuple(sorted({r.module for r in REGISTERED.v
 
 def _list_problem(item: Any, constraints: tuple, v: Any) -> str | None:
     kind, item_constraints = _parts(item)
+    if kind is str and not item_constraints:  # names, possibly none
+        return None if isinstance(v, list) and all(isinstance(x, str) for x in v) else "must be a list of names"
     names = next((c for c in item_constraints if isinstance(c, OneOf)), None)
     if names is not None:
         drawn = isinstance(v, list) and v and all(names.problem(x) is None for x in v)
@@ -291,8 +299,19 @@ def validate(params: dict, source: str = PARAMS_FILE) -> Params:
         problem = _problem(*_parts(tp), value)
         if problem:
             raise OSRError(f"{source}: {key} {problem} (got {value!r})")
-    splits = len(BENCHMARK.names()[params["data"]["benchmark"]].known)
-    if params["split"]["index"] >= splits:
+    bench = BENCHMARK.names()[params["data"]["benchmark"]]
+    if params["split"]["known"] and not bench.pick_known:
+        raise OSRError(f"{source}: split.known names the classes of a folder benchmark only (data.benchmark "
+                       f"{params['data']['benchmark']} has its standard splits: use split.index)")
+    deploy = params["evaluate"]["deploy_score"]
+    if Registered("osr.scores:SCORES").names()[deploy].needs_bank:  # the classifier carries no training features
+        raise OSRError(f"{source}: evaluate.deploy_score must be one of the scores that need no training features "
+                       f"(got {deploy!r})")
+    if deploy not in params["evaluate"]["scores"]:  # export reads evaluate's scores
+        raise OSRError(f"{source}: evaluate.deploy_score must be one of evaluate.scores "
+                       f"{params['evaluate']['scores']} (got {params['evaluate']['deploy_score']!r})")
+    splits = bench.splits
+    if splits is not None and params["split"]["index"] >= splits:
         raise OSRError(f"{source}: split.index must be <= {splits - 1} for {params['data']['benchmark']} "
                        f"(got {params['split']['index']})")
     return params

@@ -2,7 +2,9 @@
 
 Every benchmark is normalised to one layout: ``x_train``/``x_test`` uint8 [N, H, W, C], ``y_train``/``y_test``
 int64 class indices, ``class_names``. For CIFAR+N the CIFAR-100 test images are appended to the test set with
-label ``10 + fine_label``, so the split lists below index one label space.
+label ``10 + fine_label``, so the split lists below index one label space. The ``folder`` benchmark reads the
+user's images instead (osr/folder.py) and draws its splits. The module is longer than most because the
+``BENCHMARKS`` registry and everything its entries declare (sources, split lists, layouts) sit together.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import shutil
 import socket
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
-from osr import OSRError
+from osr import OSRError, folder
 from osr.io import load_npz
 from osr.paths import MIRROR_ENV, mirror_dir
 
@@ -98,37 +100,29 @@ SVHN_KNOWN = [[5, 3, 7, 2, 8, 6], [3, 8, 7, 6, 2, 5], [8, 9, 4, 7, 2, 1], [3, 8,
 
 @dataclass(frozen=True)
 class Benchmark:
+    """A registry entry: where its images come from and how its splits are chosen, so the stages and tuning
+    read behaviour from the entry instead of branching on names."""
     files: tuple[str, ...]          # keys of FILES it needs
-    known: list[list[int]]
+    known: list[list[int]]          # the known classes of each split.index; empty: `pick_known` draws them
     unknown: list[list[int]] | None  # None: every test class that is not known
-    classes: int                    # classes of the normalised arrays (len(class_names)): a stray one is an error
+    classes: int | None             # classes of the normalised arrays (a stray one is an error); None: any number
+    layout: Callable[[dict[str, dict[str, np.ndarray]]], dict[str, np.ndarray]] | None  # fetched files -> layout
     note: str = ""
     # as published, what check_params decides parameters against before any stage runs (() when not declared):
     # training images of each class of the normalised arrays (index = class), and the images' (height, width,
     # channels)
     train_sizes: tuple[int, ...] = ()
     image_shape: tuple[int, ...] = ()
+    # the folder benchmark: its arrays read from data.root, its known classes from the split section
+    read: Callable[[Mapping], tuple[dict[str, np.ndarray], dict]] | None = None
+    pick_known: Callable[[Mapping, list[str]], list[int]] | None = None
+    proxy: str | None = None        # tuning's proxy-unknown source, disjoint from the test classes; None: none
+    proxy_keywords: bool = True     # drop proxy classes whose names mention a test class (names are words)
 
-
-_PLUS_NOTE = "mirror CIFAR-100 holds 916 test images: smoke only, not comparable to papers"
-_CIFAR10_TRAIN = (5000,) * 10
-BENCHMARKS = {
-    "cifar10": Benchmark(("cifar10",), CIFAR10_KNOWN, None, 10,
-                         "mirror CIFAR-10 is JPEG q75: accuracy slightly below papers", _CIFAR10_TRAIN, (32, 32, 3)),
-    "cifar_plus10": Benchmark(("cifar10", "cifar100"), CIFAR_PLUS_KNOWN,
-                              [[10 + c for c in u] for u in CIFAR_PLUS10_UNKNOWN], 110, _PLUS_NOTE, _CIFAR10_TRAIN,
-                              (32, 32, 3)),
-    "cifar_plus50": Benchmark(("cifar10", "cifar100"), CIFAR_PLUS_KNOWN,
-                              [[10 + c for c in u] for u in CIFAR_PLUS50_UNKNOWN], 110, _PLUS_NOTE, _CIFAR10_TRAIN,
-                              (32, 32, 3)),
-    "mnist": Benchmark(("mnist",), MNIST_KNOWN, None, 10, "",
-                       (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949), (28, 28, 1)),
-    "svhn": Benchmark(("svhn",), SVHN_KNOWN, None, 10, "not in the mirror: downloaded (torchvision checks the md5)",
-                      (4948, 13861, 10585, 8497, 7458, 6882, 5727, 5595, 5045, 4659), (32, 32, 3)),
-    "tinyimagenet": Benchmark(("tinyimagenet",), TINYIMAGENET_KNOWN, None, 200,
-                              "test = the 10,000 val images; train holds the 80 classes known in some split",
-                              (500,) * 200, (64, 64, 3)),
-}
+    @property
+    def splits(self) -> int | None:
+        """How many values split.index may take; None: any (seeded partitions)."""
+        return None if self.pick_known else len(self.known)
 
 
 def benchmark(name: str) -> Benchmark:
@@ -137,12 +131,17 @@ def benchmark(name: str) -> Benchmark:
     return BENCHMARKS[name]
 
 
-def split_classes(name: str, index: int, test_classes: np.ndarray) -> tuple[list[int], list[int]]:
-    """Known and unknown class lists of split `index`, in the label space of the normalised arrays."""
+def split_classes(name: str, index: int, test_classes: np.ndarray, split: Mapping | None = None,
+                  class_names: list[str] = ()) -> tuple[list[int], list[int]]:
+    """Known and unknown class lists of split `index`, in the label space of the normalised arrays. A benchmark
+    that draws its known classes (`pick_known`) reads params.yaml's `split` section and the class names."""
     b = benchmark(name)
-    if not 0 <= index < len(b.known):
+    if b.pick_known:
+        known = b.pick_known({**(split or {}), "index": index}, list(class_names))
+    elif not 0 <= index < len(b.known):
         raise OSRError(f"split.index: {index} is out of range for {name} (0..{len(b.known) - 1})")
-    known = list(b.known[index])
+    else:
+        known = list(b.known[index])
     unknown = list(b.unknown[index]) if b.unknown else sorted(set(test_classes.tolist()) - set(known))
     overlap = set(known) & set(unknown)
     if overlap:
@@ -261,40 +260,94 @@ def decode_jpegs(buf: np.ndarray, off: np.ndarray, workers: int = 2) -> np.ndarr
 
 
 
+def _cifar10_layout(raw: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    c = raw["cifar10"]
+    if "jpeg_train" in c:
+        c = {**c, "x_train": decode_jpegs(c["jpeg_train"], c["off_train"]),
+             "x_test": decode_jpegs(c["jpeg_test"], c["off_test"])}
+    return {"x_train": c["x_train"], "y_train": c["y_train"], "x_test": c["x_test"], "y_test": c["y_test"],
+            "class_names": np.asarray(c["classes"]).astype(str)}
+
+
+def _cifar_plus_layout(raw: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """CIFAR-10 with the CIFAR-100 test images appended as classes 10 + fine_label."""
+    out, p = _cifar10_layout(raw), raw["cifar100"]
+    out["x_test"] = np.concatenate([out["x_test"], p["x_test"]])
+    out["y_test"] = np.concatenate([out["y_test"], 10 + np.asarray(p["y_test"], np.int64)])
+    out["class_names"] = np.concatenate([out["class_names"], np.asarray(p["fine_label_names"]).astype(str)])
+    return out
+
+
+def _mnist_layout(raw: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    m = raw["mnist"]
+    return {"x_train": m["x_train"][..., None], "y_train": m["y_train"], "x_test": m["x_test"][..., None],
+            "y_test": m["y_test"], "class_names": np.asarray([str(i) for i in range(10)])}
+
+
+def _svhn_layout(raw: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    v = raw["svhn"]  # torchvision layout [N, C, H, W]
+    return {"x_train": np.ascontiguousarray(v["x_train"].transpose(0, 2, 3, 1)), "y_train": v["y_train"],
+            "x_test": np.ascontiguousarray(v["x_test"].transpose(0, 2, 3, 1)), "y_test": v["y_test"],
+            "class_names": np.asarray([str(i) for i in range(10)])}
+
+
+def _tinyimagenet_layout(raw: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    t = raw["tinyimagenet"]
+    return {"x_train": decode_jpegs(t["jpeg_train"], t["off_train"]), "y_train": t["y_train"],
+            "x_test": decode_jpegs(t["jpeg_val"], t["off_val"]), "y_test": t["y_val"],
+            "class_names": np.asarray(t["wnids_sorted"]).astype(str)}
+
+
+_PLUS_NOTE = "mirror CIFAR-100 holds 916 test images: smoke only, not comparable to papers"
+_TIN_PROXY = "tinyimagenet-val"
+_CIFAR10_TRAIN = (5000,) * 10
+BENCHMARKS = {
+    "cifar10": Benchmark(("cifar10",), CIFAR10_KNOWN, None, 10, _cifar10_layout,
+                         "mirror CIFAR-10 is JPEG q75: accuracy slightly below papers", _CIFAR10_TRAIN, (32, 32, 3),
+                         proxy=_TIN_PROXY),
+    "cifar_plus10": Benchmark(("cifar10", "cifar100"), CIFAR_PLUS_KNOWN,
+                              [[10 + c for c in u] for u in CIFAR_PLUS10_UNKNOWN], 110, _cifar_plus_layout,
+                              _PLUS_NOTE, _CIFAR10_TRAIN, (32, 32, 3), proxy=_TIN_PROXY),
+    "cifar_plus50": Benchmark(("cifar10", "cifar100"), CIFAR_PLUS_KNOWN,
+                              [[10 + c for c in u] for u in CIFAR_PLUS50_UNKNOWN], 110, _cifar_plus_layout,
+                              _PLUS_NOTE, _CIFAR10_TRAIN, (32, 32, 3), proxy=_TIN_PROXY),
+    "mnist": Benchmark(("mnist",), MNIST_KNOWN, None, 10, _mnist_layout, "",
+                       (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949), (28, 28, 1), proxy=_TIN_PROXY,
+                       proxy_keywords=False),
+    "svhn": Benchmark(("svhn",), SVHN_KNOWN, None, 10, _svhn_layout,
+                      "not in the mirror: downloaded (torchvision checks the md5)",
+                      (4948, 13861, 10585, 8497, 7458, 6882, 5727, 5595, 5045, 4659), (32, 32, 3)),
+    "tinyimagenet": Benchmark(("tinyimagenet",), TINYIMAGENET_KNOWN, None, 200, _tinyimagenet_layout,
+                              "test = the 10,000 val images; train holds the 80 classes known in some split",
+                              (500,) * 200, (64, 64, 3)),
+    "folder": Benchmark((), [], None, None, None, "your images: data.root (docs/own-data.md)",
+                        read=folder.read_folder, pick_known=folder.pick_known),
+}
+
+
 def normalise(name: str, raw: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Turn the fetched files of benchmark `name` into the common layout."""
-    if name in ("cifar10", "cifar_plus10", "cifar_plus50"):
-        c = raw["cifar10"]
-        if "jpeg_train" in c:
-            c = {**c, "x_train": decode_jpegs(c["jpeg_train"], c["off_train"]),
-                 "x_test": decode_jpegs(c["jpeg_test"], c["off_test"])}
-        out = {"x_train": c["x_train"], "y_train": c["y_train"], "x_test": c["x_test"], "y_test": c["y_test"],
-               "class_names": np.asarray(c["classes"]).astype(str)}
-        if name != "cifar10":
-            p = raw["cifar100"]
-            out["x_test"] = np.concatenate([out["x_test"], p["x_test"]])
-            out["y_test"] = np.concatenate([out["y_test"], 10 + np.asarray(p["y_test"], np.int64)])
-            out["class_names"] = np.concatenate([out["class_names"], np.asarray(p["fine_label_names"]).astype(str)])
-    elif name == "mnist":
-        m = raw["mnist"]
-        out = {"x_train": m["x_train"][..., None], "y_train": m["y_train"], "x_test": m["x_test"][..., None],
-               "y_test": m["y_test"], "class_names": np.asarray([str(i) for i in range(10)])}
-    elif name == "svhn":
-        v = raw["svhn"]  # torchvision layout [N, C, H, W]
-        out = {"x_train": np.ascontiguousarray(v["x_train"].transpose(0, 2, 3, 1)), "y_train": v["y_train"],
-               "x_test": np.ascontiguousarray(v["x_test"].transpose(0, 2, 3, 1)), "y_test": v["y_test"],
-               "class_names": np.asarray([str(i) for i in range(10)])}
-    elif name == "tinyimagenet":
-        t = raw["tinyimagenet"]
-        out = {"x_train": decode_jpegs(t["jpeg_train"], t["off_train"]), "y_train": t["y_train"],
-               "x_test": decode_jpegs(t["jpeg_val"], t["off_val"]), "y_test": t["y_val"],
-               "class_names": np.asarray(t["wnids_sorted"]).astype(str)}
-    else:
-        benchmark(name)  # raises the one-line error
+    out = benchmark(name).layout(raw)
     out["y_train"] = np.asarray(out["y_train"], np.int64)
     out["y_test"] = np.asarray(out["y_test"], np.int64)
     check_arrays(out, name, name)
     return out
+
+
+def load(name: str, section: Mapping, workdir: Path) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """The common layout of benchmark `name` (params.yaml's `data` section) and the provenance of its sources:
+    fetched, verified and decoded files resized to data.image_size, or the folder at data.root."""
+    b = benchmark(name)
+    if b.read:
+        arrays, source = b.read(section)
+        check_arrays(arrays, str(section["root"]), name)
+        return arrays, [source]
+    fetched, sources = {}, []
+    for key in b.files:
+        print(f"download: {key} …", flush=True)
+        fetched[key], prov = fetch(key, workdir)
+        sources.append(prov)
+    return downsample(normalise(name, fetched), section["image_size"]), sources
 
 
 def downsample(arrays: dict[str, np.ndarray], size: int, chunk: int = 4096) -> dict[str, np.ndarray]:
@@ -321,7 +374,8 @@ def benchmark_label(name: str, image_size: int) -> str:
 def check_arrays(d: dict[str, np.ndarray], where: str, bench: str) -> None:
     """Shape/dtype/label checks on the common layout of benchmark `bench`; one-line errors naming the array."""
     names, expected = d.get("class_names"), benchmark(bench).classes
-    if names is None or len(names) != expected:  # a stray class would silently join the unknown test set
+    # a stray class would silently join the unknown test set
+    if names is None or (expected is not None and len(names) != expected):
         raise OSRError(f"{where}: class_names holds {'no' if names is None else len(names)} classes, "
                        f"benchmark {bench} has {expected} (data.benchmark)")
     for part in ("train", "test"):

@@ -23,6 +23,7 @@ CACHE = Path("data/teacher_cache/cache.npz")
 STUDENT = Path("data/student/model.pt")
 STUDENT_CKPT = Path("data/ckpt/student.pt")
 SCORES_OUT = Path("data/eval/scores.npz")
+EXPORT = Path("data/export")  # the deployable classifier (osr/deploy.py), a DVC model artifact
 TUNE_DIR = Path("data/tune")
 REPORTS = Path("reports")
 PLAN_KEYS = ("order", "aug_seed", "mixed", "partner", "lam", "box", "method")

@@ -19,7 +19,8 @@ Proxy unknowns per benchmark (``proxy_source``):
   Resized 64 -> 32 with ``interpolate(antialias=True)``; ``proxy_size`` images (default 500), seeded.
 * ``mnist``: the same Tiny-ImageNet pool (no digits), converted to grey and resized to 28x28.
 * ``tinyimagenet``: no disjoint source in the mirror (every other file overlaps its 200 classes), so tuning
-  refuses with an OSRError rather than leak test classes.
+  refuses with an OSRError rather than leak test classes; nor for ``svhn`` and ``folder`` (the user's classes,
+  which no fixed source is known to avoid). Each entry of ``osr.data.BENCHMARKS`` declares its source.
 
 Only the rows of role ``train`` and ``val`` are read from the manifest and only ``x_train``/``y_train`` from
 ``data/raw/dataset.npz`` (val rows come from the training source); ``x_test`` is never loaded. Each result
@@ -45,7 +46,7 @@ import yaml
 
 from osr import OSRError
 from osr.config import load_params
-from osr.data import decode_jpegs, fetch
+from osr.data import BENCHMARKS, decode_jpegs, fetch
 from osr.distill import train_student
 from osr.io import load_npz, write_json
 from osr.metrics import accuracy, open_set_metrics
@@ -167,10 +168,12 @@ def names_a_class(words: str, keywords: list[str]) -> bool:
 
 
 def proxy_source(benchmark: str) -> str:
-    if benchmark in ("cifar10", "cifar_plus10", "cifar_plus50", "mnist"):
-        return "tinyimagenet-val"
-    raise OSRError(f"tuning: no proxy-unknown source disjoint from the test classes of {benchmark!r} "
-                   "(supported: cifar10, cifar_plus10, cifar_plus50, mnist)")
+    """The benchmark's proxy-unknown source (declared on its `BENCHMARKS` entry)."""
+    source = BENCHMARKS[benchmark].proxy
+    if source is None:
+        raise OSRError(f"tuning: no proxy-unknown source disjoint from the test classes of {benchmark!r} "
+                       f"(supported: {', '.join(n for n, b in BENCHMARKS.items() if b.proxy)})")
+    return source
 
 
 def proxy_unknowns(benchmark: str, test_class_names: list[str], size: int, shape: tuple[int, int, int],
@@ -179,7 +182,7 @@ def proxy_unknowns(benchmark: str, test_class_names: list[str], size: int, shape
     proxy_source(benchmark)
     tin, prov = fetch("tinyimagenet", workdir)
     words = [str(w) for w in tin["words_sorted"]]
-    keywords = _keywords(test_class_names) if benchmark != "mnist" else []
+    keywords = _keywords(test_class_names) if BENCHMARKS[benchmark].proxy_keywords else []
     allowed = np.asarray([not names_a_class(w, keywords) for w in words])
     pool = np.flatnonzero(allowed[tin["y_val"].astype(np.int64)])
     rng = np.random.default_rng(seed)

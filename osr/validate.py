@@ -1,4 +1,5 @@
-"""Great-expectations suite for the split manifest: leakage, label ranges, counts, image dtype/shape."""
+"""Great-expectations suites: the split manifest (leakage, label ranges, counts, image dtype/shape), and a folder
+benchmark's image files and classes (what the ingest refuses in one line naming the file)."""
 from __future__ import annotations
 
 import os
@@ -36,20 +37,26 @@ def manifest_expectations(known: list[int], unknown: list[int]) -> list:
     ]
 
 
-def validate_manifest(df: pd.DataFrame, known: list[int], unknown: list[int]) -> tuple[bool, dict, list[str]]:
-    """Run the suite in a fresh ephemeral context; returns (success, description, failed expectation names)."""
+def run_suite(name: str, asset: str, df: pd.DataFrame, expectations: list, result_format: str = "SUMMARY"):
+    """Validate `df` (data asset `asset`) against suite `name` of `expectations` in a fresh ephemeral context;
+    the GX validation result."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (ctx.data_sources.add_pandas("manifests").add_dataframe_asset("split_manifest")
+    batch = (ctx.data_sources.add_pandas(f"{name}s").add_dataframe_asset(asset)
              .add_batch_definition_whole_dataframe("whole"))
-    suite = ctx.suites.add(gx.ExpectationSuite(name="manifest"))
-    for exp in manifest_expectations(known, unknown):
+    suite = ctx.suites.add(gx.ExpectationSuite(name=name))
+    for exp in expectations:
         suite.add_expectation(exp)
-    vd = ctx.validation_definitions.add(gx.ValidationDefinition(name="manifest", data=batch, suite=suite))
-    res = vd.run(batch_parameters={"dataframe": df}, result_format="SUMMARY")
+    vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+    return vd.run(batch_parameters={"dataframe": df}, result_format=result_format)
+
+
+def validate_manifest(df: pd.DataFrame, known: list[int], unknown: list[int]) -> tuple[bool, dict, list[str]]:
+    """Run the manifest suite; returns (success, description, failed expectation names)."""
+    res = run_suite("manifest", "split_manifest", df, manifest_expectations(known, unknown))
     failed = []
     for r in res.results:
         if not r.success:
@@ -60,3 +67,37 @@ def validate_manifest(df: pd.DataFrame, known: list[int], unknown: list[int]) ->
             where = f", where {cond}" if cond else ""
             failed.append(f"{cfg.type}(column={cfg.kwargs.get('column')}{where})")
     return bool(res.success), res.describe_dict(), failed
+
+
+def first_failure(name: str, df: pd.DataFrame, expectations: list) -> tuple[str | None, int | None] | None:
+    """(column, first offending row) of the first of `expectations` that `df` fails, both None for a table-level
+    expectation; None when all pass. What the ingest refuses, in one line naming the row's file."""
+    res = run_suite(name, name, df, expectations, "COMPLETE")
+    failed = {(r.expectation_config.type, r.expectation_config.kwargs.get("column")): r
+              for r in res.results if not r.success}
+    for exp in expectations:  # in the order given, whatever order GX reports them in
+        column = getattr(exp, "column", None)
+        r = failed.get((exp.expectation_type, column))
+        if r is not None:
+            return column, ((r.result or {}).get("unexpected_index_list") or [None])[0]
+    return None
+
+
+def image_expectations() -> list:
+    """The image files of a folder benchmark (one row each): at least one, every one decodable."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    return [e.ExpectTableRowCountToBeBetween(min_value=1),
+            e.ExpectColumnValuesToBeInSet(column="readable", value_set=[True])]
+
+
+def class_expectations(need_train: int) -> list:
+    """The classes of a split (one row each: role known | unknown, train and test image counts): each known
+    class has `need_train` training images, each class one test image."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    return [e.ExpectColumnValuesToBeBetween(column="train", min_value=need_train,
+                                            row_condition='role == "known"', condition_parser="pandas"),
+            e.ExpectColumnValuesToBeBetween(column="test", min_value=1)]

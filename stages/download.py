@@ -1,4 +1,5 @@
-"""Stage download: fetch the benchmark's files (mirror, else canonical URL), verify, decode to uint8 arrays."""
+"""Stage download: the benchmark's images as uint8 arrays: its files fetched (mirror, else canonical URL), verified
+and decoded, or the folder of images at data.root (benchmark folder) validated and read."""
 from stages import answer_help
 
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
@@ -18,12 +19,7 @@ def main() -> None:
     name = d["benchmark"]
     bench = data.benchmark(name)
     with tempfile.TemporaryDirectory() as work, atomic_dir(RAW.parent) as out:
-        fetched, sources = {}, []
-        for key in bench.files:
-            print(f"download: {key} …", flush=True)
-            fetched[key], prov = data.fetch(key, Path(work))
-            sources.append(prov)
-        arrays = data.downsample(data.normalise(name, fetched), d["image_size"])
+        arrays, sources = data.load(name, d, Path(work))
         save_npz(out / RAW.name, **arrays)
         write_json(out / "source.json", {"benchmark": name, "files": sources, "note": bench.note,
                                          "image_size": d["image_size"],

@@ -9,16 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from osr.compose import compose
 from osr.paths import mirror_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = mirror_dir(ROOT).resolve()
-PROJECT_FILES = ["dvc.yaml", "conf", "osr", "stages", "flows", "cli", "study", "pyproject.toml"]
+PROJECT_FILES = ["dvc.yaml", "conf", "osr", "stages", "flows", "cli", "study", "images", "pyproject.toml"]
 ENV = {"DVC_NO_ANALYTICS": "1", "ITERATIVE_DO_NOT_TRACK": "1", "DO_NOT_TRACK": "1", "GX_ANALYTICS_ENABLED": "false",
        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "OSR_PROGRESS": "0", "OSR_DATA_MIRROR": str(MIRROR)}
 os.environ.update(ENV)
@@ -107,3 +109,19 @@ def tiny_repro(tmp_path_factory) -> Path:
     sh(["git", "add", "-A"], proj)
     sh(["git", "commit", "-qm", "tiny baseline"], proj)
     return proj
+
+
+def write_image_folder(root: Path, classes: int = 4, per_class: int = 30, layout: str = "tree") -> Path:
+    """`root`/<digit name>/<i>.png (layout tree) or root/{train,test}/<digit name>/… (layout parts):
+    the first `per_class` MNIST training images of each of the first `classes` digits (the folder benchmark's tests)."""
+    with np.load(MIRROR / "mnist.npz") as z:
+        x, y = z["x_train"], z["y_train"]
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    for c in range(classes):
+        idx = np.flatnonzero(y == c)[:per_class]
+        for i, j in enumerate(idx):
+            part = ("train" if i < 0.8 * per_class else "test") if layout == "parts" else ""
+            folder = root / part / names[c]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(x[j]).save(folder / f"{i:03d}.png")
+    return root

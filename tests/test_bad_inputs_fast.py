@@ -60,7 +60,7 @@ def test_the_largest_sizes_that_fit_pass(tiny):
     check_sizes(validate(_with(tiny, teacher__batch_size=216, student__batch_size=216,
                                evaluate__knn_k=36)))
     # knn_k is read only by the knn score
-    check_sizes(validate(_with(tiny, evaluate__knn_k=1000, evaluate__scores=["msp"])))
+    check_sizes(validate(_with(tiny, evaluate__knn_k=1000, evaluate__scores=["msp"], evaluate__deploy_score="msp")))
 
 
 @pytest.mark.parametrize("key,near", [("distill.tauu", "distill.tau"), ("teacher.batchsize", "teacher.batch_size"),

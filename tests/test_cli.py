@@ -10,10 +10,10 @@ from conftest import ROOT, venv_env
 
 pytestmark = pytest.mark.slow  # a Python start-up per entry point
 
-STAGES = ("check_params", "download", "split", "augment", "train_teacher", "relabel", "distill", "evaluate")
+STAGES = ("check_params", "download", "split", "augment", "train_teacher", "relabel", "distill", "evaluate", "export")
 ENTRY_POINTS = [f"stages.{s}" for s in STAGES] + \
     ["study.suite", "study.report", "flows.serve", "flows.submit", "flows.tune_asym", "flows.deploy",
-     "flows.suite_pool", "bench.throughput", "bench.device_check"]
+     "flows.suite_pool", "bench.throughput", "bench.device_check", "osr.predict"]
 
 
 def python_m(module: str, *args: str, cwd) -> subprocess.CompletedProcess:

@@ -70,7 +70,7 @@ def test_unknown_benchmark_and_split_index():
         benchmark("svhn2")
     with pytest.raises(OSRError, match="split.index: 10 is out of range"):
         split_classes("cifar10", 10, np.arange(10))
-    assert set(BENCHMARKS) == {"cifar10", "cifar_plus10", "cifar_plus50", "mnist", "svhn", "tinyimagenet"}
+    assert set(BENCHMARKS) == {"cifar10", "cifar_plus10", "cifar_plus50", "mnist", "svhn", "tinyimagenet", "folder"}
 
 
 def test_svhn_from_torchvision_layout_and_its_splits():

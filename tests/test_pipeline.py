@@ -96,10 +96,10 @@ def test_second_repro_runs_nothing(tiny_repro):
 def test_experiments_rerun_only_what_their_parameters_touch(tiny_repro, tmp_path):
     proj = clone(tiny_repro, tmp_path / "proj")
     out = sh(["dvc", "exp", "run", "-n", "tau4", "-S", "distill.tau=4"], proj).stdout
-    assert ran_stages(out) == {"check_params", "distill", "evaluate"}
+    assert ran_stages(out) == {"check_params", "distill", "evaluate", "export"}
     assert yaml.safe_load((proj / "params.yaml").read_text())["distill"]["tau"] == 4
     out = sh(["dvc", "exp", "run", "-n", "thr02", "-S", "relabel.threshold=0.05"], proj).stdout
-    assert ran_stages(out) == {"check_params", "relabel", "distill", "evaluate"}
+    assert ran_stages(out) == {"check_params", "relabel", "distill", "evaluate", "export"}
     relabel = stage_report(proj, "relabel", "relabel.json")
     assert relabel["threshold"] == 0.05
     diff = sh(["dvc", "metrics", "diff", "tau4", "thr02", "--json"], proj).stdout

@@ -1,0 +1,79 @@
+"""The deployable open-set classifier: its threshold, its figures, and the artifact (model + card) on disk.
+
+An artifact is a folder holding ``model.pt`` (the student as this project stores models: the state dict and the
+plain dict that rebuilds the architecture, `osr.models.build`) and ``card.json``: what a user needs to use it
+(class names, image size and channels, normalisation, the score and its threshold) and what to expect of it
+(the validation share accepted, the test figures at that threshold). The card records the model file's SHA-256,
+so a model that is not the one the card describes is refused.
+
+The threshold is chosen on validation knowns only: unknowns are, by definition, not available when deploying.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from osr import OSRError
+from osr.data import sha256
+from osr.io import atomic_dir, read_json, write_json
+
+FORMAT = "osr-classifier/1"
+MODEL_FILE, CARD_FILE = "model.pt", "card.json"
+
+
+def threshold_for_tpr(val_known_scores: np.ndarray, known_tpr: float) -> float:
+    """The score threshold (accept when score >= it) that accepts ceil(known_tpr * n) of the n validation-known
+    scores: exactly that many when the scores are distinct, the requested share or more with ties."""
+    s = np.sort(np.asarray(val_known_scores, np.float64))[::-1]
+    if not len(s) or not np.isfinite(s).all():
+        raise OSRError("threshold: the validation-known scores are empty or not finite")
+    k = min(len(s), max(1, math.ceil(round(known_tpr * len(s), 9))))
+    return float(s[k - 1])
+
+
+def operating_point(s_known: np.ndarray, correct_known: np.ndarray, s_unknown: np.ndarray, threshold: float
+                    ) -> dict:
+    """Test figures at `threshold`: the share of knowns accepted, the accuracy among accepted knowns, the share
+    of unknowns rejected, and the OSCR point (correct classification rate = knowns accepted and correct over all
+    knowns; false positive rate = unknowns accepted over all unknowns)."""
+    acc_k, acc_u = s_known >= threshold, s_unknown >= threshold
+    return {"known_accepted": float(acc_k.mean()),
+            "known_accuracy_accepted": float(correct_known[acc_k].mean()) if acc_k.any() else 0.0,
+            "unknown_rejected": float(1 - acc_u.mean()),
+            "oscr_point": {"ccr": float((acc_k & correct_known).mean()), "fpr": float(acc_u.mean())},
+            "n_known": int(len(s_known)), "n_unknown": int(len(s_unknown))}
+
+
+def write_artifact(folder: Path, model_file: Path, card: dict) -> None:
+    """The artifact folder, written whole or not at all: a copy of `model_file` and the card, which gains the
+    format tag and the model file's SHA-256."""
+    with atomic_dir(folder) as tmp:
+        shutil.copyfile(model_file, tmp / MODEL_FILE)
+        write_json(tmp / CARD_FILE, {"format": FORMAT, **card, "model_sha256": sha256(tmp / MODEL_FILE)})
+
+
+CARD_KEYS = ("classes", "image_size", "channels", "score", "score_settings", "threshold")
+
+
+def read_card(folder: str | Path) -> dict:
+    """The card of an artifact folder (or of the folder of a card.json given directly), checked against its
+    model file; a foreign or altered artifact is refused in one line."""
+    folder = Path(folder)
+    folder = folder.parent if folder.name == CARD_FILE else folder
+    card_path, model_path = folder / CARD_FILE, folder / MODEL_FILE
+    if not card_path.is_file():
+        raise OSRError(f"{folder}: not a classifier artifact (no {CARD_FILE}; export one with `dvc repro export`)")
+    card = read_json(card_path)
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise OSRError(f"{card_path}: not a card of this project's classifier (format is not {FORMAT})")
+    missing = [k for k in CARD_KEYS if k not in card]
+    if missing:
+        raise OSRError(f"{card_path}: card lacks {missing}")
+    if not model_path.is_file():
+        raise OSRError(f"{model_path}: file not found (the artifact is incomplete)")
+    if sha256(model_path) != card.get("model_sha256"):
+        raise OSRError(f"{model_path}: SHA-256 differs from the card's (altered, or not the model it describes)")
+    return card

@@ -1,0 +1,164 @@
+"""Predict with an exported open-set classifier: a known class, or `unknown` when the score is below the card's
+threshold. Python: ``Classifier.load("data/export").predict(["a.png", "b.jpg"])``; command line:
+``osr predict --model data/export photos/ "more/*.jpg" --out answers.csv`` (or ``python -m osr.predict …``).
+
+Images are read and resized exactly as the folder benchmark reads its training images (osr/folder.py), then
+scored by the model in batches. An image that cannot be read gets its reason in the row's ``error`` column and
+the other images go on.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import torch
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from osr import OSRError
+from osr.deploy import MODEL_FILE, read_card
+from osr.folder import read_image, reason
+from osr.io import atomic_path
+from osr.models import load_model
+from osr.scores import SCORES
+from osr.train import predict, progress, resolve_device
+
+UNKNOWN = "unknown"
+COLUMNS = ("path", "prediction", "score", "threshold", "error")
+
+
+class Classifier:
+    """An exported classifier: the model, its card, and the device it runs on."""
+
+    def __init__(self, model: torch.nn.Module, card: dict, device: torch.device):
+        self.model, self.card, self.device = model, card, device
+        self.score = SCORES[card["score"]]
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> Classifier:
+        """The artifact folder `path` (checked against its card) on `device` (auto: CUDA when available)."""
+        card = read_card(path)
+        folder = Path(path).parent if Path(path).name == "card.json" else Path(path)
+        dev = resolve_device(device)
+        model, _ = load_model(folder / MODEL_FILE, dev)
+        return cls(model, card, dev)
+
+    def scores(self, x: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted class index and score of uint8 images [N, C, H, W] at the card's size."""
+        z = predict(self.model, x.to(self.device), batch_size)
+        return z.argmax(1).cpu().numpy(), self.score(z, **self.card["score_settings"]).cpu().numpy()
+
+    def predict(self, images: Iterable[str | Path], batch_size: int = 64, show_progress: bool = False
+                ) -> list[dict]:
+        """One row per image path: path, prediction (class name or `unknown`), score, threshold, error."""
+        paths = [str(p) for p in images]
+        batches = range(0, len(paths), batch_size)
+        rows = []
+        for i in progress(batches, desc="predict", unit="batch") if show_progress else batches:
+            rows += self._batch(paths[i:i + batch_size], batch_size)
+        return rows
+
+    def _batch(self, paths: list[str], batch_size: int) -> list[dict]:
+        size, channels, t = self.card["image_size"], self.card["channels"], self.card["threshold"]
+        rows, good, images = [], [], []
+        for p in paths:
+            row = {"path": p, "prediction": "", "score": None, "threshold": t, "error": ""}
+            try:
+                images.append(read_image(p, size, channels))
+                good.append(row)
+            except (OSError, ValueError) as e:
+                row["error"] = reason(e)
+            rows.append(row)
+        if good:
+            pred, score = self.scores(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), batch_size)
+            for row, c, s in zip(good, pred, score, strict=True):
+                row["score"] = float(s)
+                row["prediction"] = self.card["classes"][c] if s >= t else UNKNOWN
+        return rows
+
+
+def expand(inputs: Iterable[str]) -> Iterator[str]:
+    """Image files of `inputs`: files as given, folders searched recursively for image extensions, globs
+    expanded; an input that matches nothing is passed on, so its row reports it."""
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            yield from sorted(str(f) for f in path.rglob("*") if f.suffix.lower() in IMG_EXTENSIONS)
+        elif path.exists() or not any(c in item for c in "*?["):
+            yield item
+        else:
+            yield from sorted(glob.glob(item, recursive=True)) or [item]
+
+
+def write_rows(rows: list[dict], out: str | None) -> None:
+    """CSV on stdout (out None), else CSV or JSON by the extension of `out`, written whole or not at all."""
+    if out is None:
+        _write_csv(rows, sys.stdout)
+        return
+    with atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
+        if Path(out).suffix.lower() == ".json":
+            f.write(json.dumps(rows, indent=2) + "\n")
+        else:
+            _write_csv(rows, f)
+
+
+def _write_csv(rows: list[dict], f: TextIO) -> None:
+    writer = csv.DictWriter(f, COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("images", nargs="+", help="image files, folders (searched recursively) or globs")
+    parser.add_argument("--model", required=True, help="the exported artifact folder (data/export) or its card.json")
+    parser.add_argument("--out", help="answers file, .csv or .json (default: CSV on stdout)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise OSRError(f"--batch-size must be >= 1 (got {args.batch_size})")
+    classifier = Classifier.load(args.model, args.device)
+    rows = classifier.predict(expand(args.images), args.batch_size, show_progress=True)
+    write_rows(rows, args.out)
+    bad = sum(bool(r["error"]) for r in rows)
+    unknown = sum(r["prediction"] == UNKNOWN for r in rows)
+    print(f"predict: {len(rows)} images, {unknown} unknown, {bad} unreadable", file=sys.stderr)
+    return 0
+
+
+def _guarded(args: argparse.Namespace) -> int:
+    """One line on stderr and exit status 1 for a user-facing error (as the pipeline's entry points do)."""
+    try:
+        return run(args)
+    except OSRError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m osr.predict …`"""
+    parser = argparse.ArgumentParser(prog="python -m osr.predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    return _guarded(add_arguments(parser).parse_args(argv))
+
+
+def console(argv: list[str] | None = None) -> int:
+    """The `osr` console script; `osr predict …` is its one command."""
+    parser = argparse.ArgumentParser(prog="osr", description="Open-set recognition: use an exported classifier.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_arguments(commands.add_parser("predict", help="classify images, or answer unknown", description=__doc__,
+                                      formatter_class=argparse.RawDescriptionHelpFormatter))
+    return _guarded(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
