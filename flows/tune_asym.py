@@ -43,6 +43,7 @@ Run: ``python -m flows.serve`` (or ``python flows/tune_asym.py``) then
 """
 
 import argparse
+import inspect
 import json
 import logging
 import math
@@ -391,10 +392,19 @@ SERVE_USAGE = """Serve the `tune-asym/local` deployment (runs flow runs as local
 """
 
 
+def flow_parameters() -> str:
+    """The flow's parameters as `-p name=value` takes them: name, type and default, from its signature."""
+    sig = inspect.signature(tune_asym.fn)
+    def kind(a) -> str:
+        return a.__name__ if isinstance(a, type) else str(a).replace("typing.", "")
+    rows = [f"  {n:<20} {kind(p.annotation):<28} default {p.default!r}" for n, p in sig.parameters.items()]
+    return "flow parameters (prefect deployment run tune-asym/local -p name=value):\n" + "\n".join(rows)
+
+
 def serve_local(prog: str) -> None:
     """The serving command line of `python -m flows.serve` and `python -m flows.tune_asym`: `--help` answers
-    without serving."""
-    argparse.ArgumentParser(prog=prog, description=SERVE_USAGE,
+    without serving, and lists the flow's parameters."""
+    argparse.ArgumentParser(prog=prog, description=SERVE_USAGE, epilog=flow_parameters(),
                             formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     tune_asym.serve(name="local")
 

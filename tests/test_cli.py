@@ -1,6 +1,7 @@
 """Every entry point answers `--help` (exit 0, its own usage) without reading or writing anything."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -44,3 +45,10 @@ def test_make_exp_always_passes_profile_and_benchmark():
                                     "-S 'split.index=1'") in cmd
     res = subprocess.run(["make", "-n", "exps"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert "dvc exp show --no-pager --only-changed --drop" in res.stdout and "mls\\.auroc" in res.stdout
+
+
+def test_the_tuning_flow_help_lists_its_parameters():
+    res = subprocess.run([sys.executable, "-m", "flows.tune_asym", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0
+    for name in ("study_name", "n_trials", "storage", "mode", "proxy_size", "seed", "run_best"):
+        assert re.search(rf"^  {name} +\S", res.stdout, re.M), name
