@@ -54,18 +54,22 @@ def estimate(by_split: dict[int, list[float]]) -> Estimate:
 
 def answer(reports: dict) -> list[dict]:
     """Per registered benchmark: its held-out partitions (those registered) first, then the exploratory ones (every
-    other split); one entry per registered recipe that ran there, in registered order."""
+    other split); one entry per registered recipe that ran there, in registered order. The held-out partitions
+    are shown once every registered recipe ran on two or more of them: before that they compare nothing."""
     reg = reports["registered"]
     values = {key: values_by_split(reports["rows"], metric) for key, metric in ANSWER_METRICS.items()}
     out = []
     for bench, held_out in reg["partitions"].items():
         for partitions, wanted in (("held-out", lambda s: s in held_out), ("exploratory", lambda s: s not in held_out)):
+            group = []
             for recipe in reg["recipes"]:
                 here = {key: {s: v for s, v in by_recipe.get((reg["profile"], bench, recipe), {}).items() if wanted(s)}
                         for key, by_recipe in values.items()}
                 if all(here.values()):
-                    out.append({"benchmark": bench, "partitions": partitions, "recipe": recipe,
-                                "splits": sorted(here["acc"]), **{key: estimate(v) for key, v in here.items()}})
+                    group.append({"benchmark": bench, "partitions": partitions, "recipe": recipe,
+                                  "splits": sorted(here["acc"]), **{key: estimate(v) for key, v in here.items()}})
+            complete = len(group) == len(reg["recipes"]) and all(len(e["splits"]) >= 2 for e in group)
+            out += group if partitions == "exploratory" or complete else []
     return out
 
 

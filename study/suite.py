@@ -108,9 +108,15 @@ def short_of_workers(states: dict[str, str], workers: int, jobs: int) -> bool:
     return max(workers, running) < jobs and "Queued" in states.values()
 
 
+def archived_names(repo: Path) -> set[str]:
+    """The cells archived in reports/experiments/ (committed): finished in another checkout, so a fresh clone
+    resumes the grid instead of running them again."""
+    return {p.stem for p in (repo / "reports" / "experiments").glob("*.json")}
+
+
 def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> dict[str, str]:
     pending = {n for n, state in queue_state(repo)[0].items() if state in {"Queued", "Running"}}
-    done = existing_experiments(repo) | pending
+    done = existing_experiments(repo) | archived_names(repo) | pending
     todo = [c for c in cells if c.name not in done]
     print(f"suite: {len(cells)} cells, {len(cells) - len(todo)} already finished or queued, queueing {len(todo)}")
     for c in todo:

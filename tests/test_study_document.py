@@ -55,6 +55,11 @@ def _archive_answer(root: Path, registered: dict) -> dict:
             for key, v in (("acc", test["acc"]), ("auroc", test["mls"]["auroc"])):
                 where = (cell.benchmark, "held-out" if held_out else "exploratory", cell.recipe)
                 values[where][key][cell.split].append(100 * v)
+    for bench in registered["partitions"]:  # held-out rows only once every recipe ran on two or more partitions
+        group = [w for w in values if w[:2] == (bench, "held-out")]
+        if len(group) < len(registered["recipes"]) or any(len(values[w]["acc"]) < 2 for w in group):
+            for w in group:
+                del values[w]
     out = defaultdict(dict)
     for where, metrics in values.items():
         for key, by_split in metrics.items():

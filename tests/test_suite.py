@@ -154,3 +154,11 @@ def test_a_bad_study_file_is_a_one_line_error_naming_it(tmp_path):
     bad.write_text("claims: [\n")
     with pytest.raises(OSRError, match=r"claims\.yaml: cannot read the study file"):
         load_claims(bad)
+
+
+def test_a_grid_skips_the_cells_archived_in_the_repository(tmp_path):
+    from study.suite import archived_names
+    (tmp_path / "reports" / "experiments").mkdir(parents=True)
+    (tmp_path / "reports" / "experiments" / "claims-cifar10-s5-ce-none.json").write_text("{}")
+    assert archived_names(tmp_path) == {"claims-cifar10-s5-ce-none"}
+    assert archived_names(tmp_path / "elsewhere") == set()
