@@ -37,6 +37,11 @@ def quality_rows(metrics: dict, score: str = "mls") -> list[str]:
     return rows
 
 
+def architectures(rows: list[dict]) -> dict[str, str]:
+    """role -> architecture ("resnet18-w16"), from the rows of reports/diagnostics/evaluate.json."""
+    return {r["name"].split(".")[0]: r["value"] for r in rows if r["name"].endswith(".model")}
+
+
 def summary(metrics: dict, params: dict, root: Path = Path()) -> str:
     info = metrics.get("info", {})
     head = (f"osr: {params['base'].get('profile', '?')} profile, {info.get('benchmark', params['data']['benchmark'])} "
@@ -57,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         metrics = json.loads(args.metrics.read_text())
         params = yaml.safe_load(args.params.read_text())
+        diagnostics = args.metrics.parent / "diagnostics" / "evaluate.json"
+        for role, arch in architectures(json.loads(diagnostics.read_text()) if diagnostics.exists() else []).items():
+            metrics.get(role, {}).setdefault("model", arch)
         print(summary(metrics, params))
     except FileNotFoundError as e:
         return fail(f"{e.filename}: not found (run `dvc repro` first)")
