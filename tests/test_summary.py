@@ -38,5 +38,6 @@ def test_the_committed_metrics_summarise(capsys):
     student = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("student "))
     m = json.load(open("reports/metrics.json"))["student"]["test"]
     assert float(student.split()[2]) == round(100 * m["acc"], 1)
-    arch = next(r["value"] for r in json.load(open("reports/diagnostics/evaluate.json")) if r["name"] == "student.model")
+    rows = json.load(open("reports/diagnostics/evaluate.json"))
+    arch = next(r["value"] for r in rows if r["name"] == "student.model")
     assert student.split()[1] == arch  # the architecture comes from the diagnostics
