@@ -71,9 +71,10 @@ dry: install  ## stages whose deps or params `make exp` would change (PROFILE BE
 
 # `dvc exp show` with model quality only, and the params that differ: the student's test accuracy, AUROC and OSCR
 # (MLS), the teacher's AUROC and the relabel hard fraction, where they vary. --drop hides the deps (paths), the
-# creation time, the run's info, the training stages' final loss, FPR95 and the other columns; --keep protects these.
+# creation time, the run's info, the training stages' final loss, FPR95, the export's operating point and the other
+# columns; --keep protects these.
 EXP_KEEP := student\.test\.(acc|mls\.auroc|mls\.oscr)$$|teacher\.test\.mls\.auroc$$|hard_fraction$$
-EXP_DROP := Created|[a-z_]+/|info\.|final\.|(teacher|student)\.test\.
+EXP_DROP := Created|[a-z_]+/|info\.|final\.|(teacher|student)\.test\.|test\.|threshold$$
 exps: install  ## dvc exp show: student acc, AUROC, OSCR (MLS), teacher AUROC, changed params only (ARGS: more flags)
 	$(BIN)/dvc exp show --no-pager --only-changed --drop '$(EXP_DROP)' --keep '$(EXP_KEEP)' $(ARGS)
 
@@ -92,22 +93,25 @@ POLL_FLAG = $(if $(POLL),--poll $(POLL))
 suite: install  ## benchmark grid as queued DVC experiments, then the report (PROFILE BENCH SPLITS SEEDS RECIPES JOBS POLL)
 	$(BIN)/python -m study.suite --profile $(PROFILE) --benchmark $(BENCH) --splits $(SPLITS) --seeds $(SEEDS) \
 		--jobs $(JOBS) $(POLL_FLAG) $(if $(RECIPES),--recipes $(RECIPES))
-	$(BIN)/python -m study.report
+	$(BIN)/python -m study.report --profile $(PROFILE)
 
 # The claims study's ablation on split 0 of the claims profile (conf/study/grid.yaml `ablation`): three seeds of the
 # seed-noise recipes (the yardstick), then one seed of every variant. Resumable like `make suite`.
 ablation: install  ## the claims study's split-0 ablation (conf/study/grid.yaml; JOBS POLL), then the report
 	$(BIN)/python -m study.suite --ablation --jobs $(JOBS) $(POLL_FLAG)
-	$(BIN)/python -m study.report
+	$(MAKE) report
 
 # The confirmatory study (conf/study/confirmatory.yaml): its claims were committed before any of its cells ran; the
 # grid runs JOBS partitions at a time and resumes where it stopped. e.g. make confirm JOBS=2 POLL=120
 confirm: install  ## the confirmatory study's grid (conf/study/confirmatory.yaml; JOBS POLL), then the report
 	$(BIN)/python -m study.suite --study conf/study/confirmatory.yaml --jobs $(JOBS) $(POLL_FLAG)
-	$(BIN)/python -m study.report
+	$(MAKE) report
 
-report: install  ## reports/suite.md, claims.json, ablation.md from finished experiments
-	$(BIN)/python -m study.report
+# The committed reports are the claims profile's: finished experiments are archived in reports/experiments/, then
+# docs/study.md, reports/answer.{md,png} and README.md's answer table are generated from the reports.
+report: install  ## the claims study's reports (suite.md, claims.json, ablation.md), docs/study.md, README's answer
+	$(BIN)/python -m study.report --profile claims
+	$(BIN)/python -m study.document
 
 # Tuning: `prefect server start` (127.0.0.1:4200) in one terminal, `make serve` in another, then `make tune`.
 # (Not named PREFECT_*: make exports command-line variables, and Prefect reads every PREFECT_* as a setting.)

@@ -20,7 +20,6 @@ from osr.io import atomic_path, write_json
 from stages.common import run
 from study.ablation import places, study
 from study.aggregate import aggregate, run_time
-from study.document import write_documents
 from study.experiments import EXP_SHOW, archived, exp_show, record_of, rows_from_archive, rows_from_exp_show
 from study.families import claims_table, confirmatory_study, held_out
 from study.figures import jacobian_scatter, scale_figure, study_figure, two_sides_figure
@@ -85,8 +84,6 @@ def main() -> None:
     studies = write_ablation(rows, args.out, source)
     two_sides_figure(agg, args.out / "suite" / "two_sides.png")
     jacobian_scatter(explored, args.out / "suite" / "jacobian_auroc.png")
-    if args.out.resolve() == Path("reports").resolve():  # the committed reports: their documents follow them
-        write_documents(Path())
     verdicts = Counter(c["verdict"] for c in claims["claims"])
     print(f"report: {len(rows)} experiments, {len(agg['groups'])} recipe groups, {len(claims['claims'])} claim rows "
           f"({', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))}), {len(studies)} ablation studies -> "

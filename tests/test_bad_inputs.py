@@ -220,7 +220,7 @@ def _file_size_limit(limit: int) -> Callable[[], None]:
 
 
 @pytest.mark.parametrize("how,fragment", [
-    ("folder-blocked", "error: reports/plots: not a folder, so reports/plots/roc cannot be written"),
+    ("folder-blocked", "error: reports/plots: not a folder, so reports/plots/roc.json cannot be written"),
     # scores.npz (16 kB) and metrics.json fit, roc.png (70 kB) does not: the stage fails after writing two outputs
     ("file-too-large", "error: reports/plots/roc.png: cannot write (File too large)"),
 ])

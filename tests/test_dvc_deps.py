@@ -131,9 +131,9 @@ def test_every_training_stage_can_be_restored_from_the_run_cache():
 
 # `dvc status` names the stages whose own deps changed; the stages after them follow only if those outputs change.
 LIBRARY_EDITS = {
-    "osr/scores.py": {"check_params", "evaluate"},
+    "osr/scores.py": {"check_params", "evaluate", "export"},
     "osr/losses.py": {"check_params", "train_teacher", "relabel", "distill"},
-    "osr/models.py": {"check_params", "train_teacher", "relabel", "distill", "evaluate"},
+    "osr/models.py": {"check_params", "train_teacher", "relabel", "distill", "evaluate", "export"},
 }
 
 
@@ -145,7 +145,8 @@ def test_a_library_edit_changes_only_the_stages_that_run_it(tiny_repro, tmp_path
     check_params is in every set: it validates params.yaml's names against the registries, which these modules
     hold, so its deps list them (a registry edit that removes a name in use must fail there, before any stage
     deletes its outputs). Its output is a constant stamp, so its rerun changes nothing downstream: after the
-    score edit `dvc repro` reruns check_params and evaluate only, and the stamp is unchanged."""
+    score edit `dvc repro` reruns check_params, evaluate and export (which computes the exported score) only, and
+    the stamp is unchanged."""
     proj = clone(tiny_repro, tmp_path / "proj")
     assert json.loads(sh(["dvc", "status", "--json"], proj).stdout) == {}
     edit = "# an edit that changes no behaviour\n"
@@ -158,7 +159,7 @@ def test_a_library_edit_changes_only_the_stages_that_run_it(tiny_repro, tmp_path
     with open(proj / "osr" / "scores.py", "a") as f:
         f.write(edit)
     stamp = (proj / PARAMS_OK).read_bytes()
-    assert ran_stages(sh(["dvc", "repro"], proj).stdout) == {"check_params", "evaluate"}
+    assert ran_stages(sh(["dvc", "repro"], proj).stdout) == {"check_params", "evaluate", "export"}
     assert (proj / PARAMS_OK).read_bytes() == stamp
     assert json.loads(sh(["dvc", "status", "--json"], proj).stdout) == {}
 

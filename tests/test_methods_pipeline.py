@@ -1,6 +1,5 @@
 """Every method and score of the methods registry through the real pipeline (tiny profile, `dvc exp run`)."""
 import csv
-import json
 
 import pytest
 
@@ -52,7 +51,7 @@ def test_every_method_runs_through_the_pipeline_and_reports_every_score(tiny_rep
 def test_other_benchmarks_and_splits_run_end_to_end(tiny_repro, tmp_path, sets):
     proj = clone(tiny_repro, tmp_path / "proj")
     sh(["dvc", "exp", "run", *[a for s in sets for a in ("-S", s)]], proj)
-    m = json.loads((proj / "reports/metrics.json").read_text())
+    m = stage_report(proj, "evaluate", "metrics.json")
     bench, split = sets[0].split("=")[1], int(sets[1].split("=")[1])
     assert (m["info"]["benchmark"], m["info"]["split"]) == (bench, split)
     known = {"mnist": 6, "tinyimagenet": 20}[bench]

@@ -48,14 +48,15 @@ def _monotone(values: list[float]) -> bool:
 def test_repro_writes_plot_data_and_keeps_run_statistics_out_of_the_metrics(tiny_repro):
     p = yaml.safe_load((tiny_repro / "params.yaml").read_text())
     plots = tiny_repro / "reports/plots"
+    rocs, hists = (json.loads((plots / name).read_text()) for name in ("roc.json", "score_hist.json"))
     for role in ("teacher", "student"):
         for score in p["evaluate"]["scores"]:
-            roc = json.loads((plots / "roc" / f"{role}_{score}.json").read_text())
+            roc = [r for r in rocs if r["curve"] == f"{role} {score}"]
             fpr, tpr = [r["fpr"] for r in roc], [r["tpr"] for r in roc]
             assert 2 <= len(roc) <= 200 and _monotone(fpr) and _monotone(tpr)
             assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
             assert all(0.0 <= v <= 1.0 for v in fpr + tpr)
-            hist = json.loads((plots / "score_hist" / f"{role}_{score}.json").read_text())
+            hist = [r for r in hists if r["curve"] == f"{role} {score}"]
             assert len(hist) == 39 and _monotone([r["score"] for r in hist])
             assert all(r["known"] >= 0 and r["unknown"] >= 0 for r in hist)
         epochs = p[role]["epochs"]
