@@ -189,6 +189,9 @@ def best_command(study_name: str, trial_params: dict, study_params: dict, conf_d
     return ["dvc", "exp", "run", "-n", f"{study_name}-best", *(a for o in rest + tuned for a in ("-S", o))]
 
 
+IMPORTANCE_TRIALS = 20  # complete trials below which the importance figure says its ranking is only a hint
+
+
 def write_reports(study: optuna.Study, mode: str, project: Path, extra: dict, study_params: dict) -> dict:
     import matplotlib
     matplotlib.use("Agg")
@@ -229,6 +232,9 @@ def write_reports(study: optuna.Study, mode: str, project: Path, extra: dict, st
             if name == "history.png":  # x = trial number: integer ticks, never 0.5
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+            if name == "importances.png" and n_done < IMPORTANCE_TRIALS:
+                fig.suptitle(f"from {n_done} complete trials (fewer than {IMPORTANCE_TRIALS}): the ranking is "
+                             "not stable, read it as a hint", fontsize=9, color="C3")
             fig.savefig(out / name, dpi=100, bbox_inches="tight")
             plt.close(fig)
             report["plots"].append(str((out / name).relative_to(project)))
