@@ -150,3 +150,19 @@ def test_the_tuning_page_states_the_search_space():
             f"docs/tuning.md does not state {name}: {dim}"
     for key, value in space["fixed"].items():
         assert f"`{key}={value}`" in page, f"docs/tuning.md does not state the fixed {key}={value}"
+
+
+def test_the_tuning_study_on_record_is_quoted_from_its_report():
+    """docs/tuning.md's figures of the committed study are its report's: trial counts, the best trial's settings
+    and validation figures, the plots it shows."""
+    report = json.loads((ROOT / "reports" / "tuning" / "tune-asym.json").read_text())
+    text = (ROOT / "docs" / "tuning.md").read_text()
+    states, best = report["n_trials_by_state"], report["best"]
+    assert report["n_trials"] >= 20 and f"a study of {report['n_trials']} trials" in text
+    assert f"{states['COMPLETE']} ran their 6 epochs" in text and f"{states['PRUNED']} were stopped" in text
+    p = best["params"]
+    assert (f"The best is trial {best['number']}: τ = {p['tau']:.1f}, threshold = {p['threshold']:.2f}, "
+            f"smoothing = {p['smoothing']:.1f}") in " ".join(text.split())
+    assert f"proxy AUROC {100 * best['proxy_auroc']:.1f} %" in text
+    assert f"validation accuracy {100 * best['val_acc']:.1f} %" in " ".join(text.split())
+    assert all(f"../{plot}" in text for plot in report["plots"])
