@@ -59,14 +59,15 @@ device-rehearsal:  ## the device check on the GPU machine's Python 3.12 / torch 
 # target passes both every time. e.g. make exp PROFILE=tiny SET="distill.tau=4 split.index=1" NAME=tau4
 SET  ?=
 NAME ?=
+# cli.exp checks the overrides first (Hydra's composition, then check_params' rules): a bad one fails in one line.
 exp: install  ## one dvc exp run on PROFILE and BENCH (always passed: -S does not carry over), plus SET, NAME
-	$(BIN)/dvc exp run $(if $(NAME),-n $(NAME)) -S 'profile=$(PROFILE)' -S 'benchmark=$(BENCH)' \
+	$(BIN)/python -m cli.exp $(if $(NAME),-n $(NAME)) -S 'profile=$(PROFILE)' -S 'benchmark=$(BENCH)' \
 		$(foreach s,$(SET),-S '$(s)')
 
 # `dvc exp run --dry` runs in a temporary copy of the repository without data/, and DVC 3.67.1 then fails on the
 # first changed stage with a missing dependency (docs/dvc.md); --copy-paths data gives the copy the workspace's data.
 dry: install  ## stages whose deps or params `make exp` would change (PROFILE BENCH SET): dvc exp run --dry
-	$(BIN)/dvc exp run --dry --copy-paths data -S 'profile=$(PROFILE)' \
+	$(BIN)/python -m cli.exp --dry --copy-paths data -S 'profile=$(PROFILE)' \
 		-S 'benchmark=$(BENCH)' $(foreach s,$(SET),-S '$(s)')
 
 # `dvc exp show` with model quality only, and the params that differ: the student's test accuracy, AUROC and OSCR

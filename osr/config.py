@@ -15,9 +15,10 @@ downstream) and a name it removed fails there first.
 Every number must be finite (NaN and inf are refused: `relabel.threshold: .nan` would pass any range check and
 silently switch relabelling off). Bounds beyond the obvious ones mark where a value stops meaning anything:
 ``distill.tau`` (0, 100] (a temperature past 100 flattens every softmax while the tau^2 factor scales the loss
-by 1e4), learning rates (0, 10], loss weights [0, 100], ``movr.scale`` and ``evaluate.energy_temperature``
-(0, 1000], ``data.mean`` in [0, 1] and ``data.std`` in (0, 1] per channel (images are scaled to [0, 1]),
-milestones in (0, 1] (fractions of the run), seeds below 2^32 (NumPy's limit).
+by 1e4), learning rates (0, 1] (the rate at batch 128, scaled linearly with the batch size: the standard SGD
+recipe is 0.1, and at 10 a teacher's logits overflow fp16), loss weights [0, 100], ``movr.scale`` and
+``evaluate.energy_temperature`` (0, 1000], ``data.mean`` in [0, 1] and ``data.std`` in (0, 1] per channel
+(images are scaled to [0, 1]), milestones in (0, 1] (fractions of the run), seeds below 2^32 (NumPy's limit).
 
 A key the schema does not know is refused with the nearest known one (`refuse_unknown_keys`); what the benchmark's
 declared sizes decide is checked by `osr.sizes` in the check_params stage. `load_params` reads `1e9` as a number
@@ -134,7 +135,7 @@ class Network(TypedDict):
     width: Annotated[int, Range(8, 1024)]
     epochs: Annotated[int, Range(1, 10_000)]
     batch_size: Annotated[int, Range(2)]
-    lr: Annotated[float, Range(0, 10, lo_open=True)]
+    lr: Annotated[float, Range(0, 1, lo_open=True)]
     momentum: Fraction
     weight_decay: Fraction
     schedule: Annotated[str, OneOf({"multistep", "cosine"})]
@@ -215,6 +216,19 @@ def _fields(schema: type, prefix: str = "") -> Iterator[tuple[str, Any]]:
 FIELDS: dict[str, Any] = dict(_fields(Params))
 
 
+def _sections() -> dict[str, str]:
+    """Every section (a dotted prefix of a field, e.g. `distill`) -> its first field (e.g. `distill.method`)."""
+    out: dict[str, str] = {}
+    for key in FIELDS:
+        parts = key.split(".")
+        for n in range(1, len(parts)):
+            out.setdefault(".".join(parts[:n]), key)
+    return out
+
+
+SECTIONS = _sections()
+
+
 def _parts(tp: Any) -> tuple[Any, tuple]:
     """(type, constraints) of a possibly `Annotated` type."""
     return (get_args(tp)[0], get_args(tp)[1:]) if get_origin(tp) is Annotated else (tp, ())
@@ -287,6 +301,9 @@ def refuse_unknown_keys(params: dict, source: str = PARAMS_FILE) -> None:
     """A key the schema does not know (a typo, `-S +distill.tauu=2`) would be read by nothing: refused, with the
     nearest known key."""
     for key in _keys(params):
+        if key in SECTIONS:  # `-S distill=3`: a value where a section belongs
+            raise OSRError(f"{source}: {key} must be a section of parameters, such as {SECTIONS[key]} "
+                           f"(got {get(params, key)!r})")
         if key not in FIELDS:
             near = difflib.get_close_matches(key, FIELDS, n=1)
             raise OSRError(f"{source}: {key}: unknown parameter" + (f"; did you mean {near[0]}?" if near else ""))

@@ -41,8 +41,8 @@ def test_make_exp_always_passes_profile_and_benchmark():
     res = subprocess.run(["make", "-n", "exp", "PROFILE=tiny", "SET=distill.tau=4 split.index=1", "NAME=t4"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     cmd = " ".join(res.stdout.replace("\\\n", " ").split())
-    assert res.returncode == 0 and ("dvc exp run -n t4 -S 'profile=tiny' -S 'benchmark=cifar10' -S 'distill.tau=4' "
-                                    "-S 'split.index=1'") in cmd
+    assert res.returncode == 0 and ("python -m cli.exp -n t4 -S 'profile=tiny' -S 'benchmark=cifar10' "
+                                    "-S 'distill.tau=4' -S 'split.index=1'") in cmd
     res = subprocess.run(["make", "-n", "exps"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert "dvc exp show --no-pager --only-changed --drop" in res.stdout and "mls\\.auroc" in res.stdout
 

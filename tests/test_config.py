@@ -80,7 +80,8 @@ def test_hydra_free_composition_of_the_defaults_and_bad_choices():
     ("student.lr", float("nan"), "student.lr must be a finite number"),
     ("distill.tau", 1.0e9, "distill.tau must be <= 100"),
     ("distill.tau", float("inf"), "distill.tau must be a finite number"),
-    ("teacher.lr", 1.0e3, "teacher.lr must be <= 10"),
+    ("teacher.lr", 1.0e3, "teacher.lr must be <= 1"),
+    ("teacher.lr", 10.0, "teacher.lr must be <= 1"),  # a tiny teacher's logits overflow its fp16 cache
     ("distill.alpha", 1.0e6, "distill.alpha must be <= 100"),
     ("movr.scale", 1.0e9, "movr.scale must be <= 1000"),
     ("evaluate.energy_temperature", float("nan"), "evaluate.energy_temperature must be a finite number"),
@@ -115,6 +116,14 @@ def test_every_float_parameter_refuses_nan_and_inf():
             q[section][name] = bad
             with pytest.raises(OSRError, match=f"{key} must be a finite number"):
                 validate(q)
+
+
+def test_a_value_where_a_section_belongs_names_the_section():
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["distill"] = 3  # what `dvc exp run -S distill=3` composes
+    with pytest.raises(OSRError, match=r"^params\.yaml: distill must be a section of parameters, such as "
+                                       r"distill\.method \(got 3\)$"):
+        validate(p)
 
 
 def test_missing_parameter_and_bad_yaml(tmp_path):
