@@ -343,14 +343,19 @@ EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$")
 ParamsLoader.add_implicit_resolver("tag:yaml.org,2002:float", EXPONENT_FLOAT, list("-+0123456789"))
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> Params:
-    path = Path(path)
+def read_yaml(path: str | Path, loader: type = yaml.SafeLoader, missing: str = "") -> dict:
+    """A YAML file holding a mapping (params.yaml, conf/ and the study's files); a missing or invalid file, or one
+    that holds no mapping, is a one-line OSRError naming it (`missing`: what to add to "file not found")."""
     try:
-        params = yaml.load(path.read_text(), Loader=ParamsLoader)
+        data = yaml.load(Path(path).read_text(), Loader=loader)
     except FileNotFoundError:
-        raise OSRError(f"{path}: file not found (run from the project root)") from None
+        raise OSRError(f"{path}: file not found{missing}") from None
     except yaml.YAMLError as e:
         raise OSRError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(params, dict):
-        raise OSRError(f"{path}: expected a mapping of stage sections")
-    return validate(params, str(path))
+    if not isinstance(data, dict):
+        raise OSRError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    return validate(read_yaml(path, ParamsLoader, " (run from the project root)"), str(path))

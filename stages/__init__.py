@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from importlib.machinery import ModuleSpec
 
+SHARED = frozenset({"__init__", "common", "training"})  # the modules that are not stages: what stages share
+
 
 def stage_parser(name: str, doc: str | None) -> argparse.ArgumentParser:
     """The command line of the DVC stage `name` (module name): no options, `--help` prints its docstring."""

@@ -4,21 +4,17 @@ from stages import answer_help
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
 
 from osr import check_finite
-from osr.config import load_params
 from osr.distill import needs_live_teacher, student_fingerprint, train_student
 from osr.io import load_npz, save_torch
 from osr.models import check_model, load_model
 from osr.paths import CACHE, PLAN, PLAN_KEYS, STUDENT, STUDENT_CKPT, TEACHER
-from osr.split import load_split
-from osr.train import precision, resolve_device, set_determinism, val_accuracy
-from stages.common import run, write_training_reports
+from osr.train import precision, val_accuracy
+from stages.common import run
+from stages.training import seeded_start, write_training_reports
 
 
 def main() -> None:
-    p = load_params()
-    device = resolve_device(p["base"]["device"])
-    set_determinism(p["base"]["seed"], device)
-    data = load_split(device, ("train", "val"))
+    p, device, data = seeded_start()
     plan = load_npz(PLAN, PLAN_KEYS)
     cache = load_npz(CACHE, ("t_raw", "t_mixed", "hard", "target"))
     for key in ("t_raw", "t_mixed", "target"):

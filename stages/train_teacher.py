@@ -3,20 +3,16 @@ from stages import answer_help
 
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
 
-from osr.config import load_params
 from osr.io import save_torch
 from osr.paths import MANIFEST, RAW, TEACHER, TEACHER_CKPT
-from osr.split import load_split
 from osr.teacher import train_teacher
-from osr.train import precision, resolve_device, set_determinism, val_accuracy
-from stages.common import run, write_training_reports
+from osr.train import precision, val_accuracy
+from stages.common import run
+from stages.training import seeded_start, write_training_reports
 
 
 def main() -> None:
-    p = load_params()
-    device = resolve_device(p["base"]["device"])
-    set_determinism(p["base"]["seed"], device)
-    data = load_split(device, ("train", "val"))
+    p, device, data = seeded_start()
     model, meta, history = train_teacher(data, p, ckpt_path=TEACHER_CKPT, inputs=(RAW, MANIFEST), device=device,
                                          on_epoch_end=val_accuracy(data))
     save_torch(TEACHER, {"meta": meta, "state": model.state_dict()})

@@ -5,9 +5,8 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from osr import OSRError
+from osr.config import read_yaml
 
 STUDY_DIR = Path(__file__).resolve().parents[1] / "conf" / "study"
 GRID_FILE = STUDY_DIR / "grid.yaml"
@@ -17,11 +16,8 @@ CONFIRMATORY_FILE = STUDY_DIR / "confirmatory.yaml"
 
 def load(path: Path, keys: tuple[str, ...]) -> dict:
     """The YAML mapping in `path`, which must hold `keys`."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise OSRError(f"{path}: cannot read the study file ({type(e).__name__}: {e})") from None
-    if not isinstance(data, dict) or not set(keys) <= data.keys():
+    data = read_yaml(path)
+    if not set(keys) <= data.keys():
         raise OSRError(f"{path}: a study file needs the keys {', '.join(keys)}")
     return data
 

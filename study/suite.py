@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
 from tqdm import tqdm
 
 from cli import dvc, dvc_executable, fail
@@ -157,14 +156,14 @@ def study_cells(path: Path, jobs: int) -> list[Cell]:
     """The grid of a study file (conf/study/*.yaml: profile, partitions, recipes), `jobs` partitions at a time:
     within a group of `jobs` partitions the recipes alternate between them, so workers side by side train
     different teachers and a group's partitions finish (every recipe) before the next group starts."""
+    study = study_spec.load(path, ("profile", "partitions", "recipes"))
     try:
-        study = yaml.safe_load(path.read_text())
         parts = [(b, s) for b, splits in study["partitions"].items() for s in splits]
         groups = [parts[i:i + max(1, jobs)] for i in range(0, len(parts), max(1, jobs))]
         return [Cell(study["profile"], b, s, r) for g in groups for r in study["recipes"] for b, s in g]
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
-        raise OSRError(f"{path}: not a study file with profile, partitions and recipes ({type(e).__name__}: {e})"
-                       ) from None
+    except (TypeError, AttributeError) as e:
+        raise OSRError(f"{path}: partitions must map benchmarks to lists of splits, recipes must be a list "
+                       f"({type(e).__name__}: {e})") from None
 
 
 def ablation_cells() -> list[Cell]:

@@ -13,8 +13,8 @@ import torch
 import yaml
 
 from conftest import clone, needs_mirror, ran_stages, sh, stage_report, venv_env
+from osr.machine import cpu_name
 from osr.train import precision
-from stages.common import cpu_name
 
 pytestmark = [needs_mirror, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from conftest import clone, needs_mirror, sh
-from stages.common import cpu_name
+from osr.machine import cpu_name
 from study.aggregate import aggregate, run_time
 from study.experiments import archive_record, rows_from_archive, rows_from_exp_show
 from study.figures import jacobian_scatter, two_sides_figure

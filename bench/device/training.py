@@ -16,7 +16,7 @@ from osr.paths import CACHE, MANIFEST, PLAN, PLAN_KEYS, RAW, STUDENT, STUDENT_CK
 from osr.split import SplitTensors, load_split
 from osr.teacher import train_teacher
 from osr.train import Pruned, precision, set_determinism, val_accuracy
-from stages.common import write_training_reports
+from stages.training import write_training_reports
 
 
 class EpochDeadline:

@@ -1,0 +1,45 @@
+"""What the two training stages (train_teacher, distill) share: their seeded start and their three reports."""
+from __future__ import annotations
+
+import torch
+
+from osr.config import Params, load_params
+from osr.io import write_json
+from osr.machine import cpu_name, peak_rss_mib
+from osr.paths import REPORTS
+from osr.split import SplitTensors, load_split
+from osr.train import resolve_device, set_determinism
+
+
+def seeded_start() -> tuple[Params, torch.device, SplitTensors]:
+    """params.yaml, the device it names with determinism seeded, and the split's training and validation images."""
+    p = load_params()
+    device = resolve_device(p["base"]["device"])
+    set_determinism(p["base"]["seed"], device)
+    return p, device, load_split(device, ("train", "val"))
+
+
+QUALITY_KEYS = ("epoch", "loss", "val_acc")  # per-epoch model quality; the rest of a history row is run statistics
+RUN_KEYS = ("epoch", "seconds", "images_per_s", "seconds_callback")
+
+
+def write_training_reports(stage: str, role: str, history: list[dict], precision: str) -> None:
+    """What a training stage reports, in three files (all DVC outputs with cache: false):
+
+    - `reports/<role>_train.json` (a DVC metric): the last epoch's loss and validation accuracy, model quality only;
+    - `reports/plots/history/<role>.json` (a DVC plot): one row per epoch {epoch, loss, lr, val_acc}, val_acc null
+      on epochs without a validation, so `dvc plots diff` overlays training curves;
+    - `reports/run/<stage>.json` (not a metric): seconds, images/s per epoch, the peak RSS, the precision
+      trained at (`osr.train.precision`: bf16 or fp32), the CPU and torch's thread count, so run statistics
+      stay out of `dvc metrics diff` and `dvc exp show`. Experiments before this layout kept them in the train
+      JSON.
+    """
+    last = history[-1]
+    write_json(REPORTS / f"{role}_train.json", {"final": {k: last[k] for k in QUALITY_KEYS if k in last}})
+    write_json(REPORTS / "plots" / "history" / f"{role}.json",
+               [{"epoch": h["epoch"], "loss": h["loss"], "lr": h["lr"], "val_acc": h.get("val_acc")} for h in history])
+    rows = [{k: h[k] for k in RUN_KEYS if k in h} for h in history]
+    write_json(REPORTS / "run" / f"{stage}.json",
+               {"history": rows, "epochs": len(rows), "seconds": float(sum(r["seconds"] for r in rows)),
+                "peak_rss_mib": peak_rss_mib(), "precision": precision, "cpu": cpu_name(),
+                "threads": torch.get_num_threads()})
