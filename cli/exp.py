@@ -24,7 +24,7 @@ CONF_DIR = "conf"  # DVC's default hydra.config_dir, as .dvc/config leaves it
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m cli.exp", description=__doc__.split("\n\n")[0],
+        prog="python -m cli.exp", description=__doc__.split("\n\n")[0], allow_abbrev=False,
         epilog="Every other option (-n NAME, --queue, --dry, --copy-paths, ...) is passed to `dvc exp run`.")
     ap.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="a Hydra override of params.yaml, as for `dvc exp run -S` (repeatable)")
