@@ -67,7 +67,8 @@ def answer(reports: dict) -> list[dict]:
                         for key, by_recipe in values.items()}
                 if all(here.values()):
                     group.append({"benchmark": bench, "partitions": partitions, "recipe": recipe,
-                                  "splits": sorted(here["acc"]), **{key: estimate(v) for key, v in here.items()}})
+                                  "splits": sorted(here["acc"]), **{key: estimate(v) for key, v in here.items()},
+                                  **({"planned": len(held_out)} if partitions == "held-out" else {})})
             complete = len(group) == len(reg["recipes"]) and all(len(e["splits"]) >= 2 for e in group)
             out += group if partitions == "exploratory" or complete else []
     return out
@@ -90,14 +91,19 @@ def bench_name(bench: str) -> str:
 
 
 def estimate_text(e: Estimate) -> str:
-    return f"{e.mean:.1f} [{e.low:.1f}, {e.high:.1f}]" if e.low is not None else f"{e.mean:.1f}"
+    """`mean [low, high]` in %; the interval cut to [0, 100], where every accuracy and AUROC lies (a t interval over
+    two partitions, df 1, reaches past it; the cut keeps its coverage)."""
+    if e.low is None:
+        return f"{e.mean:.1f}"
+    return f"{e.mean:.1f} [{max(e.low, 0.0):.1f}, {min(e.high, 100.0):.1f}]"
 
 
 def basis(entry: dict) -> str:
     """What an answer entry's interval is taken over: `5 splits (0–4)`, `3 seeds of split 0`, `1 run, split 0`."""
     e = entry["acc"]
     if e.over == "splits":
-        return f"{e.n} splits ({span(entry['splits'])})"
+        of = f" of {entry['planned']}" if entry.get("planned", e.n) > e.n else ""  # held-out partitions still running
+        return f"{e.n}{of} splits ({span(entry['splits'])})"
     return f"{e.n} seeds of split {span(entry['splits'])}" if e.n > 1 else f"1 run, split {span(entry['splits'])}"
 
 

@@ -193,6 +193,20 @@ def _registered_scope(reg: dict) -> str:
         f"`{r}`" for r in reg["recipes"])
 
 
+def interim_note(confirmatory: list[dict], reg: dict) -> list[str]:
+    """While registered partitions are still running: which have finished, and that the verdicts may change."""
+    done: dict[str, set[int]] = {}
+    for c in confirmatory:
+        done.setdefault(c["benchmark"], set()).update(c["splits"])
+    short = [f"{bench_name(b)} {len(done.get(b, ()))} of {len(s)}" for b, s in reg["partitions"].items()
+             if len(done.get(b, ())) < len(s)]
+    if not short:
+        return []
+    return ["", f"Interim: these rows rest on the partitions finished so far ({'; '.join(short)}). The registered "
+            "tests run over every planned partition and Holm's correction counts every planned row, so a verdict "
+            "here can change as the remaining partitions finish."]
+
+
 def claims_section(reports: dict) -> list[str]:
     """The confirmatory family first, then every other row as exploratory."""
     rows, reg = reports["claims"]["claims"], reports["registered"]
@@ -203,7 +217,7 @@ def claims_section(reports: dict) -> list[str]:
              "confirmatory only when every run behind it was launched from a commit that descends from the claim's "
              "registration.", ""]
     if confirmatory:
-        lines += claims_rows_table(confirmatory)
+        lines += claims_rows_table(confirmatory) + interim_note(confirmatory, reg)
     else:
         lines.append("The confirmatory study has no finished partitions yet: no row below is confirmatory.")
     unlabelled = "" if any("family" in c for c in rows) else (" The report does not yet label rows by family, so "

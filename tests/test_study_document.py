@@ -16,7 +16,16 @@ import pytest
 from scipy import stats
 
 from osr import OSRError
-from study.document import ANSWER_MD, ANSWER_PNG, REGISTERED, STUDY_MD, load, study_markdown, write_documents
+from study.document import (
+    ANSWER_MD,
+    ANSWER_PNG,
+    REGISTERED,
+    STUDY_MD,
+    interim_note,
+    load,
+    study_markdown,
+    write_documents,
+)
 from study.grid import parse_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +79,8 @@ def _archive_answer(root: Path, registered: dict) -> dict:
 
 
 def _fmt(est: tuple) -> str:
-    return f"{est[0]:.1f} [{est[1]:.1f}, {est[2]:.1f}]" if len(est) == 3 else f"{est[0]:.1f}"
+    """The table's `mean [low, high]`, the interval cut to [0, 100] (percentages)."""
+    return f"{est[0]:.1f} [{max(est[1], 0):.1f}, {min(est[2], 100):.1f}]" if len(est) == 3 else f"{est[0]:.1f}"
 
 
 NAMES = {"CIFAR-10": "cifar10", "Tiny-ImageNet 32 × 32": "tinyimagenet32"}
@@ -108,7 +118,8 @@ def test_held_out_partitions_come_first_and_apart(copy):
     expected = _archive_answer(copy, load(copy)["registered"])
     for bench, partitions, recipe, acc, auroc in rows:
         assert (acc, auroc) == tuple(_fmt(expected[(NAMES[bench], partitions, recipe)][k]) for k in ("acc", "auroc"))
-    assert [r for r in rows if r[1] == "exploratory"] == _answer_rows((ROOT / STUDY_MD).read_text())
+    explored = [r for r in _answer_rows((ROOT / STUDY_MD).read_text()) if r[1] == "exploratory"]
+    assert [r for r in rows if r[1] == "exploratory"] == explored
 
 
 @pytest.mark.parametrize("report", ["claims", "suite", "ablation"])
@@ -179,3 +190,13 @@ def test_a_readme_without_the_answer_block_is_refused_naming_it(copy):
     (copy / "README.md").write_text("# osr\n")
     with pytest.raises(OSRError, match=r"README.md: lacks the <!-- answer:begin --> ... <!-- answer:end --> block"):
         write_documents(copy)
+
+
+def test_confirmatory_rows_on_some_partitions_are_calledinterim_note():
+    reg = {"partitions": {"cifar10": [5, 6, 7], "tinyimagenet32": [1, 2]}}
+    rows = [{"benchmark": "cifar10", "splits": [5, 6]}, {"benchmark": "cifar10", "splits": [5]}]
+    line = interim_note(rows, reg)[-1]
+    assert line.startswith("Interim: these rows rest on the partitions finished so far (CIFAR-10 2 of 3; "
+                           "Tiny-ImageNet 32 × 32 0 of 2).")
+    done = [{"benchmark": "cifar10", "splits": [5, 6, 7]}, {"benchmark": "tinyimagenet32", "splits": [1, 2]}]
+    assert interim_note(done, reg) == []
