@@ -54,17 +54,22 @@ def estimate(by_split: dict[int, list[float]]) -> Estimate:
 
 def answer(reports: dict) -> list[dict]:
     """Per registered benchmark: its held-out partitions (those registered) first, then the exploratory ones (every
-    other split); one entry per registered recipe that ran there, in registered order. The held-out partitions
-    are shown once every registered recipe ran on two or more of them: before that they compare nothing."""
+    other split); one entry per registered recipe that ran there, in registered order. The held-out rows use only
+    the partitions every registered recipe ran on, and are shown once there are two or more of them: before that
+    they compare nothing."""
     reg = reports["registered"]
     values = {key: values_by_split(reports["rows"], metric) for key, metric in ANSWER_METRICS.items()}
     out = []
     for bench, held_out in reg["partitions"].items():
         for partitions, wanted in (("held-out", lambda s: s in held_out), ("exploratory", lambda s: s not in held_out)):
+            runs = {recipe: {key: {s: v for s, v in by_recipe.get((reg["profile"], bench, recipe), {}).items()
+                                   if wanted(s)} for key, by_recipe in values.items()} for recipe in reg["recipes"]}
+            if partitions == "held-out":  # like with like: the partitions every registered recipe ran on
+                common = set.intersection(*(set(r["acc"]) for r in runs.values()))
+                runs = {recipe: {key: {s: v for s, v in by_split.items() if s in common} for key, by_split in r.items()}
+                        for recipe, r in runs.items()}
             group = []
-            for recipe in reg["recipes"]:
-                here = {key: {s: v for s, v in by_recipe.get((reg["profile"], bench, recipe), {}).items() if wanted(s)}
-                        for key, by_recipe in values.items()}
+            for recipe, here in runs.items():
                 if all(here.values()):
                     group.append({"benchmark": bench, "partitions": partitions, "recipe": recipe,
                                   "splits": sorted(here["acc"]), **{key: estimate(v) for key, v in here.items()},

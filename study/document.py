@@ -198,13 +198,14 @@ def interim_note(confirmatory: list[dict], reg: dict) -> list[str]:
     done: dict[str, set[int]] = {}
     for c in confirmatory:
         done.setdefault(c["benchmark"], set()).update(c["splits"])
-    short = [f"{bench_name(b)} {len(done.get(b, ()))} of {len(s)}" for b, s in reg["partitions"].items()
+    short = [f"{bench_name(b)}: {len(done.get(b, ()))} of {len(s)}" for b, s in reg["partitions"].items()
              if len(done.get(b, ())) < len(s)]
     if not short:
         return []
-    return ["", f"Interim: these rows rest on the partitions finished so far ({'; '.join(short)}). The registered "
-            "tests run over every planned partition and Holm's correction counts every planned row, so a verdict "
-            "here can change as the remaining partitions finish."]
+    return ["", f"Interim: the registered partitions with runs so far ({'; '.join(short)}); each row rests on the "
+            "partitions where both of its recipes ran. The registered tests run over every planned partition and "
+            "Holm's correction counts every planned row, so a verdict here can change as the remaining partitions "
+            "finish."]
 
 
 def claims_section(reports: dict) -> list[str]:

@@ -64,8 +64,12 @@ def _archive_answer(root: Path, registered: dict) -> dict:
             for key, v in (("acc", test["acc"]), ("auroc", test["mls"]["auroc"])):
                 where = (cell.benchmark, "held-out" if held_out else "exploratory", cell.recipe)
                 values[where][key][cell.split].append(100 * v)
-    for bench in registered["partitions"]:  # held-out rows only once every recipe ran on two or more partitions
+    for bench in registered["partitions"]:  # held-out rows: the partitions every recipe ran on, two or more
         group = [w for w in values if w[:2] == (bench, "held-out")]
+        common = set.intersection(*(set(values[w]["acc"]) for w in group)) if group else set()
+        for w in group:
+            for key in values[w]:
+                values[w][key] = defaultdict(list, {s: v for s, v in values[w][key].items() if s in common})
         if len(group) < len(registered["recipes"]) or any(len(values[w]["acc"]) < 2 for w in group):
             for w in group:
                 del values[w]
@@ -196,7 +200,7 @@ def test_confirmatory_rows_on_some_partitions_are_calledinterim_note():
     reg = {"partitions": {"cifar10": [5, 6, 7], "tinyimagenet32": [1, 2]}}
     rows = [{"benchmark": "cifar10", "splits": [5, 6]}, {"benchmark": "cifar10", "splits": [5]}]
     line = interim_note(rows, reg)[-1]
-    assert line.startswith("Interim: these rows rest on the partitions finished so far (CIFAR-10 2 of 3; "
-                           "Tiny-ImageNet 32 × 32 0 of 2).")
+    assert line.startswith("Interim: the registered partitions with runs so far (CIFAR-10: 2 of 3; "
+                           "Tiny-ImageNet 32 × 32: 0 of 2); each row rests on the partitions where both")
     done = [{"benchmark": "cifar10", "splits": [5, 6, 7]}, {"benchmark": "tinyimagenet32", "splits": [1, 2]}]
     assert interim_note(done, reg) == []
