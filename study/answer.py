@@ -61,15 +61,14 @@ def answer(reports: dict) -> list[dict]:
     values = {key: values_by_split(reports["rows"], metric) for key, metric in ANSWER_METRICS.items()}
     out = []
     for bench, held_out in reg["partitions"].items():
-        for partitions, wanted in (("held-out", lambda s: s in held_out), ("exploratory", lambda s: s not in held_out)):
-            runs = {recipe: {key: {s: v for s, v in by_recipe.get((reg["profile"], bench, recipe), {}).items()
-                                   if wanted(s)} for key, by_recipe in values.items()} for recipe in reg["recipes"]}
-            if partitions == "held-out":  # like with like: the partitions every registered recipe ran on
-                common = set.intersection(*(set(r["acc"]) for r in runs.values()))
-                runs = {recipe: {key: {s: v for s, v in by_split.items() if s in common} for key, by_split in r.items()}
-                        for recipe, r in runs.items()}
+        ran = {recipe: {key: by_recipe.get((reg["profile"], bench, recipe), {}) for key, by_recipe in values.items()}
+               for recipe in reg["recipes"]}
+        common = set(held_out).intersection(*(r["acc"] for r in ran.values()))  # like with like
+        other = set().union(*(r["acc"] for r in ran.values())) - set(held_out)
+        for partitions, keep in (("held-out", common), ("exploratory", other)):
             group = []
-            for recipe, here in runs.items():
+            for recipe, r in ran.items():
+                here = {key: {s: v for s, v in by_split.items() if s in keep} for key, by_split in r.items()}
                 if all(here.values()):
                     group.append({"benchmark": bench, "partitions": partitions, "recipe": recipe,
                                   "splits": sorted(here["acc"]), **{key: estimate(v) for key, v in here.items()},
