@@ -124,6 +124,8 @@ def test_report_from_two_real_experiments(tiny_repro, tmp_path):
     suite = [sys.executable, "-m", "study.suite", "--profile", "tiny", "--splits", "0",
              "--recipes", "ce-none,asym-cutmix,asym-cutmix+no_jmi"]
     assert "queueing 3" in sh(suite, proj).stdout
+    broker = proj / ".dvc/tmp/exps/celery/broker/processed"  # the workers' control messages are cleaned away
+    assert list(broker.glob("*.celery.msg")) and not list(broker.glob("*.pidbox.msg"))
     assert "3 already finished or queued, queueing 0" in sh(suite, proj).stdout
     a, b, c = "tiny-cifar10-s0-ce-none", "tiny-cifar10-s0-asym-cutmix", "tiny-cifar10-s0-asym-cutmix+no_jmi"
     assert "suite.md" in report_command(proj).stdout
