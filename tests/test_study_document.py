@@ -196,7 +196,7 @@ def test_a_readme_without_the_answer_block_is_refused_naming_it(copy):
         write_documents(copy)
 
 
-def test_confirmatory_rows_on_some_partitions_are_calledinterim_note():
+def test_confirmatory_rows_on_some_partitions_are_called_interim():
     reg = {"partitions": {"cifar10": [5, 6, 7], "tinyimagenet32": [1, 2]}}
     rows = [{"benchmark": "cifar10", "splits": [5, 6]}, {"benchmark": "cifar10", "splits": [5]}]
     line = interim_note(rows, reg)[-1]
