@@ -117,12 +117,24 @@ def clean_broker(repo: Path) -> None:
     """`dvc exp clean`. Each `dvc queue status` beside live workers leaves the queries it sent them (`active`,
     `reserved`) in DVC's task broker (.dvc/tmp/exps/celery/broker/processed), and every later `dvc queue status` and
     `dvc exp show` reads them one by one: a grid polled for hours left 17 000 of them, and `dvc exp show` went from
-    40 s to more than half an hour. Cleaning once per finished cell keeps the broker small; a failed clean is left
-    for the next one."""
+    40 s to more than half an hour. A grid cleans when it starts and once per finished cell, which keeps the broker
+    small; a failed clean is left for the next one."""
     dvc(["exp", "clean"], repo, check=False)
 
 
+def clean_broker_after_workers(repo: Path, poll: float, tries: int = 6) -> None:
+    """The grid's last `clean_broker`, once DVC's workers have exited (they do about 10 s after the queue empties;
+    at most `tries` polls are spent waiting). A live worker files the status queries sent to it only when it reads
+    them, which can be after a clean, so a clean beside live workers can leave a few behind."""
+    for _ in range(tries):
+        if queue_state_retried(repo, pause=poll)[1] == 0:
+            break
+        time.sleep(poll)
+    clean_broker(repo)
+
+
 def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> dict[str, str]:
+    clean_broker(repo)
     pending = {n for n, state in queue_state(repo)[0].items() if state in {"Queued", "Running"}}
     done = existing_experiments(repo) | archived_names(repo) | pending
     todo = [c for c in cells if c.name not in done]
@@ -142,9 +154,11 @@ def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> d
                 clean_broker(repo)
             bar.update(finished - bar.n)
             if finished == len(names) or not any(s in {"Queued", "Running"} for s in states.values()):
-                return states
+                break
             if short_of_workers(all_states, workers, jobs):
                 start_workers(repo, jobs)
+    clean_broker_after_workers(repo, poll)
+    return states
 
 
 def add_grid_args(ap: argparse.ArgumentParser) -> None:
