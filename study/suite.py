@@ -153,6 +153,7 @@ def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> d
             if finished > bar.n:
                 clean_broker(repo)
             bar.update(finished - bar.n)
+            bar.refresh()  # the elapsed time, every poll (tqdm skips a zero update once a cell has finished)
             if finished == len(names) or not any(s in {"Queued", "Running"} for s in states.values()):
                 break
             if short_of_workers(all_states, workers, jobs):
