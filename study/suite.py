@@ -150,12 +150,13 @@ def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> d
             all_states, workers = queue_state_retried(repo, pause=poll)
             states = {n: s for n, s in all_states.items() if n in names}
             finished = sum(s in {"Success", "Failed"} for s in states.values())
-            if finished > bar.n:
-                clean_broker(repo)
-            bar.update(finished - bar.n)
+            newly_finished = finished - bar.n
+            bar.update(newly_finished)
             bar.refresh()  # the elapsed time, every poll (tqdm skips a zero update once a cell has finished)
             if finished == len(names) or not any(s in {"Queued", "Running"} for s in states.values()):
                 break
+            if newly_finished:  # the grid's end cleans after its workers exit instead
+                clean_broker(repo)
             if short_of_workers(all_states, workers, jobs):
                 start_workers(repo, jobs)
     clean_broker_after_workers(repo, poll)
