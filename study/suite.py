@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 from tqdm import tqdm
 
 from cli import dvc, dvc_executable, fail
@@ -122,14 +123,30 @@ def clean_broker(repo: Path) -> None:
     dvc(["exp", "clean"], repo, check=False)
 
 
-def clean_broker_after_workers(repo: Path, poll: float, tries: int = 6) -> None:
+WORKER_PIDS = ".dvc/tmp/exps/celery"  # dvc-exp-worker-<n>.pid: what `dvc queue start` wrote for each worker
+
+
+def live_workers(repo: Path) -> list[int]:
+    """Process ids of DVC's queue workers still running. Unlike `dvc queue status`, which counts only the workers
+    that answer its one-second query (a busy or exiting one may not), a worker's process is seen until it exits."""
+    alive = []
+    for pid_file in (repo / WORKER_PIDS).glob("dvc-exp-worker-*.pid"):
+        try:
+            pid = int(pid_file.read_text())
+            if "queue-worker" in psutil.Process(pid).cmdline():
+                alive.append(pid)
+        except (ValueError, OSError, psutil.Error):  # unreadable, stale or reused pid: no worker
+            continue
+    return alive
+
+
+def clean_broker_after_workers(repo: Path, wait: float) -> None:
     """The grid's last `clean_broker`, once DVC's workers have exited (they do about 10 s after the queue empties;
-    at most `tries` polls are spent waiting). A live worker files the status queries sent to it only when it reads
-    them, which can be after a clean, so a clean beside live workers can leave a few behind."""
-    for _ in range(tries):
-        if queue_state_retried(repo, pause=poll)[1] == 0:
-            break
-        time.sleep(poll)
+    at most `wait` seconds are spent waiting). A live worker files the status queries sent to it only when it reads
+    them, which can be after a clean, so only a clean after every worker process has exited leaves none behind."""
+    deadline = time.monotonic() + wait
+    while live_workers(repo) and time.monotonic() < deadline:
+        time.sleep(1.0)
     clean_broker(repo)
 
 
@@ -159,7 +176,7 @@ def run_suite(repo: Path, cells: list[Cell], jobs: int, poll: float = 10.0) -> d
                 clean_broker(repo)
             if short_of_workers(all_states, workers, jobs):
                 start_workers(repo, jobs)
-    clean_broker_after_workers(repo, poll)
+    clean_broker_after_workers(repo, wait=max(60.0, 6 * poll))
     return states
 
 

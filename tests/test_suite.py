@@ -2,6 +2,7 @@
 in test_report)."""
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -84,6 +85,23 @@ def test_workers_are_topped_up_only_when_cells_wait_and_too_few_run():
     # `dvc queue status` saw one worker, but two cells run: no third worker
     assert not short_of_workers({"a": "Running", "b": "Running", "c": "Queued"}, workers=1, jobs=2)
     assert not short_of_workers({"a": "Running", "b": "Success"}, workers=0, jobs=2)  # nothing waits
+
+
+def test_live_workers_are_the_running_queue_worker_processes_named_by_dvcs_pid_files(tmp_path):
+    from study.suite import WORKER_PIDS, live_workers
+    pids = tmp_path / WORKER_PIDS
+    pids.mkdir(parents=True)
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "exp", "queue-worker"])
+    exited = subprocess.Popen([sys.executable, "-c", "pass", "queue-worker"])
+    exited.wait()
+    try:
+        for name, text in {"1": worker.pid, "2": exited.pid, "3": os.getpid(), "4": "not a pid"}.items():
+            (pids / f"dvc-exp-worker-{name}.pid").write_text(str(text))  # 3: alive, but no worker
+        assert live_workers(tmp_path) == [worker.pid]
+    finally:
+        worker.kill()
+        worker.wait()
+    assert live_workers(tmp_path) == []
 
 
 def test_cells_run_with_this_interpreter_first_on_path_and_an_absolute_mirror(tmp_path, monkeypatch):
