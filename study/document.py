@@ -148,6 +148,22 @@ def question_section() -> list[str]:
             "asymmetry that does it?", ""]
 
 
+def held_out_lines(reports: dict) -> list[str]:
+    """One line per registered benchmark with runs: the registered recipes on its held-out partitions (the
+    suite's recipe groups leave those partitions out)."""
+    reg, lines = reports["registered"], []
+    for bench, planned in reg["partitions"].items():
+        runs = [r for r in reports["rows"] if r["profile"] == reg["profile"] and r["benchmark"] == bench
+                and r["split"] in planned and r["recipe_id"] in reg["recipes"]]
+        if runs:
+            splits, seeds = sorted({r["split"] for r in runs}), sorted({r["seed"] for r in runs})
+            short = f" (of {span(planned)} registered)" if len(splits) < len(planned) else ""
+            lines.append(f"- {bench_name(bench)} (`{bench}`), held-out: {len(reg['recipes'])} registered recipes, "
+                         f"{plural('split', splits)} {span(splits)}{short}, "
+                         f"{plural('seed', seeds)} {span(seeds)}, {len(runs)} student runs.")
+    return lines
+
+
 def regime_section(reports: dict) -> list[str]:
     """The profile's settings, the benchmarks, splits and seeds that ran, the intervals and the run time."""
     reg, prof = reports["registered"], reports["profile"]
@@ -165,9 +181,10 @@ def regime_section(reports: dict) -> list[str]:
         here = [g for g in groups if g["benchmark"] == bench]
         splits = sorted({s for g in here for s in g["splits"]})
         seeds = sorted({s for g in here for s in g["seeds"]})
-        lines.append(f"- {bench_name(bench)} (`{bench}`): {len(here)} recipes and variants, "
+        lines.append(f"- {bench_name(bench)} (`{bench}`), exploratory: {len(here)} recipes and variants, "
                      f"{plural('split', splits)} {span(splits)}, {plural('seed', seeds)} {span(seeds)}, "
                      f"{sum(g['n'] for g in here)} student runs.")
+    lines += held_out_lines(reports)
     lines += ["", f"Claim intervals: {reports['claims'].get('interval', '95 % Student-t')}; each claim row names "
               "how its interval was formed.", "",
               "Training minutes per run as recorded in the archives, median (min–max), per precision and CPU:", ""]

@@ -106,6 +106,17 @@ def test_every_number_of_the_answer_table_equals_the_archives():
     assert (ROOT / ANSWER_MD).read_text().count("\n| ") == len(rows) + 1  # the README fragment: the same rows
 
 
+def test_the_regime_counts_the_held_out_runs_of_the_archives():
+    reg = load(ROOT)["registered"]
+    regime = (ROOT / STUDY_MD).read_text().split("## The regime")[1].split("## The answer")[0]
+    for bench, planned in reg["partitions"].items():
+        cells = [parse_name(json.loads(p.read_text())["name"]) for p in (ROOT / "reports/experiments").glob(
+            f"{reg['profile']}-{bench}-s*.json")]
+        runs = [c for c in cells if c.split in planned and c.recipe in reg["recipes"]]
+        line = re.search(rf"^- .* \(`{bench}`\), held-out: .*$", regime, re.M)
+        assert line and line.group(0).endswith(f", {len(runs)} student runs."), (bench, len(runs))
+
+
 def test_held_out_partitions_come_first_and_apart(copy):
     """Runs on registered partitions form their own rows, before the exploratory ones, which they leave unchanged."""
     folder = copy / "reports" / "experiments"
