@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from cli import guarded
@@ -139,6 +140,25 @@ def claim_sentence(c: dict) -> str:
     return f"- {c['text']} (`{c['id']}`{family}): {diff_text(c)} on {where}: **{c['verdict']}**{holm}"
 
 
+def confirmatory_summary(rows: list[dict], reg: dict) -> list[str]:
+    """The confirmatory family in one paragraph, wrapped for README.md's 120-character lines: the rows still decided
+    after Holm's correction across the family, how many are not, and whether registered partitions still run."""
+    family = [c for c in rows if c.get("family") == "confirmatory"]
+    if not family:
+        return []
+    groups = {v: [c for c in family if c.get("verdict_holm") == v] for v in ("holds", "fails")}
+    decided = [f"**{v}**: " + "; ".join(f"{c['text']} (`{c['id']}`, {bench_name(c['benchmark'])}, {diff_text(c)})"
+                                         for c in group) + "." for v, group in groups.items() if group]
+    rest = len(family) - sum(len(g) for g in groups.values())
+    text = (f"Confirmatory family: {len(family)} claim rows, each registered before its runs and tested by a paired t "
+            "over the held-out partitions, Holm-corrected across the family. After the correction, "
+            + (" ".join(decided) + f" The other {rest} rows are inconclusive." if decided else
+               f"all {rest} rows are inconclusive.")
+            + (" Interim: registered partitions are still running, so these verdicts can change."
+               if interim_note(family, reg) else ""))
+    return textwrap.wrap(text, 120, break_on_hyphens=False)
+
+
 def question_section() -> list[str]:
     return ["## The question", "",
             "Mixing augmentations such as CutMix train a classifier on blends of two images. They tend to raise "
@@ -193,7 +213,8 @@ def regime_section(reports: dict) -> list[str]:
 
 def answer_section(reports: dict, entries: list[dict]) -> list[str]:
     lines = ["## The answer", "", answer_caption(reports["registered"]["profile"]), ""] + answer_table(entries)
-    lines += ["", "![accuracy and AUROC per recipe](../reports/answer.png)", ""]
+    summary = confirmatory_summary(reports["claims"]["claims"], reports["registered"])
+    lines += ["", *summary, *([""] if summary else []), "![accuracy and AUROC per recipe](../reports/answer.png)", ""]
     for bench in reports["registered"]["partitions"]:
         key = {c["id"]: c for c in reports["claims"]["claims"] if c["benchmark"] == bench}
         found = [key[k] for k in KEY_CLAIMS if k in key]
@@ -375,8 +396,9 @@ def write_documents(root: Path) -> list[Path]:
     answer_figure(entries, reports["registered"]["profile"], outputs[2])
     readme = root / "README.md"
     if readme.exists():
-        write_text(readme, splice_readme(readme.read_text(), readme_block(entries, reports["registered"]["profile"]),
-                                         str(readme)))
+        reg = reports["registered"]
+        block = readme_block(entries, reg["profile"], confirmatory_summary(reports["claims"]["claims"], reg))
+        write_text(readme, splice_readme(readme.read_text(), block, str(readme)))
         outputs.append(readme)
     return outputs
 

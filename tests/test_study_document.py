@@ -16,11 +16,13 @@ import pytest
 from scipy import stats
 
 from osr import OSRError
+from study.answer import BENCH_NAMES
 from study.document import (
     ANSWER_MD,
     ANSWER_PNG,
     REGISTERED,
     STUDY_MD,
+    confirmatory_summary,
     interim_note,
     load,
     study_markdown,
@@ -115,6 +117,32 @@ def test_the_regime_counts_the_held_out_runs_of_the_archives():
         runs = [c for c in cells if c.split in planned and c.recipe in reg["recipes"]]
         line = re.search(rf"^- .* \(`{bench}`\), held-out: .*$", regime, re.M)
         assert line and line.group(0).endswith(f", {len(runs)} student runs."), (bench, len(runs))
+
+
+def test_the_readme_names_every_confirmatory_row_decided_after_holm_and_counts_the_rest():
+    rows = json.loads((ROOT / "reports/claims.json").read_text())["claims"]
+    family = [c for c in rows if c.get("family") == "confirmatory"]
+    decided = {(c["id"], BENCH_NAMES[c["benchmark"]], c["verdict_holm"]) for c in family
+               if c["verdict_holm"] in {"holds", "fails"}}
+    block = " ".join((ROOT / "README.md").read_text().split("<!-- answer:begin -->")[1].split("<!-- answer:end")[0]
+                     .split())  # unwrapped
+    assert f"Confirmatory family: {len(family)} claim rows" in block
+    named, verdict = set(), None
+    for marker, row, bench in re.findall(r"\*\*(holds|fails)\*\*:|\(`([\w-]+)`, ([^,]+), [-+]\d", block):
+        verdict = marker or verdict
+        if row:
+            named.add((row, bench, verdict))
+    assert named == decided
+    assert f"The other {len(family) - len(decided)} rows are inconclusive" in block or not decided
+
+
+def test_a_family_with_nothing_decided_says_so_and_an_unfinished_one_is_interim():
+    reg = {"partitions": {"cifar10": [5, 6, 7]}}
+    row = {"family": "confirmatory", "benchmark": "cifar10", "splits": [5, 6], "verdict_holm": "inconclusive"}
+    text = " ".join(confirmatory_summary([row, {**row, "family": "exploratory", "verdict_holm": "holds"}], reg))
+    assert "1 claim rows" in text and "all 1 rows are inconclusive." in text and "Interim:" in text
+    assert "Interim" not in " ".join(confirmatory_summary([{**row, "splits": [5, 6, 7]}], reg))
+    assert confirmatory_summary([{**row, "family": "exploratory"}], reg) == []
 
 
 def test_held_out_partitions_come_first_and_apart(copy):
