@@ -149,11 +149,13 @@ def confirmatory_summary(rows: list[dict], reg: dict) -> list[str]:
     groups = {v: [c for c in family if c.get("verdict_holm") == v] for v in ("holds", "fails")}
     decided = [f"**{v}**: " + "; ".join(f"{c['text']} (`{c['id']}`, {bench_name(c['benchmark'])}, {diff_text(c)})"
                                          for c in group) + "." for v, group in groups.items() if group]
-    rest = len(family) - sum(len(g) for g in groups.values())
+    rest = [c for c in family if c.get("verdict_holm") not in groups]
+    raw = [sum(c["verdict"] == v for c in rest) for v in groups]
     text = (f"Confirmatory family: {len(family)} claim rows, each registered before its runs and tested by a paired t "
             "over the held-out partitions, Holm-corrected across the family. After the correction, "
-            + (" ".join(decided) + f" The other {rest} rows are inconclusive." if decided else
-               f"all {rest} rows are inconclusive.")
+            + (" ".join(decided) + f" The other {len(rest)} rows are inconclusive" if decided else
+               f"all {len(rest)} rows are inconclusive")
+            + (f"; before it, {raw[0]} of them hold and {raw[1]} fail." if any(raw) else ".")
             + (" Interim: registered partitions are still running, so these verdicts can change."
                if interim_note(family, reg) else ""))
     return textwrap.wrap(text, 120, break_on_hyphens=False)

@@ -138,9 +138,13 @@ def test_the_readme_names_every_confirmatory_row_decided_after_holm_and_counts_t
 
 def test_a_family_with_nothing_decided_says_so_and_an_unfinished_one_is_interim():
     reg = {"partitions": {"cifar10": [5, 6, 7]}}
-    row = {"family": "confirmatory", "benchmark": "cifar10", "splits": [5, 6], "verdict_holm": "inconclusive"}
+    row = {"id": "a-claim", "text": "A claim", "family": "confirmatory", "benchmark": "cifar10", "splits": [5, 6],
+           "mean_diff": -1.0, "ci95": [-1.5, -0.5], "verdict": "inconclusive", "verdict_holm": "inconclusive"}
     text = " ".join(confirmatory_summary([row, {**row, "family": "exploratory", "verdict_holm": "holds"}], reg))
     assert "1 claim rows" in text and "all 1 rows are inconclusive." in text and "Interim:" in text
+    raw = " ".join(confirmatory_summary([row, {**row, "verdict": "holds"}, {**row, "verdict_holm": "fails"}], reg))
+    assert "**fails**: A claim (`a-claim`, CIFAR-10, -1.0 [-1.5, -0.5])." in raw
+    assert "The other 2 rows are inconclusive; before it, 1 of them hold and 0 fail." in raw
     assert "Interim" not in " ".join(confirmatory_summary([{**row, "splits": [5, 6, 7]}], reg))
     assert confirmatory_summary([{**row, "family": "exploratory"}], reg) == []
 
