@@ -136,6 +136,13 @@ def test_the_readme_names_every_confirmatory_row_decided_after_holm_and_counts_t
     assert f"The other {len(family) - len(decided)} rows are inconclusive" in block or not decided
 
 
+def test_the_answers_claim_lists_are_the_exploratory_rows_under_the_confirmatory_paragraph():
+    answer = (ROOT / STUDY_MD).read_text().split("## The answer")[1].split("## The claims")[0]
+    assert answer.index("Confirmatory family:") < answer.index("Exploratory claim rows")
+    families = re.findall(r"^- .*?\(`[\w-]+`, (\w+)\):", answer, re.M)
+    assert families and set(families) == {"exploratory"}
+
+
 def test_a_family_with_nothing_decided_says_so_and_an_unfinished_one_is_interim():
     reg = {"partitions": {"cifar10": [5, 6, 7]}}
     row = {"id": "a-claim", "text": "A claim", "family": "confirmatory", "benchmark": "cifar10", "splits": [5, 6],
