@@ -2,9 +2,11 @@
 threshold. Python: ``Classifier.load("data/export").predict(["a.png", "b.jpg"])``; command line:
 ``osr predict --model data/export photos/ "more/*.jpg" --out answers.csv`` (or ``python -m osr.predict …``).
 
-Images are read and resized exactly as the folder benchmark reads its training images (osr/folder.py), then
+Images are read and resized exactly as the folder benchmark reads its training images (osr/images.py), then
 scored by the model in batches. An image that cannot be read gets its reason in the row's ``error`` column and
-the other images go on.
+the other images go on. The command refuses, in one line and before it reads the model, an input that names no
+file (a missing path, a glob that matches nothing, a folder without images) and an ``--out`` other than .csv or
+.json.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from osr import OSRError
 from osr.deploy import MODEL_FILE, read_card
-from osr.folder import read_image, reason
+from osr.images import read_image, reason
 from osr.io import atomic_path
 from osr.models import load_model
 from osr.scores import SCORES
@@ -31,6 +33,7 @@ from osr.train import predict, progress, resolve_device
 
 UNKNOWN = "unknown"
 COLUMNS = ("path", "prediction", "score", "threshold", "error")
+OUT_SUFFIXES = (".csv", ".json")
 
 
 class Classifier:
@@ -85,19 +88,24 @@ class Classifier:
 
 def expand(inputs: Iterable[str]) -> Iterator[str]:
     """Image files of `inputs`: files as given, folders searched recursively for image extensions, globs
-    expanded; an input that matches nothing is passed on, so its row reports it."""
+    expanded; OSRError naming an input that names no file."""
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            yield from sorted(str(f) for f in path.rglob("*") if f.suffix.lower() in IMG_EXTENSIONS)
-        elif path.exists() or not any(c in item for c in "*?["):
-            yield item
+            found = sorted(str(f) for f in path.rglob("*") if f.suffix.lower() in IMG_EXTENSIONS)
+            missing = f"a folder without image files ({', '.join(IMG_EXTENSIONS)})"
+        elif path.exists():
+            found, missing = [item], ""
         else:
-            yield from sorted(glob.glob(item, recursive=True)) or [item]
+            found = sorted(glob.glob(item, recursive=True))
+            missing = "matches no file" if any(c in item for c in "*?[") else "no such file or folder"
+        if not found:
+            raise OSRError(f"{item}: {missing}")
+        yield from found
 
 
 def write_rows(rows: list[dict], out: str | None) -> None:
-    """CSV on stdout (out None), else CSV or JSON by the extension of `out`, written whole or not at all."""
+    """CSV on stdout (out None), else JSON (`out` ends in .json) or CSV, written whole or not at all."""
     if out is None:
         _write_csv(rows, sys.stdout)
         return
@@ -124,10 +132,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is not None and Path(args.out).suffix.lower() not in OUT_SUFFIXES:
+        raise OSRError(f"--out {args.out}: the answers file must end in .csv or .json")
     if args.batch_size < 1:
         raise OSRError(f"--batch-size must be >= 1 (got {args.batch_size})")
+    paths = list(expand(args.images))
     classifier = Classifier.load(args.model, args.device)
-    rows = classifier.predict(expand(args.images), args.batch_size, show_progress=True)
+    rows = classifier.predict(paths, args.batch_size, show_progress=True)
     write_rows(rows, args.out)
     bad = sum(bool(r["error"]) for r in rows)
     unknown = sum(r["prediction"] == UNKNOWN for r in rows)

@@ -84,12 +84,10 @@ def first_failure(name: str, df: pd.DataFrame, expectations: list) -> tuple[str 
 
 
 def image_expectations() -> list:
-    """The image files of a folder benchmark (one row each): at least one, every one decodable."""
+    """The images of a folder benchmark (one row each, the files that decode as images): at least one."""
     import great_expectations as gx
 
-    e = gx.expectations
-    return [e.ExpectTableRowCountToBeBetween(min_value=1),
-            e.ExpectColumnValuesToBeInSet(column="readable", value_set=[True])]
+    return [gx.expectations.ExpectTableRowCountToBeBetween(min_value=1)]
 
 
 def class_expectations(need_train: int) -> list:

@@ -14,10 +14,10 @@ from PIL import Image
 from conftest import ROOT, make_project, needs_mirror, ran_stages, sh, venv_env, write_image_folder
 from osr import OSRError
 from osr.deploy import MODEL_FILE, operating_point, read_card, threshold_for_tpr, write_artifact
-from osr.folder import read_image
+from osr.images import read_image
 from osr.io import load_npz, save_torch
 from osr.models import build, model_meta
-from osr.predict import UNKNOWN, Classifier, expand
+from osr.predict import UNKNOWN, Classifier, console, expand, main
 
 PY = [sys.executable, "-m", "osr.predict"]
 
@@ -80,7 +80,7 @@ def test_predict_reports_a_bad_image_in_its_row_and_goes_on(artifact, tmp_path):
     for i in range(5):
         Image.fromarray(rng.integers(0, 256, (20 + i, 24, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     (folder / "2.png").write_bytes(b"broken")
-    rows = Classifier.load(artifact).predict(expand([str(folder), str(tmp_path / "none.jpg")]), batch_size=2)
+    rows = Classifier.load(artifact).predict([*expand([str(folder)]), str(tmp_path / "none.jpg")], batch_size=2)
     assert [r["path"].rsplit("/", 1)[1] for r in rows] == ["0.png", "1.png", "2.png", "3.png", "4.png", "none.jpg"]
     assert rows[2]["error"].startswith("UnidentifiedImageError") and rows[2]["score"] is None
     assert rows[5]["error"].startswith("FileNotFoundError")
@@ -97,6 +97,29 @@ def test_predict_reports_a_bad_image_in_its_row_and_goes_on(artifact, tmp_path):
     res = sh(PY + ["--model", str(artifact), str(folder / "0.png")], ROOT, env=venv_env(PYTHONPATH=str(ROOT)))
     lines = res.stdout.strip().splitlines()  # CSV on stdout
     assert lines[0] == "path,prediction,score,threshold,error" and lines[1].startswith(f"{folder / '0.png'},")
+
+
+def test_predict_refuses_inputs_that_name_no_file_before_reading_the_model(tmp_path, capsys):
+    """An input that names no image, and an answers file that is neither CSV nor JSON: exit 1, one line naming
+    it, nothing written; the model (here no model at all) is not read."""
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(image)
+    (tmp_path / "empty").mkdir()
+    none = tmp_path / "no-model"
+    cases = [([str(tmp_path / "missing.jpg")], f"{tmp_path / 'missing.jpg'}: no such file or folder"),
+             ([str(image), f"{tmp_path}/*.jpeg"], f"{tmp_path}/*.jpeg: matches no file"),
+             ([str(tmp_path / "empty")], f"{tmp_path / 'empty'}: a folder without image files (.jpg, "),
+             ([str(image), "--out", str(tmp_path / "answers.xlsx")],
+              f"--out {tmp_path / 'answers.xlsx'}: the answers file must end in .csv or .json")]
+    for argv, message in cases:
+        assert main(["--model", str(none), *argv]) == 1
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {message}"), err
+    assert console(["predict", "--model", str(none), str(image), "--out", str(tmp_path / "a.txt")]) == 1
+    assert capsys.readouterr().err == f"error: --out {tmp_path / 'a.txt'}: the answers file must end in .csv or .json\n"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["a.png", "empty"]
+    assert main(["--model", str(none), str(image), "--out", str(tmp_path / "answers.JSON")]) == 1  # inputs good:
+    assert capsys.readouterr().err.startswith(f"error: {none}: not a classifier artifact")  # the model is read
 
 
 @pytest.fixture(scope="module")

@@ -54,11 +54,12 @@ def test_known_classes_by_name_or_drawn_by_index(tree, tmp_path):
     assert drawn[0] == split_classes("folder", 0, y, {"known": [], "num_known": 3}, names)[0]
 
 
-def test_refuses_an_unreadable_image(tmp_path):
+def test_leaves_out_an_unreadable_image_in_one_line(tmp_path, capsys):
     root = write_image_folder(tmp_path / "imgs", classes=2, per_class=12)
     (root / "one" / "004.png").write_bytes(b"\x89PNG truncated")
-    with pytest.raises(OSRError, match=r"imgs/one/004.png: unreadable image \(UnidentifiedImageError"):
-        load("folder", section(root), tmp_path)
+    arrays, (source,) = load("folder", section(root), tmp_path)
+    assert "folder: skipped 1 file that is not an image in a class folder (one/004.png)" in capsys.readouterr().err
+    assert source["images"] == 23 and "one/004.png" not in {*arrays["files_train"], *arrays["files_test"]}
 
 
 def test_refuses_an_empty_folder(tmp_path):
@@ -93,15 +94,16 @@ def test_refuses_a_class_with_fewer_images_than_the_split_needs(tmp_path):
 
 
 def test_the_download_stage_refuses_in_one_line_and_writes_nothing(tmp_path):
-    root = write_image_folder(tmp_path / "imgs", classes=2, per_class=12)
+    root = tmp_path / "imgs"
+    (root / "zero").mkdir(parents=True)
     (root / "zero" / "007.png").write_bytes(b"")
     params = compose(ROOT / "conf", ["profile=tiny", "benchmark=folder", f"data.root={root}"])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     res = sh([str(Path(venv_env()["PATH"].split(":")[0]) / "python"), "-m", "stages.download"], tmp_path,
              check=False, env=venv_env(PYTHONPATH=str(ROOT)))
     assert res.returncode == 1
-    assert res.stderr.strip().splitlines() == [f"error: {root}/zero/007.png: unreadable image (UnidentifiedImageError:"
-                                               " cannot identify image file)"]
+    assert res.stderr.strip().splitlines() == [f"error: {root}: no images (expected <root>/<class>/<image>; skipped 1"
+                                               " file that is not an image in a class folder (zero/007.png))"]
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.npz"))
     shutil.rmtree(root)
 
