@@ -10,7 +10,7 @@ export OSR_DATA_MIRROR ?= $(abspath $(CURDIR)/../shared/datasets)
 export DVC_NO_ANALYTICS=1 ITERATIVE_DO_NOT_TRACK=1 DO_NOT_TRACK=1 \
        PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false
 
-.PHONY: help install run lint test test-fast bench device-rehearsal exp dry exps suite ablation confirm report serve tune deploy worker grid dashboard diff clean
+.PHONY: help install run lint test test-fast bench frontier recipes own-folder device-rehearsal exp dry exps suite ablation confirm report serve tune deploy worker grid dashboard diff clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 18
@@ -40,6 +40,16 @@ test-fast: install  ## the edit loop: unit tests only, no pipeline runs (pytest 
 
 bench: install  ## CPU throughput benchmark -> bench/results/
 	$(BIN)/python -m bench.throughput
+
+frontier: install  ## the quick teacher's quality against CPU minutes, before and after -> bench/results/frontier.*
+	$(BIN)/dvc repro split
+	$(BIN)/python -m bench.frontier
+
+recipes: install  ## make run's exported classifier, recipe before and after, side by side -> bench/results/recipes.*
+	$(BIN)/python -m bench.recipes
+
+own-folder: install  ## the quick profile on a folder of MNIST PNGs, and its pixel floor -> reports/own-folder.json
+	$(BIN)/python -m bench.own_folder
 
 # The device check on the GPU machine's software (Python 3.12, torch 2.11.0, torchvision 0.26.0, triton 3.6.0 and
 # the packages below, nothing else of ours), on the CPU: bench/rehearse.sh. Downloads a second torch (about 1 GB,

@@ -18,8 +18,8 @@ from cli import fail
 OUTPUTS = [("student model", "data/student/model.pt"), ("teacher model", "data/teacher/model.pt"),
            ("metrics", "reports/metrics.json"), ("ROC / score histograms / training curves", "reports/plots/*.png"),
            ("deployable classifier", "data/export/")]
-NEXT = [("change one setting, rerun only what it feeds", "dvc exp run -S distill.tau=4"),
-        ("the AD variant that recovers AUROC on mixed images", "dvc exp run -S distill.tau=4 -S relabel.rule=all"),
+NEXT = [("change one setting, rerun only what it feeds", "dvc exp run -S distill.tau=2"),
+        ("AD exactly as published, fresh student", "dvc exp run -S profile=adpaper"),
         ("compare with main", "dvc metrics diff main --md"),
         ("your own images: docs/own-data.md", "dvc exp run -S benchmark=folder -S data.root=<dir>")]
 
@@ -37,17 +37,36 @@ def quality_rows(metrics: dict, score: str = "mls") -> list[str]:
     return rows
 
 
+def shipped(export: dict) -> list[str]:
+    """What the export shipped and why, and its test figures at its threshold (reports/export.json)."""
+    if not export:
+        return []
+    t = export["test"]
+    return [f"shipped: the {export['role']} ({export['chosen_because']})",
+            f"  at {export['known_tpr']:.0%} of validation knowns accepted: known accuracy among accepted "
+            f"{100 * t['known_accuracy_accepted']:.1f} %, unknowns rejected {100 * t['unknown_rejected']:.1f} %, "
+            f"noise images accepted {100 * export['noise_accepted']:.1f} %"]
+
+
 def architectures(rows: list[dict]) -> dict[str, str]:
     """role -> architecture ("resnet18-w16"), from the rows of reports/diagnostics/evaluate.json."""
     return {r["name"].split(".")[0]: r["value"] for r in rows if r["name"].endswith(".model")}
 
 
-def summary(metrics: dict, params: dict, root: Path = Path()) -> str:
+def epochs_run(root: Path) -> list[str]:
+    """The epochs each network trained (`min_steps` may raise a profile's), from reports/run/<stage>.json."""
+    runs = {role: root / "reports" / "run" / f"{stage}.json" for role, stage in (("teacher", "train_teacher"),
+                                                                                ("student", "distill"))}
+    done = {role: json.loads(path.read_text())["epochs"] for role, path in runs.items() if path.exists()}
+    return [", ".join(f"{role} {n} epochs" for role, n in done.items())] if done else []
+
+
+def summary(metrics: dict, params: dict, root: Path = Path(), export: dict | None = None) -> str:
     info = metrics.get("info", {})
     head = (f"osr: {params['base'].get('profile', '?')} profile, {info.get('benchmark', params['data']['benchmark'])} "
             f"split {params['split']['index']}, student {params['distill']['method']} + {params['augment']['method']}")
     score = "mls" if "mls" in metrics.get("student", {}).get("test", {}) else params["evaluate"]["scores"][0]
-    lines = [head, "", *quality_rows(metrics, score), "", "outputs:"]
+    lines = [head, "", *quality_rows(metrics, score), *epochs_run(root), *shipped(export or {}), "", "outputs:"]
     lines += [f"  {what:<42} {path}" for what, path in OUTPUTS if any(root.glob(path.rstrip("/")))]
     lines += ["", "next:"] + [f"  {cmd:<58} # {why}" for why, cmd in NEXT]
     return "\n".join(lines)
@@ -65,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         diagnostics = args.metrics.parent / "diagnostics" / "evaluate.json"
         for role, arch in architectures(json.loads(diagnostics.read_text()) if diagnostics.exists() else []).items():
             metrics.get(role, {}).setdefault("model", arch)
-        print(summary(metrics, params))
+        export = args.metrics.parent / "export.json"
+        print(summary(metrics, params, export=json.loads(export.read_text()) if export.exists() else None))
     except FileNotFoundError as e:
         return fail(f"{e.filename}: not found (run `dvc repro` first)")
     except (json.JSONDecodeError, yaml.YAMLError, KeyError, TypeError) as e:

@@ -146,6 +146,10 @@ class Network(TypedDict):
     amp: Annotated[bool, AUTO]
     compile: Annotated[str, Registered("osr.train:COMPILE")]
     checkpoint_every: Annotated[int, Range(1), AUTO]
+    min_steps: Count  # the run's epochs rise until it takes this many optimiser steps (osr.train.budget_epochs)
+    keep: Annotated[str, OneOf({"last", "best"})]  # best: the best-validated epoch's weights (osr.train.fit)
+    flip_tta: bool  # the model averages its features over the image and its mirror in eval mode (osr.models)
+    init: str  # '' | teacher (student only) | a checkpoint file: the weights a run starts from (osr.models.load_init)
 
 
 class Teacher(Network):

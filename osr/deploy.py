@@ -1,10 +1,10 @@
 """The deployable open-set classifier: its threshold, its figures, and the artifact (model + card) on disk.
 
-An artifact is a folder holding ``model.pt`` (the student as this project stores models: the state dict and the
-plain dict that rebuilds the architecture, `osr.models.build`) and ``card.json``: what a user needs to use it
-(class names, image size and channels, normalisation, the score and its threshold) and what to expect of it
-(the validation share accepted, the test figures at that threshold). The card records the model file's SHA-256,
-so a model that is not the one the card describes is refused.
+An artifact is a folder holding ``model.pt`` (the model chosen on validation, `choose`, as this project stores
+models: the state dict and the plain dict that rebuilds the architecture, `osr.models.build`) and ``card.json``:
+what a user needs to use it (class names, image size and channels, normalisation, the score and its threshold) and
+what to expect of it (the validation share accepted, the test figures at that threshold). The card records the
+model file's SHA-256, so a model that is not the one the card describes is refused.
 
 The threshold is chosen on validation knowns only: unknowns are, by definition, not available when deploying.
 """
@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from osr import OSRError
 from osr.data import sha256
@@ -45,6 +46,22 @@ def operating_point(s_known: np.ndarray, correct_known: np.ndarray, s_unknown: n
             "unknown_rejected": float(1 - acc_u.mean()),
             "oscr_point": {"ccr": float((acc_k & correct_known).mean()), "fpr": float(acc_u.mean())},
             "n_known": int(len(s_known)), "n_unknown": int(len(s_unknown))}
+
+
+def choose(candidates: dict[str, dict]) -> tuple[str, str]:
+    """(the candidate to ship, why) from {name: validation figures with `val_acc`}: the highest validation accuracy
+    of the known classes, the first listed on a tie. Validation holds knowns only, and closed-set accuracy is the
+    open-set figure known before deployment that tracks AUROC best (Vaze et al., ICLR 2022)."""
+    name = max(candidates, key=lambda n: candidates[n]["val_acc"])  # max keeps the first of equals
+    others = ", ".join(f"{n} {c['val_acc']:.4f}" for n, c in candidates.items() if n != name)
+    return name, f"highest validation accuracy: {name} {candidates[name]['val_acc']:.4f}" + (
+        f" against {others}" if others else "")
+
+
+def noise_images(n: int, channels: int, size: int, seed: int) -> torch.Tensor:
+    """`n` uint8 images of uniform noise [n, C, size, size], seeded: what no known class looks like."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, channels, size, size), generator=gen, dtype=torch.uint8)
 
 
 def write_artifact(folder: Path, model_file: Path, card: dict) -> None:

@@ -11,7 +11,7 @@ import torch
 from osr import OSRError
 from osr.augment import MIXERS, BaseAug, PlannedStep, planned_steps
 from osr.losses import STEP_LOSSES, DistillConfig, Step, StepLoss, both_views, relabel_decision
-from osr.models import new_model
+from osr.models import load_init, new_model
 from osr.objectives import logits_objective, masked
 from osr.split import SplitTensors
 from osr.train import Batch, fingerprint, fit, fit_settings
@@ -90,9 +90,11 @@ def student_batches(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray
 def train_student(data: SplitTensors, plan: dict[str, np.ndarray], cache: dict[str, np.ndarray], params: dict, *,
                   ckpt_path: Path, fingerprint: str, device: torch.device, desc: str | None = None,
                   on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None,
-                  teacher: torch.nn.Module | None = None) -> tuple[torch.nn.Module, dict, list[dict]]:
-    """A fresh student trained on the plan, by params.yaml's sections `student`, `distill`, `movr`, `data`,
-    `relabel` and `augment.layers` (GradMix's attribution layers). Returns (model, meta, history).
+                  teacher: torch.nn.Module | None = None, init: Path | None = None
+                  ) -> tuple[torch.nn.Module, dict, list[dict]]:
+    """A student trained on the plan, by params.yaml's sections `student`, `distill`, `movr`, `data`, `relabel`
+    and `augment.layers` (GradMix's attribution layers), fresh or started from the weights of `init`
+    (`osr.models.load_init`; its file belongs in `fingerprint`). Returns (model, meta, history).
 
     `teacher` (frozen) is needed only when the loss reads teacher logits on a masked view (`needs_live_teacher`).
     """
@@ -106,6 +108,8 @@ def train_student(data: SplitTensors, plan: dict[str, np.ndarray], cache: dict[s
                        "set movr.rotation=0")
     x, y = data.x["train"], data.y["train"]
     model, meta = new_model(student, params["data"], data.num_classes, x.shape[1], device, **step_loss.head(cfg.movr))
+    if init is not None:
+        print(load_init(model, init, "student"))
     aug = BaseAug(randaugment=student["randaugment"])
 
     def batches(epoch: int) -> Iterator[Batch]:
@@ -115,5 +119,5 @@ def train_student(data: SplitTensors, plan: dict[str, np.ndarray], cache: dict[s
     epochs, steps = plan["order"].shape[:2]
     history = fit(model, batches, epochs=epochs, steps_per_epoch=steps, ckpt_path=ckpt_path, fingerprint=fingerprint,
                   desc=desc or f"student[{method}]", device=device, on_epoch_end=on_epoch_end,
-                  **fit_settings(student, device))
+                  **fit_settings(student, device, epochs))
     return model, meta, history

@@ -4,6 +4,9 @@ Input normalisation lives inside the model (buffers), so a model takes float ima
 is self-describing: ``build(**meta)`` rebuilds it from the plain dict stored beside the weights.
 The head is ``linear`` (CE, AD) or ``cosine`` (m-OvR: scale * cos between unit feature and unit prototypes);
 m-OvR models may carry a 4-way ``rotation`` head on the unnormalised feature (methods.md §3.4).
+With ``flip_tta`` an eval-mode model averages the features of each image and its mirror image (test-time flip, as
+in fast CIFAR training): the logits, every score and the kNN bank read the averaged feature, and an exported
+model carries it.
 """
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ class CifarResNet(ResNet):
 
     def __init__(self, arch: str, num_classes: int, width: int = 64, in_channels: int = 3,
                  mean: tuple[float, ...] = (0.5,), std: tuple[float, ...] = (0.5,), head: str = "linear",
-                 scale: float = 1.0, rotation: bool = False):
+                 scale: float = 1.0, rotation: bool = False, flip_tta: bool = False):
         if arch not in ARCHS:
             raise OSRError(f"arch: unknown architecture {arch!r} (choose from {sorted(ARCHS)})")
         if head not in HEADS:
@@ -64,6 +67,7 @@ class CifarResNet(ResNet):
         dim = width * 8 * block.expansion
         self.fc = nn.Linear(dim, num_classes) if head == "linear" else CosineHead(dim, num_classes, scale)
         self.rotation = nn.Linear(dim, 4) if rotation else None
+        self.flip_tta = flip_tta
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -87,8 +91,10 @@ class CifarResNet(ResNet):
         return getattr(self, "_compiled_features", None) is not None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled penultimate feature of float images in [0, 1] (compiled after `compile_trunk`)."""
-        return self._compiled_features(x) if self.compiled else self.eager_features(x)
+        """Pooled penultimate feature of float images in [0, 1] (compiled after `compile_trunk`); in eval mode with
+        `flip_tta`, the mean of the image's and its mirror image's."""
+        trunk = self._compiled_features if self.compiled else self.eager_features
+        return (trunk(x) + trunk(x.flip(3))) / 2 if self.flip_tta and not self.training else trunk(x)
 
     def eager_forward(self, x: torch.Tensor) -> torch.Tensor:
         """`forward` through the uncompiled trunk (GradMix's attribution: hooks inside a compiled graph fail)."""
@@ -110,23 +116,26 @@ class CifarResNet(ResNet):
 
 
 def build(arch: str, num_classes: int, width: int, in_channels: int, mean, std, head: str = "linear",
-          scale: float = 1.0, rotation: bool = False) -> CifarResNet:
-    return CifarResNet(arch, num_classes, width, in_channels, tuple(mean), tuple(std), head, scale, rotation)
+          scale: float = 1.0, rotation: bool = False, flip_tta: bool = False) -> CifarResNet:
+    return CifarResNet(arch, num_classes, width, in_channels, tuple(mean), tuple(std), head, scale, rotation,
+                       flip_tta)
 
 
 def model_meta(arch: str, num_classes: int, width: int, in_channels: int, mean, std, head: str = "linear",
-               scale: float = 1.0, rotation: bool = False) -> dict:
-    """The plain dict that rebuilds a model; stored in every checkpoint (weights_only-safe)."""
-    return {"arch": arch, "num_classes": int(num_classes), "width": int(width), "in_channels": int(in_channels),
+               scale: float = 1.0, rotation: bool = False, flip_tta: bool = False) -> dict:
+    """The plain dict that rebuilds a model; stored in every checkpoint (weights_only-safe). `flip_tta` is stored
+    only when set, so the files of models without it are those of earlier versions byte for byte."""
+    meta = {"arch": arch, "num_classes": int(num_classes), "width": int(width), "in_channels": int(in_channels),
             "mean": [float(v) for v in mean], "std": [float(v) for v in std], "head": head, "scale": float(scale),
             "rotation": bool(rotation)}
+    return {**meta, "flip_tta": True} if flip_tta else meta
 
 
 def new_model(section: dict, data: dict, num_classes: int, in_channels: int, device: torch.device,
               head: str = "linear", scale: float = 1.0, rotation: bool = False) -> tuple[CifarResNet, dict]:
     """A fresh channels_last model from a params section (teacher/student) and the data section (mean/std)."""
     meta = model_meta(section["arch"], num_classes, section["width"], in_channels, data["mean"], data["std"],
-                      head, scale, rotation)
+                      head, scale, rotation, section["flip_tta"])
     if len(meta["mean"]) != in_channels:
         raise OSRError(f"data.mean: {len(meta['mean'])} values for {in_channels}-channel images")
     return build(**meta).to(device, memory_format=torch.channels_last), meta
@@ -141,6 +150,43 @@ def load_state(model: nn.Module, state: dict, where: str) -> None:
         lines = [line.strip() for line in str(e).strip().splitlines()]
         reason = next((line for line in lines[1:] if line), lines[0] if lines else type(e).__name__)
         raise OSRError(f"{where}: checkpoint does not fit the model ({reason[:300]})") from None
+
+
+NOT_WEIGHTS = ("mean", "std")  # normalisation buffers: the data's own, never another model's
+
+
+def init_source(setting: str, teacher: Path, role: str) -> Path | None:
+    """The file a network's `init` setting names: none (""), the run's `teacher` ("teacher", the student's only),
+    or a path."""
+    if not setting:
+        return None
+    if setting == "teacher" and role == "teacher":
+        raise OSRError("teacher.init: 'teacher' names the run's teacher, a source for the student only")
+    path = teacher if setting == "teacher" else Path(setting)
+    if not path.is_file():
+        raise OSRError(f"{role}.init: {path}: file not found")
+    return path
+
+
+def load_init(model: nn.Module, path: Path, role: str) -> str:
+    """Copy into `model` every tensor of the checkpoint `path` whose name and shape match: a model file of this
+    project, a training checkpoint, or a plain state dict (a torchvision or timm ImageNet ResNet). What does not fit
+    (another head, a 7x7 ImageNet stem) keeps its fresh initialisation. Returns one line saying what was copied."""
+    ck = load_torch(path)
+    state = next((ck[k] for k in ("state", "model", "state_dict") if isinstance(ck, dict) and k in ck), ck)
+    if not isinstance(state, dict):
+        raise OSRError(f"{role}.init: {path}: holds no state dict")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    own = model.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and k not in NOT_WEIGHTS and torch.is_tensor(v)
+            and v.shape == own[k].shape and not k.endswith("num_batches_tracked")}  # a counter: fits any model
+    if not fits:
+        raise OSRError(f"{role}.init: {path}: no tensor fits a {type(model).__name__} of this width (check "
+                       f"{role}.arch and {role}.width)")
+    model.load_state_dict(fits, strict=False)
+    left = sorted(k for k in own if k not in fits and k not in NOT_WEIGHTS and not k.endswith("num_batches_tracked"))
+    return f"{role}: initialised {len(fits)} tensors from {path}" + (
+        f"; {len(left)} left fresh ({', '.join(left[:4])}{', ...' if len(left) > 4 else ''})" if left else "")
 
 
 def check_model(meta: dict, section: dict, role: str, num_classes: int, where: str) -> None:

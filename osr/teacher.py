@@ -9,10 +9,10 @@ import torch
 
 from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, to_float
 from osr.losses import STEP_LOSSES, DistillConfig, Step, StepLoss
-from osr.models import new_model
+from osr.models import load_init, new_model
 from osr.objectives import logits_objective
 from osr.split import SplitTensors
-from osr.train import Batch, fingerprint, fit, fit_settings
+from osr.train import Batch, budget_epochs, fingerprint, fit, fit_settings
 
 
 def teacher_batches(x: torch.Tensor, y: torch.Tensor, epoch: int, seed: int, batch_size: int, aug: BaseAug,
@@ -28,23 +28,28 @@ def teacher_batches(x: torch.Tensor, y: torch.Tensor, epoch: int, seed: int, bat
 
 def train_teacher(data: SplitTensors, params: dict, *, ckpt_path: Path, inputs: tuple[Path, ...],
                   device: torch.device,
-                  on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None
+                  on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None, init: Path | None = None
                   ) -> tuple[torch.nn.Module, dict, list[dict]]:
-    """A fresh teacher trained by params.yaml's `teacher` section (with `data`, `base.seed` and the sections its
-    loss reads, `StepLoss.settings`). `inputs`: the files the run reads, fingerprinted with those parameters to
-    guard the resume checkpoint. Returns (model, meta, history)."""
+    """A teacher trained by params.yaml's `teacher` section (with `data`, `base.seed` and the sections its
+    loss reads, `StepLoss.settings`), fresh or started from the weights of `init` (`osr.models.load_init`).
+    `inputs`: the files the run reads, fingerprinted with those parameters to guard the resume checkpoint.
+    Returns (model, meta, history)."""
     t, seed = params["teacher"], params["base"]["seed"]
     loss = STEP_LOSSES[t["loss"]]
     cfg = DistillConfig.from_sections(params["distill"], params["movr"])  # a teacher loss reads its movr only
     x, y = data.x["train"], data.y["train"]
     model, meta = new_model(t, params["data"], data.num_classes, x.shape[1], device, **loss.head(cfg.movr))
+    if init is not None:
+        print(load_init(model, init, "teacher"))
+        inputs = (*inputs, init)
     aug, bs = BaseAug(randaugment=t["randaugment"]), t["batch_size"]
 
     def batches(epoch: int) -> Iterator[Batch]:
         return teacher_batches(x, y, epoch, seed, bs, aug, loss, cfg)
 
     run = {"teacher": t, "data": params["data"], "seed": seed, **{s: params[s] for s in loss.settings}}
-    history = fit(model, batches, epochs=t["epochs"], steps_per_epoch=len(x) // bs, ckpt_path=ckpt_path,
+    epochs = budget_epochs(t, len(x))
+    history = fit(model, batches, epochs=epochs, steps_per_epoch=len(x) // bs, ckpt_path=ckpt_path,
                   fingerprint=fingerprint(run, *inputs), desc="teacher", device=device, on_epoch_end=on_epoch_end,
-                  **fit_settings(t, device))
+                  **fit_settings(t, device, epochs))
     return model, meta, history

@@ -176,12 +176,22 @@ def every_epochs(setting: int | str, epochs: int) -> int:
     return max(1, math.ceil(epochs / 20)) if setting == "auto" else int(setting)
 
 
-def fit_settings(section: dict, device: torch.device) -> dict:
-    """fit's batch size, optimiser, precision, `compile` and `checkpoint_every` from a teacher/student section."""
+def budget_epochs(section: dict, n_train: int) -> int:
+    """The epochs a teacher/student section trains on `n_train` images: its `epochs`, or more when that many give
+    fewer than `min_steps` optimiser steps. A budget in epochs alone starves small data: 900 images at batch 128
+    are 7 steps an epoch, 42 steps in 6 epochs."""
+    steps = max(1, n_train // int(section["batch_size"]))
+    return max(int(section["epochs"]), math.ceil(int(section["min_steps"]) / steps))
+
+
+def fit_settings(section: dict, device: torch.device, epochs: int) -> dict:
+    """fit's batch size, optimiser, precision, `compile`, `checkpoint_every` and `keep` from a teacher/student
+    section, for a run of `epochs` (`budget_epochs`)."""
     return {"batch_size": section["batch_size"], "optim": OptimConfig.from_section(section),
             "amp": precision(section["amp"], device) == "bf16",
             "compile": compile_backend(section["compile"], device),
-            "checkpoint_every": every_epochs(section["checkpoint_every"], int(section["epochs"]))}
+            "checkpoint_every": every_epochs(section["checkpoint_every"], epochs),
+            "keep_best": section["keep"] == "best"}
 
 
 def make_optimizer(model: nn.Module, optim: OptimConfig, batch_size: int, total_steps: int,
@@ -225,12 +235,14 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], *, epochs: 
         batch_size: int, optim: OptimConfig, ckpt_path: Path, fingerprint: str, desc: str,
         device: torch.device, amp: bool = True,
         on_epoch_end: Callable[[nn.Module, int], dict] | None = None, compile: str | None = None,
-        checkpoint_every: int = 1) -> list[dict]:
+        checkpoint_every: int = 1, keep_best: bool = False) -> list[dict]:
     """Train `model` for `epochs`; `batches(epoch)` yields (images, objective) pairs. Returns per-epoch history.
 
     `compile`: a torch.compile backend for the model's trunk (None = eager; `compile_backend`). The callback
     and the checkpoint run every `checkpoint_every` epochs and after the last; a resumed run repeats the epochs
     after the last checkpoint, which (batches a pure function of seed and epoch) gives the same weights.
+    `keep_best`: the model ends with the weights of the validated epoch of highest `val_acc` (the callback's; the
+    earliest of equals), not the last; those weights travel in the checkpoint, so a resumed run keeps them too.
     """
     if compile:
         model.compile_trunk(compile)
@@ -239,6 +251,9 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], *, epochs: 
     # resumed at the other precision would mix the two in one set of weights
     fingerprint = f"{fingerprint} {'bf16' if amp else 'fp32'}"
     history, start = resume(ckpt_path, fingerprint, desc, epochs, model, opt, sched)
+    if keep_best and on_epoch_end is None:
+        raise OSRError(f"{desc}: keep best needs a validation callback")
+    best = read_best(best_path(ckpt_path), fingerprint) if keep_best and start else None
     for epoch in range(start, epochs):
         model.train()
         t0, total, n, seen = time.perf_counter(), torch.zeros((), device=device), 0, 0
@@ -264,11 +279,30 @@ def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], *, epochs: 
         history.append(row)
         tqdm.write(f"{desc} epoch {epoch + 1}/{epochs}: " + ", ".join(
             f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+        if due and keep_best and (best is None or row["val_acc"] > best["val_acc"]):
+            best = {"val_acc": row["val_acc"], "epoch": epoch + 1, "fingerprint": fingerprint,
+                    "model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
+            save_torch(best_path(ckpt_path), best)  # before the checkpoint that may resume from it
         if due:
             save_torch(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                    "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
                                    "fingerprint": fingerprint, "rng_cpu": torch.get_rng_state()})
+    if best is not None:
+        model.load_state_dict(best["model"])
+        tqdm.write(f"{desc}: keeping epoch {best['epoch']}'s weights (best val_acc {best['val_acc']:.4g})")
+        history[-1]["kept_epoch"] = best["epoch"]
     return history
+
+
+def best_path(ckpt_path: Path) -> Path:
+    """Where `fit(keep_best=True)` keeps the best-validated weights beside the resume checkpoint."""
+    return ckpt_path.with_name(ckpt_path.stem + ".best" + ckpt_path.suffix)
+
+
+def read_best(path: Path, fingerprint: str) -> dict | None:
+    """The best-validated weights of the run `fingerprint` names, or None (missing, or another run's)."""
+    best = load_torch(path, map_location="cpu") if path.exists() else None
+    return best if isinstance(best, dict) and best.get("fingerprint") == fingerprint else None
 
 
 @torch.inference_mode()

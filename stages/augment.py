@@ -10,7 +10,7 @@ from osr.paths import PLAN, REPORTS
 from osr.plots import image_grid
 from osr.preview import preview
 from osr.split import load_split
-from osr.train import resolve_device, set_determinism
+from osr.train import budget_epochs, resolve_device, set_determinism
 from stages.common import run
 
 
@@ -20,8 +20,8 @@ def main() -> None:
     set_determinism(p["base"]["seed"], resolve_device("cpu"))
     data = load_split(resolve_device("cpu"), ("train",))
     x, y = data.x["train"], data.y["train"]
-    plan = make_plan(len(x), st["batch_size"], st["epochs"], p["base"]["seed"], a["method"], float(a["prob"]),
-                     tuple(x.shape[2:]))
+    plan = make_plan(len(x), st["batch_size"], budget_epochs(st, len(x)), p["base"]["seed"], a["method"],
+                     float(a["prob"]), tuple(x.shape[2:]))
     save_npz(PLAN, **plan)
     imgs, titles, caption = preview(x, y, plan, BaseAug(randaugment=st["randaugment"]), int(a["preview"]), data.names)
     image_grid(imgs, titles, REPORTS / "augment_preview.png", suptitle=caption)

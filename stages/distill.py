@@ -6,7 +6,7 @@ answer_help(__name__, __spec__, __doc__)  # --help answers here, before the impo
 from osr import check_finite
 from osr.distill import needs_live_teacher, student_fingerprint, train_student
 from osr.io import load_npz, save_torch
-from osr.models import check_model, load_model
+from osr.models import check_model, init_source, load_model
 from osr.paths import CACHE, PLAN, PLAN_KEYS, STUDENT, STUDENT_CKPT, TEACHER
 from osr.train import precision, val_accuracy
 from stages.common import run
@@ -23,9 +23,11 @@ def main() -> None:
     if needs_live_teacher(str(plan["method"]), p["distill"]["method"]):
         teacher, teacher_meta = load_model(TEACHER, device)
         check_model(teacher_meta, p["teacher"], "teacher", data.num_classes, str(TEACHER))
+    init = init_source(p["student"]["init"], TEACHER, "student")
+    inputs = (PLAN, CACHE, init) if init else (PLAN, CACHE)
     model, meta, history = train_student(
-        data, plan, cache, p, ckpt_path=STUDENT_CKPT, fingerprint=student_fingerprint(p, PLAN, CACHE), device=device,
-        on_epoch_end=val_accuracy(data), teacher=teacher)
+        data, plan, cache, p, ckpt_path=STUDENT_CKPT, fingerprint=student_fingerprint(p, *inputs), device=device,
+        on_epoch_end=val_accuracy(data), teacher=teacher, init=init)
     save_torch(STUDENT, {"meta": meta, "state": model.state_dict()})
     write_training_reports("distill", "student", history, precision(p["student"]["amp"], device))
 

@@ -24,6 +24,7 @@ TEACHER_VARIANTS = tuple(f"+{v}" for v in _SPEC["teacher"])  # variants with a t
 MEASUREMENT = set(_SPEC["measurement"])  # how a recipe is computed, not the method: never a best AD variant
 SCHEDULE = set(_SPEC["schedule"])  # the student's schedule: a regime, compared with controls trained as long
 SUITES: dict[str, list[str]] = _SPEC["suites"]  # profile -> the recipes its suite runs by default
+PROFILE_BASE: dict[str, list[str]] = _SPEC["profile_base"]  # profile -> overrides before every recipe's
 # variants whose cells run in another regime (schedule, precision, teacher) than the seed-noise recipes
 REGIME = MEASUREMENT | SCHEDULE | set(_SPEC["teacher"])
 
@@ -78,7 +79,7 @@ class Cell:
     def overrides(self) -> list[str]:
         seed = [f"base.seed={self.seed}"] if self.seed != DEFAULT_SEED else []
         return [f"profile={self.profile}", f"benchmark={self.benchmark}", f"split.index={self.split}", *seed,
-                *recipe_overrides(self.recipe)]
+                *PROFILE_BASE.get(self.profile, []), *recipe_overrides(self.recipe)]
 
 
 def parse_name(name: str) -> Cell | None:

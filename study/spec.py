@@ -25,4 +25,5 @@ def load(path: Path, keys: tuple[str, ...]) -> dict:
 @cache
 def grid_spec() -> dict:
     """conf/study/grid.yaml."""
-    return load(GRID_FILE, ("variants", "ours", "teacher", "measurement", "schedule", "suites", "ablation"))
+    return load(GRID_FILE, ("variants", "ours", "teacher", "measurement", "schedule", "profile_base", "suites",
+                            "ablation"))

@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import ROOT, make_project, needs_mirror, ran_stages, sh, venv_env, write_image_folder
 from osr import OSRError
-from osr.deploy import MODEL_FILE, operating_point, read_card, threshold_for_tpr, write_artifact
+from osr.deploy import MODEL_FILE, choose, noise_images, operating_point, read_card, threshold_for_tpr, write_artifact
 from osr.images import read_image
 from osr.io import load_npz, save_torch
 from osr.models import build, model_meta
@@ -41,6 +41,18 @@ def test_operating_point():
     assert p["known_accepted"] == 0.75 and p["known_accuracy_accepted"] == pytest.approx(2 / 3)
     assert p["unknown_rejected"] == pytest.approx(2 / 3)
     assert p["oscr_point"] == {"ccr": 0.5, "fpr": pytest.approx(1 / 3)}
+
+
+def test_the_export_ships_the_candidate_of_highest_validation_accuracy():
+    role, why = choose({"student": {"val_acc": 0.81}, "teacher": {"val_acc": 0.9}})
+    assert role == "teacher" and why == "highest validation accuracy: teacher 0.9000 against student 0.8100"
+    assert choose({"student": {"val_acc": 0.9}, "teacher": {"val_acc": 0.9}})[0] == "student"  # a tie: the first
+
+
+def test_noise_images_are_seeded_uniform_uint8():
+    a = noise_images(200, 3, 8, seed=1)
+    assert a.shape == (200, 3, 8, 8) and a.dtype == torch.uint8 and torch.equal(a, noise_images(200, 3, 8, seed=1))
+    assert 120 < a.float().mean() < 135 and a.min() == 0 and a.max() == 255
 
 
 @pytest.fixture()
@@ -140,6 +152,11 @@ def test_folder_pipeline_exports_a_classifier_that_predicts_as_evaluate_scored(f
     card = read_card(proj / "data" / "export")
     assert card["classes"] == ["zero", "one"] and card["image_size"] == 32 and card["score"] == "mls"
     assert 0 <= card["test"]["unknown_rejected"] <= 1 and card["test"]["n_unknown"] > 0
+    role = card["role"]  # the candidate of highest validation accuracy, and the reason, on the card
+    assert card["candidates"][role]["val_acc"] == max(c["val_acc"] for c in card["candidates"].values())
+    assert card["chosen_because"].startswith(f"highest validation accuracy: {role} ")
+    assert card["noise_accepted"] == card["candidates"][role]["noise_accepted"]
+    assert 0 <= card["noise_accepted"] <= 1
     raw, scores = load_npz(proj / "data/raw/dataset.npz"), load_npz(proj / "data/eval/scores.npz")
     manifest = pd.read_csv(proj / "data/split/manifest.csv")
     files = [str(root / raw["files_test"][i]) for i in manifest[manifest.role == "test"]["index"]]
@@ -148,7 +165,7 @@ def test_folder_pipeline_exports_a_classifier_that_predicts_as_evaluate_scored(f
        env=venv_env(PYTHONPATH=str(ROOT)))  # a fresh process
     rows = json.loads(answers.read_text())
     assert [r["path"] for r in rows] == files and not any(r["error"] for r in rows)
-    assert np.allclose([r["score"] for r in rows], scores["student_mls"], rtol=1e-5, atol=1e-5)
+    assert np.allclose([r["score"] for r in rows], scores[f"{role}_mls"], rtol=1e-5, atol=1e-5)
     assert UNKNOWN in {r["prediction"] for r in rows}
     assert np.array_equal(read_image(files[0], 32), raw["x_test"][manifest[manifest.role == "test"]["index"].iloc[0]])
     status = sh(["dvc", "status"], proj).stdout

@@ -10,10 +10,20 @@ import yaml
 from conftest import ROOT
 from osr import OSRError
 from osr.augment import BaseAug
-from osr.io import load_torch
-from osr.models import CosineHead, build, model_meta
+from osr.io import load_torch, save_torch
+from osr.models import CosineHead, build, init_source, load_init, model_meta
 from osr.objectives import masked, on_logits
-from osr.train import OptimConfig, compile_backend, every_epochs, fit, native_bf16, precision, predict, set_determinism
+from osr.train import (
+    OptimConfig,
+    budget_epochs,
+    compile_backend,
+    every_epochs,
+    fit,
+    native_bf16,
+    precision,
+    predict,
+    set_determinism,
+)
 
 OPTIM = OptimConfig.from_section(yaml.safe_load((ROOT / "params.yaml").read_text())["student"])
 
@@ -227,3 +237,79 @@ def test_checkpoint_every_k_epochs_still_resumes_to_the_same_weights(tmp_path):
     assert train(again, tmp_path / "b.pt", epochs=5, checkpoint_every=2)[-1]["loss"] == history[-1]["loss"]
     for a, b in zip(ref.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_keep_best_ends_with_the_best_validated_weights_and_resumes_to_them(tmp_path):
+    """The epoch of highest val_acc is kept, not the last; a run resumed after it still ends with those weights."""
+    scores = {0: 0.5, 1: 0.9, 2: 0.7}
+    snapshots = {}
+
+    def validate(model, epoch):
+        snapshots[epoch] = copy.deepcopy(model.state_dict())
+        return {"val_acc": scores[epoch]}
+    model = tiny_model()
+    history = train(model, tmp_path / "ck.pt", epochs=3, on_epoch_end=validate, keep_best=True)
+    assert history[-1]["kept_epoch"] == 2
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snapshots[1][k])
+    again = tiny_model()
+    train(again, tmp_path / "ck.pt", epochs=3, on_epoch_end=validate, keep_best=True)  # all done: resume only
+    for k, v in again.state_dict().items():
+        assert torch.equal(v, snapshots[1][k])
+    with pytest.raises(OSRError, match="keep best needs a validation callback"):
+        train(tiny_model(), tmp_path / "other.pt", keep_best=True)
+
+
+def test_min_steps_raises_the_epochs_of_small_data_only():
+    section = {"epochs": 6, "batch_size": 128, "min_steps": 1000}
+    assert budget_epochs(section, 900) == 143  # 7 steps an epoch
+    assert budget_epochs(section, 24_300) == 6  # 189 steps an epoch: 6 epochs are already 1134 steps
+    assert budget_epochs({**section, "min_steps": 0}, 900) == 6
+
+
+def test_flip_tta_makes_an_eval_model_mirror_invariant_and_leaves_training_alone():
+    model = build(**model_meta("resnet18", 3, 8, 3, (0.5,) * 3, (0.5,) * 3, flip_tta=True)).eval()
+    x = torch.rand(4, 3, 16, 16)
+    torch.testing.assert_close(model(x), model(x.flip(3)), rtol=1e-4, atol=1e-5)
+    plain = build(**model_meta("resnet18", 3, 8, 3, (0.5,) * 3, (0.5,) * 3))
+    assert "flip_tta" not in model_meta("resnet18", 3, 8, 3, (0.5,) * 3, (0.5,) * 3)
+    plain.load_state_dict(model.state_dict())
+    model.train(), plain.train()
+    torch.testing.assert_close(model(x), plain(x))
+
+
+def test_init_copies_an_imagenet_checkpoint_where_it_fits_and_keeps_the_data_normalisation(tmp_path):
+    """A torchvision ImageNet ResNet-18 state dict (saved here: no download) into a width-64 CIFAR-stem model: the
+    blocks are copied, the 7x7 stem and the 1000-class head stay fresh, the model's own mean/std stay."""
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    ref = resnet18(weights=None)
+    torch.save({"module." + k: v for k, v in ref.state_dict().items()}, tmp_path / "resnet18.pth")  # DataParallel
+    model = build(**model_meta("resnet18", 6, 64, 3, (0.4,) * 3, (0.2,) * 3))
+    line = load_init(model, tmp_path / "resnet18.pth", "teacher")
+    assert torch.equal(model.layer3[1].conv2.weight, ref.layer3[1].conv2.weight)
+    assert torch.equal(model.bn1.running_var, ref.bn1.running_var)
+    assert line.startswith(f"teacher: initialised 99 tensors from {tmp_path / 'resnet18.pth'}; 3 left fresh (conv1")
+    assert torch.allclose(model.mean, torch.full((1, 3, 1, 1), 0.4))
+    with pytest.raises(OSRError, match=r"student.init: .*resnet18.pth: no tensor fits a CifarResNet of this width"):
+        load_init(tiny_model(), tmp_path / "resnet18.pth", "student")
+
+
+def test_init_from_an_earlier_model_file_and_its_refusals(tmp_path):
+    source = tiny_model()
+    meta = model_meta("resnet18", 3, 8, 3, (0.5,) * 3, (0.5,) * 3)
+    save_torch(tmp_path / "model.pt", {"meta": meta, "state": source.state_dict()})
+    torch.manual_seed(1)
+    model = build(**meta)
+    weights = [k for k in source.state_dict() if k not in ("mean", "std") and not k.endswith("num_batches_tracked")]
+    assert load_init(model, tmp_path / "model.pt", "student") == \
+        f"student: initialised {len(weights)} tensors from {tmp_path / 'model.pt'}"
+    for k in weights:
+        assert torch.equal(model.state_dict()[k], source.state_dict()[k])
+    assert init_source("", tmp_path / "t.pt", "teacher") is None
+    assert init_source("teacher", tmp_path / "model.pt", "student") == tmp_path / "model.pt"
+    with pytest.raises(OSRError, match="teacher.init: 'teacher' names the run's teacher, a source for the student"):
+        init_source("teacher", tmp_path / "model.pt", "teacher")
+    with pytest.raises(OSRError, match=f"student.init: {tmp_path / 'none.pt'}: file not found"):
+        init_source(str(tmp_path / "none.pt"), tmp_path / "model.pt", "student")
