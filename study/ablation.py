@@ -15,6 +15,7 @@ import numpy as np
 
 from study.claims import compare, values_by_split
 from study.grid import MEASUREMENT, SCHEDULE, recipe_variants
+from study.partitions import partition
 from study.stats import holm, p_value
 
 REFERENCE = "ce-cutmix"
@@ -49,7 +50,7 @@ def study(rows: list[dict], profile: str, benchmark: str, split: int) -> dict:
         first = next(r for r in here if r["recipe_id"] == rec)
         e = {"recipe": rec, "method": first["method"], "mixing": first["mixing"]}
         for metric, by_recipe in values.items():
-            vals = by_recipe.get((profile, benchmark, rec), {}).get(split, [])
+            vals = by_recipe.get((profile, benchmark, rec), {}).get(partition(benchmark, split), [])
             e[metric] = {"mean": float(np.mean(vals)), "n": len(vals),
                          "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None} if vals else None
             if metric in DELTAS:

@@ -1,8 +1,10 @@
 """Per-recipe aggregates of finished experiments: student groups per (profile, benchmark, recipe), teacher groups,
 and the training run time per machine.
 
-Aggregates are in percent (accuracy, AUROC, OSCR) with the **sample** standard deviation over experiments
-(ddof=1; 0 when n=1). Jacobian norms and class separation stay raw.
+Aggregates are in percent (accuracy, AUROC, OSCR): the mean and **sample** standard deviation (ddof=1; 0 when n=1)
+over a group's partitions, each the mean over its seeds, or over the seeds of its one partition (splits that hold
+the same classes are one partition and a seed's runs on them one value, study/partitions.py). Jacobian norms and
+class separation stay raw.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import numpy as np
 from osr.augment import METHODS
 from study.experiments import nested
 from study.grid import TEACHER_VARIANTS
+from study.partitions import partition, per_partition, same_classes
 
 BENCHMARKS = ("mnist", "svhn", "cifar10", "cifar_plus10", "cifar_plus50", "tinyimagenet")  # methods.md §2 order
 METHOD_LABELS = {"ce": "plain (ce)", "asym": "AD (asym)", "kd": "KD", "movr": "m-OvR"}
@@ -58,23 +61,29 @@ def recipe(row: dict) -> str:
     return label if row["teacher_loss"] == "ce" else f"{label} (teacher {row['teacher_loss']})"
 
 
-def _stats(values: list[float]) -> dict:
-    v = np.asarray(values, dtype=float)
+def _stats(by_partition: dict) -> dict:
+    """Mean and sample std over the partitions' means where there are two or more, else over the seeds of the one;
+    `n` counts what they are over."""
+    units = list(by_partition.values())
+    v = np.array([np.mean(u) for u in units]) if len(units) > 1 else np.asarray(units[0], dtype=float)
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
 
 
 def _summary(members: list[dict], role: str) -> dict:
-    out = {"n": len(members), "splits": sorted({m["split"] for m in members}),
+    """A group's runs, splits and seeds, and per metric its mean ± std over partitions (splits that hold the same
+    classes are one, study/partitions.py) with each partition's mean (`by_split`, keyed by its first split)."""
+    splits = sorted({m["split"] for m in members})
+    bench = members[0]["benchmark"]
+    out = {"n": len(members), "splits": splits, "partitions": len({partition(bench, s) for s in splits}),
+           "same_classes": same_classes(bench, splits),
            "seeds": sorted({m["seed"] for m in members if m.get("seed") is not None}),
            "experiments": [m["name"] for m in members]}
     for key, path in PERCENT_KEYS.items():
-        pairs = [(m["split"], 100 * v) for m in members if (v := nested(m["metrics"][role], path)) is not None]
-        if pairs:
-            by_split = defaultdict(list)
-            for split, v in pairs:
-                by_split[str(split)].append(v)
-            out[key] = {**_stats([v for _, v in pairs]),
-                        "by_split": {k: float(np.mean(v)) for k, v in sorted(by_split.items())}}
+        runs = [(m["split"], m.get("seed"), 100 * v) for m in members
+                if (v := nested(m["metrics"][role], path)) is not None]
+        if runs:
+            units = per_partition(bench, runs)
+            out[key] = {**_stats(units), "by_split": {str(k): float(np.mean(v)) for k, v in units.items()}}
     return out
 
 
@@ -106,6 +115,7 @@ def aggregate(rows: list[dict]) -> dict:
     teacher_groups = [{"profile": k[0], "benchmark": k[1], "teacher_loss": k[2], "recipe": f"teacher ({k[2]})",
                        **_summary(list(teachers[k].values()), "teacher")}
                       for k in sorted(teachers, key=lambda k: (k[0], bench_order(k[1]), k[2]))]
-    return {"std": "sample standard deviation over experiments (ddof=1), 0 when n=1 (shown without ±)", "units": "%",
+    return {"std": "sample standard deviation over partitions (each the mean over its seeds), or over the seeds of "
+                   "one partition (ddof=1), 0 when n=1 (shown without ±)", "units": "%",
             "groups": groups, "teachers": teacher_groups}
 

@@ -1,9 +1,10 @@
 """The answer to the study's question, per benchmark: the registered recipes' accuracy and AUROC (MLS) with 95 %
 Student-t intervals, as a table (reports/answer.md, shown in README.md) and a figure (reports/answer.png).
 
-Over splits where a recipe ran on two or more (a split's value is the mean over its seeds), else over the seeds of
-its one split; a single experiment has no interval. The registered (held-out) partitions come first, every other
-split apart (exploratory).
+Over partitions where a recipe ran on two or more (a partition's value is the mean over its seeds; splits that hold
+the same classes are one partition, study/partitions.py), else over the seeds of its one partition; a single
+experiment has no interval. The registered (held-out) partitions come first, every other split apart
+(exploratory).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from scipy import stats
 from osr import OSRError
 from osr.plots import plt, save_figure
 from study.claims import values_by_split
+from study.partitions import alike, partition, same_classes
 
 REGISTERED, ARCHIVES = "conf/study/confirmatory.yaml", "reports/experiments"
 ANSWER_METRICS = {"acc": "acc", "auroc": "auroc_mls"}  # answer key -> study.claims.METRICS name
@@ -28,7 +30,7 @@ BENCH_NAMES = {"cifar10": "CIFAR-10", "tinyimagenet32": "Tiny-ImageNet 32 × 32"
 
 @dataclass(frozen=True)
 class Estimate:
-    """A mean with its 95 % Student-t interval (None for one experiment) over `n` splits or seeds."""
+    """A mean with its 95 % Student-t interval (None for one experiment) over `n` partitions or seeds."""
     mean: float
     low: float | None
     high: float | None
@@ -42,7 +44,8 @@ def _t(mean: float, sd: float, n: int, over: str) -> Estimate:
 
 
 def estimate(by_split: dict[int, list[float]]) -> Estimate:
-    """Over the split means where there are two or more splits, else over the seeds of the one split."""
+    """Over the partition means where there are two or more partitions (values_by_split's keys), else over the
+    runs of the one partition."""
     if len(by_split) >= 2:
         means = np.array([np.mean(v) for v in by_split.values()])
         return _t(float(means.mean()), float(means.std(ddof=1)), len(means), "splits")
@@ -63,15 +66,19 @@ def answer(reports: dict) -> list[dict]:
     for bench, held_out in reg["partitions"].items():
         ran = {recipe: {key: by_recipe.get((reg["profile"], bench, recipe), {}) for key, by_recipe in values.items()}
                for recipe in reg["recipes"]}
-        common = set(held_out).intersection(*(r["acc"] for r in ran.values()))  # like with like
-        other = set().union(*(r["acc"] for r in ran.values())) - set(held_out)
+        registered = {partition(bench, s) for s in held_out}
+        common = registered.intersection(*(r["acc"] for r in ran.values()))  # like with like
+        other = set().union(*(r["acc"] for r in ran.values())) - registered
         for partitions, keep in (("held-out", common), ("exploratory", other)):
             group = []
             for recipe, r in ran.items():
                 here = {key: {s: v for s, v in by_split.items() if s in keep} for key, by_split in r.items()}
+                splits = sorted({row["split"] for row in reports["rows"] if (row["profile"], row["benchmark"],
+                                 row["recipe_id"]) == (reg["profile"], bench, recipe)
+                                 and partition(bench, row["split"]) in keep})
                 if all(here.values()):
                     group.append({"benchmark": bench, "partitions": partitions, "recipe": recipe,
-                                  "splits": sorted(here["acc"]), **{key: estimate(v) for key, v in here.items()},
+                                  "splits": splits, **{key: estimate(v) for key, v in here.items()},
                                   **({"planned": len(held_out)} if partitions == "held-out" else {})})
             complete = len(group) == len(reg["recipes"]) and all(len(e["splits"]) >= 2 for e in group)
             out += group if partitions == "exploratory" or complete else []
@@ -102,13 +109,27 @@ def estimate_text(e: Estimate) -> str:
     return f"{e.mean:.1f} [{max(e.low, 0.0):.1f}, {min(e.high, 100.0):.1f}]"
 
 
-def basis(entry: dict) -> str:
-    """What an answer entry's interval is taken over: `5 splits (0–4)`, `3 seeds of split 0`, `1 run, split 0`."""
-    e = entry["acc"]
+def partitions_text(n: int | str, splits: list[int], groups: list[list[int]], short: bool = False) -> str:
+    """`4 partitions (splits 0–4; 0 and 1 hold the same classes)`, `one partition (splits 0 and 1 hold the same
+    classes)`: what an interval over splits that share partitions (`groups`, study/partitions.py) counted; `short`:
+    `4 partitions (splits 0–4)`."""
+    if n == 1:
+        return "one partition" + ("" if short else f" (splits {alike(groups)})")
+    return f"{n} partitions (splits {span(splits)}" + ("" if short else f"; {alike(groups)}") + ")"
+
+
+def basis(entry: dict, short: bool = False) -> str:
+    """What an answer entry's interval is taken over: `5 splits (0–4)`, `3 seeds of split 0`, `1 run, split 0`;
+    where some of the splits hold the same classes, `4 partitions (splits 0–4; 0 and 1 hold the same classes)`
+    (`short`: without the part after the semicolon)."""
+    e, splits = entry["acc"], span(entry["splits"])
+    groups = same_classes(entry["benchmark"], entry["splits"])
     if e.over == "splits":
         of = f" of {entry['planned']}" if entry.get("planned", e.n) > e.n else ""  # held-out partitions still running
-        return f"{e.n}{of} splits ({span(entry['splits'])})"
-    return f"{e.n} seeds of split {span(entry['splits'])}" if e.n > 1 else f"1 run, split {span(entry['splits'])}"
+        n = f"{e.n}{of}"
+        return partitions_text(n, entry["splits"], groups, short) if groups else f"{n} splits ({splits})"
+    where = f"{plural('split', entry['splits'])} {splits}" + (f"; {alike(groups)}" if groups and not short else "")
+    return f"{e.n} seeds of {where}" if e.n > 1 else f"1 run, {where}"
 
 
 def answer_table(entries: list[dict]) -> list[str]:
@@ -122,9 +143,10 @@ def answer_table(entries: list[dict]) -> list[str]:
 
 
 def answer_caption(profile: str) -> str:
-    return (f"Profile `{profile}`. Mean and 95 % Student-t interval over splits (a split's value is the mean over "
-            "its seeds), or over the seeds of a benchmark's one split; one run has no interval. Held-out: the "
-            f"partitions registered in `{REGISTERED}`; exploratory: every other split.")
+    return (f"Profile `{profile}`. Mean and 95 % Student-t interval over partitions (a partition's value is the mean "
+            "over its seeds; splits that hold the same classes are one partition, counted once), or over the seeds "
+            "of a benchmark's one partition; one run has no interval. Held-out: the partitions registered in "
+            f"`{REGISTERED}`; exploratory: every other split.")
 
 
 def answer_markdown(reports: dict, entries: list[dict]) -> str:
@@ -169,10 +191,10 @@ def answer_figure(entries: list[dict], profile: str, path: Path) -> None:
         here = [e for e in entries if (e["benchmark"], e["partitions"]) == (bench, partitions)]
         _panel(axes[0, col], here, "acc", "closed-set accuracy (%)")
         _panel(axes[1, col], here, "auroc", "AUROC, MLS (%)")
-        axes[0, col].set_title(f"{bench_name(bench)}, {partitions}: {basis(here[0])}", fontsize=10)
+        axes[0, col].set_title(f"{bench_name(bench)}, {partitions}: {basis(here[0], short=True)}", fontsize=10)
     fig.suptitle(f"What mixing costs and what distillation recovers (profile {profile}; mean, 95 % t-interval, "
-                 "n = splits or seeds)\nAn interval over splits also holds how much the splits differ in difficulty; "
-                 "the paired differences between recipes (docs/study.md) are narrower", fontsize=10)
+                 "n = partitions or seeds)\nAn interval over partitions also holds how much they differ in "
+                 "difficulty; the paired differences between recipes (docs/study.md) are narrower", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -182,11 +204,12 @@ README_BEGIN, README_END = "<!-- answer:begin -->", "<!-- answer:end -->"
 
 def readme_block(entries: list[dict], profile: str, summary: list[str]) -> list[str]:
     """The answer table as README.md shows it (narrow enough for its 120-character lines), then `summary`."""
-    lines = [f"Profile `{profile}`: mean and 95 % t-interval over splits or seeds (generated by `make report` from",
-             f"`{ARCHIVES}/`; held-out partitions are those registered in `{REGISTERED}`).", "",
+    lines = [f"Profile `{profile}`: mean and 95 % t-interval over partitions (splits that hold the same classes count "
+             "once) or seeds", f"(generated by `make report` from `{ARCHIVES}/`; held-out: the partitions in "
+             f"`{REGISTERED}`).", "",
              "| benchmark: partitions | recipe | accuracy (%) | AUROC, MLS (%) |", "|---|---|---|---|"]
     for e in entries:
-        where = f"{bench_name(e['benchmark'])}: {e['partitions']}, {basis(e)}"
+        where = f"{bench_name(e['benchmark'])}: {e['partitions']}, {basis(e, short=True)}"
         lines.append(f"| {where} | {LABELS.get(e['recipe'], e['recipe'])} | {estimate_text(e['acc'])} | "
                      f"{estimate_text(e['auroc'])} |")
     return lines + ([""] + summary if summary else [])

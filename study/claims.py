@@ -2,11 +2,13 @@
 
 A claim compares recipe ``b`` with recipe ``a`` (names as conf/study/grid.yaml spells them) on one metric: it says that
 ``b - a`` lies above ``margin`` (``up``) or below it (``down``); ``margin`` is 0 except for "keeps" claims, which
-allow 1 point. The difference is taken on the splits both recipes ran (each split's value is the mean over its
-seeds) and the interval is a Student-t interval:
+allow 1 point. The difference is taken on the partitions both recipes ran (splits that hold the same classes are
+one partition, study/partitions.py; a partition's value is the mean over its seeds) and the interval is a
+Student-t interval:
 
-* two or more shared splits: paired over the splits (``t over splits, paired``), df = splits - 1;
-* one shared split: the two means against the **seed noise** of that split: the pooled within-recipe variance of
+* two or more shared partitions: paired over them (``t over splits, paired``; ``t over partitions, paired``
+  where some of the splits hold one partition), df = partitions - 1;
+* one shared partition: the two means against the **seed noise** there: the pooled within-recipe variance of
   the two recipes when both have ``MIN_SEEDS`` seeds or more; otherwise, for a recipe with fewer, of every recipe
   of its regime (schedule, precision and teacher variants, ``REGIME``) with two or more seeds there. A regime
   whose noise no recipe measured (a 160-epoch student, fp32, another teacher, with one seed) gives no interval:
@@ -27,6 +29,7 @@ import numpy as np
 from osr import OSRError
 from study.experiments import nested
 from study.grid import REGIME, recipe_variants
+from study.partitions import partition, per_partition, same_classes
 from study.spec import CLAIMS_FILE, load
 from study.stats import t_interval
 
@@ -71,13 +74,20 @@ def _value(row: dict, metric: str) -> float | None:
 
 
 def values_by_split(rows: list[dict], metric: str) -> dict:
-    """(profile, benchmark, recipe) -> split -> [value per seed]."""
-    out: dict = defaultdict(lambda: defaultdict(list))
+    """(profile, benchmark, recipe) -> partition -> [value per seed]: a partition is keyed by its first split and
+    holds one value per seed, the mean of that seed's runs on the splits that hold its classes (study/partitions.py)."""
+    runs = defaultdict(list)
     for r in rows:
         v = _value(r, metric)
         if v is not None:
-            out[(r["profile"], r["benchmark"], r["recipe_id"])][r["split"]].append(v)
-    return out
+            runs[(r["profile"], r["benchmark"], r["recipe_id"])].append((r["split"], r["seed"], v))
+    return {key: per_partition(key[1], values) for key, values in runs.items()}
+
+
+def runs_behind(rows: list[dict], profile: str, benchmark: str, recipe: str, metric: str, partitions) -> list[dict]:
+    """The runs of `recipe` with a value of `metric` on `partitions`."""
+    return [r for r in rows if (r["profile"], r["benchmark"], r["recipe_id"]) == (profile, benchmark, recipe)
+            and partition(benchmark, r["split"]) in partitions and _value(r, metric) is not None]
 
 
 def noise_groups(by_recipe: dict, profile: str, benchmark: str, split: int, recipe: str) -> dict | None:
@@ -104,8 +114,10 @@ def _interval(mean: float, se: float, df: int, how: str) -> dict:
     return {"mean_diff": mean, "interval": how, "ci95": t_interval(mean, se, df), "se": se, "df": df}
 
 
-def _single_split(xa: list[float], xb: list[float], vb: dict, place: tuple, split: int, a: str, b: str) -> dict:
-    """b - a on one split: paired over the seeds for one recipe's two metrics, else against the seed noise."""
+def _single_split(xa: list[float], xb: list[float], vb: dict, place: tuple, split: int, a: str, b: str,
+                  where: str) -> dict:
+    """b - a on one partition (`split` keys it, `where` names its splits): paired over the seeds for one recipe's
+    two metrics, else against the seed noise."""
     mean = float(np.mean(xb) - np.mean(xa))
     if a == b:  # two metrics of the same experiments: paired over the seeds
         d = np.array(xb) - np.array(xa)
@@ -119,26 +131,31 @@ def _single_split(xa: list[float], xb: list[float], vb: dict, place: tuple, spli
     var, df = pooled_variance(list(groups.values()))
     se = float(np.sqrt(var * (1 / len(xa) + 1 / len(xb))))
     whose = "of both recipes" if set(groups) == {a, b} else f"pooled over {len(groups)} recipes"
-    return _interval(mean, se, df, f"t, seed noise {whose} on split {split} (df={df})")
+    return _interval(mean, se, df, f"t, seed noise {whose} on {where} (df={df})")
 
 
 def compare(rows: list[dict], profile: str, benchmark: str, a: str, b: str, metric: str,
             metric_a: str | None = None) -> dict | None:
-    """b - a on the shared splits with a 95 % t-interval (see the module docstring); None without shared data."""
+    """b - a on the shared partitions with a 95 % t-interval (see the module docstring); None without shared data.
+    `n` counts the partitions, `splits` the splits behind them, `same_classes` the groups of those splits that
+    hold one partition."""
     vb = values_by_split(rows, metric)
     va = values_by_split(rows, metric_a or metric) if metric_a else vb
     xa, xb = va.get((profile, benchmark, a), {}), vb.get((profile, benchmark, b), {})
-    splits = sorted(set(xa) & set(xb))
-    if not splits:
+    units = sorted(set(xa) & set(xb))
+    if not units:
         return None
-    out = {"n": len(splits), "splits": splits, "n_a": sum(len(xa[s]) for s in splits),
-           "n_b": sum(len(xb[s]) for s in splits)}
-    if len(splits) >= 2:
-        d = np.array([np.mean(xb[s]) - np.mean(xa[s]) for s in splits])
+    ra, rb = (runs_behind(rows, profile, benchmark, r, m, units) for r, m in ((a, metric_a or metric), (b, metric)))
+    splits = sorted({r["split"] for r in ra + rb})
+    out = {"n": len(units), "splits": splits, "same_classes": same_classes(benchmark, splits), "n_a": len(ra),
+           "n_b": len(rb)}
+    if len(units) >= 2:
+        d = np.array([np.mean(xb[s]) - np.mean(xa[s]) for s in units])
+        over = "partitions" if out["same_classes"] else "splits"
         return {**out, **_interval(float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), len(d) - 1,
-                                   "t over splits, paired")}
-    s = splits[0]
-    return {**out, **_single_split(xa[s], xb[s], vb, (profile, benchmark), s, a, b)}
+                                   f"t over {over}, paired")}
+    s, where = units[0], ("split " if len(splits) == 1 else "splits ") + ", ".join(map(str, splits))
+    return {**out, **_single_split(xa[s], xb[s], vb, (profile, benchmark), s, a, b, where)}
 
 
 def diff_text(c: dict) -> str:

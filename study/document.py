@@ -10,9 +10,9 @@ aggregates, run times), `reports/ablation.json` (the per-split ablation studies)
 this runs, so no figure in the documents can drift from the data; the same files give the same bytes.
 
 The answer: per benchmark, the registered recipes' accuracy and AUROC (MLS) with a 95 % Student-t interval, on the
-registered (held-out) partitions and, apart, on every other split (exploratory): over splits where a recipe ran on
-two or more (a split's value is the mean over its seeds), else over the seeds of its one split; a single experiment
-has no interval.
+registered (held-out) partitions and, apart, on every other split (exploratory): over partitions where a recipe ran
+on two or more (a partition's value is the mean over its seeds; splits that hold the same classes are one
+partition), else over the seeds of its one partition; a single experiment has no interval.
 
 One function per section of docs/study.md, in the page's order, so the page reads top to bottom here too; the
 answer table and figure are in study/answer.py.
@@ -23,6 +23,9 @@ import argparse
 import sys
 import textwrap
 from pathlib import Path
+
+import numpy as np
+from scipy import stats
 
 from cli import guarded
 from osr import OSRError
@@ -38,6 +41,7 @@ from study.answer import (
     answer_table,
     basis,
     bench_name,
+    partitions_text,
     plural,
     readme_block,
     span,
@@ -47,6 +51,7 @@ from study.claims import diff_text
 from study.experiments import nested, rows_from_archive
 from study.grid import SCHEDULE, VARIANTS, recipe_variants
 from study.markdown import pm, run_time_lines
+from study.partitions import alike, same_classes
 
 # report -> (its path, the list every such report holds, the keys each entry of that list needs)
 REPORTS = {"claims": ("reports/claims.json", "claims",
@@ -122,9 +127,11 @@ def claims_rows_table(rows: list[dict]) -> list[str]:
     head += " p | p (Holm) | verdict (Holm) |" if holm else ""
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for c in rows:
-        line = (f"| {c['text']} (`{c['id']}`) | {bench_name(c['benchmark'])} | {span(c['splits'])} "
-                f"({c.get('n_a', '?')}/{c.get('n_b', '?')}) | {diff_text(c)} | {c.get('interval', '–')} | "
-                f"**{c['verdict']}** |")
+        runs = f"{c.get('n_a', '?')}/{c.get('n_b', '?')}"
+        if c.get("same_classes"):
+            runs += f"; {'one partition' if c['n'] == 1 else str(c['n']) + ' partitions'}, {alike(c['same_classes'])}"
+        line = (f"| {c['text']} (`{c['id']}`) | {bench_name(c['benchmark'])} | {span(c['splits'])} ({runs}) | "
+                f"{diff_text(c)} | {c.get('interval', '–')} | **{c['verdict']}** |")
         if holm:
             line += f" {_p(c.get('p'))} | {_p(c.get('p_holm'))} | **{c.get('verdict_holm', '–')}** |"
         lines.append(line)
@@ -133,8 +140,12 @@ def claims_rows_table(rows: list[dict]) -> list[str]:
 
 def claim_sentence(c: dict) -> str:
     """`- CutMix raises closed-set accuracy (`cutmix-raises-acc`): +0.7 [+0.2, +1.3] on CIFAR-10 over 5 splits:
-    **holds**`, with the Holm-adjusted verdict where the row carries one."""
-    where = f"{bench_name(c['benchmark'])} over " + (f"{c['n']} splits" if c["n"] > 1 else f"split {c['splits'][0]}")
+    **holds**` (`over 4 partitions (splits 0–4; 0 and 1 hold the same classes)` where some of its splits hold one
+    partition), with the Holm-adjusted verdict where the row carries one."""
+    groups = c.get("same_classes")
+    over = (partitions_text(c["n"], c["splits"], groups) if groups else
+            f"{c['n']} splits" if c["n"] > 1 else f"split {c['splits'][0]}")
+    where = f"{bench_name(c['benchmark'])} over {over}"
     holm = f" (after Holm: **{c['verdict_holm']}**)" if "verdict_holm" in c else ""
     family = f", {c['family']}" if "family" in c else ""
     return f"- {c['text']} (`{c['id']}`{family}): {diff_text(c)} on {where}: **{c['verdict']}**{holm}"
@@ -186,6 +197,26 @@ def held_out_lines(reports: dict) -> list[str]:
     return lines
 
 
+def _half_width(n: int) -> float:
+    """A 95 % t-interval's half-width over n values, in sample standard deviations."""
+    return float(stats.t.ppf(0.975, n - 1) / np.sqrt(n))
+
+
+def same_classes_note(bench: str, splits: list[int]) -> list[str]:
+    """Where some of a benchmark's explored splits hold the same classes: that they count as one partition, and how
+    much narrower, for the same spread, a t-interval that counted each split would be than the data support."""
+    groups = same_classes(bench, splits)
+    if not groups:
+        return []
+    n, k = len(splits), len(splits) - sum(len(g) - 1 for g in groups)
+    narrower = (f"; counted as {n}, an interval over them would take {n - 1} degrees of freedom where the data hold "
+                f"{k - 1} and, for the same spread, be {100 * (1 - _half_width(n) / _half_width(k)):.0f} % narrower "
+                "than the data support") if k > 1 else ""
+    same = alike(groups).replace("classes", "known classes")
+    return ["", f"{bench_name(bench)}'s standard splits {same}, so every exploratory mean, interval and p-value "
+            f"counts them as one partition ({k} partitions over splits {span(splits)}){narrower}."]
+
+
 def regime_section(reports: dict) -> list[str]:
     """The profile's settings, the benchmarks, splits and seeds that ran, the intervals and the run time."""
     reg, prof = reports["registered"], reports["profile"]
@@ -207,6 +238,8 @@ def regime_section(reports: dict) -> list[str]:
                      f"{plural('split', splits)} {span(splits)}, {plural('seed', seeds)} {span(seeds)}, "
                      f"{sum(g['n'] for g in here)} student runs.")
     lines += held_out_lines(reports)
+    for bench in dict.fromkeys(g["benchmark"] for g in groups):
+        lines += same_classes_note(bench, sorted({s for g in groups if g["benchmark"] == bench for s in g["splits"]}))
     lines += ["", f"Claim intervals: {reports['claims'].get('interval', '95 % Student-t')}; each claim row names "
               "how its interval was formed.", "",
               "Training minutes per run as recorded in the archives, median (min–max), per precision and CPU:", ""]
@@ -266,7 +299,7 @@ def claims_section(reports: dict) -> list[str]:
                                                               "every row counts as exploratory.")
     lines += ["", "### Exploratory", "",
               "Claims stated after some of their data was seen, or tested on the partitions the variants were chosen "
-              "on (split 0 is inside every five-split row): hypotheses, not findings." + unlabelled, ""]
+              "on (split 0 is inside every row over splits 0–4): hypotheses, not findings." + unlabelled, ""]
     return lines + claims_rows_table(exploratory) + [""]
 
 

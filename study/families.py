@@ -8,8 +8,9 @@ study's partitions of each benchmark, paired over them (one seed per cell: the p
 the claim's registration (study/registration.py); any other row is ``exploratory``, whatever its text says.
 
 Holm families (``holm_family``): the confirmatory rows together, sized by the study's plan (claims x benchmarks:
-a row not tested yet counts as the largest p); each exploratory profile/benchmark and split set, with the rows
-that compare student schedules (SCHEDULE variants) apart as the schedule study. A row without an interval takes
+a row not tested yet counts as the largest p); each exploratory profile/benchmark and set of partitions (splits
+that hold the same classes are one, study/partitions.py), with the rows that compare student schedules (SCHEDULE
+variants) apart as the schedule study. A row without an interval takes
 no part in its family; its verdicts are ``inconclusive``, or ``noise not measured`` (study/claims.py).
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from study.claims import NOISE_NOT_MEASURED, Claim, compare, load_claims
 from study.grid import SCHEDULE, recipe_variants
+from study.partitions import partition
 from study.registration import REPO, after_registration, claim_lines, registration_commit
 from study.spec import CLAIMS_FILE, CONFIRMATORY_FILE, load
 from study.stats import NOT_MEASURED, holm, holm_verdict, p_value, verdict
@@ -50,12 +52,21 @@ def claim_row(c: Claim, profile: str, bench: str, res: dict) -> dict:
             "b": c.b, "direction": c.direction, "margin": c.margin, **res, "verdict": raw, "p": p}
 
 
-def exploratory_family(row: dict) -> str:
-    """The Holm family of an exploratory row: its profile/benchmark and splits, or the schedule study."""
-    splits = row["splits"]
-    where = f"{row['profile']} / {row['benchmark']} " + (f"split {splits[0]}" if len(splits) == 1 else
-                                                         f"splits {', '.join(map(str, splits))}")
-    schedule = (recipe_variants(row["a"]) | recipe_variants(row["b"])) & SCHEDULE
+def _family_key(row: dict) -> tuple:
+    """What an exploratory row's Holm family is: its profile/benchmark, its partitions, whether a schedule study."""
+    partitions = frozenset(partition(row["benchmark"], s) for s in row["splits"])
+    schedule = bool((recipe_variants(row["a"]) | recipe_variants(row["b"])) & SCHEDULE)
+    return row["profile"], row["benchmark"], partitions, schedule
+
+
+def exploratory_family(row: dict, splits: list[int]) -> str:
+    """The Holm family of an exploratory row, named by its profile/benchmark and the splits behind the family's rows
+    (and their partitions where some hold the same classes), or the schedule study."""
+    profile, bench, partitions, schedule = _family_key(row)
+    where = f"{profile} / {bench} " + (f"split {splits[0]}" if len(splits) == 1 else
+                                       f"splits {', '.join(map(str, splits))}")
+    if len(partitions) < len(splits):
+        where += f" ({len(partitions)} {'partition' if len(partitions) == 1 else 'partitions'})"
     return f"schedule study, {where}" if schedule else where
 
 
@@ -68,9 +79,11 @@ def exploratory_rows(rows: list[dict], repo: Path, path: Path, hidden: set[tuple
             res = compare(rows, profile, bench, c.a, c.b, c.metric, c.metric_a)
             if res is not None:
                 row = {**claim_row(c, profile, bench, res), "source": _source(repo, path), "family": "exploratory"}
-                reg = _registration(repo, path, c, rows, res, profile, bench)
-                out.append({**row, **reg, "holm_family": exploratory_family(row)})
-    return out
+                out.append({**row, **_registration(repo, path, c, rows, res, profile, bench)})
+    behind = defaultdict(set)  # a family's splits: of every row on its partitions
+    for row in out:
+        behind[_family_key(row)].update(row["splits"])
+    return [{**row, "holm_family": exploratory_family(row, sorted(behind[_family_key(row)]))} for row in out]
 
 
 def confirmatory_rows(rows: list[dict], repo: Path, path: Path, study: dict) -> list[dict]:

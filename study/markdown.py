@@ -12,6 +12,7 @@ from study.aggregate import bench_order, recipe
 from study.claims import NOISE_NOT_MEASURED, diff_text
 from study.experiments import nested
 from study.grid import OURS, VARIANTS, recipe_variants
+from study.partitions import alike
 from study.stats import ALPHA, NOT_MEASURED
 
 ANCHOR_NOTE = "published, VGG32, 5 splits"
@@ -48,7 +49,10 @@ def pm(stat: dict | None) -> str:
 
 
 def _cell(g: dict) -> str:
-    return f"{pm(g.get('acc'))} / {pm(g.get('auroc_mls'))} / {pm(g.get('oscr_mls'))} (n={g['n']}, {g['profile']})"
+    """`acc / AUROC / OSCR (n=7, claims)`; the partitions too where the ± is over fewer of them than runs."""
+    parts = g.get("partitions", g["n"])
+    n = f"n={g['n']} runs on {parts} partitions" if 1 < parts < g["n"] else f"n={g['n']}"
+    return f"{pm(g.get('acc'))} / {pm(g.get('auroc_mls'))} / {pm(g.get('oscr_mls'))} ({n}, {g['profile']})"
 
 
 def _table(header: list[str], body: list[list[str]]) -> list[str]:
@@ -100,11 +104,12 @@ def _experiment_table(rows: list[dict]) -> list[str]:
                    "AUROC 95 % CI (bootstrap)", "Jacobian JND", "class separation"], body)
 
 
-def _change(verb_up: str, verb_down: str, what: str, a: dict, b: dict) -> str:
+def _change(verb_up: str, verb_down: str, what: str, a: dict, b: dict, unit: str = "splits") -> str:
     """`lowered AUROC by 6.7 pt (78.7 → 72.0; paired over 3 splits: -6.7 ± 1.2, lower on 3/3)`.
 
     Splits differ in difficulty, so two groups are compared on the splits they share (paired differences, their
     sample std, and on how many splits the change points the same way); without a shared split, on all means.
+    `by_split` holds one value per partition (study/aggregate.py): `unit` names them where some splits share one.
     """
     common = sorted(set(a.get("by_split", {})) & set(b.get("by_split", {})))
     if common:
@@ -118,14 +123,20 @@ def _change(verb_up: str, verb_down: str, what: str, a: dict, b: dict) -> str:
     if not common:
         return f"{text} ({ma:.1f} → {mb:.1f}, no shared split)"
     if len(common) == 1:
-        return f"{text} ({ma:.1f} → {mb:.1f} on split {common[0]} only)"
+        where = "the partition of split" if unit == "partitions" else "split"
+        return f"{text} ({ma:.1f} → {mb:.1f} on {where} {common[0]} only)"
     n = len(common)
     if unchanged:  # no direction for the splits to agree with: how they split
         agree = f"higher on {int((deltas > 0).sum())}/{n}, lower on {int((deltas < 0).sum())}/{n}"
     else:
         agree = f"{'higher' if d > 0 else 'lower'} on {int((np.sign(deltas) == np.sign(d)).sum())}/{n}"
-    return (f"{text} ({ma:.1f} → {mb:.1f}; paired over {n} splits: {deltas.mean():+.1f} ± "
+    return (f"{text} ({ma:.1f} → {mb:.1f}; paired over {n} {unit}: {deltas.mean():+.1f} ± "
             f"{deltas.std(ddof=1):.1f}, {agree})")
+
+
+def _unit(*groups: dict) -> str:
+    """What two groups' paired values are over: partitions where some of their splits hold the same classes."""
+    return "partitions" if any(g.get("same_classes") for g in groups) else "splits"
 
 
 def two_sides_reading(agg: dict) -> list[str]:
@@ -142,15 +153,17 @@ def two_sides_reading(agg: dict) -> list[str]:
         for mixer in METHODS:
             mixed, ad = g.get((profile, bench, "ce", mixer)), g.get((profile, bench, "asym", mixer))
             if plain and mixed and mixer != "none":
+                unit = _unit(plain, mixed)
                 lines.append(f"- {profile} / {bench}: {mixer} " + _change(
-                    "raised", "lowered", "closed-set acc", plain["acc"], mixed["acc"]) + " and " + _change(
-                    "raised", "lowered", "AUROC (MLS)", plain["auroc_mls"], mixed["auroc_mls"])
+                    "raised", "lowered", "closed-set acc", plain["acc"], mixed["acc"], unit) + " and " + _change(
+                    "raised", "lowered", "AUROC (MLS)", plain["auroc_mls"], mixed["auroc_mls"], unit)
                     + f" for the plain student (n={plain['n']} vs {mixed['n']}).")
             ref = mixed or plain
             if ad and ref:
+                unit = _unit(ref, ad)
                 lines.append(f"- {profile} / {bench}: {ad['recipe']} instead of {ref['recipe']} " + _change(
-                    "raised", "lowered", "AUROC (MLS)", ref["auroc_mls"], ad["auroc_mls"]) + " and " + _change(
-                    "raised", "lowered", "acc", ref["acc"], ad["acc"]) + f" (n={ref['n']} vs {ad['n']}).")
+                    "raised", "lowered", "AUROC (MLS)", ref["auroc_mls"], ad["auroc_mls"], unit) + " and " + _change(
+                    "raised", "lowered", "acc", ref["acc"], ad["acc"], unit) + f" (n={ref['n']} vs {ad['n']}).")
     return lines or ["- No comparable pair yet: the reading needs `plain (ce) + none` beside a mixed plain or an AD "
                      "student of the same profile and benchmark."]
 
@@ -167,7 +180,9 @@ def suite_markdown(rows: list[dict], agg: dict, source: str, claims: list[str] |
     lines = ["# Benchmark suite", "", generated_line(source, len(rows)), "", *(claims or []),
              "## Student and teacher per benchmark", "",
              "Cells: closed-set acc / AUROC (MLS) / OSCR (MLS) in %, mean ± sample std (ddof=1) over the "
-             "experiments (splits) of the cell, then their number and the profile that produced them. "
+             "partitions of the cell (each the mean over its seeds; splits that hold the same classes are one "
+             "partition), or over the seeds of its one partition, then the number of runs (and of partitions where "
+             "fewer) and the profile that produced them. "
              f"Anchor rows are {ANCHOR_NOTE} (methods.md §2), AUROC only; our backbones and profiles differ.", ""]
     lines += _method_table(agg) + _other_scores(agg)
     lines += ["", "## Two sides: mixing and asymmetric distillation", ""] + two_sides_reading(agg)
@@ -243,8 +258,13 @@ def ablation_markdown(studies: list[dict], source: str) -> str:
     return "\n".join(lines + [line for s in studies for line in study_markdown(s)] + legend) + "\n"
 
 
-CLAIMS_HEADER = ("| claim | profile / benchmark | a → b | claimed | n splits (exps a/b) | b − a [95 % CI] | interval | "
-                 "p / p Holm | verdict | Holm verdict | stated first |")
+CLAIMS_HEADER = ("| claim | profile / benchmark | a → b | claimed | n partitions (exps a/b) | b − a [95 % CI] | "
+                 "interval | p / p Holm | verdict | Holm verdict | stated first |")
+
+
+def _alike(c: dict) -> str:
+    """`; splits 0 and 1 hold the same classes` for a row whose splits hold fewer partitions, else ''."""
+    return f"; splits {alike(c['same_classes'])}" if c.get("same_classes") else ""
 
 
 def _claim_line(c: dict) -> str:
@@ -252,7 +272,7 @@ def _claim_line(c: dict) -> str:
     p = f"{c['p']:.3f} / {c['p_holm']:.3f}" if c["p"] is not None else "–"
     stated = "yes" if c["launched_after_registration"] else "no" if c["registered"] else "not committed"
     return (f"| {c['text']} (`{c['id']}`) | {c['profile']} / {c['benchmark']} | `{c['a']}` → `{c['b']}` | "
-            f"{side[c['direction']]} {c['margin']:g} | {c['n']} ({c['n_a']}/{c['n_b']}) | {diff_text(c)} | "
+            f"{side[c['direction']]} {c['margin']:g} | {c['n']} ({c['n_a']}/{c['n_b']}{_alike(c)}) | {diff_text(c)} | "
             f"{c['interval']} | {p} | **{c['verdict']}** | **{c['verdict_holm']}** | {stated} |")
 
 
@@ -260,8 +280,9 @@ def claims_markdown(table: dict) -> list[str]:
     """The "Claims" section of reports/suite.md: the confirmatory family first, then each exploratory family."""
     lines = ["## Claims", "",
              "One row per claim and profile/benchmark with data: b − a in points (Jacobian: raw), its 95 % "
-             "t-interval (over splits or partitions when two or more are shared, else against the split's seed "
-             "noise; see `study/claims.py`), the two-sided p against the margin, raw and Holm-adjusted. Verdict: "
+             "t-interval (over the partitions when two or more are shared, else against the seed noise of the one; "
+             "splits that hold the same classes are one partition, counted once; see `study/claims.py`), the "
+             "two-sided p against the margin, raw and Holm-adjusted. Verdict: "
              "holds / fails when the interval is wholly on the claimed / the other side of the margin, "
              "inconclusive otherwise; the Holm verdict reads the Holm-adjusted p over the row's family "
              "(`study/families.py`). A row is confirmatory only when every experiment behind it was launched from "

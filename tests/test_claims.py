@@ -3,13 +3,18 @@ import pytest
 from scipy import stats
 
 from study.ablation import study
-from study.claims import compare, load_claims
+from study.aggregate import aggregate
+from study.answer import basis, estimate
+from study.claims import compare, load_claims, values_by_split
 from study.experiments import rows_from_archive
 from study.families import claims_table
 from study.figures import scale_figure, spread_labels
 from study.grid import Cell
 from study.markdown import ablation_markdown, claims_markdown
-from study.stats import verdict
+from study.partitions import partition, same_classes
+from study.stats import p_value, verdict
+
+SPLITS = [0, 2, 3, 4, 5]  # CIFAR-10 splits of distinct classes: split 1 holds split 0's (study/partitions.py)
 
 
 def record(recipe, acc, auroc, *, split=0, seed=230, profile="claims", msp=None):
@@ -27,11 +32,12 @@ def record(recipe, acc, auroc, *, split=0, seed=230, profile="claims", msp=None)
 
 def test_paired_t_interval_over_splits():
     d = [1.0, 2.0, 3.0, 4.0, 5.0]
-    rows = rows_from_archive([record("ce-none", 80, 75, split=i) for i in range(5)]
-                             + [record("ce-cutmix", 80 + d[i], 70, split=i) for i in range(5)])
+    rows = rows_from_archive([record("ce-none", 80, 75, split=s) for s in SPLITS]
+                             + [record("ce-cutmix", 80 + d[i], 70, split=s) for i, s in enumerate(SPLITS)])
     res = compare(rows, "claims", "cifar10", "ce-none", "ce-cutmix", "acc")
     half = stats.t.ppf(0.975, 4) * stats.tstd(d) / 5 ** 0.5
-    assert res["n"] == 5 and res["splits"] == [0, 1, 2, 3, 4] and res["interval"] == "t over splits, paired"
+    assert res["n"] == 5 and res["splits"] == SPLITS and res["interval"] == "t over splits, paired"
+    assert res["same_classes"] == []
     assert res["mean_diff"] == pytest.approx(3.0)
     assert res["ci95"] == pytest.approx([3.0 - half, 3.0 + half])
 
@@ -55,15 +61,15 @@ def test_verdicts_follow_the_interval_and_the_margin():
 
 
 def test_claims_table_schema_missing_claims_and_single_experiments():
-    rows = rows_from_archive([record("ce-none", 80 + i, 75 + i, split=i, msp=73 + i) for i in range(3)]
-                             + [record("ce-cutmix", 82 + i, 70 + i * 0.5, split=i) for i in range(3)]
+    rows = rows_from_archive([record("ce-none", 80 + i, 75 + i, split=SPLITS[i], msp=73 + i) for i in range(3)]
+                             + [record("ce-cutmix", 82 + i, 70 + i * 0.5, split=SPLITS[i]) for i in range(3)]
                              + [record("ce-gradmix", 80, 76)])
     table = claims_table(rows)
     by_id = {c["id"]: c for c in table["claims"]}
     lowers = by_id["cutmix-lowers-auroc"]
     assert {"id", "text", "profile", "benchmark", "metric", "a", "b", "n", "splits", "mean_diff", "ci95",
             "verdict"} <= set(lowers)
-    assert (lowers["a"], lowers["b"], lowers["n"], lowers["splits"]) == ("ce-none", "ce-cutmix", 3, [0, 1, 2])
+    assert (lowers["a"], lowers["b"], lowers["n"], lowers["splits"]) == ("ce-none", "ce-cutmix", 3, SPLITS[:3])
     assert lowers["mean_diff"] == pytest.approx(-5.5) and lowers["verdict"] == "holds"
     assert by_id["cutmix-raises-acc"]["verdict"] == "holds"
     assert by_id["mls-ge-msp"]["mean_diff"] == pytest.approx(2.0) and by_id["mls-ge-msp"]["metric"] == \
@@ -139,8 +145,8 @@ def test_spread_labels_separates_neighbours_only():
 def test_movr_rows_read_the_jacobian_of_the_movr_student():
     """-‖J‖'s AUROC is compared in points; m-OvR's own ‖J‖ row pairs its unknown and known means."""
     recs = []
-    for split in range(3):
-        for recipe, neg_norm, unknown in (("ce-none", 0.55 + split / 100, 1.1), ("movr-none@movr", 0.70, 1.4)):
+    for i, split in enumerate(SPLITS[:3]):
+        for recipe, neg_norm, unknown in (("ce-none", 0.55 + i / 100, 1.1), ("movr-none@movr", 0.70, 1.4)):
             r = record(recipe, 85, 78, split=split)
             r["metrics"]["student"]["jacobian"].update(auroc_neg_norm=neg_norm, unknown_mean=unknown)
             recs.append(r)
@@ -149,3 +155,41 @@ def test_movr_rows_read_the_jacobian_of_the_movr_student():
     assert (better["a"], better["b"], better["n"]) == ("ce-none", "movr-none@movr", 3)
     assert better["mean_diff"] == pytest.approx(14.0) and better["verdict"] == "holds"
     assert by_id["jacobian-higher-on-unknowns-movr"]["mean_diff"] == pytest.approx(0.4)
+
+
+def test_splits_that_hold_the_same_classes_count_once():
+    """CIFAR-10 splits 0 and 1 hold the same six known classes (in another order): two indices, one partition. Every
+    aggregate over splits (the paired claim interval and its p, the answer's estimate, the suite's mean ± std) equals
+    the one over the same data with that partition given once, its value the mean of the two runs (one seed)."""
+    assert sorted(partition("cifar10", s) for s in range(10)) == [0, 0, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert same_classes("cifar10", range(10)) == [[0, 1]] and same_classes("cifar10", range(5, 10)) == []
+    assert partition("svhn", 1) == 0 and partition("cifar_plus10", 2) == 2  # CIFAR+10: split 1's knowns, not unknowns
+    assert partition("tinyimagenet32", 3) == 3 and partition("folder", 1) == 1 and partition("mine", 1) == 1
+    acc = {"ce-none": [80.0, 84.0, 86.0, 90.0, 78.0], "ce-cutmix": [82.0, 83.0, 89.0, 90.5, 80.0]}
+    twice = rows_from_archive([record(r, v, 70, split=s) for r, vs in acc.items() for s, v in enumerate(vs)])
+    once = rows_from_archive([record(r, (vs[0] + vs[1]) / 2 if s == 0 else v, 70, split=s)
+                              for r, vs in acc.items() for s, v in enumerate(vs) if s != 1])
+    dup, ref = (compare(rows, "claims", "cifar10", "ce-none", "ce-cutmix", "acc") for rows in (twice, once))
+    assert (dup["n"], ref["n"], dup["splits"], ref["splits"]) == (4, 4, [0, 1, 2, 3, 4], [0, 2, 3, 4])
+    assert dup["same_classes"] == [[0, 1]] and ref["same_classes"] == []
+    assert (dup["n_a"], dup["n_b"], dup["df"]) == (5, 5, 3) and dup["interval"] == "t over partitions, paired"
+    for key in ("mean_diff", "se"):
+        assert dup[key] == pytest.approx(ref[key])
+    assert dup["ci95"] == pytest.approx(ref["ci95"])
+    d = [(82 + 83) / 2 - (80 + 84) / 2, 89 - 86, 90.5 - 90, 80 - 78]  # b - a per partition: splits 0 and 1, 2, 3, 4
+    half = stats.t.ppf(0.975, 3) * stats.tstd(d) / 2
+    assert dup["mean_diff"] == pytest.approx(sum(d) / 4) and dup["ci95"][1] - dup["mean_diff"] == pytest.approx(half)
+    assert p_value(dup["mean_diff"], dup["se"], dup["df"], 0.0) == pytest.approx(
+        p_value(ref["mean_diff"], ref["se"], ref["df"], 0.0))
+    est = {name: estimate(values_by_split(rows, "acc")[("claims", "cifar10", "ce-none")])
+           for name, rows in (("dup", twice), ("ref", once))}
+    assert [getattr(est["dup"], f) for f in ("mean", "low", "high")] == pytest.approx(
+        [getattr(est["ref"], f) for f in ("mean", "low", "high")])
+    assert (est["dup"].n, est["dup"].over) == (est["ref"].n, est["ref"].over) == (4, "splits")
+    assert basis({"benchmark": "cifar10", "splits": [0, 1, 2, 3, 4], "acc": est["dup"]}) == \
+        "4 partitions (splits 0–4; 0 and 1 hold the same classes)"
+    suite = {name: aggregate(rows)["groups"][0] for name, rows in (("dup", twice), ("ref", once))}
+    assert suite["dup"]["acc"]["n"] == suite["ref"]["acc"]["n"] == 4 and suite["dup"]["partitions"] == 4
+    dup_by, ref_by = suite["dup"]["acc"].pop("by_split"), suite["ref"]["acc"].pop("by_split")
+    assert suite["dup"]["acc"] == pytest.approx(suite["ref"]["acc"]) and dup_by == pytest.approx(ref_by)
+    assert (suite["dup"]["n"], suite["dup"]["same_classes"]) == (5, [[0, 1]])

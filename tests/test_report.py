@@ -12,6 +12,8 @@ from study.experiments import archive_record, rows_from_archive, rows_from_exp_s
 from study.figures import jacobian_scatter, two_sides_figure
 from study.markdown import ANCHORS, run_time_lines, suite_markdown
 
+SPLITS = (0, 2, 3)  # CIFAR-10 splits of distinct classes: split 1 holds split 0's (study/partitions.py)
+
 
 def metrics(acc, auroc, oscr, *, profile="quick", benchmark="cifar10", split=0, method="ce", mixing="none",
             teacher_acc=0.9):
@@ -49,8 +51,8 @@ def test_rows_skip_commits_unfinished_experiments_and_duplicate_names():
 
 
 def test_aggregate_mean_and_sample_std_over_splits():
-    splits = [experiment(f"s{i}", metrics(acc, 0.7, 0.6, split=i, teacher_acc=acc))
-              for i, acc in enumerate((0.80, 0.84, 0.88))]
+    splits = [experiment(f"s{s}", metrics(acc, 0.7, 0.6, split=s, teacher_acc=acc))
+              for s, acc in zip(SPLITS, (0.80, 0.84, 0.88))]
     solo = experiment("solo", metrics(0.5, 0.6, 0.4, mixing="cutmix", method="asym"))
     rows = rows_from_exp_show(exp_show(*splits, solo))
     agg = aggregate(rows)
@@ -59,8 +61,8 @@ def test_aggregate_mean_and_sample_std_over_splits():
     assert plain["acc"]["mean"] == pytest.approx(84.0) and plain["acc"]["std"] == pytest.approx(4.0)  # ddof=1
     by_split = plain["auroc_mls"].pop("by_split")
     assert plain["auroc_mls"] == pytest.approx({"mean": 70.0, "std": 0.0, "n": 3})
-    assert by_split == pytest.approx({"0": 70.0, "1": 70.0, "2": 70.0})
-    assert plain["n"] == 3 and plain["splits"] == [0, 1, 2]
+    assert by_split == pytest.approx({"0": 70.0, "2": 70.0, "3": 70.0})
+    assert plain["n"] == 3 and plain["splits"] == [0, 2, 3] and plain["partitions"] == 3
     assert ad["n"] == 1 and ad["acc"].pop("by_split") == pytest.approx({"0": 50.0})
     assert ad["acc"] == pytest.approx({"mean": 50.0, "std": 0.0, "n": 1})
     teacher, = agg["teachers"]  # "solo" shares split 0 with "s0": one teacher, counted once
@@ -181,8 +183,9 @@ def two_sides_section(*experiments) -> str:
 
 def test_two_sides_reading_pairs_the_splits():
     """Splits differ in difficulty: the reading gives the per-split (paired) differences and their agreement."""
-    plain = [experiment(f"p{i}", metrics(acc, 0.70 + i / 100, 0.5, split=i)) for i, acc in enumerate((0.8, 0.9, 0.7))]
-    mixed = [experiment(f"m{i}", metrics(acc + 0.01, 0.68 + i / 100, 0.5, split=i, mixing="cutmix"))
+    plain = [experiment(f"p{i}", metrics(acc, 0.70 + i / 100, 0.5, split=SPLITS[i]))
+             for i, acc in enumerate((0.8, 0.9, 0.7))]
+    mixed = [experiment(f"m{i}", metrics(acc + 0.01, 0.68 + i / 100, 0.5, split=SPLITS[i], mixing="cutmix"))
              for i, acc in enumerate((0.8, 0.9, 0.7))]
     reading = two_sides_section(*plain, *mixed)
     assert ("raised closed-set acc by 1.0 pt (80.0 → 81.0; paired over 3 splits: +1.0 ± 0.0, higher on 3/3)"
@@ -192,9 +195,9 @@ def test_two_sides_reading_pairs_the_splits():
 
 def test_an_unchanged_mean_reads_how_the_splits_split():
     """A mean change under 0.05 pt has no direction: the reading counts the splits on each side, not 0/n."""
-    plain = [experiment(f"p{i}", metrics(0.8, 0.70, 0.5, split=i)) for i in range(3)]
-    mixed = [experiment(f"m{i}", metrics(0.8, auroc, 0.5, split=i, mixing="cutmix"))
-             for i, auroc in enumerate((0.71, 0.695, 0.695))]
+    plain = [experiment(f"p{s}", metrics(0.8, 0.70, 0.5, split=s)) for s in SPLITS]
+    mixed = [experiment(f"m{s}", metrics(0.8, auroc, 0.5, split=s, mixing="cutmix"))
+             for s, auroc in zip(SPLITS, (0.71, 0.695, 0.695))]
     reading = two_sides_section(*plain, *mixed)
     assert ("left AUROC (MLS) unchanged (70.0 → 70.0; paired over 3 splits: +0.0 ± 0.9, higher on 1/3, lower on 2/3)"
             in reading)
@@ -273,3 +276,17 @@ def test_run_stats_are_read_from_the_new_file_or_the_old_train_json(tmp_path, mo
     m = metrics(0.8, 0.7, 0.6, profile="claims", method="asym", mixing="cutmix")
     row = {**rows_from_exp_show(exp_show(experiment("claims-cifar10-s0-asym-cutmix", m)))[0], "rev": old}
     assert record_of(row)["timing"] == {"student": {"epochs": 2, "seconds": 6.0, "median_images_per_s": 20.0}}
+
+
+def test_the_suite_counts_splits_that_hold_the_same_classes_once():
+    """CIFAR-10 splits 0 and 1 are one partition: the cell's ± is over 3 partitions of 4 runs, the reading pairs 3."""
+    plain = [experiment(f"p{s}", metrics(0.8 + s / 100, 0.70, 0.5, split=s)) for s in range(4)]
+    mixed = [experiment(f"m{s}", metrics(0.81 + s / 100, 0.68, 0.5, split=s, mixing="cutmix")) for s in range(4)]
+    rows = rows_from_exp_show(exp_show(*plain, *mixed))
+    agg = aggregate(rows)
+    group = agg["groups"][0]
+    assert (group["n"], group["partitions"], group["same_classes"]) == (4, 3, [[0, 1]])
+    assert group["acc"]["n"] == 3 and group["acc"]["mean"] == pytest.approx((80.5 + 82 + 83) / 3)
+    md = suite_markdown(rows, agg, "a test")
+    assert "(n=4 runs on 3 partitions, quick)" in md
+    assert "raised closed-set acc by 1.0 pt (81.8 → 82.8; paired over 3 partitions: +1.0 ± 0.0, higher on 3/3)" in md

@@ -16,6 +16,7 @@ import pytest
 from scipy import stats
 
 from osr import OSRError
+from osr.data import BENCHMARKS
 from study.answer import BENCH_NAMES
 from study.document import (
     ANSWER_MD,
@@ -25,6 +26,7 @@ from study.document import (
     confirmatory_summary,
     interim_note,
     load,
+    same_classes_note,
     study_markdown,
     write_documents,
 )
@@ -53,10 +55,17 @@ def test_regeneration_is_byte_identical_to_the_committed_documents(copy):
     assert not list(copy.rglob(".*.tmp*"))  # nothing half-written left behind
 
 
+def _known(bench: str, split: int) -> frozenset:
+    """The known classes of a split, as osr/data.py lists them (`tinyimagenet32`: Tiny-ImageNet's lists)."""
+    return frozenset(BENCHMARKS[bench.removesuffix("32")].known[split])
+
+
 def _archive_answer(root: Path, registered: dict) -> dict:
     """(benchmark, partitions, recipe) -> {acc, auroc: (mean, low, high) or (mean,)}, straight from the archives:
-    over the split means where a recipe ran on two or more splits, else over the seeds of its one split."""
-    values = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    over the partition means where a recipe ran on two or more partitions, else over the seeds of its one partition.
+    A partition is a split's set of known classes (splits that hold the same one count once); its mean is over its
+    seeds, a seed's value the mean of its runs on those splits."""
+    values = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list))))
     for path in sorted((root / "reports" / "experiments").glob("*.json")):
         record = json.loads(path.read_text())
         cell = parse_name(record["name"])
@@ -65,20 +74,21 @@ def _archive_answer(root: Path, registered: dict) -> dict:
             test = record["metrics"]["student"]["test"]
             for key, v in (("acc", test["acc"]), ("auroc", test["mls"]["auroc"])):
                 where = (cell.benchmark, "held-out" if held_out else "exploratory", cell.recipe)
-                values[where][key][cell.split].append(100 * v)
+                values[where][key][_known(cell.benchmark, cell.split)][cell.seed].append(100 * v)
     for bench in registered["partitions"]:  # held-out rows: the partitions every recipe ran on, two or more
         group = [w for w in values if w[:2] == (bench, "held-out")]
         common = set.intersection(*(set(values[w]["acc"]) for w in group)) if group else set()
         for w in group:
             for key in values[w]:
-                values[w][key] = defaultdict(list, {s: v for s, v in values[w][key].items() if s in common})
+                values[w][key] = {s: v for s, v in values[w][key].items() if s in common}
         if len(group) < len(registered["recipes"]) or any(len(values[w]["acc"]) < 2 for w in group):
             for w in group:
                 del values[w]
     out = defaultdict(dict)
     for where, metrics in values.items():
-        for key, by_split in metrics.items():
-            x = np.asarray([np.mean(v) for v in by_split.values()] if len(by_split) > 1 else [*by_split.values()][0])
+        for key, by_partition in metrics.items():
+            seeds = [[np.mean(runs) for runs in by_seed.values()] for by_seed in by_partition.values()]
+            x = np.asarray([np.mean(v) for v in seeds] if len(seeds) > 1 else seeds[0])
             half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else None
             out[where][key] = (x.mean(),) if half is None else (x.mean(), x.mean() - half, x.mean() + half)
     return out
@@ -259,3 +269,14 @@ def test_confirmatory_rows_on_some_partitions_are_called_interim():
                            "Tiny-ImageNet 32 × 32: 0 of 2); each row rests on the partitions where both")
     done = [{"benchmark": "cifar10", "splits": [5, 6, 7]}, {"benchmark": "tinyimagenet32", "splits": [1, 2]}]
     assert interim_note(done, reg) == []
+
+
+def test_splits_that_hold_the_same_classes_are_named_with_what_counting_them_twice_would_do():
+    note = " ".join(same_classes_note("cifar10", [0, 1, 2, 3, 4]))
+    assert note.strip().startswith("CIFAR-10's standard splits 0 and 1 hold the same known classes")
+    assert "(4 partitions over splits 0–4)" in note and "take 4 degrees of freedom where the data hold 3" in note
+    width = [stats.t.ppf(0.975, n - 1) / np.sqrt(n) for n in (5, 4)]  # half-widths for the same spread
+    assert f"{100 * (1 - width[0] / width[1]):.0f}" == "22" and "be 22 % narrower than the data support" in note
+    assert same_classes_note("cifar10", [5, 6, 7, 8, 9]) == [] and same_classes_note("tinyimagenet32", [0]) == []
+    text = (ROOT / STUDY_MD).read_text()
+    assert note.strip() in text and text.count("hold the same known classes") == 1
