@@ -94,6 +94,12 @@ class BaseAug:
         return rand_augment(x, gen, self.randaugment) if self.randaugment else x
 
 
+def noise_images(n: int, channels: int, size: int, seed: int) -> torch.Tensor:
+    """`n` uint8 images of uniform noise [n, C, size, size], seeded: what no known class looks like."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return torch.randint(0, 256, (n, channels, size, size), generator=gen, dtype=torch.uint8)
+
+
 def to_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 [B, C, H, W] -> float32 in [0, 1], channels_last."""
     return x.float().div_(255.0).contiguous(memory_format=torch.channels_last)

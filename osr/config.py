@@ -154,6 +154,7 @@ class Network(TypedDict):
 
 class Teacher(Network):
     loss: Annotated[str, Registered("osr.losses:TEACHER_LOSSES")]
+    noise_exposure: Weight  # weight of the uniform-softmax loss on noise images added to each batch; 0 = none
 
 
 class Relabel(TypedDict):

@@ -15,7 +15,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from osr import OSRError
 from osr.data import sha256
@@ -56,12 +55,6 @@ def choose(candidates: dict[str, dict]) -> tuple[str, str]:
     others = ", ".join(f"{n} {c['val_acc']:.4f}" for n, c in candidates.items() if n != name)
     return name, f"highest validation accuracy: {name} {candidates[name]['val_acc']:.4f}" + (
         f" against {others}" if others else "")
-
-
-def noise_images(n: int, channels: int, size: int, seed: int) -> torch.Tensor:
-    """`n` uint8 images of uniform noise [n, C, size, size], seeded: what no known class looks like."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (n, channels, size, size), generator=gen, dtype=torch.uint8)
 
 
 def write_artifact(folder: Path, model_file: Path, card: dict) -> None:

@@ -6,24 +6,38 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
-from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, to_float
+from osr import OSRError
+from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, noise_images, to_float
 from osr.losses import STEP_LOSSES, DistillConfig, Step, StepLoss
 from osr.models import load_init, new_model
 from osr.objectives import logits_objective
 from osr.split import SplitTensors
 from osr.train import Batch, budget_epochs, fingerprint, fit, fit_settings
 
+NOISE_SHARE = 8  # noise exposure: one noise image per this many images of a batch
+
 
 def teacher_batches(x: torch.Tensor, y: torch.Tensor, epoch: int, seed: int, batch_size: int, aug: BaseAug,
-                    loss: StepLoss, cfg: DistillConfig) -> Iterator[Batch]:
-    """(augmented raw images, objective) per step of one epoch, in the teacher's own seeded order."""
+                    loss: StepLoss, cfg: DistillConfig, noise: float = 0.0) -> Iterator[Batch]:
+    """(augmented raw images, objective) per step of one epoch, in the teacher's own seeded order.
+
+    With `noise` > 0 each batch also carries batch_size / NOISE_SHARE images of uniform pixel noise whose softmax
+    is pulled to uniform, weighted by `noise` (outlier exposure, Hendrycks et al. 2019, with noise for outliers):
+    a network that never saw anything but its classes otherwise answers noise with confident, large logits.
+    """
     order, seeds = epoch_order(len(x), batch_size, seed, epoch, TEACHER_STREAM)
+    n_noise = batch_size // NOISE_SHARE if noise > 0 else 0
     for idx, s in zip(order, seeds):
         idx = torch.from_numpy(idx).to(x.device)
         def raw(z, yy=y[idx]):
-            return loss(z, Step(y=yy, mixed=False, partner=None, lam=1.0), cfg)
-        yield to_float(aug(x[idx], int(s))), logits_objective(raw, loss.rotation(cfg.movr))
+            known = loss(z[:len(yy)], Step(y=yy, mixed=False, partner=None, lam=1.0), cfg)
+            return known - noise * F.log_softmax(z[len(yy):].float(), 1).mean() if n_noise else known
+        views = aug(x[idx], int(s))
+        if n_noise:
+            views = torch.cat([views, noise_images(n_noise, x.shape[1], x.shape[2], int(s)).to(x.device)])
+        yield to_float(views), logits_objective(raw, loss.rotation(cfg.movr))
 
 
 def train_teacher(data: SplitTensors, params: dict, *, ckpt_path: Path, inputs: tuple[Path, ...],
@@ -42,10 +56,12 @@ def train_teacher(data: SplitTensors, params: dict, *, ckpt_path: Path, inputs: 
     if init is not None:
         print(load_init(model, init, "teacher"))
         inputs = (*inputs, init)
-    aug, bs = BaseAug(randaugment=t["randaugment"]), t["batch_size"]
+    aug, bs, noise = BaseAug(randaugment=t["randaugment"]), t["batch_size"], float(t["noise_exposure"])
+    if noise and loss.rotation(cfg.movr) > 0:
+        raise OSRError("teacher.noise_exposure: not combined with the m-OvR rotation head; set movr.rotation=0")
 
     def batches(epoch: int) -> Iterator[Batch]:
-        return teacher_batches(x, y, epoch, seed, bs, aug, loss, cfg)
+        return teacher_batches(x, y, epoch, seed, bs, aug, loss, cfg, noise)
 
     run = {"teacher": t, "data": params["data"], "seed": seed, **{s: params[s] for s in loss.settings}}
     epochs = budget_epochs(t, len(x))

@@ -9,9 +9,10 @@ from stages import answer_help
 
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
 
+from osr.augment import noise_images
 from osr.config import load_params
 from osr.data import benchmark_label
-from osr.deploy import choose, noise_images, operating_point, threshold_for_tpr, write_artifact
+from osr.deploy import choose, operating_point, threshold_for_tpr, write_artifact
 from osr.io import load_npz, write_json
 from osr.metrics import accuracy
 from osr.models import load_model

@@ -13,7 +13,8 @@ from PIL import Image
 
 from conftest import ROOT, make_project, needs_mirror, ran_stages, sh, venv_env, write_image_folder
 from osr import OSRError
-from osr.deploy import MODEL_FILE, choose, noise_images, operating_point, read_card, threshold_for_tpr, write_artifact
+from osr.augment import noise_images
+from osr.deploy import MODEL_FILE, choose, operating_point, read_card, threshold_for_tpr, write_artifact
 from osr.images import read_image
 from osr.io import load_npz, save_torch
 from osr.models import build, model_meta
@@ -136,10 +137,12 @@ def test_predict_refuses_inputs_that_name_no_file_before_reading_the_model(tmp_p
 
 @pytest.fixture(scope="module")
 def folder_pipeline(tmp_path_factory):
-    """The tiny profile through `dvc repro` on a folder of 4 MNIST classes (PNG), two of them known."""
+    """The tiny profile through `dvc repro` on a folder of 4 MNIST classes (PNG), two of them known; the teacher
+    trains 150 steps with noise exposure and keeps its best-validated epoch (the quick profile's settings)."""
     root = write_image_folder(tmp_path_factory.mktemp("images") / "digits", classes=4, per_class=40)
     proj = make_project(tmp_path_factory.mktemp("folder") / "proj",
-                        overrides=["benchmark=folder", f"data.root={root}", "split.known=[zero,one]"])
+                        overrides=["benchmark=folder", f"data.root={root}", "split.known=[zero,one]",
+                                   "teacher.min_steps=150", "teacher.keep=best", "teacher.noise_exposure=1.0"])
     res = sh(["dvc", "repro"], proj)
     return proj, root, res.stdout
 
@@ -156,7 +159,8 @@ def test_folder_pipeline_exports_a_classifier_that_predicts_as_evaluate_scored(f
     assert card["candidates"][role]["val_acc"] == max(c["val_acc"] for c in card["candidates"].values())
     assert card["chosen_because"].startswith(f"highest validation accuracy: {role} ")
     assert card["noise_accepted"] == card["candidates"][role]["noise_accepted"]
-    assert 0 <= card["noise_accepted"] <= 1
+    assert card["candidates"]["teacher"]["val_acc"] == 1.0  # 0 against 1: a trained teacher
+    assert card["candidates"]["teacher"]["noise_accepted"] <= 0.01  # and it does not name noise a digit
     raw, scores = load_npz(proj / "data/raw/dataset.npz"), load_npz(proj / "data/eval/scores.npz")
     manifest = pd.read_csv(proj / "data/split/manifest.csv")
     files = [str(root / raw["files_test"][i]) for i in manifest[manifest.role == "test"]["index"]]

@@ -313,3 +313,21 @@ def test_init_from_an_earlier_model_file_and_its_refusals(tmp_path):
         init_source("teacher", tmp_path / "model.pt", "teacher")
     with pytest.raises(OSRError, match=f"student.init: {tmp_path / 'none.pt'}: file not found"):
         init_source(str(tmp_path / "none.pt"), tmp_path / "model.pt", "student")
+
+
+def test_noise_exposure_adds_noise_images_whose_softmax_is_pulled_to_uniform():
+    from osr.losses import STEP_LOSSES, DistillConfig
+    from osr.teacher import NOISE_SHARE, teacher_batches
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    cfg = DistillConfig.from_sections(params["distill"], params["movr"])
+    x, y = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8), torch.randint(0, 3, (64,))
+    plain = list(teacher_batches(x, y, 0, 1, 32, BaseAug(0), STEP_LOSSES["ce"], cfg))
+    noisy = list(teacher_batches(x, y, 0, 1, 32, BaseAug(0), STEP_LOSSES["ce"], cfg, noise=2.0))
+    assert [len(v) for v, _ in plain] == [32, 32] and [len(v) for v, _ in noisy] == [32 + 32 // NOISE_SHARE] * 2
+    assert torch.equal(noisy[0][0][:32], plain[0][0])  # the same known views, noise appended
+    model = tiny_model().eval()  # batch-norm by running statistics: the known rows' logits do not see the noise
+    z = model(noisy[0][0])
+    uniform = -F.log_softmax(z[32:].float(), 1).mean()
+    torch.testing.assert_close(noisy[0][1](model, noisy[0][0]) - plain[0][1](model, plain[0][0]), 2.0 * uniform,
+                               rtol=1e-4, atol=1e-4)
