@@ -3,8 +3,9 @@ each through `dvc repro` on CIFAR-10 split 0 in a temporary repository (bench/pi
 
     python -m bench.recipes [--out bench/results/recipes]
 
-- before: the quick profile with AD as published (profile adpaper), each network trained a fixed 8 + 6 epochs,
-  its last weights kept, no test-time flip, and the student exported whatever its validation said;
+- before: the quick profile with AD as published (profile adpaper: plain teacher, fresh student, last weights, no
+  test-time flip), each network trained a fixed 8 + 6 epochs, and the student exported whatever its validation
+  said;
 - after: the quick profile as shipped (best-validated epochs, test-time flip, the study's best AD variant, the
   export choosing teacher or student on validation);
 - and any other variant named with --variant NAME=OVERRIDE[,OVERRIDE...] (e.g. fresh=student.init=), each a run
@@ -31,8 +32,8 @@ from osr.deploy import operating_point  # noqa: E402
 from osr.io import write_json  # noqa: E402
 from osr.machine import cpu_name  # noqa: E402
 
-BEFORE = ["profile=adpaper", "teacher.epochs=8", "student.epochs=6",
-          *(f"{r}.{k}" for r in ("teacher", "student") for k in ("keep=last", "flip_tta=false", "min_steps=0"))]
+# main's quick profile before: AD as published (profile adpaper) at 8 + 6 epochs, no step minimum
+BEFORE = ["profile=adpaper", "teacher.epochs=8", "student.epochs=6", "teacher.min_steps=0", "student.min_steps=0"]
 
 
 def shipped(ran: dict, proj: Path, role: str | None = None) -> dict:
