@@ -50,7 +50,8 @@ from osr.data import BENCHMARKS, decode_jpegs, fetch
 from osr.distill import train_student
 from osr.io import load_npz, write_json
 from osr.metrics import accuracy, open_set_metrics
-from osr.paths import CACHE, MANIFEST, PLAN, PLAN_KEYS, RAW, TUNE_DIR
+from osr.models import init_source
+from osr.paths import CACHE, MANIFEST, PLAN, PLAN_KEYS, RAW, TEACHER, TUNE_DIR
 from osr.relabel import relabel_stats, relabel_targets
 from osr.scores import mls
 from osr.split import SplitTensors, read_manifest
@@ -90,6 +91,7 @@ class TuneData:
     roles_loaded: list[str]
     proxy: torch.Tensor          # uint8 [N, C, H, W] proxy unknowns
     proxy_info: dict
+    init: Path | None = None     # the checkpoint a trial's student starts from (student.init), as in the pipeline
 
 
 # ------------------------------------------------------------------------------------------ search space
@@ -237,7 +239,8 @@ def load_tune_data(project: str | Path, proxy_size: int = 500, proxy_seed: int =
     info["test_class_names"] = names
     return TuneData(p, device, data, plan, cache["t_raw"], cache["t_mixed"], y_plan, val_ids,
                     sorted(used.role.unique().tolist()),
-                    torch.from_numpy(proxy).permute(0, 3, 1, 2).contiguous().to(device), info)
+                    torch.from_numpy(proxy).permute(0, 3, 1, 2).contiguous().to(device), info,
+                    init_source(p["student"]["init"], project / TEACHER, "student"))
 
 
 # ------------------------------------------------------------------------------------------ one trial
@@ -289,7 +292,7 @@ def run_trial(td: TuneData, settings: dict[str, Any], trial_dir: str | Path,
     _, _, history = train_student(
         td.data, td.plan, cache, p, ckpt_path=trial_dir / "ckpt.pt",
         fingerprint=" ".join(f"{k}={v!r}" for k, v in settings.items()) + f" seed={seed}",
-        desc=f"trial[{drawn}]", device=td.device, on_epoch_end=epoch_end)
+        desc=f"trial[{drawn}]", device=td.device, on_epoch_end=epoch_end, init=td.init)
     final = history[-1]
     for k in ("val_acc", "proxy_auroc"):
         if not math.isfinite(final[k]):
