@@ -166,3 +166,27 @@ def test_the_tuning_study_on_record_is_quoted_from_its_report():
     assert f"proxy AUROC {100 * best['proxy_auroc']:.1f} %" in text
     assert f"validation accuracy {100 * best['val_acc']:.1f} %" in " ".join(text.split())
     assert all(f"../{plot}" in text for plot in report["plots"])
+
+
+def block(page: Path, name: str) -> str:
+    text = page.read_text(encoding="utf-8")
+    return text.split(f"<!-- {name}:begin -->")[1].split(f"<!-- {name}:end -->")[0]
+
+
+def test_the_frontier_table_is_the_committed_benchmark():
+    rows = json.loads((ROOT / "bench/results/frontier.json").read_text())["rows"]
+    expected = [f"| {r['recipe']} | {r['epochs']} | {100 * r['acc']:.1f} | {100 * r['auroc']:.1f} | "
+                f"{100 * r['unknown_rejected']:.1f} | {100 * r['known_accuracy_accepted']:.1f} | {r['minutes']:.1f} |"
+                for r in rows]
+    table = [line for line in block(ROOT / "docs/performance.md", "frontier").splitlines() if line.startswith("| ")]
+    assert table[1:] == expected  # after the header row (the separator does not start with "| ")
+
+
+def test_the_recipes_table_is_the_committed_benchmark():
+    rows = json.loads((ROOT / "bench/results/recipes.json").read_text())["rows"]
+    expected = [f"| {name} | {r['shipped']} | {100 * r['acc']:.1f} | {100 * r['auroc']:.1f} | "
+                f"{100 * r['unknown_rejected']:.1f} | {100 * r['known_accuracy_accepted']:.1f} | "
+                f"{100 * r['candidates'][r['shipped']]['noise_accepted']:.1f} | {r['minutes']:.1f} |"
+                for name, r in rows.items()]
+    table = [line for line in block(ROOT / "docs/performance.md", "recipes").splitlines() if line.startswith("| ")]
+    assert table[1:] == expected
