@@ -58,7 +58,7 @@ def epochs_run(root: Path) -> list[str]:
     runs = {role: root / "reports" / "run" / f"{stage}.json" for role, stage in (("teacher", "train_teacher"),
                                                                                 ("student", "distill"))}
     done = {role: json.loads(path.read_text())["epochs"] for role, path in runs.items() if path.exists()}
-    return [", ".join(f"{role} {n} epochs" for role, n in done.items())] if done else []
+    return ["trained: " + ", ".join(f"{role} {n} epochs" for role, n in done.items())] if done else []
 
 
 def summary(metrics: dict, params: dict, root: Path = Path(), export: dict | None = None) -> str:

@@ -190,3 +190,20 @@ def test_the_recipes_table_is_the_committed_benchmark():
                 for name, r in rows.items()]
     table = [line for line in block(ROOT / "docs/performance.md", "recipes").splitlines() if line.startswith("| ")]
     assert table[1:] == expected
+
+
+def test_the_own_folder_figures_are_the_committed_report():
+    r = json.loads((ROOT / "reports/own-folder.json").read_text())
+    e, floor = r["export"], r["floor"]
+    m, t, ft = r["models"][e["role"]], e["test"], floor["test"]
+    text = " ".join(block(ROOT / "docs/own-data.md", "own-folder").split())
+    rows = (f"| exported ({e['role']}) | {100 * m['acc']:.1f} | {100 * m['mls']['auroc']:.1f} | "
+            f"{100 * t['unknown_rejected']:.1f} | {100 * t['known_accuracy_accepted']:.1f} |",
+            f"| logistic regression on pixels | {100 * floor['test_acc']:.1f} | "
+            f"{100 * floor['test_auroc_msp']:.1f} | {100 * ft['unknown_rejected']:.1f} | "
+            f"{100 * ft['known_accuracy_accepted']:.1f} |",
+            f"took {r['minutes']:.1f} minutes",
+            f"trained {r['epochs']['teacher']} epochs and the student {r['epochs']['student']}",
+            e["chosen_because"], f"accepts {100 * e['noise_accepted']:.1f} % of noise")
+    for row in rows:
+        assert row in text, row

@@ -27,7 +27,7 @@ def test_the_summary_shows_each_model_in_percent_and_lists_only_outputs_that_exi
     teacher = next(line for line in text.splitlines() if line.startswith("teacher "))
     assert teacher.split()[2:] == ["90.0", "81.2", "75.0"]
     assert "reports/metrics.json" in text and "data/student/model.pt" not in text
-    assert "dvc exp run -S profile=adpaper" in text and "\nteacher 167 epochs\n" in text
+    assert "dvc exp run -S profile=adpaper" in text and "\ntrained: teacher 167 epochs\n" in text
     assert "shipped: the teacher (highest validation accuracy: teacher 0.9000 against student 0.8)" in text
     assert "known accuracy among accepted 93.1 %, unknowns rejected 25.0 %, noise images accepted 0.0 %" in text
 
