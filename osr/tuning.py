@@ -91,7 +91,7 @@ class TuneData:
     roles_loaded: list[str]
     proxy: torch.Tensor          # uint8 [N, C, H, W] proxy unknowns
     proxy_info: dict
-    init: Path | None = None     # the checkpoint a trial's student starts from (student.init), as in the pipeline
+    init: Path | None            # the checkpoint a trial's student starts from (student.init), as in the pipeline
 
 
 # ------------------------------------------------------------------------------------------ search space

@@ -11,8 +11,8 @@ from osr import OSRError
     ("distill.nokey=2", "-S distill.nokey=2: Could not override 'distill.nokey'. To append to your config use "
                         "+distill.nokey=2"),
     ("distill.tau=[1", "-S distill.tau=[1: not a Hydra override (no viable alternative at input '[1')"),
-    ("profile=nope", "-S profile=nope: In 'config': Could not find 'profile/nope' (options: claims, paper, "
-                     "paper_b512, quick, tiny)"),
+    ("profile=nope", "-S profile=nope: In 'config': Could not find 'profile/nope' (options: adpaper, claims, "
+                     "paper, paper_b512, quick, tiny)"),
     ("distill=3", "-S overrides: distill must be a section of parameters, such as distill.method (got 3)"),
     ("+distill.tauu=2", "-S overrides: distill.tauu: unknown parameter; did you mean distill.tau?"),
     ("teacher.lr=10", "-S overrides: teacher.lr must be <= 1 (got 10)"),
