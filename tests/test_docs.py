@@ -202,7 +202,6 @@ def test_the_own_folder_figures_are_the_committed_report():
             f"| logistic regression on pixels | {100 * floor['test_acc']:.1f} | "
             f"{100 * floor['test_auroc_msp']:.1f} | {100 * ft['unknown_rejected']:.1f} | "
             f"{100 * ft['known_accuracy_accepted']:.1f} |",
-            f"took {r['minutes']:.1f} minutes",
             f"trained {r['epochs']['teacher']} epochs and the student {r['epochs']['student']}",
             e["chosen_because"], f"accepts {100 * e['noise_accepted']:.1f} % of noise")
     for row in rows:
