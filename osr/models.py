@@ -155,6 +155,11 @@ def load_state(model: nn.Module, state: dict, where: str) -> None:
 NOT_WEIGHTS = ("mean", "std")  # normalisation buffers: the data's own, never another model's
 
 
+def _learnt(key: str) -> bool:
+    """A tensor an init copies: not the normalisation, not batch-norm's step counter (a scalar: it fits any model)."""
+    return key not in NOT_WEIGHTS and not key.endswith("num_batches_tracked")
+
+
 def init_source(setting: str, teacher: Path, role: str) -> Path | None:
     """The file a network's `init` setting names: none (""), the run's `teacher` ("teacher", the student's only),
     or a path."""
@@ -178,13 +183,13 @@ def load_init(model: nn.Module, path: Path, role: str) -> str:
         raise OSRError(f"{role}.init: {path}: holds no state dict")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     own = model.state_dict()
-    fits = {k: v for k, v in state.items() if k in own and k not in NOT_WEIGHTS and torch.is_tensor(v)
-            and v.shape == own[k].shape and not k.endswith("num_batches_tracked")}  # a counter: fits any model
+    fits = {k: v for k, v in state.items()
+            if k in own and _learnt(k) and torch.is_tensor(v) and v.shape == own[k].shape}
     if not fits:
         raise OSRError(f"{role}.init: {path}: no tensor fits a {type(model).__name__} of this width (check "
                        f"{role}.arch and {role}.width)")
     model.load_state_dict(fits, strict=False)
-    left = sorted(k for k in own if k not in fits and k not in NOT_WEIGHTS and not k.endswith("num_batches_tracked"))
+    left = sorted(k for k in own if k not in fits and _learnt(k))
     return f"{role}: initialised {len(fits)} tensors from {path}" + (
         f"; {len(left)} left fresh ({', '.join(left[:4])}{', ...' if len(left) > 4 else ''})" if left else "")
 
