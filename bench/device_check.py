@@ -38,7 +38,7 @@ from bench.device.throughput import throughput  # noqa: E402
 from osr.io import write_json  # noqa: E402
 from osr.train import set_determinism  # noqa: E402
 
-DATA = ROOT / "data_carry" / "cifar10_jpeg.npz"   # git-ignored; travels with `run(carry=["data_carry"])`
+DATA = ROOT / "data_carry" / "cifar10_jpeg.npz"   # git-ignored; copied to the GPU machine with the tree
 THROUGHPUT_JSON = "bench/results/gpu_h200.json"
 PARTS = ("views", "throughput", "projection", "resume")
 SIZES = dict(epochs=2, per_class=0, images=0, batches=[128, 512], width=64, student_arch="resnet18",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The prepared device check: results and its log under $OUT/bench/results/ (docs/performance.md, "Device check").
 # Here first:   mkdir -p data_carry && cp "$OSR_DATA_MIRROR/cifar10_jpeg.npz" data_carry/   (18.7 MB, git-ignored)
-# Device tool:  run(command="bash bench/device_check.sh", carry=["data_carry"], timeout_s=510)
+# GPU machine:  copy the tree with data_carry/, then `timeout 510 bash bench/device_check.sh` from its root
 # Extra arguments go to `python -m bench.device_check` (e.g. --parts throughput; --tiny --device cpu: the rehearsal).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ export OUT="${OUT:-$PWD}" OSR_PROGRESS=0 PYTHONUNBUFFERED=1
 # one inductor cache for the check and the teacher-stage subprocesses it starts (compiled kernels are reused)
 export TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-${TMPDIR:-/tmp}/osr_inductor_cache}"
 PY="${PYTHON:-python3}"
-LOG="$OUT/bench/results/device_check.log"   # the whole output: the device tool returns only its last 12,000 chars
+LOG="$OUT/bench/results/device_check.log"   # the whole output: a remote runner may return only its end
 mkdir -p "$(dirname "$LOG")"
 {
   "$PY" -c "import sys, torch, torchvision; print('python', sys.version.split()[0], 'torch', torch.__version__, \
