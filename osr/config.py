@@ -193,6 +193,7 @@ class Evaluate(TypedDict):
     bootstrap: Count
     known_tpr: Annotated[float, Range(0, 1, lo_open=True)]  # share of validation knowns the exported threshold accepts
     deploy_score: Annotated[str, Registered("osr.scores:SCORES")]  # the exported score (one that needs no bank)
+    noise_limit: Annotated[float, Range(0, 1)]  # share of noise images a candidate may accept and still ship
 
 
 class Params(TypedDict):

@@ -47,14 +47,25 @@ def operating_point(s_known: np.ndarray, correct_known: np.ndarray, s_unknown: n
             "n_known": int(len(s_known)), "n_unknown": int(len(s_unknown))}
 
 
-def choose(candidates: dict[str, dict]) -> tuple[str, str]:
-    """(the candidate to ship, why) from {name: validation figures with `val_acc`}: the highest validation accuracy
-    of the known classes, the first listed on a tie. Validation holds knowns only, and closed-set accuracy is the
-    open-set figure known before deployment that tracks AUROC best (Vaze et al., ICLR 2022)."""
-    name = max(candidates, key=lambda n: candidates[n]["val_acc"])  # max keeps the first of equals
-    others = ", ".join(f"{n} {c['val_acc']:.4f}" for n, c in candidates.items() if n != name)
-    return name, f"highest validation accuracy: {name} {candidates[name]['val_acc']:.4f}" + (
-        f" against {others}" if others else "")
+def choose(candidates: dict[str, dict], noise_limit: float) -> tuple[str, str]:
+    """(the candidate to ship, why) from {name: validation figures with `val_acc` and `noise_accepted`}.
+
+    A candidate whose threshold accepts more than `noise_limit` of pure-noise images fails the sanity check and
+    ships only if every candidate fails it (then the one accepting the least noise). Among those that pass, the
+    highest validation accuracy of the known classes wins, the first listed on a tie: validation holds knowns only,
+    and closed-set accuracy is the open-set figure known before deployment that tracks AUROC best (Vaze et al.,
+    ICLR 2022)."""
+    passing = [n for n, c in candidates.items() if c["noise_accepted"] <= noise_limit]
+    if not passing:
+        name = min(candidates, key=lambda n: candidates[n]["noise_accepted"])  # min keeps the first of equals
+        return name, (f"every candidate accepts more than {noise_limit:.0%} of noise images; {name} accepts the "
+                      f"least ({candidates[name]['noise_accepted']:.1%})")
+    name = max(passing, key=lambda n: candidates[n]["val_acc"])  # max keeps the first of equals
+    others = ", ".join(f"{n} {c['val_acc']:.4f}" for n, c in candidates.items() if n in passing and n != name)
+    failing = ", ".join(f"{n} ({c['noise_accepted']:.1%})" for n, c in candidates.items() if n not in passing)
+    return name, (f"highest validation accuracy: {name} {candidates[name]['val_acc']:.4f}"
+                  + (f" against {others}" if others else "")
+                  + (f"; accepts over {noise_limit:.0%} of noise images: {failing}" if failing else ""))
 
 
 def write_artifact(folder: Path, model_file: Path, card: dict) -> None:

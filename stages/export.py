@@ -1,10 +1,11 @@
 """Stage export: the deployable open-set classifier (data/export: model.pt + card.json, a DVC model artifact).
 
-The run's teacher and student are the candidates; the one of highest validation accuracy ships (`osr.deploy.choose`,
-validation data only). The card records each candidate's validation figures and the reason; the shipped model's
-score is evaluate.deploy_score, its threshold accepts evaluate.known_tpr of the validation knowns, and its test
-figures at that threshold come from the evaluate stage's scores (also reports/export.json), with the share of
-pure-noise images it accepts."""
+The run's teacher and student are the candidates; among those whose threshold rejects pure-noise images (at most
+evaluate.noise_limit of them accepted), the one of highest validation accuracy ships (`osr.deploy.choose`,
+validation data and generated noise only). The card records each candidate's validation figures and the reason;
+the shipped model's score is evaluate.deploy_score, its threshold accepts evaluate.known_tpr of the validation
+knowns, and its test figures at that threshold come from the evaluate stage's scores (also reports/export.json),
+with the share of pure-noise images it accepts."""
 from stages import answer_help
 
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
@@ -47,7 +48,7 @@ def main() -> None:
     device = resolve_device(p["base"]["device"])
     data = load_split(device, ("val",))
     candidates = {role: validated(path, data, e, p["base"]["seed"], device) for role, path in CANDIDATES.items()}
-    role, why = choose(candidates)
+    role, why = choose(candidates, e["noise_limit"])
     chosen = candidates[role]
     test = load_npz(SCORES_OUT, ("label", f"{role}_pred", f"{role}_{name}"))
     s, y, known = test[f"{role}_{name}"], test["label"], test["label"] >= 0

@@ -45,9 +45,24 @@ def test_operating_point():
 
 
 def test_the_export_ships_the_candidate_of_highest_validation_accuracy():
-    role, why = choose({"student": {"val_acc": 0.81}, "teacher": {"val_acc": 0.9}})
+    clean = {"noise_accepted": 0.0}
+    role, why = choose({"student": {"val_acc": 0.81, **clean}, "teacher": {"val_acc": 0.9, **clean}}, 0.05)
     assert role == "teacher" and why == "highest validation accuracy: teacher 0.9000 against student 0.8100"
-    assert choose({"student": {"val_acc": 0.9}, "teacher": {"val_acc": 0.9}})[0] == "student"  # a tie: the first
+    tie = {"student": {"val_acc": 0.9, **clean}, "teacher": {"val_acc": 0.9, **clean}}
+    assert choose(tie, 0.05)[0] == "student"  # a tie: the first
+
+
+def test_a_candidate_that_accepts_noise_ships_only_when_every_candidate_does():
+    role, why = choose({"student": {"val_acc": 1.0, "noise_accepted": 1.0},
+                        "teacher": {"val_acc": 0.98, "noise_accepted": 0.0}}, 0.05)
+    assert role == "teacher"
+    assert why == "highest validation accuracy: teacher 0.9800; accepts over 5% of noise images: student (100.0%)"
+    role, why = choose({"student": {"val_acc": 1.0, "noise_accepted": 0.3},
+                        "teacher": {"val_acc": 0.98, "noise_accepted": 0.2}}, 0.05)
+    assert role == "teacher" and why == ("every candidate accepts more than 5% of noise images; teacher accepts "
+                                         "the least (20.0%)")
+    assert choose({"student": {"val_acc": 0.9, "noise_accepted": 0.05},
+                   "teacher": {"val_acc": 0.8, "noise_accepted": 0.0}}, 0.05)[0] == "student"  # at the limit
 
 
 def test_noise_images_are_seeded_uniform_uint8():
