@@ -1,14 +1,17 @@
 """The quick profile on a small folder of one's own images, as a new user runs it, against the floor a shipped
 model must clear: a logistic regression on the raw pixels of the same split.
 
-    python -m bench.own_folder [--per-class 200] [--known zero,one,two,three,four,five] [--out reports/own-folder]
+    python -m bench.own_folder [--per-class 200] [--known zero,one,two,three,four,five] [--profile quick]
+                               [--compare distill.noise_exposure=0] [--out reports/own-folder]
 
 Writes an ImageFolder tree of PNGs from the MNIST mirror (`--per-class` images of each digit), copies the project's
 code into a temporary git + DVC repository whose params.yaml is the composition `dvc exp run -S benchmark=folder
 -S data.root=<tree> -S split.known=[...] -S profile=<profile>` would write, runs `dvc repro` there and keeps
 <out>.json: the export's card figures (what was shipped, why, test figures at the threshold), both models' test
 accuracy and AUROC, the minutes the run took, and the floor's figures (its threshold, like the export's, accepts
-95 % of the validation knowns, on its maximum class probability).
+95 % of the validation knowns, on its maximum class probability). With `--compare`, the same repository then
+reruns with those overrides added (the recipe the profile replaces; DVC reruns only the stages they change) and
+<out>.json also keeps that run's figures under `compared`, side by side with the profile's.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from bench.pipeline import ROOT, project, repro
+from bench.pipeline import ROOT, compose_params, project, repro
 from osr.deploy import operating_point, threshold_for_tpr
 from osr.io import write_json
 from osr.paths import mirror_dir
@@ -64,15 +67,22 @@ def floor(proj: Path, known_tpr: float) -> dict:
             "test": point}
 
 
-def run(per_class: int, known: list[str], profile: str, out: Path) -> dict:
+def command(overrides: list[str]) -> str:
+    return "dvc exp run " + " ".join(f"-S '{o}'" for o in overrides)
+
+
+def run(per_class: int, known: list[str], profile: str, compare: list[str], out: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="own-folder-") as tmp:
         tree = write_folder(Path(tmp) / "digits", per_class)
         overrides = ["benchmark=folder", f"data.root={tree}", f"split.known=[{','.join(known)}]", f"profile={profile}"]
         proj = project(Path(tmp) / "proj", overrides)
         ran = repro(proj)
-        result = {"command": "dvc exp run " + " ".join(f"-S '{o}'" for o in overrides),
+        result = {"command": command(overrides),
                   "folder": f"{per_class} PNGs of each MNIST digit (training images), 28 x 28 grey",
                   "known": known, "profile": profile, **ran, "floor": floor(proj, ran["export"]["known_tpr"])}
+        if compare:
+            compose_params(proj, overrides + compare)
+            result["compared"] = {"overrides": compare, "command": command(overrides + compare), **repro(proj)}
     write_json(out.with_suffix(".json"), result)
     return result
 
@@ -83,14 +93,19 @@ def main(argv=None) -> None:
     ap.add_argument("--per-class", type=int, default=200)
     ap.add_argument("--known", default=",".join(DIGITS[:6]))
     ap.add_argument("--profile", default="quick")
+    ap.add_argument("--compare", nargs="*", default=["distill.noise_exposure=0"],
+                    help="overrides of the recipe the profile replaces, run after it in the same repository")
     ap.add_argument("--out", type=Path, default=Path("reports/own-folder"))
     args = ap.parse_args(argv)
-    r = run(args.per_class, args.known.split(","), args.profile, args.out)
-    e = r["export"]
-    print(f"own folder: shipped the {e['role']}; known accuracy among accepted "
-          f"{e['test']['known_accuracy_accepted']:.3f}, unknowns rejected {e['test']['unknown_rejected']:.3f}; "
-          f"floor {r['floor']['test']['known_accuracy_accepted']:.3f} / {r['floor']['test']['unknown_rejected']:.3f}; "
-          f"{r['minutes']:.1f} min -> {args.out.with_suffix('.json')}")
+    r = run(args.per_class, args.known.split(","), args.profile, args.compare, args.out)
+    for name, ran in (("profile", r), ("compared", r.get("compared"))):
+        if ran:
+            e = ran["export"]
+            print(f"own folder, {name}: shipped the {e['role']}; known accuracy among accepted "
+                  f"{e['test']['known_accuracy_accepted']:.3f}, unknowns rejected {e['test']['unknown_rejected']:.3f}, "
+                  f"noise accepted {e['noise_accepted']:.3f}; {ran['minutes']:.1f} min")
+    print(f"floor {r['floor']['test']['known_accuracy_accepted']:.3f} / {r['floor']['test']['unknown_rejected']:.3f} "
+          f"-> {args.out.with_suffix('.json')}")
 
 
 if __name__ == "__main__":

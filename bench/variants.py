@@ -124,7 +124,7 @@ class Teacher:
     def _batches(self):
         for epoch in itertools.count():
             yield from teacher_batches(self.x, self.y, epoch, SEED, self.bs, self.aug, STEP_LOSSES["ce"],
-                                       DistillConfig.from_sections(CONF["distill"], CONF["movr"]))
+                                       DistillConfig.from_sections(CONF["distill"], CONF["movr"]), noise=0.0)
 
     def step(self) -> int:
         xb, objective = next(self.it)

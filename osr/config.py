@@ -175,6 +175,7 @@ class Distill(TypedDict):
     mixed_ce: Weight
     divergence: Annotated[str, Registered("osr.losses:DIVERGENCES")]
     raw_on_mixed: Weight
+    noise_exposure: Weight  # weight of the uniform-softmax loss on noise images added to each student batch; 0 = none
 
 
 class Movr(TypedDict):

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from osr import OSRError
-from osr.augment import MIXERS, BaseAug, PlannedStep, planned_steps
+from osr.augment import MIXERS, BaseAug, PlannedStep, noise_images, planned_steps, to_float
 from osr.losses import STEP_LOSSES, DistillConfig, Step, StepLoss, both_views, relabel_decision
 from osr.models import load_init, new_model
-from osr.objectives import logits_objective, masked
+from osr.objectives import NOISE_SHARE, logits_objective, masked, noise_exposed
 from osr.split import SplitTensors
 from osr.train import Batch, fingerprint, fit, fit_settings
 
@@ -65,7 +65,9 @@ def _epoch_cache(cache: dict[str, np.ndarray], epoch: int, device: torch.device)
 def student_batches(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray], cache: dict[str, np.ndarray],
                     epoch: int, aug: BaseAug, method: str, cfg: DistillConfig, teacher: torch.nn.Module | None = None,
                     relabel: dict | None = None, layers: list[str] | None = None) -> Iterator[Batch]:
-    """(image batch, objective) per planned step; the student sees the mixed view if any."""
+    """(image batch, objective) per planned step; the student sees the mixed view if any. With
+    `cfg.noise_exposure` > 0 the batch also carries 1 / NOISE_SHARE as many images of uniform pixel noise
+    (`noise_exposed`; not on masked steps, which `train_student` refuses to combine with it)."""
     step_loss = STEP_LOSSES[method]
     masker = str(plan["method"]) if MIXERS[str(plan["method"])].placer is not None else None
     ep = _epoch_cache(cache, epoch, x.device)
@@ -82,9 +84,16 @@ def student_batches(x: torch.Tensor, y: torch.Tensor, plan: dict[str, np.ndarray
             box_hw = (int(st.box[1] - st.box[0]), int(st.box[3] - st.box[2]))
             objective = masked(masker, st.y, box_hw, st.lam, st.seed, layers or ["layer3"], loss,
                                masked_step_loss(st, step_loss, cfg, step.t_raw, teacher, relabel or {}))
+            images = st.x_raw
         else:
-            objective = logits_objective(loss, step_loss.rotation(cfg.movr))
-        yield (torch.cat([st.x_raw, st.x_mixed]) if two_views else st.x_mixed if mixed else st.x_raw), objective
+            n_noise = len(st.y) // NOISE_SHARE if cfg.noise_exposure > 0 else 0
+            objective = logits_objective(noise_exposed(loss, n_noise, cfg.noise_exposure),
+                                         step_loss.rotation(cfg.movr))
+            images = torch.cat([st.x_raw, st.x_mixed]) if two_views else st.x_mixed if mixed else st.x_raw
+            if n_noise:
+                _, c, size, _ = x.shape
+                images = torch.cat([images, to_float(noise_images(n_noise, c, size, st.seed)).to(x.device)])
+        yield images, objective
 
 
 def train_student(data: SplitTensors, plan: dict[str, np.ndarray], cache: dict[str, np.ndarray], params: dict, *,
@@ -106,6 +115,9 @@ def train_student(data: SplitTensors, plan: dict[str, np.ndarray], cache: dict[s
     if MIXERS[augment_method].placer is not None and step_loss.rotation(cfg.movr) > 0:
         raise OSRError(f"movr.rotation: the rotation head is not combined with augment.method {augment_method}; "
                        "set movr.rotation=0")
+    if cfg.noise_exposure and (MIXERS[augment_method].placer is not None or step_loss.rotation(cfg.movr) > 0):
+        raise OSRError(f"distill.noise_exposure: not combined with augment.method {augment_method} or the m-OvR "
+                       "rotation head; set distill.noise_exposure=0")
     x, y = data.x["train"], data.y["train"]
     model, meta = new_model(student, params["data"], data.num_classes, x.shape[1], device, **step_loss.head(cfg.movr))
     if init is not None:

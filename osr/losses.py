@@ -214,6 +214,7 @@ class DistillConfig:
     mixed_ce: float         # [ours] weight of the lam-weighted CE of every mixed sample (as ce-cutmix's step)
     divergence: str         # how the student matches the teacher: DIST (reference) | "kl": Hinton KD [ours]
     raw_on_mixed: float     # [ours] weight of the raw step's loss on the un-mixed view, added on mixed steps
+    noise_exposure: float   # [ours] weight of the uniform-softmax term on noise images added to each batch
     movr: MOvRConfig
 
     @classmethod

@@ -20,6 +20,19 @@ def on_logits(loss: LogitLoss) -> Objective:
     return lambda model, x: loss(model(x))
 
 
+NOISE_SHARE = 8  # noise exposure: one noise image per this many images of a batch
+
+
+def noise_exposed(loss: LogitLoss, n_noise: int, weight: float) -> LogitLoss:
+    """`loss` of all rows but the last `n_noise`, plus `weight` times the cross-entropy from the uniform
+    distribution to the softmax of those last rows: images of pixel noise appended to the batch (outlier exposure,
+    Hendrycks et al. 2019, with noise for outliers). A network that never saw anything but its classes otherwise
+    answers noise with confident, large logits."""
+    if not n_noise:
+        return loss
+    return lambda z: loss(z[:-n_noise]) - weight * F.log_softmax(z[-n_noise:].float(), 1).mean()
+
+
 def rotate_quarters(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Image i rotated by (i mod 4) * 90 degrees, and those rotation labels (square images)."""
     k = torch.arange(len(x), device=x.device) % 4

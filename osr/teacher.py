@@ -6,38 +6,30 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from osr import OSRError
 from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, noise_images, to_float
 from osr.losses import STEP_LOSSES, DistillConfig, Step, StepLoss
 from osr.models import load_init, new_model
-from osr.objectives import logits_objective
+from osr.objectives import NOISE_SHARE, logits_objective, noise_exposed
 from osr.split import SplitTensors
 from osr.train import Batch, budget_epochs, fingerprint, fit, fit_settings
 
-NOISE_SHARE = 8  # noise exposure: one noise image per this many images of a batch
-
 
 def teacher_batches(x: torch.Tensor, y: torch.Tensor, epoch: int, seed: int, batch_size: int, aug: BaseAug,
-                    loss: StepLoss, cfg: DistillConfig, noise: float = 0.0) -> Iterator[Batch]:
-    """(augmented raw images, objective) per step of one epoch, in the teacher's own seeded order.
-
-    With `noise` > 0 each batch also carries batch_size / NOISE_SHARE images of uniform pixel noise whose softmax
-    is pulled to uniform, weighted by `noise` (outlier exposure, Hendrycks et al. 2019, with noise for outliers):
-    a network that never saw anything but its classes otherwise answers noise with confident, large logits.
-    """
+                    loss: StepLoss, cfg: DistillConfig, noise: float) -> Iterator[Batch]:
+    """(augmented raw images, objective) per step of one epoch, in the teacher's own seeded order; with `noise`
+    > 0 each batch also carries batch_size / NOISE_SHARE images of uniform pixel noise (`noise_exposed`)."""
     order, seeds = epoch_order(len(x), batch_size, seed, epoch, TEACHER_STREAM)
     n_noise = batch_size // NOISE_SHARE if noise > 0 else 0
     for idx, s in zip(order, seeds):
         idx = torch.from_numpy(idx).to(x.device)
         def raw(z, yy=y[idx]):
-            known = loss(z[:len(yy)], Step(y=yy, mixed=False, partner=None, lam=1.0), cfg)
-            return known - noise * F.log_softmax(z[len(yy):].float(), 1).mean() if n_noise else known
+            return loss(z, Step(y=yy, mixed=False, partner=None, lam=1.0), cfg)
         views = aug(x[idx], int(s))
         if n_noise:
             views = torch.cat([views, noise_images(n_noise, x.shape[1], x.shape[2], int(s)).to(x.device)])
-        yield to_float(views), logits_objective(raw, loss.rotation(cfg.movr))
+        yield to_float(views), logits_objective(noise_exposed(raw, n_noise, noise), loss.rotation(cfg.movr))
 
 
 def train_teacher(data: SplitTensors, params: dict, *, ckpt_path: Path, inputs: tuple[Path, ...],

@@ -374,3 +374,25 @@ def test_raw_on_mixed_feeds_the_student_both_views_of_a_mixed_step_and_one_view_
             assert torch.equal(xb, st.x_raw) and torch.equal(x1, st.x_raw)
             assert objective(model, xb).item() == pytest.approx(objective1(model, x1).item(), rel=1e-6)
         assert torch.isfinite(objective(model, xb))
+
+
+def test_student_noise_exposure_appends_noise_images_whose_softmax_is_pulled_to_uniform():
+    """`distill.noise_exposure` > 0 [ours]: every step's batch gains 1 / NOISE_SHARE as many noise images, and the
+    objective gains the weighted uniform-softmax term on them; the step's own images and loss are unchanged."""
+    from osr.objectives import NOISE_SHARE
+
+    x, y = torch.randint(0, 255, (32, 3, 8, 8), dtype=torch.uint8), torch.arange(32) % 4
+    plan = make_plan(32, 16, 1, 3, "cutmix", 0.5, (8, 8))
+    shape = plan["order"].shape
+    cache = {"t_raw": np.random.default_rng(0).normal(size=(*shape, 4)).astype(np.float16),
+             "t_mixed": np.random.default_rng(1).normal(size=(*shape, 4)).astype(np.float16),
+             "hard": np.zeros(shape, bool), "target": np.full((*shape, 4), 0.25, np.float16)}
+    aug, model = BaseAug(randaugment=0), torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    plain = list(student_batches(x, y, plan, cache, 0, aug, "asym", distill_cfg()))
+    noisy = list(student_batches(x, y, plan, cache, 0, aug, "asym", distill_cfg(noise_exposure=2.0)))
+    for (xp, op), (xn, on) in zip(plain, noisy, strict=True):
+        n = 16 // NOISE_SHARE
+        assert len(xn) == len(xp) + n and torch.equal(xn[:len(xp)], xp)
+        assert xn[len(xp):].min() >= 0 and xn[len(xp):].max() <= 1 and xn[len(xp):].std() > 0.2  # pixel noise
+        uniform = -F.log_softmax(model(xn[len(xp):]), 1).mean()
+        torch.testing.assert_close(on(model, xn) - op(model, xp), 2.0 * uniform, rtol=1e-5, atol=1e-5)

@@ -317,12 +317,13 @@ def test_init_from_an_earlier_model_file_and_its_refusals(tmp_path):
 
 def test_noise_exposure_adds_noise_images_whose_softmax_is_pulled_to_uniform():
     from osr.losses import STEP_LOSSES, DistillConfig
-    from osr.teacher import NOISE_SHARE, teacher_batches
+    from osr.objectives import NOISE_SHARE
+    from osr.teacher import teacher_batches
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     cfg = DistillConfig.from_sections(params["distill"], params["movr"])
     x, y = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8), torch.randint(0, 3, (64,))
-    plain = list(teacher_batches(x, y, 0, 1, 32, BaseAug(0), STEP_LOSSES["ce"], cfg))
+    plain = list(teacher_batches(x, y, 0, 1, 32, BaseAug(0), STEP_LOSSES["ce"], cfg, noise=0.0))
     noisy = list(teacher_batches(x, y, 0, 1, 32, BaseAug(0), STEP_LOSSES["ce"], cfg, noise=2.0))
     assert [len(v) for v, _ in plain] == [32, 32] and [len(v) for v, _ in noisy] == [32 + 32 // NOISE_SHARE] * 2
     assert torch.equal(noisy[0][0][:32], plain[0][0])  # the same known views, noise appended
