@@ -236,3 +236,29 @@ def test_contrastive_gradmix_teacher_runs_through_dvc_repro(tmp_path):
     from osr.io import load_torch
     meta = load_torch(proj / "data/teacher/model.pt")["meta"]
     assert (meta["head"], meta["projection"], meta["knn_k"]) == ("knn", 128, 3)
+
+
+def test_check_params_accepts_the_contrastive_losses_and_names_a_bad_setting():
+    import copy
+
+    import yaml
+
+    from conftest import ROOT
+    from osr import OSRError
+    from osr.config import validate
+    from osr.teacher import _contrastive_run
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for loss in ("supcon", "gradmix_con", "noisebox_con"):
+        validate({**params, "teacher": {**params["teacher"], "loss": loss}})
+    for key, value, message in [("teacher.loss", "gradmix", "teacher.loss must be one of"),
+                                ("contrastive.temperature", 0.0, "contrastive.temperature must be > 0"),
+                                ("contrastive.projection", 0, "contrastive.projection must be >= 1")]:
+        bad = copy.deepcopy(params)
+        section, name = key.split(".")
+        bad[section][name] = value
+        with pytest.raises(OSRError, match=message):
+            validate(bad)
+    noisy = {**params, "teacher": {**params["teacher"], "loss": "gradmix_con", "noise_exposure": 1.0}}
+    with pytest.raises(OSRError, match="teacher.noise_exposure: not combined with the contrastive"):
+        _contrastive_run(noisy, torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long))
