@@ -201,7 +201,7 @@ def make_plan(n: int, batch: int, epochs: int, seed: int, method: str, prob: flo
         rng = np.random.default_rng([seed, STUDENT_STREAM, e, 1])
         steps = len(order)
         u = rng.random(steps)
-        mixed.append((u > 1.0 - prob) & mixer.mixes)
+        mixed.append(((u > 1.0 - prob) | (prob >= 1.0)) & mixer.mixes)  # prob 1: every step, as GradMix's code
         perms = np.stack([rng.permutation(batch) for _ in range(steps)])
         partner.append(np.broadcast_to(np.arange(batch), perms.shape) if mixer.placer else perms)
         lam_e, box_e = rng.random(steps), np.zeros((steps, 4), np.int64)

@@ -153,7 +153,7 @@ class Network(TypedDict):
 
 
 class Teacher(Network):
-    loss: Annotated[str, Registered("osr.losses:TEACHER_LOSSES")]
+    loss: Annotated[str, Registered("osr.teacher:TEACHER_LOSSES")]
     noise_exposure: Weight  # weight of the uniform-softmax loss on noise images added to each batch; 0 = none
 
 
@@ -185,6 +185,16 @@ class Movr(TypedDict):
     rotation: Fraction
 
 
+class Contrastive(TypedDict):
+    """The contrastive teacher losses (teacher.loss supcon, gradmix_con, noisebox_con; methods.md §3.3)."""
+    temperature: Annotated[float, Range(0, 10, lo_open=True)]
+    base_temperature: Annotated[float, Range(0, 10, lo_open=True)]
+    supcon: Weight
+    ntxent: Weight
+    projection: Annotated[int, Range(1, 4096)]
+    knn_k: Annotated[int, Range(1)]
+
+
 class Evaluate(TypedDict):
     scores: list[Annotated[str, Registered("osr.scores:SCORES")]]
     energy_temperature: Annotated[float, Range(0, 1000, lo_open=True)]
@@ -208,6 +218,7 @@ class Params(TypedDict):
     relabel: Relabel
     distill: Distill
     movr: Movr
+    contrastive: Contrastive
     evaluate: Evaluate
 
 

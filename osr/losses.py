@@ -309,10 +309,11 @@ def movr_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class StepLoss:
-    """A `distill.method` (and, with `teacher_loss`, `teacher.loss`) entry: the loss of the student's logits on one
-    planned step, and what it needs. `reads_teacher`: teacher logits (cached for planned views; with a masking
-    method the frozen teacher runs live on the masked view). `movr_head`: a cosine head at `movr.scale` and the
-    rotation head weighted `movr.rotation`. `settings`: the params sections its `DistillConfig` fields come from."""
+    """A `distill.method` (and, with `teacher_loss`, a `teacher.loss`: osr.teacher.TEACHER_LOSSES) entry: the loss of
+    the student's logits on one planned step, and what it needs. `reads_teacher`: teacher logits (cached for planned
+    views; with a masking method the frozen teacher runs live on the masked view). `movr_head`: a cosine head at
+    `movr.scale` and the rotation head weighted `movr.rotation`. `settings`: the params sections its `DistillConfig`
+    fields come from."""
     fn: Callable[[torch.Tensor, Step, DistillConfig], torch.Tensor]
     reads_teacher: bool = False
     teacher_loss: bool = False
@@ -337,4 +338,3 @@ STEP_LOSSES: dict[str, StepLoss] = {
     "asym": StepLoss(asym_step, reads_teacher=True, settings=("distill",)),
     "movr": StepLoss(movr_step, teacher_loss=True, movr_head=True, settings=("movr",)),
 }
-TEACHER_LOSSES = tuple(name for name, loss in STEP_LOSSES.items() if loss.teacher_loss)

@@ -44,8 +44,11 @@ def random_centres(n: int, h: int, w: int, seed: int, device: torch.device) -> t
     return torch.from_numpy(np.stack([rng.integers(0, h, n), rng.integers(0, w, n)], 1)).to(device)
 
 
-def noise_box(x: torch.Tensor, centres: torch.Tensor, box_hw: tuple[int, int], seed: int) -> torch.Tensor:
-    """x with a (bh, bw) box centred at each centre (clipped at the borders) filled with U(0, 1) noise."""
+def noise_box(x: torch.Tensor, centres: torch.Tensor, box_hw: tuple[int, int], seed: int,
+              normalised: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """x with a (bh, bw) box centred at each centre (clipped at the borders) filled with U(0, 1) noise; with
+    `normalised` = (mean, std) of the model's input normalisation, noise that is U(0, 1) after it (the released
+    code's noise, drawn in normalised tensor space): u * std + mean in image space."""
     b, _, h, w = x.shape
     bh, bw = box_hw
     rows = torch.arange(h, device=x.device)[None, :, None]
@@ -54,6 +57,8 @@ def noise_box(x: torch.Tensor, centres: torch.Tensor, box_hw: tuple[int, int], s
     inside = (rows >= y0) & (rows < y0 + bh) & (cols >= x0) & (cols < x0 + bw)  # [B, H, W]
     gen = torch.Generator().manual_seed(int(seed) + 1)  # on the CPU: the same noise on every device
     noise = torch.rand((b, 1, h, w), generator=gen).to(x.device, x.dtype)
+    if normalised is not None:
+        noise = noise * normalised[1].to(x.dtype) + normalised[0].to(x.dtype)
     return torch.where(inside[:, None], noise, x)
 
 

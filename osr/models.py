@@ -3,7 +3,10 @@
 Input normalisation lives inside the model (buffers), so a model takes float images in [0, 1] and a checkpoint
 is self-describing: ``build(**meta)`` rebuilds it from the plain dict stored beside the weights.
 The head is ``linear`` (CE, AD) or ``cosine`` (m-OvR: scale * cos between unit feature and unit prototypes);
-m-OvR models may carry a 4-way ``rotation`` head on the unnormalised feature (methods.md §3.4).
+m-OvR models may carry a 4-way ``rotation`` head on the unnormalised feature (methods.md §3.4). A contrastive model
+(GradMix as published, methods.md §3.3) has the head ``knn``: a projection MLP whose unit output is its feature,
+and a kNN classifier over a bank of its training features as logits (`KnnHead`), so accuracy, every score and an
+exported model read the contrastive representation.
 With ``flip_tta`` an eval-mode model averages the features of each image and its mirror image (test-time flip, as
 in fast CIFAR training): the logits, every score and the kNN bank read the averaged feature, and an exported
 model carries it.
@@ -19,10 +22,11 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from osr import OSRError
 from osr.io import load_torch
+from osr.knn import knn_class_scores
 
 ARCHS = {"resnet18": (BasicBlock, [2, 2, 2, 2]), "resnet34": (BasicBlock, [3, 4, 6, 3]),
          "resnet50": (Bottleneck, [3, 4, 6, 3])}
-HEADS = ("linear", "cosine")
+HEADS = ("linear", "cosine", "knn")
 
 
 class CosineHead(nn.Module):
@@ -39,12 +43,42 @@ class CosineHead(nn.Module):
             return self.scale * F.linear(F.normalize(f.float(), dim=1), F.normalize(self.weight.float(), dim=1))
 
 
+class Projection(nn.Module):
+    """The contrastive projection head: Linear(d, d)-ReLU-Linear(d, out), L2-normalised output (GradMix's
+    512-512-128 on a ResNet-18 of width 64; d is the trunk's feature width)."""
+
+    def __init__(self, dim: int, out: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, out))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.mlp(f).float(), dim=1)
+
+
+class KnnHead(nn.Module):
+    """Logits of a contrastive model: GradMix's kNN class scores (`osr.knn`) of its projection features against
+    `bank` (the unit projection features of the training images, with their labels), so argmax is the kNN
+    prediction and max (MLS) the kNN score. The bank is filled by training (`osr.teacher.fill_bank`): until then every
+    logit is 0."""
+
+    def __init__(self, dim: int, num_classes: int, bank_size: int, k: int):
+        super().__init__()
+        self.num_classes, self.k = num_classes, k
+        self.register_buffer("bank", torch.zeros(bank_size, dim))
+        self.register_buffer("bank_labels", torch.zeros(bank_size, dtype=torch.long))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(f.device.type, enabled=False):
+            return knn_class_scores(f, self.bank, self.bank_labels, range(self.num_classes), self.k)
+
+
 class CifarResNet(ResNet):
     """torchvision's ResNet, built with the CIFAR stem and stage widths (w, 2w, 4w, 8w)."""
 
     def __init__(self, arch: str, num_classes: int, width: int = 64, in_channels: int = 3,
                  mean: tuple[float, ...] = (0.5,), std: tuple[float, ...] = (0.5,), head: str = "linear",
-                 scale: float = 1.0, rotation: bool = False, flip_tta: bool = False):
+                 scale: float = 1.0, rotation: bool = False, flip_tta: bool = False, projection: int = 0,
+                 bank: int = 0, knn_k: int = 0):
         if arch not in ARCHS:
             raise OSRError(f"arch: unknown architecture {arch!r} (choose from {sorted(ARCHS)})")
         if head not in HEADS:
@@ -65,7 +99,11 @@ class CifarResNet(ResNet):
         self.layer4 = self._make_layer(block, width * 8, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d(1)  # deviation from avg_pool2d(4): also fits 28x28 and 64x64
         dim = width * 8 * block.expansion
-        self.fc = nn.Linear(dim, num_classes) if head == "linear" else CosineHead(dim, num_classes, scale)
+        self.projection = Projection(dim, projection) if head == "knn" else None
+        if head == "knn":
+            self.fc = KnnHead(projection, num_classes, bank, knn_k)
+        else:
+            self.fc = nn.Linear(dim, num_classes) if head == "linear" else CosineHead(dim, num_classes, scale)
         self.rotation = nn.Linear(dim, 4) if rotation else None
         self.flip_tta = flip_tta
         for m in self.modules():
@@ -92,13 +130,19 @@ class CifarResNet(ResNet):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled penultimate feature of float images in [0, 1] (compiled after `compile_trunk`); in eval mode with
-        `flip_tta`, the mean of the image's and its mirror image's."""
+        `flip_tta`, the mean of the image's and its mirror image's. A contrastive model's: the unit projection of it."""
         trunk = self._compiled_features if self.compiled else self.eager_features
-        return (trunk(x) + trunk(x.flip(3))) / 2 if self.flip_tta and not self.training else trunk(x)
+        f = (trunk(x) + trunk(x.flip(3))) / 2 if self.flip_tta and not self.training else trunk(x)
+        return f if self.projection is None else self.projection(f)
+
+    def eager_projection(self, x: torch.Tensor) -> torch.Tensor:
+        """`features` of a contrastive model in train mode through the uncompiled trunk (attribution hooks)."""
+        return self.projection(self.eager_features(x))
 
     def eager_forward(self, x: torch.Tensor) -> torch.Tensor:
         """`forward` through the uncompiled trunk (GradMix's attribution: hooks inside a compiled graph fail)."""
-        return self.fc(self.eager_features(x))
+        f = self.eager_features(x)
+        return self.fc(f if self.projection is None else self.projection(f))
 
     def eager_features(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std
@@ -116,26 +160,32 @@ class CifarResNet(ResNet):
 
 
 def build(arch: str, num_classes: int, width: int, in_channels: int, mean, std, head: str = "linear",
-          scale: float = 1.0, rotation: bool = False, flip_tta: bool = False) -> CifarResNet:
+          scale: float = 1.0, rotation: bool = False, flip_tta: bool = False, projection: int = 0, bank: int = 0,
+          knn_k: int = 0) -> CifarResNet:
     return CifarResNet(arch, num_classes, width, in_channels, tuple(mean), tuple(std), head, scale, rotation,
-                       flip_tta)
+                       flip_tta, projection, bank, knn_k)
 
 
 def model_meta(arch: str, num_classes: int, width: int, in_channels: int, mean, std, head: str = "linear",
-               scale: float = 1.0, rotation: bool = False, flip_tta: bool = False) -> dict:
+               scale: float = 1.0, rotation: bool = False, flip_tta: bool = False, projection: int = 0,
+               bank: int = 0, knn_k: int = 0) -> dict:
     """The plain dict that rebuilds a model; stored in every checkpoint (weights_only-safe). `flip_tta` is stored
-    only when set, so the files of models without it are those of earlier versions byte for byte."""
+    only when set, and the kNN head's sizes (projection width, bank size, K) only for that head, so the files of
+    other models are those of earlier versions byte for byte."""
     meta = {"arch": arch, "num_classes": int(num_classes), "width": int(width), "in_channels": int(in_channels),
             "mean": [float(v) for v in mean], "std": [float(v) for v in std], "head": head, "scale": float(scale),
             "rotation": bool(rotation)}
+    if head == "knn":
+        meta.update(projection=int(projection), bank=int(bank), knn_k=int(knn_k))
     return {**meta, "flip_tta": True} if flip_tta else meta
 
 
 def new_model(section: dict, data: dict, num_classes: int, in_channels: int, device: torch.device,
-              head: str = "linear", scale: float = 1.0, rotation: bool = False) -> tuple[CifarResNet, dict]:
-    """A fresh channels_last model from a params section (teacher/student) and the data section (mean/std)."""
+              head: str = "linear", scale: float = 1.0, rotation: bool = False, **knn: int) -> tuple[CifarResNet, dict]:
+    """A fresh channels_last model from a params section (teacher/student) and the data section (mean/std);
+    `knn`: the kNN head's `projection`, `bank` and `knn_k`."""
     meta = model_meta(section["arch"], num_classes, section["width"], in_channels, data["mean"], data["std"],
-                      head, scale, rotation, section["flip_tta"])
+                      head, scale, rotation, section["flip_tta"], **knn)
     if len(meta["mean"]) != in_channels:
         raise OSRError(f"data.mean: {len(meta['mean'])} values for {in_channels}-channel images")
     return build(**meta).to(device, memory_format=torch.channels_last), meta

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from osr import OSRError
+from osr.knn import knn_class_scores
 
 
 class Bank(NamedTuple):
@@ -54,18 +55,15 @@ def ovr(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None
 def knn(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None, *, k: int = 3,
         chunk: int = 1024) -> torch.Tensor:
     """GradMix's kNN score: s_c = sum of the top-K cosines to class c's training features, normalised over
-    classes; the score is max_c s_c."""
+    classes; the score is max_c s_c (`osr.knn`). On a contrastive model the features are its projection."""
     if f is None or bank is None:
         raise ValueError("knn needs features and a training-feature bank")
     classes, sizes = bank.labels.unique(return_counts=True)
     if k > int(sizes.min()):
         raise OSRError(f"evaluate.knn_k: {k} is more than the {int(sizes.min())} training images of known class "
                        f"{int(classes[sizes.argmin()])}")
-    out = []
-    for i in range(0, len(f), chunk):
-        sim = F.normalize(f[i:i + chunk].float(), dim=1) @ bank.features.T
-        s = torch.stack([sim[:, bank.labels == c].topk(k, 1).values.sum(1) for c in classes], 1)
-        out.append((s / s.sum(1, keepdim=True).clamp_min(1e-12)).max(1).values)
+    out = [knn_class_scores(f[i:i + chunk], bank.features, bank.labels, classes, k).max(1).values
+           for i in range(0, len(f), chunk)]
     return torch.cat(out) if out else torch.zeros(0)
 
 

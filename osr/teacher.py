@@ -1,5 +1,7 @@
-"""Teacher training: a loss of the `STEP_LOSSES` registry that trains teachers (CE or m-OvR), on raw known-class
-images with the on-device augmentation, by `osr.train.fit` (checkpoint/resume)."""
+"""Teacher training by `osr.train.fit` (checkpoint/resume) with a `teacher.loss` of `TEACHER_LOSSES`: a loss of the
+`STEP_LOSSES` registry that trains teachers (CE or m-OvR) on raw known-class images with the on-device
+augmentation, or a contrastive loss of `CONTRASTIVE_LOSSES` (GradMix as published) on two views of them, whose
+model classifies by kNN over its training features (`fill_bank`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -9,11 +11,16 @@ import torch
 
 from osr import OSRError
 from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, noise_images, to_float
+from osr.contrastive import CONTRASTIVE_LOSSES, ContrastiveConfig, ContrastiveLoss
 from osr.losses import STEP_LOSSES, DistillConfig, Step, StepLoss
-from osr.models import load_init, new_model
+from osr.models import CifarResNet, load_init, new_model
 from osr.objectives import NOISE_SHARE, logits_objective, noise_exposed
 from osr.split import SplitTensors
 from osr.train import Batch, budget_epochs, fingerprint, fit, fit_settings
+from osr.views import two_views
+
+# the `teacher.loss` names: the step losses that train teachers, then the contrastive losses
+TEACHER_LOSSES = (*(name for name, loss in STEP_LOSSES.items() if loss.teacher_loss), *CONTRASTIVE_LOSSES)
 
 
 def teacher_batches(x: torch.Tensor, y: torch.Tensor, epoch: int, seed: int, batch_size: int, aug: BaseAug,
@@ -32,32 +39,85 @@ def teacher_batches(x: torch.Tensor, y: torch.Tensor, epoch: int, seed: int, bat
         yield to_float(views), logits_objective(noise_exposed(raw, n_noise, noise), loss.rotation(cfg.movr))
 
 
+def contrastive_batches(x: torch.Tensor, y: torch.Tensor, epoch: int, seed: int, batch_size: int,
+                        loss: ContrastiveLoss, cfg: ContrastiveConfig, layers: list[str]) -> Iterator[Batch]:
+    """([view 1; view 2] of the raw images, objective) per step of one epoch, in the teacher's own seeded order."""
+    order, seeds = epoch_order(len(x), batch_size, seed, epoch, TEACHER_STREAM)
+    for idx, s in zip(order, seeds):
+        idx = torch.from_numpy(idx).to(x.device)
+        yield two_views(x[idx], int(s)), loss.objective(y[idx], cfg, layers, int(s))
+
+
+@torch.no_grad()
+def fill_bank(model: CifarResNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> None:
+    """Put the eval-mode features of the uint8 training images x (labels y) into the model's kNN head."""
+    was_training = model.training
+    model.eval()
+    f = torch.cat([model.features(to_float(x[i:i + batch_size])).float() for i in range(0, len(x), batch_size)])
+    model.fc.bank.copy_(f)
+    model.fc.bank_labels.copy_(y)
+    model.train(was_training)
+
+
+def with_bank(on_epoch_end: Callable[[torch.nn.Module, int], dict], x: torch.Tensor, y: torch.Tensor
+              ) -> Callable[[torch.nn.Module, int], dict]:
+    """The epoch callback of a kNN-head model: the bank refilled from the current weights, then `on_epoch_end`
+    (validation accuracy is kNN accuracy; a checkpoint holds a bank that fits its weights)."""
+    def callback(model: torch.nn.Module, epoch: int) -> dict:
+        fill_bank(model, x, y)
+        return on_epoch_end(model, epoch)
+    return callback
+
+
+def _contrastive_run(params: dict, x: torch.Tensor, y: torch.Tensor) -> tuple[dict, Callable, dict]:
+    """(model head arguments, batches of an epoch, the settings it reads beside `teacher`) of a contrastive
+    `teacher.loss`."""
+    t, seed = params["teacher"], params["base"]["seed"]
+    loss, cfg, layers = CONTRASTIVE_LOSSES[t["loss"]], ContrastiveConfig.from_section(params["contrastive"]), \
+        params["augment"]["layers"]
+    if float(t["noise_exposure"]):
+        raise OSRError(f"teacher.noise_exposure: not combined with the contrastive teacher.loss {t['loss']}; set 0")
+    head = {"head": "knn", "projection": cfg.projection, "bank": len(x), "knn_k": cfg.knn_k}
+    return head, lambda epoch: contrastive_batches(x, y, epoch, seed, t["batch_size"], loss, cfg, layers), \
+        {"contrastive": params["contrastive"], "layers": layers}
+
+
+def _step_loss_run(params: dict, x: torch.Tensor, y: torch.Tensor) -> tuple[dict, Callable, dict]:
+    """(model head arguments, batches of an epoch, the params sections it reads beside `teacher`,
+    `StepLoss.settings`) of a step-loss `teacher.loss`."""
+    t, seed = params["teacher"], params["base"]["seed"]
+    loss = STEP_LOSSES[t["loss"]]
+    cfg = DistillConfig.from_sections(params["distill"], params["movr"])  # a teacher loss reads its movr only
+    aug, bs, noise = BaseAug(randaugment=t["randaugment"]), t["batch_size"], float(t["noise_exposure"])
+    if noise and loss.rotation(cfg.movr) > 0:
+        raise OSRError("teacher.noise_exposure: not combined with the m-OvR rotation head; set movr.rotation=0")
+    return loss.head(cfg.movr), lambda epoch: teacher_batches(x, y, epoch, seed, bs, aug, loss, cfg, noise), \
+        {s: params[s] for s in loss.settings}
+
+
 def train_teacher(data: SplitTensors, params: dict, *, ckpt_path: Path, inputs: tuple[Path, ...],
                   device: torch.device,
                   on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None, init: Path | None = None
                   ) -> tuple[torch.nn.Module, dict, list[dict]]:
     """A teacher trained by params.yaml's `teacher` section (with `data`, `base.seed` and the sections its
-    loss reads, `StepLoss.settings`), fresh or started from the weights of `init` (`osr.models.load_init`).
-    `inputs`: the files the run reads, fingerprinted with those parameters to guard the resume checkpoint.
-    Returns (model, meta, history)."""
+    loss reads: `StepLoss.settings`; a contrastive loss's `contrastive` and `augment.layers`), fresh or started
+    from the weights of `init` (`osr.models.load_init`). `inputs`: the files the run reads, fingerprinted with
+    those parameters to guard the resume checkpoint. Returns (model, meta, history)."""
     t, seed = params["teacher"], params["base"]["seed"]
-    loss = STEP_LOSSES[t["loss"]]
-    cfg = DistillConfig.from_sections(params["distill"], params["movr"])  # a teacher loss reads its movr only
     x, y = data.x["train"], data.y["train"]
-    model, meta = new_model(t, params["data"], data.num_classes, x.shape[1], device, **loss.head(cfg.movr))
+    contrastive = t["loss"] in CONTRASTIVE_LOSSES
+    head, batches, settings = (_contrastive_run if contrastive else _step_loss_run)(params, x, y)
+    model, meta = new_model(t, params["data"], data.num_classes, x.shape[1], device, **head)
     if init is not None:
         print(load_init(model, init, "teacher"))
         inputs = (*inputs, init)
-    aug, bs, noise = BaseAug(randaugment=t["randaugment"]), t["batch_size"], float(t["noise_exposure"])
-    if noise and loss.rotation(cfg.movr) > 0:
-        raise OSRError("teacher.noise_exposure: not combined with the m-OvR rotation head; set movr.rotation=0")
-
-    def batches(epoch: int) -> Iterator[Batch]:
-        return teacher_batches(x, y, epoch, seed, bs, aug, loss, cfg, noise)
-
-    run = {"teacher": t, "data": params["data"], "seed": seed, **{s: params[s] for s in loss.settings}}
+    if contrastive and on_epoch_end is not None:
+        on_epoch_end = with_bank(on_epoch_end, x, y)
+    run = {"teacher": t, "data": params["data"], "seed": seed, **settings}
     epochs = budget_epochs(t, len(x))
-    history = fit(model, batches, epochs=epochs, steps_per_epoch=len(x) // bs, ckpt_path=ckpt_path,
+    history = fit(model, batches, epochs=epochs, steps_per_epoch=len(x) // t["batch_size"], ckpt_path=ckpt_path,
                   fingerprint=fingerprint(run, *inputs), desc="teacher", device=device, on_epoch_end=on_epoch_end,
                   **fit_settings(t, device, epochs))
+    if contrastive:  # the kept weights' bank (keep: best may have restored an earlier epoch's weights)
+        fill_bank(model, x, y)
     return model, meta, history

@@ -16,6 +16,7 @@ import osr
 from conftest import ROOT
 from osr import OSRError
 from osr.augment import BaseAug
+from osr.contrastive import ContrastiveConfig
 from osr.losses import DistillConfig, MOvRConfig
 from osr.train import OptimConfig
 from osr.tuning import SearchSpace, trial_params
@@ -48,6 +49,7 @@ def test_settings_dataclasses_hold_their_sections_values():
     assert dataclasses.asdict(distill) == {**{k: v for k, v in PARAMS["distill"].items() if k != "method"},
                                            "movr": PARAMS["movr"]}
     assert dataclasses.asdict(MOvRConfig.from_section(PARAMS["movr"])) == PARAMS["movr"]
+    assert dataclasses.asdict(ContrastiveConfig.from_section(PARAMS["contrastive"])) == PARAMS["contrastive"]
     optim = dataclasses.asdict(OptimConfig.from_section(PARAMS["student"]))
     assert optim == {**{k: PARAMS["student"][k] for k in optim}, "milestones": tuple(PARAMS["student"]["milestones"])}
     assert {f.name for f in dataclasses.fields(BaseAug) if f.default is dataclasses.MISSING} == {"randaugment"}

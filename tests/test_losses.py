@@ -322,9 +322,10 @@ def test_movr_step_weights_the_two_sources_on_mixed_steps():
 
 def test_step_loss_entries_declare_what_they_need():
     from osr.distill import needs_live_teacher
-    from osr.losses import STEP_LOSSES, TEACHER_LOSSES
+    from osr.losses import STEP_LOSSES
+    from osr.teacher import TEACHER_LOSSES
 
-    assert TEACHER_LOSSES == ("ce", "movr")
+    assert TEACHER_LOSSES == ("ce", "movr", "supcon", "gradmix_con", "noisebox_con")
     assert {n for n, e in STEP_LOSSES.items() if e.reads_teacher} == {"kd", "asym"}
     movr = movr_cfg(scale=16.0, rotation=0.1)
     assert STEP_LOSSES["movr"].head(movr) == {"head": "cosine", "scale": 16.0, "rotation": True}
