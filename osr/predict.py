@@ -1,6 +1,8 @@
 """Predict with an exported open-set classifier: a known class, or `unknown` when the score is below the card's
 threshold. Python: ``Classifier.load("data/export").predict(["a.png", "b.jpg"])``; command line:
 ``osr predict --model data/export photos/ "more/*.jpg" --out answers.csv`` (or ``python -m osr.predict …``).
+``--engine onnx`` (``Classifier.load(…, engine="onnx")``) runs model.onnx with onnxruntime instead of model.pt
+with torch: the same score and decision.
 
 Images are read and resized exactly as the folder benchmark reads its training images (osr/images.py), then
 scored by the model in batches. An image that cannot be read gets its reason in the row's ``error`` column and
@@ -24,12 +26,11 @@ import torch
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from osr import OSRError
-from osr.deploy import MODEL_FILE, read_card
+from osr.deploy import artifact_folder, read_card
+from osr.engines import ENGINES, Engine, open_engine
 from osr.images import read_image, reason
 from osr.io import atomic_path
-from osr.models import load_model
-from osr.scores import SCORES
-from osr.train import predict, progress, resolve_device
+from osr.train import progress, resolve_device
 
 UNKNOWN = "unknown"
 COLUMNS = ("path", "prediction", "score", "threshold", "error")
@@ -37,25 +38,24 @@ OUT_SUFFIXES = (".csv", ".json")
 
 
 class Classifier:
-    """An exported classifier: the model, its card, and the device it runs on."""
+    """An exported classifier: its card and the engine that runs it."""
 
-    def __init__(self, model: torch.nn.Module, card: dict, device: torch.device):
-        self.model, self.card, self.device = model, card, device
-        self.score = SCORES[card["score"]]
+    def __init__(self, engine: Engine, card: dict):
+        self.engine, self.card = engine, card
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> Classifier:
-        """The artifact folder `path` (checked against its card) on `device` (auto: CUDA when available)."""
-        card = read_card(path)
-        folder = Path(path).parent if Path(path).name == "card.json" else Path(path)
-        dev = resolve_device(device)
-        model, _ = load_model(folder / MODEL_FILE, dev)
-        return cls(model, card, dev)
+    def load(cls, path: str | Path, device: str = "auto", engine: str = "torch") -> Classifier:
+        """The artifact folder `path` (checked against its card) run by `engine` ("torch" on `device`, auto: CUDA
+        when available; "onnx": onnxruntime on the CPU)."""
+        if engine not in ENGINES:
+            raise OSRError(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
+        card = read_card(path, engine)
+        return cls(open_engine(artifact_folder(path), engine, resolve_device(device)), card)
 
     def scores(self, x: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """Predicted class index and score of uint8 images [N, C, H, W] at the card's size."""
-        z = predict(self.model, x.to(self.device), batch_size)
-        return z.argmax(1).cpu().numpy(), self.score(z, **self.card["score_settings"]).cpu().numpy()
+        out = self.engine.outputs(x, batch_size)
+        return out["class_index"], out["score"]
 
     def predict(self, images: Iterable[str | Path], batch_size: int = 64, show_progress: bool = False
                 ) -> list[dict]:
@@ -127,7 +127,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="the exported artifact folder (data/export) or its card.json")
     parser.add_argument("--out", help="answers file, .csv or .json (default: CSV on stdout)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="torch engine's device")
+    parser.add_argument("--engine", default="torch", choices=ENGINES,
+                        help="torch (model.pt) or onnx (model.onnx with onnxruntime, CPU)")
     return parser
 
 
@@ -137,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise OSRError(f"--batch-size must be >= 1 (got {args.batch_size})")
     paths = list(expand(args.images))
-    classifier = Classifier.load(args.model, args.device)
+    classifier = Classifier.load(args.model, args.device, args.engine)
     rows = classifier.predict(paths, args.batch_size, show_progress=True)
     write_rows(rows, args.out)
     bad = sum(bool(r["error"]) for r in rows)

@@ -125,3 +125,19 @@ def write_image_folder(root: Path, classes: int = 4, per_class: int = 30, layout
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(x[j]).save(folder / f"{i:03d}.png")
     return root
+
+
+def tiny_artifact(folder: Path, score: str = "mls", settings: dict | None = None, threshold: float = 0.0) -> Path:
+    """An artifact as the export stage writes it (model.pt, model.onnx, card.json) of a width-8 ResNet-18 with
+    seeded random weights: 2 classes (cat, dog), 16 x 16 RGB."""
+    from osr.deploy import write_artifact
+    from osr.graph import Deployed
+    from osr.models import build, model_meta
+
+    torch.manual_seed(0)
+    meta = model_meta("resnet18", 2, 8, 3, [0.5] * 3, [0.25] * 3)
+    deployed = Deployed(build(**meta), score, settings or {}, threshold)
+    card = {"classes": ["cat", "dog"], "image_size": 16, "channels": 3, "score": score,
+            "score_settings": settings or {}, "threshold": threshold}
+    write_artifact(folder, deployed, meta, card)
+    return folder

@@ -11,13 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, make_project, needs_mirror, ran_stages, sh, venv_env, write_image_folder
+from conftest import ROOT, make_project, needs_mirror, ran_stages, sh, tiny_artifact, venv_env, write_image_folder
 from osr import OSRError
 from osr.augment import noise_images
-from osr.deploy import MODEL_FILE, choose, operating_point, read_card, threshold_for_tpr, write_artifact
+from osr.deploy import MODEL_FILE, choose, operating_point, read_card, threshold_for_tpr
 from osr.images import read_image
-from osr.io import load_npz, save_torch
-from osr.models import build, model_meta
+from osr.io import load_npz
 from osr.predict import UNKNOWN, Classifier, console, expand, main
 
 PY = [sys.executable, "-m", "osr.predict"]
@@ -74,13 +73,7 @@ def test_noise_images_are_seeded_uniform_uint8():
 @pytest.fixture()
 def artifact(tmp_path):
     """A width-8 model (random weights) exported with a card, as the export stage writes it."""
-    torch.manual_seed(0)
-    meta = model_meta("resnet18", 2, 8, 3, [0.5] * 3, [0.25] * 3)
-    save_torch(tmp_path / "student.pt", {"meta": meta, "state": build(**meta).state_dict()})
-    card = {"classes": ["cat", "dog"], "image_size": 16, "channels": 3, "score": "mls", "score_settings": {},
-            "threshold": 0.0}
-    write_artifact(tmp_path / "export", tmp_path / "student.pt", card)
-    return tmp_path / "export"
+    return tiny_artifact(tmp_path / "export")
 
 
 def test_an_altered_or_foreign_artifact_is_refused(artifact, tmp_path):
