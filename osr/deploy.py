@@ -83,15 +83,18 @@ def choose(candidates: dict[str, dict], noise_limit: float) -> tuple[str, str]:
                   + (f"; accepts over {noise_limit:.0%} of noise images: {failing}" if failing else ""))
 
 
-def write_artifact(folder: Path, deployed: Deployed, meta: dict, card: dict) -> dict:
+def write_artifact(folder: Path, deployed: Deployed, meta: dict, card: dict, calibration: dict | None = None
+                   ) -> dict:
     """The artifact folder, written whole or not at all: model.pt, model.onnx (the card's figures in its
-    metadata) and the card, which gains the format tag and both files' SHA-256. Returns the card written."""
+    metadata) and the card, which gains the format tag and both files' SHA-256. `calibration` (the scores of
+    `osr.calibration.Calibration.as_lists`) goes into both model files. Returns the card written."""
     from osr.onnx_graph import write_onnx
 
     card = {"format": FORMAT, **card}
+    extra = {"calibration": calibration} if calibration else {}
     with atomic_dir(folder) as tmp:
-        save_torch(tmp / MODEL_FILE, deployed.checkpoint(meta))
-        write_onnx(deployed, tmp / ONNX_FILE, card["channels"], card["image_size"], card)
+        save_torch(tmp / MODEL_FILE, deployed.checkpoint(meta, calibration))
+        write_onnx(deployed, tmp / ONNX_FILE, card["channels"], card["image_size"], card | extra)
         card |= {key: sha256(tmp / name) for name, key in HASH_KEYS.items()}
         write_json(tmp / CARD_FILE, card)
     return card

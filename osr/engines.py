@@ -20,7 +20,7 @@ ENGINES = tuple(ENGINE_FILES)
 class Engine(NamedTuple):
     name: str
     outputs: Callable[[torch.Tensor, int], dict[str, np.ndarray]]  # (uint8 images [N, C, H, W], batch size)
-    calibration: dict[str, np.ndarray]  # the scores the artifact keeps (may be empty)
+    calibration: dict  # the scores the artifact keeps (`osr.calibration.Calibration.as_lists`; may be empty)
 
 
 def open_engine(folder: str | Path, engine: str, device: torch.device) -> Engine:
@@ -30,11 +30,6 @@ def open_engine(folder: str | Path, engine: str, device: torch.device) -> Engine
         from osr.onnx_graph import OnnxSession
 
         session = OnnxSession(path)
-        return Engine(engine, session.outputs, _arrays(session.metadata.get("calibration", {})))
+        return Engine(engine, session.outputs, session.metadata.get("calibration", {}))
     module, deploy = load_deployed(path, device)
-    return Engine(engine, lambda x, batch_size: outputs(module, x, batch_size),
-                  _arrays(deploy.get("calibration", {})))
-
-
-def _arrays(calibration: dict) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v, np.float64) for k, v in calibration.items()}
+    return Engine(engine, lambda x, batch_size: outputs(module, x, batch_size), deploy.get("calibration", {}))

@@ -19,13 +19,14 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import numpy as np
 import torch
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from osr import OSRError
+from osr.calibration import Calibration
 from osr.deploy import artifact_folder, read_card
 from osr.engines import ENGINES, Engine, open_engine
 from osr.images import read_image, reason
@@ -33,24 +34,48 @@ from osr.io import atomic_path
 from osr.train import progress, resolve_device
 
 UNKNOWN = "unknown"
-COLUMNS = ("path", "prediction", "score", "threshold", "error")
+COLUMNS = ("path", "prediction", "score", "threshold", "threshold_from", "error")
 OUT_SUFFIXES = (".csv", ".json")
 
 
 class Classifier:
-    """An exported classifier: its card and the engine that runs it."""
+    """An exported classifier: its card, the engine that runs it, and the threshold in use (the card's, or one
+    moved with `move_threshold`)."""
 
-    def __init__(self, engine: Engine, card: dict):
-        self.engine, self.card = engine, card
+    def __init__(self, engine: Engine, card: dict, where: str = "artifact"):
+        self.engine, self.card, self.where = engine, card, where
+        self.threshold, self.threshold_from = float(card["threshold"]), "card"
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto", engine: str = "torch") -> Classifier:
+    def load(cls, path: str | Path, device: str = "auto", engine: str = "torch", threshold: float | None = None,
+             known_tpr: float | None = None) -> Classifier:
         """The artifact folder `path` (checked against its card) run by `engine` ("torch" on `device`, auto: CUDA
-        when available; "onnx": onnxruntime on the CPU)."""
+        when available; "onnx": onnxruntime on the CPU), at the card's threshold or one moved by `threshold` or
+        `known_tpr` (`move_threshold`)."""
         if engine not in ENGINES:
             raise OSRError(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
         card = read_card(path, engine)
-        return cls(open_engine(artifact_folder(path), engine, resolve_device(device)), card)
+        folder = artifact_folder(path)
+        return cls(open_engine(folder, engine, resolve_device(device)), card, str(folder)).move_threshold(
+            threshold, known_tpr)
+
+    @property
+    def calibration(self) -> Calibration:
+        """The validation and test scores the artifact keeps (OSRError if it keeps none)."""
+        return Calibration.of(self.engine.calibration, self.where)
+
+    def move_threshold(self, threshold: float | None = None, known_tpr: float | None = None) -> Classifier:
+        """Answer `unknown` below `threshold`, or below the threshold accepting `known_tpr` of the validation
+        knowns the artifact keeps (recomputed as the export computes the card's); neither: the card's."""
+        if threshold is not None and known_tpr is not None:
+            raise OSRError("give a threshold or a known_tpr, not both")
+        if threshold is not None:
+            if not np.isfinite(threshold):
+                raise OSRError(f"threshold must be a finite number (got {threshold})")
+            self.threshold, self.threshold_from = float(threshold), "given"
+        elif known_tpr is not None:
+            self.threshold, self.threshold_from = self.calibration.threshold_at(known_tpr), f"known_tpr {known_tpr}"
+        return self
 
     def scores(self, x: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """Predicted class index and score of uint8 images [N, C, H, W] at the card's size."""
@@ -59,27 +84,33 @@ class Classifier:
 
     def predict(self, images: Iterable[str | Path], batch_size: int = 64, show_progress: bool = False
                 ) -> list[dict]:
-        """One row per image path: path, prediction (class name or `unknown`), score, threshold, error."""
-        paths = [str(p) for p in images]
-        batches = range(0, len(paths), batch_size)
+        """One row per image path: path, prediction (class name or `unknown`), score, threshold, the threshold's
+        origin (`threshold_from`: the card's, a `known_tpr`, or given), error."""
+        return self.predict_named([(str(p), p) for p in images], batch_size, show_progress)
+
+    def predict_named(self, images: list[tuple[str, str | Path | BinaryIO]], batch_size: int = 64,
+                      show_progress: bool = False) -> list[dict]:
+        """`predict` of (name, file path or binary file object) pairs; the rows' `path` is the name."""
+        batches = range(0, len(images), batch_size)
         rows = []
         for i in progress(batches, desc="predict", unit="batch") if show_progress else batches:
-            rows += self._batch(paths[i:i + batch_size], batch_size)
+            rows += self._batch(images[i:i + batch_size], batch_size)
         return rows
 
-    def _batch(self, paths: list[str], batch_size: int) -> list[dict]:
-        size, channels, t = self.card["image_size"], self.card["channels"], self.card["threshold"]
-        rows, good, images = [], [], []
-        for p in paths:
-            row = {"path": p, "prediction": "", "score": None, "threshold": t, "error": ""}
+    def _batch(self, images: list[tuple[str, str | Path | BinaryIO]], batch_size: int) -> list[dict]:
+        size, channels, t = self.card["image_size"], self.card["channels"], self.threshold
+        rows, good, pixels = [], [], []
+        for name, source in images:
+            row = {"path": name, "prediction": "", "score": None, "threshold": t,
+                   "threshold_from": self.threshold_from, "error": ""}
             try:
-                images.append(read_image(p, size, channels))
+                pixels.append(read_image(source, size, channels))
                 good.append(row)
             except (OSError, ValueError) as e:
                 row["error"] = reason(e)
             rows.append(row)
         if good:
-            pred, score = self.scores(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), batch_size)
+            pred, score = self.scores(torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2), batch_size)
             for row, c, s in zip(good, pred, score, strict=True):
                 row["score"] = float(s)
                 row["prediction"] = self.card["classes"][c] if s >= t else UNKNOWN
@@ -130,6 +161,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="torch engine's device")
     parser.add_argument("--engine", default="torch", choices=ENGINES,
                         help="torch (model.pt) or onnx (model.onnx with onnxruntime, CPU)")
+    moved = parser.add_mutually_exclusive_group()
+    moved.add_argument("--known-tpr", type=float, help="answer unknown below the threshold accepting this share "
+                       "of the validation knowns (recomputed from the scores the artifact keeps)")
+    moved.add_argument("--threshold", type=float, help="answer unknown below this score (default: the card's)")
     return parser
 
 
@@ -138,8 +173,10 @@ def run(args: argparse.Namespace) -> int:
         raise OSRError(f"--out {args.out}: the answers file must end in .csv or .json")
     if args.batch_size < 1:
         raise OSRError(f"--batch-size must be >= 1 (got {args.batch_size})")
+    if args.known_tpr is not None and not 0 < args.known_tpr <= 1:
+        raise OSRError(f"--known-tpr must be in (0, 1] (got {args.known_tpr})")
     paths = list(expand(args.images))
-    classifier = Classifier.load(args.model, args.device, args.engine)
+    classifier = Classifier.load(args.model, args.device, args.engine, args.threshold, args.known_tpr)
     rows = classifier.predict(paths, args.batch_size, show_progress=True)
     write_rows(rows, args.out)
     bad = sum(bool(r["error"]) for r in rows)

@@ -6,12 +6,19 @@ evaluate.noise_limit of them accepted), the one of highest validation accuracy s
 validation data and generated noise only). The card records each candidate's validation figures and the reason;
 the shipped model's score is evaluate.deploy_score, its threshold accepts evaluate.known_tpr of the validation
 knowns, and its test figures at that threshold come from the shipped classifier itself (also
-reports/export.json), with the share of pure-noise images it accepts."""
+reports/export.json), with the share of pure-noise images it accepts.
+
+The artifact keeps the shipped classifier's validation and test scores (`osr.calibration`), so that `osr predict
+--known-tpr` moves the threshold without retraining; the calibration report shows them: reports/calibration.png
+(score densities of validation knowns, test knowns and test unknowns, the threshold drawn) and
+reports/calibration.json (a DVC plot: one row per known TPR from 0.80 to 0.99 with its threshold, test knowns
+accepted, known accuracy among them and unknowns rejected)."""
 from stages import answer_help
 
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
 
 from osr.augment import noise_images
+from osr.calibration import Calibration
 from osr.config import load_params
 from osr.data import benchmark_label
 from osr.deploy import choose, operating_point, validated, write_artifact
@@ -19,6 +26,7 @@ from osr.graph import Deployed, outputs
 from osr.io import write_json
 from osr.models import load_model
 from osr.paths import EXPORT, REPORTS, STUDENT, TEACHER
+from osr.plots import calibration_plot
 from osr.scores import SCORES
 from osr.split import load_split
 from osr.train import resolve_device
@@ -50,7 +58,9 @@ def main() -> None:
     test = outputs(deployed, data.x["test"], e["batch_size"])
     y = data.y["test"].cpu().numpy()
     known = y >= 0
-    figures = operating_point(test["score"][known], test["class_index"][known] == y[known], test["score"][~known],
+    calibration = Calibration(chosen["val_scores"], test["score"][known], test["score"][~known],
+                              test["class_index"][known] == y[known])
+    figures = operating_point(calibration.test_known, calibration.test_known_correct, calibration.test_unknown,
                               chosen["threshold"])
     validation = {r: {k: c[k] for k in ("val_acc", "threshold", "noise_accepted")} for r, c in candidates.items()}
     card = {"classes": data.names, "image_size": int(height), "channels": int(channels),
@@ -58,9 +68,14 @@ def main() -> None:
             "model": meta, "role": role, "chosen_because": why, "candidates": validation,
             "score": name, "score_settings": settings, "threshold": chosen["threshold"],
             "known_tpr": tpr, "noise_accepted": chosen["noise_accepted"], "test": figures,
+            "expected_unknown_share": calibration.expected_unknown_share(chosen["threshold"]),
             "source": {"benchmark": benchmark_label(p["data"]["benchmark"], p["data"]["image_size"]),
                        "split": p["split"]["index"], "profile": p["base"]["profile"], "seed": p["base"]["seed"]}}
-    write_artifact(EXPORT, deployed, meta, card)
+    write_artifact(EXPORT, deployed, meta, card, calibration.as_lists())
+    write_json(REPORTS / "calibration.json", calibration.table())
+    calibration_plot({"validation knowns": calibration.val_known, "test knowns": calibration.test_known,
+                      "test unknowns": calibration.test_unknown}, chosen["threshold"], REPORTS / "calibration.png",
+                     f"{role} {name}, {card['source']['benchmark']} split {p['split']['index']}")
     write_json(REPORTS / "export.json", {"role": role, "chosen_because": why, "candidates": validation,
                                          "threshold": chosen["threshold"], "known_tpr": tpr, "score": name,
                                          "noise_accepted": chosen["noise_accepted"], "test": figures})

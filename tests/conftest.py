@@ -127,17 +127,30 @@ def write_image_folder(root: Path, classes: int = 4, per_class: int = 30, layout
     return root
 
 
-def tiny_artifact(folder: Path, score: str = "mls", settings: dict | None = None, threshold: float = 0.0) -> Path:
+def tiny_images(n: int, seed: int, size: int = 16, high: int = 256) -> torch.Tensor:
+    """`n` seeded uint8 images [n, 3, size, size] with pixel values below `high`."""
+    return torch.from_numpy(np.random.default_rng(seed).integers(0, high, (n, 3, size, size), dtype=np.uint8))
+
+
+def tiny_artifact(folder: Path, score: str = "mls", settings: dict | None = None, threshold: float = 0.0,
+                  calibration: bool = True) -> Path:
     """An artifact as the export stage writes it (model.pt, model.onnx, card.json) of a width-8 ResNet-18 with
-    seeded random weights: 2 classes (cat, dog), 16 x 16 RGB."""
+    seeded random weights: 2 classes (cat, dog), 16 x 16 RGB. Its calibration scores are its own scores of
+    seeded images: 40 "validation knowns" (`tiny_images(40, 1)`), 40 "test knowns" (seed 2) and 40 darker "test
+    unknowns" (seed 3, pixels below 64)."""
+    from osr.calibration import Calibration
     from osr.deploy import write_artifact
-    from osr.graph import Deployed
+    from osr.graph import Deployed, outputs
     from osr.models import build, model_meta
 
     torch.manual_seed(0)
     meta = model_meta("resnet18", 2, 8, 3, [0.5] * 3, [0.25] * 3)
     deployed = Deployed(build(**meta), score, settings or {}, threshold)
     card = {"classes": ["cat", "dog"], "image_size": 16, "channels": 3, "score": score,
-            "score_settings": settings or {}, "threshold": threshold}
-    write_artifact(folder, deployed, meta, card)
+            "score_settings": settings or {}, "threshold": threshold, "known_tpr": 0.95}
+    scores = [outputs(deployed, tiny_images(40, seed, high=high))["score"] for seed, high in ((1, 256), (2, 256),
+                                                                                              (3, 64))]
+    cal = Calibration(*scores, np.arange(40) % 2 == 0)
+    card["expected_unknown_share"] = cal.expected_unknown_share(threshold)
+    write_artifact(folder, deployed, meta, card, cal.as_lists() if calibration else None)
     return folder

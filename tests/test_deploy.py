@@ -112,12 +112,14 @@ def test_predict_reports_a_bad_image_in_its_row_and_goes_on(artifact, tmp_path):
     res = sh(PY + ["--model", str(artifact), f"{folder}/*.png", "--out", str(out), "--batch-size", "3"], ROOT,
              env=venv_env(PYTHONPATH=str(ROOT)))
     table = pd.read_csv(out)
-    assert list(table.columns) == ["path", "prediction", "score", "threshold", "error"] and len(table) == 5
+    assert list(table.columns) == ["path", "prediction", "score", "threshold", "threshold_from", "error"]
+    assert len(table) == 5
     assert np.allclose(table.score.dropna().to_numpy(), [r["score"] for r in good[:4]], atol=1e-5)
     assert "predict: 5 images" in res.stderr and "1 unreadable" in res.stderr
     res = sh(PY + ["--model", str(artifact), str(folder / "0.png")], ROOT, env=venv_env(PYTHONPATH=str(ROOT)))
     lines = res.stdout.strip().splitlines()  # CSV on stdout
-    assert lines[0] == "path,prediction,score,threshold,error" and lines[1].startswith(f"{folder / '0.png'},")
+    assert lines[0] == "path,prediction,score,threshold,threshold_from,error"
+    assert lines[1].startswith(f"{folder / '0.png'},")
 
 
 def test_predict_refuses_inputs_that_name_no_file_before_reading_the_model(tmp_path, capsys):

@@ -61,7 +61,7 @@ def test_an_onnx_file_the_card_does_not_describe_is_refused_in_one_line(tmp_path
     image = write_images(tmp_path / "in", n=1)[0]
     assert main(["--model", str(folder), "--engine", "onnx", image]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
-    assert rows[0] == "path,prediction,score,threshold,error" and rows[1].startswith(image)
+    assert rows[0] == "path,prediction,score,threshold,threshold_from,error" and rows[1].startswith(image)
     onnx_file = folder / ONNX_FILE
     onnx_file.write_bytes(onnx_file.read_bytes() + b"\0")
     with pytest.raises(OSRError, match="model.onnx: SHA-256 differs from the card's"):
