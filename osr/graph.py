@@ -8,6 +8,10 @@ and its threshold. The same module answers `osr predict --engine torch` and is t
 - ``class_index``: the class of highest logit, whatever the score;
 - ``score``: the open-set score, higher is more known;
 - ``logits``: the network's logits.
+
+A score that needs training features (`Score.needs_bank`: kNN) carries its bank as buffers of the module, so the
+bank is inside both model files; `bounded_bank` keeps it to a bounded, seeded subsample of the known training
+images.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from osr import OSRError
 from osr.augment import to_float
 from osr.io import load_torch
 from osr.models import build, load_state
-from osr.scores import SCORES
+from osr.scores import SCORES, Bank
 
 OUTPUTS = ("decision", "class_index", "score", "logits")
 
@@ -29,17 +33,26 @@ OUTPUTS = ("decision", "class_index", "score", "logits")
 class Deployed(nn.Module):
     """A model, its score and threshold; `forward` maps float images [N, C, H, W] in [0, 1] to `OUTPUTS`."""
 
-    def __init__(self, model: nn.Module, score: str, settings: dict, threshold: float):
+    def __init__(self, model: nn.Module, score: str, settings: dict, threshold: float, bank: Bank | None = None):
         super().__init__()
         if score not in SCORES:
             raise OSRError(f"score: unknown score {score!r} (choose from {sorted(SCORES)})")
+        if SCORES[score].needs_bank and bank is None:
+            raise OSRError(f"score: {score} needs the training-feature bank")
         self.model, self.score_name, self.settings = model.eval(), score, dict(settings)
         self.register_buffer("threshold", torch.tensor(float(threshold)))
+        self.bank_groups = bank.groups if bank is not None else ()
+        self.register_buffer("bank_features", bank.features if bank is not None else None)
+        self.register_buffer("bank_labels", bank.labels if bank is not None else None)
+
+    @property
+    def bank(self) -> Bank | None:
+        return Bank(self.bank_features, self.bank_labels, self.bank_groups) if self.bank_groups else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         f = self.model.features(x)
         z = self.model.fc(f)
-        s = SCORES[self.score_name](z, f, None, **self.settings)
+        s = SCORES[self.score_name](z, f, self.bank, **self.settings)
         c = z.argmax(1)
         return torch.where(s >= self.threshold, c, torch.full_like(c, -1)), c, s, z
 
@@ -53,6 +66,9 @@ class Deployed(nn.Module):
         network's `init` read it as any model file) and the deployment's own entries under "deploy", with the
         calibration scores (name -> list of floats) when given."""
         deploy = {"score": self.score_name, "settings": self.settings, "threshold": float(self.threshold)}
+        if self.bank is not None:
+            deploy["bank"] = {"features": self.bank_features.cpu(), "labels": self.bank_labels.cpu(),
+                              "groups": [list(g) for g in self.bank_groups]}
         return {"meta": meta, "state": self.model.state_dict(),
                 "deploy": deploy | ({"calibration": calibration} if calibration else {})}
 
@@ -66,7 +82,26 @@ def load_deployed(path: str | Path, device: torch.device) -> tuple[Deployed, dic
     model = build(**ck["meta"])
     load_state(model, ck["state"], str(path))
     d = ck["deploy"]
-    return Deployed(model, d["score"], d["settings"], d["threshold"]).to(device).eval(), d
+    b = d.get("bank")
+    bank = Bank(b["features"], b["labels"], tuple(tuple(g) for g in b["groups"])) if b else None
+    return Deployed(model, d["score"], d["settings"], d["threshold"], bank).to(device).eval(), d
+
+
+def bounded_bank(bank: Bank, limit: int, k: int, seed: int) -> Bank:
+    """At most about `limit` rows of `bank`: every class keeps its share of the limit (at least `k` rows, or all it
+    has), drawn with `seed`; a bank of `limit` rows or fewer is kept whole. Each class keeping its share keeps the
+    kNN score's per-class top-k sums comparable across classes."""
+    total = len(bank.features)
+    if total <= limit:
+        return bank
+    rng = np.random.default_rng(seed)
+    rows, groups = [], []
+    for label, a, b in bank.groups:
+        n = min(b - a, max(k, limit * (b - a) // total))
+        groups.append((label, len(rows), len(rows) + n))
+        rows += (a + np.sort(rng.choice(b - a, n, replace=False))).tolist()
+    keep = torch.as_tensor(rows, device=bank.features.device)
+    return Bank(bank.features[keep], bank.labels[keep], tuple(groups))
 
 
 @torch.inference_mode()

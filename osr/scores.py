@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -18,12 +19,19 @@ from osr import OSRError
 
 
 class Bank(NamedTuple):
-    features: torch.Tensor  # unit-normalised training features [M, D]
+    features: torch.Tensor  # unit-normalised training features [M, D], grouped by class (ascending label)
     labels: torch.Tensor    # their labels [M]
+    groups: tuple[tuple[int, int, int], ...]  # (label, first row, end row) of each class's block of rows
 
 
 def bank_of(features: torch.Tensor, labels: torch.Tensor) -> Bank:
-    return Bank(F.normalize(features.float(), dim=1), labels)
+    """The bank of training `features` and their `labels`, its rows sorted by label (stable) so each class is a
+    block of rows: a score reads a class's features by slicing, which a traced graph (model.onnx) keeps as is."""
+    order = torch.argsort(labels, stable=True)
+    labels = labels[order]
+    classes, starts, counts = np.unique(labels.cpu().numpy(), return_index=True, return_counts=True)
+    groups = tuple((int(c), int(a), int(a + n)) for c, a, n in zip(classes, starts, counts, strict=True))
+    return Bank(F.normalize(features[order].float(), dim=1), labels, groups)
 
 
 def msp(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None) -> torch.Tensor:
@@ -57,16 +65,18 @@ def knn(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None
     classes; the score is max_c s_c."""
     if f is None or bank is None:
         raise ValueError("knn needs features and a training-feature bank")
-    classes, sizes = bank.labels.unique(return_counts=True)
-    if k > int(sizes.min()):
-        raise OSRError(f"evaluate.knn_k: {k} is more than the {int(sizes.min())} training images of known class "
-                       f"{int(classes[sizes.argmin()])}")
-    out = []
-    for i in range(0, len(f), chunk):
-        sim = F.normalize(f[i:i + chunk].float(), dim=1) @ bank.features.T
-        s = torch.stack([sim[:, bank.labels == c].topk(k, 1).values.sum(1) for c in classes], 1)
-        out.append((s / s.sum(1, keepdim=True).clamp_min(1e-12)).max(1).values)
-    return torch.cat(out) if out else torch.zeros(0)
+    label, first, end = min(bank.groups, key=lambda g: g[2] - g[1])
+    if k > end - first:
+        raise OSRError(f"evaluate.knn_k: {k} is more than the {end - first} training images of known class {label}")
+    if len(f) <= chunk:  # one block: also the whole of a traced graph, whatever its batch size
+        return _knn_block(f, bank, k)
+    return torch.cat([_knn_block(f[i:i + chunk], bank, k) for i in range(0, len(f), chunk)])
+
+
+def _knn_block(f: torch.Tensor, bank: Bank, k: int) -> torch.Tensor:
+    sim = F.normalize(f.float(), dim=1) @ bank.features.T
+    s = torch.stack([sim[:, a:b].topk(k, 1).values.sum(1) for _, a, b in bank.groups], 1)
+    return (s / s.sum(1, keepdim=True).clamp_min(1e-12)).max(1).values
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@ artifact).
 The run's teacher and student are the candidates; among those whose threshold rejects pure-noise images (at most
 evaluate.noise_limit of them accepted), the one of highest validation accuracy ships (`osr.deploy.choose`,
 validation data and generated noise only). The card records each candidate's validation figures and the reason;
-the shipped model's score is evaluate.deploy_score, its threshold accepts evaluate.known_tpr of the validation
-knowns, and its test figures at that threshold come from the shipped classifier itself (also
-reports/export.json), with the share of pure-noise images it accepts.
+the shipped model's score is evaluate.deploy_score (any registered score: a kNN score carries a feature bank of at
+most evaluate.deploy_bank known training images, a seeded per-class share, in both model files), its threshold
+accepts evaluate.known_tpr of the validation knowns, and its test figures at that threshold come from the shipped
+classifier itself (also reports/export.json), with the share of pure-noise images it accepts.
 
 The artifact keeps the shipped classifier's validation and test scores (`osr.calibration`), so that `osr predict
 --known-tpr` moves the threshold without retraining; the calibration report shows them: reports/calibration.png
@@ -22,7 +23,8 @@ from osr.calibration import Calibration
 from osr.config import load_params
 from osr.data import benchmark_label
 from osr.deploy import choose, operating_point, validated, write_artifact
-from osr.graph import Deployed, outputs
+from osr.evaluate import feature_bank
+from osr.graph import Deployed, bounded_bank, outputs
 from osr.io import write_json
 from osr.models import load_model
 from osr.paths import EXPORT, REPORTS, STUDENT, TEACHER
@@ -42,13 +44,15 @@ def main() -> None:
     name, tpr = e["deploy_score"], e["known_tpr"]
     settings = SCORES[name].settings_from(e)
     device = resolve_device(p["base"]["device"])
-    data = load_split(device, ("val", "test"))
+    data = load_split(device, ("train", "val", "test") if SCORES[name].needs_bank else ("val", "test"))
     _, channels, height, _ = data.x["val"].shape
     noise = noise_images(NOISE_IMAGES, channels, height, p["base"]["seed"])
     candidates, shipped = {}, {}
     for role, path in CANDIDATES.items():
         model, meta = load_model(path, device)
-        shipped[role] = Deployed(model, name, settings, 0.0), meta
+        bank = (bounded_bank(feature_bank(model, data, e["batch_size"]), e["deploy_bank"], e["knn_k"],
+                             p["base"]["seed"]) if SCORES[name].needs_bank else None)
+        shipped[role] = Deployed(model, name, settings, 0.0, bank), meta
         candidates[role] = validated(shipped[role][0], data.x["val"], data.y["val"].cpu().numpy(), noise, tpr,
                                      e["batch_size"])
     role, why = choose(candidates, e["noise_limit"])
@@ -67,6 +71,8 @@ def main() -> None:
             "normalisation": {"mean": meta["mean"], "std": meta["std"], "inside_model": True},
             "model": meta, "role": role, "chosen_because": why, "candidates": validation,
             "score": name, "score_settings": settings, "threshold": chosen["threshold"],
+            **({"bank": {"images": len(deployed.bank_labels), "of": len(data.y["train"]),
+                         "limit": e["deploy_bank"]}} if deployed.bank is not None else {}),
             "known_tpr": tpr, "noise_accepted": chosen["noise_accepted"], "test": figures,
             "expected_unknown_share": calibration.expected_unknown_share(chosen["threshold"]),
             "source": {"benchmark": benchmark_label(p["data"]["benchmark"], p["data"]["image_size"]),

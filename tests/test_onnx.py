@@ -23,7 +23,7 @@ def write_images(folder, n=12, size=20, seed=0):
 
 
 @pytest.mark.parametrize("score,settings", [("mls", {}), ("msp", {}), ("energy", {"temperature": 2.0}),
-                                            ("ovr", {})])
+                                            ("ovr", {}), ("knn", {"k": 3})])
 def test_onnx_and_torch_agree_on_scores_and_decisions(tmp_path, score, settings):
     images = write_images(tmp_path / "in")
     torch_rows = Classifier.load(tiny_artifact(tmp_path / "a", score, settings), "cpu").predict(images)
