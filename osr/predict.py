@@ -31,6 +31,7 @@ from osr.deploy import artifact_folder, read_card
 from osr.engines import ENGINES, Engine, open_engine
 from osr.images import read_image, reason
 from osr.io import atomic_path
+from osr.monitor import UnknownWatch
 from osr.train import progress, resolve_device
 
 UNKNOWN = "unknown"
@@ -45,6 +46,7 @@ class Classifier:
     def __init__(self, engine: Engine, card: dict, where: str = "artifact"):
         self.engine, self.card, self.where = engine, card, where
         self.threshold, self.threshold_from = float(card["threshold"]), "card"
+        self.watch = UnknownWatch(card.get("expected_unknown_share"))
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", engine: str = "torch", threshold: float | None = None,
@@ -75,6 +77,9 @@ class Classifier:
             self.threshold, self.threshold_from = float(threshold), "given"
         elif known_tpr is not None:
             self.threshold, self.threshold_from = self.calibration.threshold_at(known_tpr), f"known_tpr {known_tpr}"
+        if self.threshold_from != "card":  # the range the test set gives at the new threshold, when it is kept
+            kept = bool(self.engine.calibration)
+            self.watch = UnknownWatch(self.calibration.expected_unknown_share(self.threshold) if kept else None)
         return self
 
     def scores(self, x: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -89,15 +94,19 @@ class Classifier:
         return self.predict_named([(str(p), p) for p in images], batch_size, show_progress)
 
     def predict_named(self, images: list[tuple[str, str | Path | BinaryIO]], batch_size: int = 64,
-                      show_progress: bool = False) -> list[dict]:
-        """`predict` of (name, file path or binary file object) pairs; the rows' `path` is the name."""
+                      show_progress: bool = False, strict: bool = False) -> list[dict]:
+        """`predict` of (name, file path or binary file object) pairs; the rows' `path` is the name. `strict`: an
+        unreadable image is an OSRError naming it, and no image of the call is counted. The answers are added
+        to `watch`."""
         batches = range(0, len(images), batch_size)
         rows = []
         for i in progress(batches, desc="predict", unit="batch") if show_progress else batches:
-            rows += self._batch(images[i:i + batch_size], batch_size)
+            rows += self._batch(images[i:i + batch_size], batch_size, strict)
+        self.watch.add(sum(not r["error"] for r in rows), sum(r["prediction"] == UNKNOWN for r in rows))
         return rows
 
-    def _batch(self, images: list[tuple[str, str | Path | BinaryIO]], batch_size: int) -> list[dict]:
+    def _batch(self, images: list[tuple[str, str | Path | BinaryIO]], batch_size: int, strict: bool
+               ) -> list[dict]:
         size, channels, t = self.card["image_size"], self.card["channels"], self.threshold
         rows, good, pixels = [], [], []
         for name, source in images:
@@ -107,6 +116,8 @@ class Classifier:
                 pixels.append(read_image(source, size, channels))
                 good.append(row)
             except (OSError, ValueError) as e:
+                if strict:
+                    raise OSRError(f"{name}: {reason(e)}") from None
                 row["error"] = reason(e)
             rows.append(row)
         if good:
@@ -155,9 +166,14 @@ def _write_csv(rows: list[dict], f: TextIO) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("images", nargs="+", help="image files, folders (searched recursively) or globs")
-    parser.add_argument("--model", required=True, help="the exported artifact folder (data/export) or its card.json")
     parser.add_argument("--out", help="answers file, .csv or .json (default: CSV on stdout)")
     parser.add_argument("--batch-size", type=int, default=64)
+    return add_model_arguments(parser)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options that load a classifier (`load`): `osr predict` and `osr serve` share them."""
+    parser.add_argument("--model", required=True, help="the exported artifact folder (data/export) or its card.json")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="torch engine's device")
     parser.add_argument("--engine", default="torch", choices=ENGINES,
                         help="torch (model.pt) or onnx (model.onnx with onnxruntime, CPU)")
@@ -168,27 +184,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def load(args: argparse.Namespace) -> Classifier:
+    """The classifier `add_model_arguments`'s options name."""
+    if args.known_tpr is not None and not 0 < args.known_tpr <= 1:
+        raise OSRError(f"--known-tpr must be in (0, 1] (got {args.known_tpr})")
+    return Classifier.load(args.model, args.device, args.engine, args.threshold, args.known_tpr)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.out is not None and Path(args.out).suffix.lower() not in OUT_SUFFIXES:
         raise OSRError(f"--out {args.out}: the answers file must end in .csv or .json")
     if args.batch_size < 1:
         raise OSRError(f"--batch-size must be >= 1 (got {args.batch_size})")
-    if args.known_tpr is not None and not 0 < args.known_tpr <= 1:
-        raise OSRError(f"--known-tpr must be in (0, 1] (got {args.known_tpr})")
     paths = list(expand(args.images))
-    classifier = Classifier.load(args.model, args.device, args.engine, args.threshold, args.known_tpr)
+    classifier = load(args)
     rows = classifier.predict(paths, args.batch_size, show_progress=True)
     write_rows(rows, args.out)
     bad = sum(bool(r["error"]) for r in rows)
-    unknown = sum(r["prediction"] == UNKNOWN for r in rows)
-    print(f"predict: {len(rows)} images, {unknown} unknown, {bad} unreadable", file=sys.stderr)
+    print(f"predict: {len(rows)} images, {watch_line(classifier.watch)}, {bad} unreadable", file=sys.stderr)
+    warning = classifier.watch.warning()
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def watch_line(watch: UnknownWatch) -> str:
+    """`N unknown (share; the test set gives low-high at this threshold)`, as `osr predict` reports it."""
+    s = watch.summary()
+    share = f"{s['unknown_share']:.1%}" if s["answered"] else "-"
+    e = s["expected"]
+    expected = f"; the test set gives {e['low']:.1%}-{e['high']:.1%} at this threshold" if e else ""
+    return f"{s['unknown']} unknown ({share}{expected})"
 
 
 def _guarded(args: argparse.Namespace) -> int:
     """One line on stderr and exit status 1 for a user-facing error (as the pipeline's entry points do)."""
     try:
-        return run(args)
+        return args.run(args)
     except OSRError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -198,15 +230,21 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m osr.predict …`"""
     parser = argparse.ArgumentParser(prog="python -m osr.predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    return _guarded(add_arguments(parser).parse_args(argv))
+    add_arguments(parser).set_defaults(run=run)
+    return _guarded(parser.parse_args(argv))
 
 
 def console(argv: list[str] | None = None) -> int:
-    """The `osr` console script; `osr predict …` is its one command."""
+    """The `osr` console script: `osr predict …` and `osr serve …` (osr/serve.py)."""
+    from osr import serve
+
     parser = argparse.ArgumentParser(prog="osr", description="Open-set recognition: use an exported classifier.")
     commands = parser.add_subparsers(dest="command", required=True)
     add_arguments(commands.add_parser("predict", help="classify images, or answer unknown", description=__doc__,
-                                      formatter_class=argparse.RawDescriptionHelpFormatter))
+                                      formatter_class=argparse.RawDescriptionHelpFormatter)).set_defaults(run=run)
+    serve.add_arguments(commands.add_parser("serve", help="answer image uploads over HTTP", description=serve.__doc__,
+                                            formatter_class=argparse.RawDescriptionHelpFormatter)
+                        ).set_defaults(run=serve.run)
     return _guarded(parser.parse_args(argv))
 
 
