@@ -203,7 +203,8 @@ class Evaluate(TypedDict):
     knn_k: Annotated[int, Range(1)]
     bootstrap: Count
     known_tpr: Annotated[float, Range(0, 1, lo_open=True)]  # share of validation knowns the exported threshold accepts
-    deploy_score: Annotated[str, Registered("osr.scores:SCORES")]  # the exported score (one that needs no bank)
+    deploy_score: Annotated[str, Registered("osr.scores:SCORES")]  # the exported score: any registered score
+    deploy_bank: Annotated[int, Range(1)]  # training images at most in an exported kNN score's feature bank
     noise_limit: Annotated[float, Range(0, 1)]  # share of noise images a candidate may accept and still ship
 
 
@@ -338,13 +339,6 @@ def validate(params: dict, source: str = PARAMS_FILE) -> Params:
     if params["split"]["known"] and not bench.pick_known:
         raise OSRError(f"{source}: split.known names the classes of a folder benchmark only (data.benchmark "
                        f"{params['data']['benchmark']} has its standard splits: use split.index)")
-    deploy = params["evaluate"]["deploy_score"]
-    if Registered("osr.scores:SCORES").names()[deploy].needs_bank:  # the classifier carries no training features
-        raise OSRError(f"{source}: evaluate.deploy_score must be one of the scores that need no training features "
-                       f"(got {deploy!r})")
-    if deploy not in params["evaluate"]["scores"]:  # export reads evaluate's scores
-        raise OSRError(f"{source}: evaluate.deploy_score must be one of evaluate.scores "
-                       f"{params['evaluate']['scores']} (got {params['evaluate']['deploy_score']!r})")
     splits = bench.splits
     if splits is not None and params["split"]["index"] >= splits:
         raise OSRError(f"{source}: split.index must be <= {splits - 1} for {params['data']['benchmark']} "

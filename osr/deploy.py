@@ -1,27 +1,32 @@
 """The deployable open-set classifier: its threshold, its figures, and the artifact (model + card) on disk.
 
 An artifact is a folder holding ``model.pt`` (the model chosen on validation, `choose`, as this project stores
-models: the state dict and the plain dict that rebuilds the architecture, `osr.models.build`) and ``card.json``:
-what a user needs to use it (class names, image size and channels, normalisation, the score and its threshold) and
-what to expect of it (the validation share accepted, the test figures at that threshold). The card records the
-model file's SHA-256, so a model that is not the one the card describes is refused.
+models: the state dict and the plain dict that rebuilds the architecture, `osr.models.build`, with the score and
+threshold under "deploy": `osr.graph.Deployed.checkpoint`), ``model.onnx`` (the same classifier, score and decision
+included, as an ONNX graph: osr/onnx_graph.py) and ``card.json``: what a user needs to use it (class names, image
+size and channels, normalisation, the score and its threshold) and what to expect of it (the validation share
+accepted, the test figures at that threshold). The card records both model files' SHA-256, so a model file that
+is not the one the card describes is refused.
 
 The threshold is chosen on validation knowns only: unknowns are, by definition, not available when deploying.
 """
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from osr import OSRError
 from osr.data import sha256
-from osr.io import atomic_dir, read_json, write_json
+from osr.graph import Deployed, outputs
+from osr.io import atomic_dir, read_json, save_torch, write_json
+from osr.metrics import accuracy
 
 FORMAT = "osr-classifier/1"
-MODEL_FILE, CARD_FILE = "model.pt", "card.json"
+MODEL_FILE, ONNX_FILE, CARD_FILE = "model.pt", "model.onnx", "card.json"
+ENGINE_FILES = {"torch": MODEL_FILE, "onnx": ONNX_FILE}  # the model file each engine reads
+HASH_KEYS = {MODEL_FILE: "model_sha256", ONNX_FILE: "onnx_sha256"}  # where the card records each file's SHA-256
 
 
 def threshold_for_tpr(val_known_scores: np.ndarray, known_tpr: float) -> float:
@@ -47,6 +52,16 @@ def operating_point(s_known: np.ndarray, correct_known: np.ndarray, s_unknown: n
             "n_known": int(len(s_known)), "n_unknown": int(len(s_unknown))}
 
 
+def validated(deployed: Deployed, x_val, y_val: np.ndarray, noise, known_tpr: float, batch_size: int) -> dict:
+    """A candidate's validation figures: its accuracy, the threshold accepting `known_tpr` of the validation
+    knowns (uint8 images `x_val`), the share of the `noise` images it accepts there, and the validation scores."""
+    val = outputs(deployed, x_val, batch_size)
+    threshold = threshold_for_tpr(val["score"], known_tpr)
+    noise_scores = outputs(deployed, noise, batch_size)["score"]
+    return {"val_acc": accuracy(y_val, val["class_index"]), "threshold": threshold,
+            "noise_accepted": float((noise_scores >= threshold).mean()), "val_scores": val["score"]}
+
+
 def choose(candidates: dict[str, dict], noise_limit: float) -> tuple[str, str]:
     """(the candidate to ship, why) from {name: validation figures with `val_acc` and `noise_accepted`}.
 
@@ -68,23 +83,37 @@ def choose(candidates: dict[str, dict], noise_limit: float) -> tuple[str, str]:
                   + (f"; accepts over {noise_limit:.0%} of noise images: {failing}" if failing else ""))
 
 
-def write_artifact(folder: Path, model_file: Path, card: dict) -> None:
-    """The artifact folder, written whole or not at all: a copy of `model_file` and the card, which gains the
-    format tag and the model file's SHA-256."""
+def write_artifact(folder: Path, deployed: Deployed, meta: dict, card: dict, calibration: dict | None = None
+                   ) -> dict:
+    """The artifact folder, written whole or not at all: model.pt, model.onnx (the card's figures in its
+    metadata) and the card, which gains the format tag and both files' SHA-256. `calibration` (the scores of
+    `osr.calibration.Calibration.as_lists`) goes into both model files. Returns the card written."""
+    from osr.onnx_graph import write_onnx
+
+    card = {"format": FORMAT, **card}
+    extra = {"calibration": calibration} if calibration else {}
     with atomic_dir(folder) as tmp:
-        shutil.copyfile(model_file, tmp / MODEL_FILE)
-        write_json(tmp / CARD_FILE, {"format": FORMAT, **card, "model_sha256": sha256(tmp / MODEL_FILE)})
+        save_torch(tmp / MODEL_FILE, deployed.checkpoint(meta, calibration))
+        write_onnx(deployed, tmp / ONNX_FILE, card["channels"], card["image_size"], card | extra)
+        card |= {key: sha256(tmp / name) for name, key in HASH_KEYS.items()}
+        write_json(tmp / CARD_FILE, card)
+    return card
 
 
 CARD_KEYS = ("classes", "image_size", "channels", "score", "score_settings", "threshold")
 
 
-def read_card(folder: str | Path) -> dict:
-    """The card of an artifact folder (or of the folder of a card.json given directly), checked against its
-    model file; a foreign or altered artifact is refused in one line."""
-    folder = Path(folder)
-    folder = folder.parent if folder.name == CARD_FILE else folder
-    card_path, model_path = folder / CARD_FILE, folder / MODEL_FILE
+def artifact_folder(path: str | Path) -> Path:
+    """The artifact folder of `path`: the folder itself, or the folder of a card.json given directly."""
+    path = Path(path)
+    return path.parent if path.name == CARD_FILE else path
+
+
+def read_card(folder: str | Path, engine: str = "torch") -> dict:
+    """The card of an artifact folder (or of the folder of a card.json given directly), checked against the
+    model file `engine` reads (`ENGINE_FILES`); a foreign or altered artifact is refused in one line."""
+    folder = artifact_folder(folder)
+    card_path, model_path = folder / CARD_FILE, folder / ENGINE_FILES[engine]
     if not card_path.is_file():
         raise OSRError(f"{folder}: not a classifier artifact (no {CARD_FILE}; export one with `dvc repro export`)")
     card = read_json(card_path)
@@ -95,6 +124,6 @@ def read_card(folder: str | Path) -> dict:
         raise OSRError(f"{card_path}: card lacks {missing}")
     if not model_path.is_file():
         raise OSRError(f"{model_path}: file not found (the artifact is incomplete)")
-    if sha256(model_path) != card.get("model_sha256"):
+    if sha256(model_path) != card.get(HASH_KEYS[model_path.name]):
         raise OSRError(f"{model_path}: SHA-256 differs from the card's (altered, or not the model it describes)")
     return card

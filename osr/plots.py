@@ -104,3 +104,18 @@ def training_curves(histories: dict[str, list[dict]], keys: list[str], path: Pat
         ax.set(xlabel="epoch", title=key)
         ax.legend(fontsize=7)
     save_figure(fig, path)
+
+
+def calibration_plot(panels: dict[str, np.ndarray], threshold: float, path: Path, title: str) -> None:
+    """Score densities (label -> scores: validation knowns, test knowns, test unknowns) on shared bins, with the
+    threshold drawn."""
+    values = np.concatenate([v for v in panels.values() if len(v)])
+    lo, hi = float(values.min()), float(values.max())
+    bins = np.linspace(lo, hi if hi > lo else lo + 1.0, HIST_BINS)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for label, scores in panels.items():
+        ax.hist(scores, bins, alpha=0.45, density=True, label=f"{label} ({len(scores)})")
+    ax.axvline(threshold, color="k", ls="--", lw=1.2, label=f"threshold {threshold:.4g}")
+    ax.set(xlabel="score (accept when >= threshold)", ylabel="density", title=title)
+    ax.legend(fontsize=7)
+    save_figure(fig, path)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -19,12 +20,20 @@ from osr.knn import knn_class_scores
 
 
 class Bank(NamedTuple):
-    features: torch.Tensor  # unit-normalised training features [M, D]
+    features: torch.Tensor  # unit-normalised training features [M, D], grouped by class (ascending label)
     labels: torch.Tensor    # their labels [M]
+    groups: tuple[tuple[int, int, int], ...]  # (label, first row, end row) of each class's block of rows
 
 
 def bank_of(features: torch.Tensor, labels: torch.Tensor) -> Bank:
-    return Bank(F.normalize(features.float(), dim=1), labels)
+    """The bank of training `features` (unit-normalised) and their `labels`, its rows sorted by label (stable) so
+    each class is a block of rows; `groups` holds the blocks as plain ints, which a traced graph (model.onnx) keeps
+    as constants."""
+    order = torch.argsort(labels, stable=True)
+    labels = labels[order]
+    classes, starts, counts = np.unique(labels.cpu().numpy(), return_index=True, return_counts=True)
+    groups = tuple((int(c), int(a), int(a + n)) for c, a, n in zip(classes, starts, counts, strict=True))
+    return Bank(F.normalize(features[order].float(), dim=1), labels, groups)
 
 
 def msp(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None) -> torch.Tensor:
@@ -58,13 +67,14 @@ def knn(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None
     classes; the score is max_c s_c (`osr.knn`). On a contrastive model the features are its projection."""
     if f is None or bank is None:
         raise ValueError("knn needs features and a training-feature bank")
-    classes, sizes = bank.labels.unique(return_counts=True)
-    if k > int(sizes.min()):
-        raise OSRError(f"evaluate.knn_k: {k} is more than the {int(sizes.min())} training images of known class "
-                       f"{int(classes[sizes.argmin()])}")
-    out = [knn_class_scores(f[i:i + chunk], bank.features, bank.labels, classes, k).max(1).values
-           for i in range(0, len(f), chunk)]
-    return torch.cat(out) if out else torch.zeros(0)
+    label, first, end = min(bank.groups, key=lambda g: g[2] - g[1])
+    if k > end - first:
+        raise OSRError(f"evaluate.knn_k: {k} is more than the {end - first} training images of known class {label}")
+    classes = [g[0] for g in bank.groups]  # plain ints: a traced graph (model.onnx) keeps them as constants
+    if len(f) <= chunk:  # one block: also the whole of a traced graph, whatever its batch size
+        return knn_class_scores(f, bank.features, bank.labels, classes, k).max(1).values
+    return torch.cat([knn_class_scores(f[i:i + chunk], bank.features, bank.labels, classes, k).max(1).values
+                      for i in range(0, len(f), chunk)])
 
 
 @dataclass(frozen=True)

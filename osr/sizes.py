@@ -48,6 +48,7 @@ def check_split_sizes(params: dict, source: str = PARAMS_FILE) -> None:
         if get(params, key) > sum(train.values()):
             raise OSRError(f"{source}: {key} must be <= {sum(train.values())}, the training images of {where} "
                            f"(got {get(params, key)})")
-    if "knn" in params["evaluate"]["scores"] and params["evaluate"]["knn_k"] > min(train.values()):
+    knn_read = "knn" in params["evaluate"]["scores"] or params["evaluate"]["deploy_score"] == "knn"
+    if knn_read and params["evaluate"]["knn_k"] > min(train.values()):
         raise OSRError(f"{source}: evaluate.knn_k must be <= {min(train.values())}, the training images of the "
                        f"smallest known class of {where} (got {params['evaluate']['knn_k']})")

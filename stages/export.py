@@ -1,68 +1,87 @@
-"""Stage export: the deployable open-set classifier (data/export: model.pt + card.json, a DVC model artifact).
+"""Stage export: the deployable open-set classifier (data/export: model.pt, model.onnx and card.json, a DVC model
+artifact).
 
 The run's teacher and student are the candidates; among those whose threshold rejects pure-noise images (at most
 evaluate.noise_limit of them accepted), the one of highest validation accuracy ships (`osr.deploy.choose`,
 validation data and generated noise only). The card records each candidate's validation figures and the reason;
-the shipped model's score is evaluate.deploy_score, its threshold accepts evaluate.known_tpr of the validation
-knowns, and its test figures at that threshold come from the evaluate stage's scores (also reports/export.json),
-with the share of pure-noise images it accepts."""
+the shipped model's score is evaluate.deploy_score (any registered score: a kNN score carries a feature bank of at
+most evaluate.deploy_bank known training images, a seeded per-class share, in both model files), its threshold
+accepts evaluate.known_tpr of the validation knowns, and its test figures at that threshold come from the shipped
+classifier itself (also reports/export.json), with the share of pure-noise images it accepts.
+
+The artifact keeps the shipped classifier's validation and test scores (`osr.calibration`), so that `osr predict
+--known-tpr` moves the threshold without retraining; the calibration report shows them: reports/calibration.png
+(score densities of validation knowns, test knowns and test unknowns, the threshold drawn) and
+reports/calibration.json (a DVC plot: one row per known TPR from 0.80 to 0.99 with its threshold, test knowns
+accepted, known accuracy among them and unknowns rejected)."""
 from stages import answer_help
 
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
 
 from osr.augment import noise_images
+from osr.calibration import Calibration
 from osr.config import load_params
 from osr.data import benchmark_label
-from osr.deploy import choose, operating_point, threshold_for_tpr, write_artifact
-from osr.io import load_npz, write_json
-from osr.metrics import accuracy
+from osr.deploy import choose, operating_point, validated, write_artifact
+from osr.evaluate import feature_bank
+from osr.graph import Deployed, bounded_bank, outputs
+from osr.io import write_json
 from osr.models import load_model
-from osr.paths import EXPORT, REPORTS, SCORES_OUT, STUDENT, TEACHER
+from osr.paths import EXPORT, REPORTS, STUDENT, TEACHER
+from osr.plots import calibration_plot
 from osr.scores import SCORES
 from osr.split import load_split
-from osr.train import predict, resolve_device
+from osr.train import resolve_device
 from stages.common import run
 
 CANDIDATES = {"student": STUDENT, "teacher": TEACHER}  # in order of preference on a tie
 NOISE_IMAGES = 1000
 
 
-def validated(path, data, e: dict, seed: int, device) -> dict:
-    """A candidate's validation accuracy, its deploy-score threshold, and the share of noise images it accepts."""
-    model, meta = load_model(path, device)
-    score = SCORES[e["deploy_score"]]
-    settings = score.settings_from(e)
-    z = predict(model, data.x["val"], e["batch_size"])
-    threshold = threshold_for_tpr(score(z, **settings).cpu().numpy(), e["known_tpr"])
-    _, channels, size, _ = data.x["val"].shape
-    noise = score(predict(model, noise_images(NOISE_IMAGES, channels, size, seed).to(device), e["batch_size"]),
-                  **settings)
-    return {"val_acc": accuracy(data.y["val"].cpu().numpy(), z.argmax(1).cpu().numpy()), "threshold": threshold,
-            "noise_accepted": float((noise >= threshold).float().mean()), "meta": meta}
-
-
 def main() -> None:
     p = load_params()
     e = p["evaluate"]
     name, tpr = e["deploy_score"], e["known_tpr"]
+    settings = SCORES[name].settings_from(e)
     device = resolve_device(p["base"]["device"])
-    data = load_split(device, ("val",))
-    candidates = {role: validated(path, data, e, p["base"]["seed"], device) for role, path in CANDIDATES.items()}
+    data = load_split(device, ("train", "val", "test") if SCORES[name].needs_bank else ("val", "test"))
+    _, channels, height, _ = data.x["val"].shape
+    noise = noise_images(NOISE_IMAGES, channels, height, p["base"]["seed"])
+    candidates, shipped = {}, {}
+    for role, path in CANDIDATES.items():
+        model, meta = load_model(path, device)
+        bank = (bounded_bank(feature_bank(model, data, e["batch_size"]), e["deploy_bank"], e["knn_k"],
+                             p["base"]["seed"]) if SCORES[name].needs_bank else None)
+        shipped[role] = Deployed(model, name, settings, 0.0, bank), meta
+        candidates[role] = validated(shipped[role][0], data.x["val"], data.y["val"].cpu().numpy(), noise, tpr,
+                                     e["batch_size"])
     role, why = choose(candidates, e["noise_limit"])
     chosen = candidates[role]
-    test = load_npz(SCORES_OUT, ("label", f"{role}_pred", f"{role}_{name}"))
-    s, y, known = test[f"{role}_{name}"], test["label"], test["label"] >= 0
-    figures = operating_point(s[known], test[f"{role}_pred"][known] == y[known], s[~known], chosen["threshold"])
-    _, channels, height, _ = data.x["val"].shape
+    deployed, meta = shipped[role]
+    deployed.with_threshold(chosen["threshold"])
+    test = outputs(deployed, data.x["test"], e["batch_size"])
+    y = data.y["test"].cpu().numpy()
+    known = y >= 0
+    calibration = Calibration(chosen["val_scores"], test["score"][known], test["score"][~known],
+                              test["class_index"][known] == y[known])
+    figures = operating_point(calibration.test_known, calibration.test_known_correct, calibration.test_unknown,
+                              chosen["threshold"])
     validation = {r: {k: c[k] for k in ("val_acc", "threshold", "noise_accepted")} for r, c in candidates.items()}
     card = {"classes": data.names, "image_size": int(height), "channels": int(channels),
-            "normalisation": {"mean": chosen["meta"]["mean"], "std": chosen["meta"]["std"], "inside_model": True},
-            "model": chosen["meta"], "role": role, "chosen_because": why, "candidates": validation,
-            "score": name, "score_settings": SCORES[name].settings_from(e), "threshold": chosen["threshold"],
+            "normalisation": {"mean": meta["mean"], "std": meta["std"], "inside_model": True},
+            "model": meta, "role": role, "chosen_because": why, "candidates": validation,
+            "score": name, "score_settings": settings, "threshold": chosen["threshold"],
+            **({"bank": {"images": len(deployed.bank_labels), "of": len(data.y["train"]),
+                         "limit": e["deploy_bank"]}} if deployed.bank is not None else {}),
             "known_tpr": tpr, "noise_accepted": chosen["noise_accepted"], "test": figures,
+            "expected_unknown_share": calibration.expected_unknown_share(chosen["threshold"]),
             "source": {"benchmark": benchmark_label(p["data"]["benchmark"], p["data"]["image_size"]),
                        "split": p["split"]["index"], "profile": p["base"]["profile"], "seed": p["base"]["seed"]}}
-    write_artifact(EXPORT, CANDIDATES[role], card)
+    write_artifact(EXPORT, deployed, meta, card, calibration.as_lists())
+    write_json(REPORTS / "calibration.json", calibration.table())
+    calibration_plot({"validation knowns": calibration.val_known, "test knowns": calibration.test_known,
+                      "test unknowns": calibration.test_unknown}, chosen["threshold"], REPORTS / "calibration.png",
+                     f"{role} {name}, {card['source']['benchmark']} split {p['split']['index']}")
     write_json(REPORTS / "export.json", {"role": role, "chosen_because": why, "candidates": validation,
                                          "threshold": chosen["threshold"], "known_tpr": tpr, "score": name,
                                          "noise_accepted": chosen["noise_accepted"], "test": figures})

@@ -125,3 +125,42 @@ def write_image_folder(root: Path, classes: int = 4, per_class: int = 30, layout
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(x[j]).save(folder / f"{i:03d}.png")
     return root
+
+
+def tiny_images(n: int, seed: int, size: int = 16, high: int = 256) -> torch.Tensor:
+    """`n` seeded uint8 images [n, 3, size, size] with pixel values below `high`."""
+    return torch.from_numpy(np.random.default_rng(seed).integers(0, high, (n, 3, size, size), dtype=np.uint8))
+
+
+def tiny_artifact(folder: Path, score: str = "mls", settings: dict | None = None, threshold: float = 0.0,
+                  calibration: bool = True, bank_limit: int = 24) -> Path:
+    """An artifact as the export stage writes it (model.pt, model.onnx, card.json) of a width-8 ResNet-18 with
+    seeded random weights: 2 classes (cat, dog), 16 x 16 RGB. Its calibration scores are its own scores of
+    seeded images: 40 "validation knowns" (`tiny_images(40, 1)`), 40 "test knowns" (seed 2) and 40 darker "test
+    unknowns" (seed 3, pixels below 64). A score that needs a bank gets one of at most `bank_limit` of 40 "training
+    images" (seed 4, labels alternating)."""
+    from osr.calibration import Calibration
+    from osr.deploy import write_artifact
+    from osr.graph import Deployed, bounded_bank, outputs
+    from osr.models import build, model_meta
+    from osr.scores import SCORES, bank_of
+    from osr.train import predict
+
+    torch.manual_seed(0)
+    meta = model_meta("resnet18", 2, 8, 3, [0.5] * 3, [0.25] * 3)
+    model = build(**meta).eval()
+    bank = None
+    if SCORES[score].needs_bank:
+        features = predict(model, tiny_images(40, 4), features=True)[1]
+        bank = bounded_bank(bank_of(features, torch.arange(40) % 2), bank_limit, settings.get("k", 3), seed=0)
+    deployed = Deployed(model, score, settings or {}, threshold, bank)
+    card = {"classes": ["cat", "dog"], "image_size": 16, "channels": 3, "score": score,
+            "score_settings": settings or {}, "threshold": threshold, "known_tpr": 0.95}
+    scores = [outputs(deployed, tiny_images(40, seed, high=high))["score"] for seed, high in ((1, 256), (2, 256),
+                                                                                              (3, 64))]
+    cal = Calibration(*scores, np.arange(40) % 2 == 0)
+    if bank is not None:
+        card["bank"] = {"images": len(bank.labels), "of": 40, "limit": bank_limit}
+    card["expected_unknown_share"] = cal.expected_unknown_share(threshold)
+    write_artifact(folder, deployed, meta, card, cal.as_lists() if calibration else None)
+    return folder

@@ -11,13 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, make_project, needs_mirror, ran_stages, sh, venv_env, write_image_folder
+from conftest import ROOT, make_project, needs_mirror, ran_stages, sh, tiny_artifact, venv_env, write_image_folder
 from osr import OSRError
 from osr.augment import noise_images
-from osr.deploy import MODEL_FILE, choose, operating_point, read_card, threshold_for_tpr, write_artifact
+from osr.deploy import MODEL_FILE, choose, operating_point, read_card, threshold_for_tpr
 from osr.images import read_image
-from osr.io import load_npz, save_torch
-from osr.models import build, model_meta
+from osr.io import load_npz
 from osr.predict import UNKNOWN, Classifier, console, expand, main
 
 PY = [sys.executable, "-m", "osr.predict"]
@@ -74,13 +73,7 @@ def test_noise_images_are_seeded_uniform_uint8():
 @pytest.fixture()
 def artifact(tmp_path):
     """A width-8 model (random weights) exported with a card, as the export stage writes it."""
-    torch.manual_seed(0)
-    meta = model_meta("resnet18", 2, 8, 3, [0.5] * 3, [0.25] * 3)
-    save_torch(tmp_path / "student.pt", {"meta": meta, "state": build(**meta).state_dict()})
-    card = {"classes": ["cat", "dog"], "image_size": 16, "channels": 3, "score": "mls", "score_settings": {},
-            "threshold": 0.0}
-    write_artifact(tmp_path / "export", tmp_path / "student.pt", card)
-    return tmp_path / "export"
+    return tiny_artifact(tmp_path / "export")
 
 
 def test_an_altered_or_foreign_artifact_is_refused(artifact, tmp_path):
@@ -119,12 +112,14 @@ def test_predict_reports_a_bad_image_in_its_row_and_goes_on(artifact, tmp_path):
     res = sh(PY + ["--model", str(artifact), f"{folder}/*.png", "--out", str(out), "--batch-size", "3"], ROOT,
              env=venv_env(PYTHONPATH=str(ROOT)))
     table = pd.read_csv(out)
-    assert list(table.columns) == ["path", "prediction", "score", "threshold", "error"] and len(table) == 5
+    assert list(table.columns) == ["path", "prediction", "score", "threshold", "threshold_from", "error"]
+    assert len(table) == 5
     assert np.allclose(table.score.dropna().to_numpy(), [r["score"] for r in good[:4]], atol=1e-5)
     assert "predict: 5 images" in res.stderr and "1 unreadable" in res.stderr
     res = sh(PY + ["--model", str(artifact), str(folder / "0.png")], ROOT, env=venv_env(PYTHONPATH=str(ROOT)))
     lines = res.stdout.strip().splitlines()  # CSV on stdout
-    assert lines[0] == "path,prediction,score,threshold,error" and lines[1].startswith(f"{folder / '0.png'},")
+    assert lines[0] == "path,prediction,score,threshold,threshold_from,error"
+    assert lines[1].startswith(f"{folder / '0.png'},")
 
 
 def test_predict_refuses_inputs_that_name_no_file_before_reading_the_model(tmp_path, capsys):
