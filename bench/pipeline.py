@@ -36,7 +36,8 @@ def project(dest: Path, overrides: list[str]) -> Path:
 
 
 def compose_params(dest: Path, overrides: list[str]) -> None:
-    (dest / "params.yaml").write_text(yaml.safe_dump(compose(ROOT / "conf", overrides), sort_keys=False))
+    """params.yaml of the project at `dest`: its own conf/ composed with `overrides`."""
+    (dest / "params.yaml").write_text(yaml.safe_dump(compose(dest / "conf", overrides), sort_keys=False))
 
 
 def repro(proj: Path) -> dict:
