@@ -83,9 +83,9 @@ dry: install  ## stages whose deps or params `make exp` would change (PROFILE BE
 # `dvc exp show` with model quality only, and the params that differ: the student's test accuracy, AUROC and OSCR
 # (MLS), the teacher's AUROC and the relabel hard fraction, where they vary. --drop hides the deps (paths), the
 # creation time, the run's info, the training stages' final loss, FPR95, the export's operating point, candidates
-# and noise share, and the other columns; --keep protects these.
+# with the reason, and noise share, and the other columns; --keep protects these.
 EXP_KEEP := student\.test\.(acc|mls\.auroc|mls\.oscr)$$|teacher\.test\.mls\.auroc$$|hard_fraction$$
-EXP_DROP := Created|[a-z_]+/|info\.|final\.|(teacher|student)\.test\.|test\.|candidates\.|threshold$$|noise_accepted$$
+EXP_DROP := Created|[a-z_]+/|info\.|final\.|(teacher|student)\.test\.|test\.|candidates\.|threshold$$|noise_accepted$$|chosen_because$$
 exps: install  ## dvc exp show: student acc, AUROC, OSCR (MLS), teacher AUROC, changed params only (ARGS: more flags)
 	$(BIN)/dvc exp show --no-pager --only-changed --drop '$(EXP_DROP)' --keep '$(EXP_KEEP)' $(ARGS)
 

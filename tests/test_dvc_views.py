@@ -15,9 +15,10 @@ EXP_SHOW_WIDTH = 160
 def expected_charts() -> set[str]:
     return {"reports/plots/roc.json", "reports/plots/score_hist.json", "reports/plots/history/teacher.json",
             "reports/plots/history/student.json", "reports/run/train_teacher.json", "reports/run/distill.json",
+            "reports/calibration.json",
             *(f"reports/diagnostics/{stage}.json" for stage in ("split", "relabel", "evaluate")),
             *(f"reports/{png}" for png in ("augment_preview.png", "plots/roc.png", "plots/score_hist.png",
-                                           "plots/training.png"))}
+                                           "plots/training.png", "calibration.png"))}
 
 
 def test_dry_experiment_lists_what_dvc_repro_dry_lists(tiny_repro, tmp_path):

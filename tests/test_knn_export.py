@@ -74,3 +74,22 @@ def test_a_score_the_graph_cannot_compute_is_refused_in_one_line(tmp_path, monke
         write_artifact(tmp_path / "export", Deployed(build(**meta), "numpy_max", {}, 0.0), meta, card)
     assert "\n" not in str(e.value)
     assert not (tmp_path / "export").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_model_of_large_logits_exports_its_score(tmp_path):
+    """float32 rounds a logit of 10^5 by far more than 1e-4: the graph check is relative to the score's size."""
+    from osr.deploy import write_artifact
+
+    torch.manual_seed(0)
+    meta = model_meta("resnet18", 2, 8, 3, [0.5] * 3, [0.25] * 3)
+    model = build(**meta)
+    with torch.no_grad():
+        model.fc.weight.mul_(1e5)
+    card = {"classes": ["a", "b"], "image_size": 16, "channels": 3, "score": "mls", "score_settings": {},
+            "threshold": 0.0}
+    write_artifact(tmp_path / "export", Deployed(model, "mls", {}, 0.0), meta, card)
+    x = tiny_images(6, 3, 16)
+    torch_scores = Classifier.load(tmp_path / "export").engine.outputs(x, 4)["score"]
+    onnx_scores = Classifier.load(tmp_path / "export", engine="onnx").engine.outputs(x, 4)["score"]
+    assert np.abs(torch_scores).max() > 1e3
+    assert np.allclose(torch_scores, onnx_scores, rtol=1e-4, atol=1e-4)
