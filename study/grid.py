@@ -28,9 +28,9 @@ PROFILE_BASE: dict[str, list[str]] = _SPEC["profile_base"]  # profile -> overrid
 # variants whose cells run in another regime (schedule, precision, teacher) than the seed-noise recipes
 REGIME = MEASUREMENT | SCHEDULE | set(_SPEC["teacher"])
 
-_RECIPE = re.compile(r"(?P<method>[a-z]+)-(?P<mixer>[a-z]+)(?:@(?P<tloss>[a-z]+))?(?P<variants>(?:\+[a-z0-9_]+)*)")
+_RECIPE = re.compile(r"(?P<method>[a-z]+)-(?P<mixer>[a-z]+)(?:@(?P<tloss>[a-z_]+))?(?P<variants>(?:\+[a-z0-9_]+)*)")
 _NAME = re.compile(r"(?P<profile>[a-z]+)-(?P<benchmark>[a-z0-9_]+)-s(?P<split>\d+)-(?P<method>[a-z]+)-(?P<mixer>[a-z]+)"
-                   r"(?:-t(?P<tloss>[a-z]+))?(?P<variants>(?:\+[a-z0-9_]+)*)(?:-r(?P<seed>\d+))?")
+                   r"(?:-t(?P<tloss>[a-z_]+))?(?P<variants>(?:\+[a-z0-9_]+)*)(?:-r(?P<seed>\d+))?")
 NAME_PATTERN = "^" + _NAME.pattern + "$"
 
 
