@@ -96,13 +96,13 @@ exps: install  ## dvc exp show: student acc, AUROC, OSCR (MLS), teacher AUROC, c
 PROFILE ?= quick
 BENCH   ?= cifar10
 SPLITS  ?= 0-4
-SEEDS   ?= 230
+SEEDS   ?=
 RECIPES ?=
 JOBS    ?= 1
 POLL    ?=
 POLL_FLAG = $(if $(POLL),--poll $(POLL))
 suite: install  ## benchmark grid as queued DVC experiments, then the report (PROFILE BENCH SPLITS SEEDS RECIPES JOBS POLL)
-	$(BIN)/python -m study.suite --profile $(PROFILE) --benchmark $(BENCH) --splits $(SPLITS) --seeds $(SEEDS) \
+	$(BIN)/python -m study.suite --profile $(PROFILE) --benchmark $(BENCH) --splits $(SPLITS) $(if $(SEEDS),--seeds $(SEEDS)) \
 		--jobs $(JOBS) $(POLL_FLAG) $(if $(RECIPES),--recipes $(RECIPES))
 	$(BIN)/python -m study.report --profile $(PROFILE)
 
@@ -128,7 +128,7 @@ report: install  ## the claims study's reports (suite.md, claims.json, ablation.
 # (Not named PREFECT_*: make exports command-line variables, and Prefect reads every PREFECT_* as a setting.)
 TUNE_API    ?= http://127.0.0.1:4200/api
 STUDY       ?= tune-asym
-TRIALS      ?= 20
+TRIALS      ?=
 
 serve: install  ## serve the tune-asym/local Prefect deployment (needs a Prefect server at TUNE_API)
 	PREFECT_API_URL=$(TUNE_API) $(BIN)/python -m flows.serve
@@ -137,7 +137,7 @@ serve: install  ## serve the tune-asym/local Prefect deployment (needs a Prefect
 # --watch` with one-line errors: no server, deployment not served (a run still Late after LATE s), a refused parameter.
 LATE        ?= 120
 tune: install  ## run the tune-asym deployment (TRIALS STUDY TUNE_API LATE)
-	PREFECT_API_URL=$(TUNE_API) $(BIN)/python -m flows.submit -p n_trials=$(TRIALS) -p study_name=$(STUDY) \
+	PREFECT_API_URL=$(TUNE_API) $(BIN)/python -m flows.submit $(if $(TRIALS),-p n_trials=$(TRIALS)) -p study_name=$(STUDY) \
 		--late-timeout $(LATE)
 
 # Work pool: the flows as deployments of a process work pool, run by `prefect worker start` on any machine
@@ -161,7 +161,7 @@ REMOTE  ?= origin
 STORE   ?=
 grid: install  ## the suite grid as suite-cell/pool flow runs, then dvc exp pull + report (REMOTE STORE, as suite)
 	PREFECT_API_URL=$(TUNE_API) $(BIN)/python -m flows.suite_pool --profile $(PROFILE) --benchmark $(BENCH) \
-		--splits $(SPLITS) --seeds $(SEEDS) $(if $(RECIPES),--recipes $(RECIPES)) \
+		--splits $(SPLITS) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(RECIPES),--recipes $(RECIPES)) \
 		--git-remote $(REMOTE) $(if $(STORE),--dvc-remote $(STORE))
 
 # optuna-dashboard is pinned in pyproject.toml's `dashboard` extra, installed once (its own stamp) with the rest.

@@ -8,20 +8,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from osr.compose import compose_conf
+from osr.config import load_params
 from osr.data import CIFAR10_KNOWN, decode_jpegs
 from osr.io import load_npz
 from osr.machine import rss_mib
 from osr.models import build, model_meta
 from osr.paths import mirror_dir
-from osr.train import OptimConfig, make_optimizer
+from osr.train import make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-CONF = compose_conf(ROOT / "conf")  # the default composition: the bench measures what `make run` trains
+PARAMS = load_params(ROOT / "params.yaml")  # the default composition: what `make run` trains
 MIRROR = mirror_dir(ROOT) / "cifar10_jpeg.npz"
 KNOWN = CIFAR10_KNOWN[0]                     # split 0: [0, 6, 4, 9, 1, 7]
-MEAN, STD = CONF["data"]["mean"], CONF["data"]["std"]
+MEAN, STD = PARAMS.data.mean, PARAMS.data.std
 SEED = 0
 
 
@@ -56,7 +56,7 @@ def optimizer(model: torch.nn.Module, args, images: int):
     """osr.train.fit's optimiser and schedule (`osr.train.make_optimizer`) with the student's settings from conf/
     (SGD, lr at batch 128 scaled linearly, momentum, weight decay on weights only), over one epoch of `images`."""
     steps = max(1, images // args.batch)
-    return make_optimizer(model, OptimConfig.from_section(CONF["student"]), args.batch, steps, steps)
+    return make_optimizer(model, PARAMS.student, args.batch, steps, steps)
 
 def maybe_compile(model, backend: str | None):
     """Compile the trunk as `osr.train.fit` does (CifarResNet.compile_trunk: static shapes, one graph per batch size,

@@ -12,9 +12,9 @@ on this machine. Writes <out>.json and <out>.png (AUROC and unknowns rejected ag
 from __future__ import annotations
 
 import argparse
-import copy
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -55,13 +55,12 @@ def read_model(model, data, tta: bool) -> dict:
 
 def run(budgets: list[int], out: Path) -> dict:
     params = load_params()
-    device = resolve_device(params["base"]["device"])
+    device = resolve_device(params.base.device)
     data = load_split(device, ("train", "val", "test"))
     rows, ckpts = [], Path(tempfile.mkdtemp(prefix="frontier-"))
     for epochs in budgets:
-        p = copy.deepcopy(params)
-        p["teacher"].update(epochs=epochs, keep="best", flip_tta=False, min_steps=0)
-        set_determinism(p["base"]["seed"], device)
+        p = replace(params, teacher=replace(params.teacher, epochs=epochs, keep="best", flip_tta=False, min_steps=0))
+        set_determinism(p.base.seed, device)
         t0 = time.perf_counter()
         model, _, history = train_teacher(data, p, ckpt_path=ckpts / f"e{epochs}.pt",
                                           inputs=(RAW, MANIFEST), device=device, on_epoch_end=val_accuracy(data))
@@ -73,8 +72,8 @@ def run(budgets: list[int], out: Path) -> dict:
                          "minutes": (train_s + r["eval_seconds"]) / 60, **r})
             print({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True)
     result = {"what": "teacher of the quick profile, CIFAR-10 split 0 unless params.yaml says otherwise",
-              "benchmark": params["data"]["benchmark"], "split": params["split"]["index"],
-              "arch": f"{params['teacher']['arch']}-w{params['teacher']['width']}", "cpu": cpu_name(),
+              "benchmark": params.data.benchmark, "split": params.split.index,
+              "arch": f"{params.teacher.arch}-w{params.teacher.width}", "cpu": cpu_name(),
               "threads": torch.get_num_threads(), "known_tpr": KNOWN_TPR, "rows": rows}
     write_json(out.with_suffix(".json"), result)
     plot(rows, out.with_suffix(".png"))

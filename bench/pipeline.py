@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from osr.compose import compose
+from cli.compose import compose
 from osr.paths import mirror_dir
 
 ROOT = Path(__file__).resolve().parents[1]

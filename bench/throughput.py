@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.common import CONF, RESULTS, SEED, load_known, resident, sync, time_block
+from bench.common import PARAMS, RESULTS, SEED, load_known, resident, sync, time_block
 from bench.variants import StudentCached, StudentGradMix, StudentLive, Teacher, Typical
 from osr.io import write_json
 from osr.machine import device_name, peak_rss_mib
@@ -207,12 +207,12 @@ def throughput(args, dev: torch.device) -> dict:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    student, teacher = CONF["student"], CONF["teacher"]  # defaults from conf/, as `make run` trains
-    ap.add_argument("--arch", default=student["arch"], help="network of variants 1-3 and of the student")
-    ap.add_argument("--teacher-arch", default=teacher["arch"], help="live teacher of variant 4")
-    ap.add_argument("--width", type=int, default=student["width"])
-    ap.add_argument("--batch", type=int, default=student["batch_size"])
-    ap.add_argument("--randaugment", type=int, default=student["randaugment"],
+    student, teacher = PARAMS.student, PARAMS.teacher  # defaults from conf/, as `make run` trains
+    ap.add_argument("--arch", default=student.arch, help="network of variants 1-3 and of the student")
+    ap.add_argument("--teacher-arch", default=teacher.arch, help="live teacher of variant 4")
+    ap.add_argument("--width", type=int, default=student.width)
+    ap.add_argument("--batch", type=int, default=student.batch_size)
+    ap.add_argument("--randaugment", type=int, default=student.randaugment,
                     help="RandAugment magnitude of the base views (0 = off)")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per variant per repetition")
     ap.add_argument("--reps", type=int, default=3)

@@ -14,21 +14,22 @@ shut-down). ``args`` carries arch, teacher_arch, width, batch, randaugment and c
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.common import CONF, KNOWN, MEAN, SEED, STD, maybe_compile, new_model, optimizer
+from bench.common import KNOWN, MEAN, PARAMS, SEED, STD, maybe_compile, new_model, optimizer
 from osr.augment import BaseAug, make_plan, planned_steps, to_float
 from osr.distill import student_batches
-from osr.losses import STEP_LOSSES, DistillConfig, Step
+from osr.losses import STEP_LOSSES, Step
 from osr.objectives import on_logits
 from osr.relabel import relabel_targets
 from osr.teacher import teacher_batches
 from osr.train import autocast, train_step
 
-RULE, THRESHOLD, SMOOTHING = (CONF["relabel"][k] for k in ("rule", "threshold", "smoothing"))
+RULE, THRESHOLD, SMOOTHING = PARAMS.relabel.rule, PARAMS.relabel.threshold, PARAMS.relabel.smoothing
 
 
 class Typical:
@@ -124,7 +125,7 @@ class Teacher:
     def _batches(self):
         for epoch in itertools.count():
             yield from teacher_batches(self.x, self.y, epoch, SEED, self.bs, self.aug, STEP_LOSSES["ce"],
-                                       DistillConfig.from_sections(CONF["distill"], CONF["movr"]), noise=0.0)
+                                       PARAMS, noise=0.0)
 
     def step(self) -> int:
         xb, objective = next(self.it)
@@ -149,7 +150,7 @@ class StudentCached:
     def __init__(self, x: torch.Tensor, y: torch.Tensor, y_np: np.ndarray, args, dev: torch.device):
         self.x, self.y, self.dev = x, y, dev
         self.aug = BaseAug(randaugment=getattr(args, "randaugment", 0))
-        self.cfg = DistillConfig.from_sections(CONF["distill"], CONF["movr"])
+        self.params = replace(PARAMS, distill=replace(PARAMS.distill, method=self.method))
         self.plan = make_plan(len(x), args.batch, 1, SEED, self.mixer, 0.5, tuple(x.shape[-2:]))
         self.cache = random_cache(self.plan, y_np, len(KNOWN))
         self.model = new_model(args.arch, args.width, dev)
@@ -159,7 +160,7 @@ class StudentCached:
 
     def _batches(self):
         while True:  # a one-epoch plan, replayed
-            yield from student_batches(self.x, self.y, self.plan, self.cache, 0, self.aug, self.method, self.cfg)
+            yield from student_batches(self.x, self.y, self.plan, self.cache, 0, self.aug, self.params)
 
     def step(self) -> int:
         xb, objective = next(self.it)
@@ -201,7 +202,7 @@ class StudentLive(StudentCached):
                 step = Step(y=st.y, mixed=mixed, partner=st.partner, lam=st.lam, t_raw=z[:b],
                             t_mixed=z[b:] if mixed else None, hard=hard, target=target.float() if mixed else None)
                 yield (st.x_mixed if mixed else st.x_raw), \
-                    on_logits(lambda zz, step=step: step_loss(zz, step, self.cfg))
+                    on_logits(lambda zz, step=step: step_loss(zz, step, self.params))
 
 
 class StudentGradMix(StudentCached):

@@ -14,8 +14,8 @@ import os
 import sys
 
 from cli import dvc_executable, guarded
+from cli.compose import compose
 from osr import OSRError
-from osr.compose import compose
 from osr.config import PARAMS_FILE, validate
 from osr.sizes import check_sizes
 

@@ -11,9 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 from cli import fail
+from osr import OSRError
+from osr.config import ParamsLoader, read_yaml
 
 OUTPUTS = [("student model", "data/student/model.pt"), ("teacher model", "data/teacher/model.pt"),
            ("metrics", "reports/metrics.json"), ("ROC / score histograms / training curves", "reports/plots/*.png"),
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         metrics = json.loads(args.metrics.read_text())
-        params = yaml.safe_load(args.params.read_text())
+        params = read_yaml(args.params, ParamsLoader, " (run `dvc repro` first)")
         diagnostics = args.metrics.parent / "diagnostics" / "evaluate.json"
         for role, arch in architectures(json.loads(diagnostics.read_text()) if diagnostics.exists() else []).items():
             metrics.get(role, {}).setdefault("model", arch)
@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         print(summary(metrics, params, export=json.loads(export.read_text()) if export.exists() else None))
     except FileNotFoundError as e:
         return fail(f"{e.filename}: not found (run `dvc repro` first)")
-    except (json.JSONDecodeError, yaml.YAMLError, KeyError, TypeError) as e:
+    except OSRError as e:
+        return fail(e)
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
         return fail(f"{args.metrics} / {args.params}: not the pipeline's metrics and params ({type(e).__name__}: {e})")
     return 0
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from cli import dvc_json
+from cli.compose import leaves
 from osr import OSRError
-from osr.compose import leaves
+from osr.config import ParamsLoader, read_yaml
 
 READ_BY_TRIALS = ("augment", "relabel")  # with --with-deps: download, split, train_teacher (check_params skipped)
 SKIPPED = {"check_params"}  # validation only; its output is constant
@@ -55,8 +54,8 @@ def require_current(project: Path, tuned: set[str]) -> None:
     status = _status(project)
     if not status:
         return
-    lock = yaml.safe_load((project / "dvc.lock").read_text()) if (project / "dvc.lock").exists() else {}
-    params = yaml.safe_load((project / "params.yaml").read_text())
+    lock = read_yaml(project / "dvc.lock") if (project / "dvc.lock").exists() else {}
+    params = read_yaml(project / "params.yaml", ParamsLoader)
     for stage, changes in status.items():
         if stage in SKIPPED:
             continue

@@ -53,6 +53,7 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
@@ -66,10 +67,10 @@ from prefect.cache_policies import NO_CACHE
 if __package__ in (None, ""):  # `python flows/tune_asym.py`: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cli.compose import hydra_value, overrides_for  # noqa: E402
 from flows.freshness import require_current  # noqa: E402
 from osr import OSRError, tuning  # noqa: E402
-from osr.compose import hydra_value, overrides_for  # noqa: E402
-from osr.config import get  # noqa: E402
+from osr.config import Params, get  # noqa: E402
 from osr.io import write_json  # noqa: E402
 from osr.train import Pruned  # noqa: E402
 
@@ -127,7 +128,7 @@ def trial_task(td: tuning.TuneData, number: int, params: dict, trial_dir: str,
     """One trial; returns the result, or {'pruned': epoch} when the pruner stopped it.
 
     Every measured epoch goes to the run logger (the task's log in the Prefect UI, not only the serve terminal)."""
-    log, epochs, t0 = _logger(), int(td.params["student"]["epochs"]), time.perf_counter()
+    log, epochs, t0 = _logger(), td.params.student.epochs, time.perf_counter()
 
     def on_epoch(metrics: dict, epoch: int) -> None:
         log.info("trial %d epoch %d/%d: %s (%.1fs)", number, epoch + 1, epochs,
@@ -176,14 +177,14 @@ def search_space() -> dict[str, list]:
     return {name: [t.low, t.high, "log" if t.log else "uniform"] for name, t in SEARCH.tuned.items()}
 
 
-def trial_config(study_params: dict, trial_params: dict) -> dict:
+def trial_config(study_params: Params, trial_params: dict) -> Params:
     """The params.yaml a trial trains with: the study's, with the tuned and fixed keys set."""
     return tuning.trial_params(study_params, SEARCH.settings(trial_params))
 
 
-def best_command(study_name: str, trial_params: dict, study_params: dict, conf_dir: Path) -> list[str]:
+def best_command(study_name: str, trial_params: dict, study_params: Params, conf_dir: Path) -> list[str]:
     """`dvc exp run` replaying the trial's whole config: every override from conf/'s defaults, tuned keys last."""
-    cfg, keys = trial_config(study_params, trial_params), SEARCH.keys()
+    cfg, keys = asdict(trial_config(study_params, trial_params)), SEARCH.keys()
     rest = [o for o in overrides_for(cfg, conf_dir) if o.lstrip("+~").split("=")[0] not in keys]
     tuned = [f"{k}={hydra_value(get(cfg, k))}" for k in keys]  # floats keep their dot: `4.0`, never the int 4
     return ["dvc", "exp", "run", "-n", f"{study_name}-best", *(a for o in rest + tuned for a in ("-S", o))]
@@ -192,7 +193,7 @@ def best_command(study_name: str, trial_params: dict, study_params: dict, conf_d
 IMPORTANCE_TRIALS = 20  # complete trials below which the importance figure says its ranking is only a hint
 
 
-def write_reports(study: optuna.Study, mode: str, project: Path, extra: dict, study_params: dict) -> dict:
+def write_reports(study: optuna.Study, mode: str, project: Path, extra: dict, study_params: Params) -> dict:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -1,9 +1,11 @@
 """params.yaml: load and validate every knob before any work, with one-line errors naming the parameter.
 
-The schema is typed: `Params` and its sections are TypedDicts shaped like conf/ (teacher and student share
-`Network`, as conf/train/ is mounted at both), and `validate` checks each field against its type (bool, int,
-float, str, a list of one of them) and its `Annotated` constraint (`Range`, `OneOf`, `Lengths`, `AUTO`). It is
-standard library only: the stages run on the GPU host too, which has no pydantic.
+Every setting is declared once, here: `Params` and its sections are frozen dataclasses shaped like conf/ (teacher
+and student share `Network`, as conf/train/ is mounted at both) without defaults (the values live in conf/ only).
+`validate` checks each field of a params mapping against its type (bool, int, float, str, a list of one of them)
+and its `Annotated` constraint (`Range`, `OneOf`, `Lengths`, `AUTO`), then returns the `Params` object the stages
+and the library read (`p.distill.tau`; a float setting holds a float even where `-S distill.tau=4` wrote an int).
+It is standard library only: the stages run on the GPU host too, which has no pydantic.
 
 Names drawn from a registry (`Registered`: benchmarks, mixers, losses, architectures, scores, compile modes) are
 checked against the registry itself, imported only when a value is checked, so importing this module does not
@@ -29,9 +31,9 @@ import importlib
 import math
 import re
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypedDict, get_args, get_origin, get_type_hints, is_typeddict
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -93,7 +95,8 @@ Weight = Annotated[float, Range(0, 100)]  # of a loss term
 Count = Annotated[int, Range(0)]
 
 
-class Base(TypedDict):
+@dataclass(frozen=True)
+class Base:
     seed: Annotated[int, Range(0, 2**32 - 1)]
     profile: str  # the conf/profile/ it was composed with: a label in reports
     device: Annotated[str, OneOf({"auto", "cpu", "cuda"})]
@@ -102,7 +105,8 @@ class Base(TypedDict):
 BENCHMARK = Registered("osr.data:BENCHMARKS")
 
 
-class Data(TypedDict):
+@dataclass(frozen=True)
+class Data:
     benchmark: Annotated[str, BENCHMARK]
     mean: Annotated[list[Annotated[float, Range(0, 1)]], Lengths((1, 3))]
     std: Annotated[list[Annotated[float, Range(0, 1, lo_open=True)]], Lengths((1, 3))]
@@ -111,7 +115,8 @@ class Data(TypedDict):
     test_fraction: Annotated[float, Range(0, 0.5, lo_open=True)]  # folder without train/ and test/: held out
 
 
-class Split(TypedDict):
+@dataclass(frozen=True)
+class Split:
     index: Annotated[int, Range(0)]  # below the benchmark's number of splits (checked in `validate`)
     val_fraction: Annotated[float, Range(0, 0.5, lo_open=True)]
     train_per_class: Count
@@ -120,14 +125,16 @@ class Split(TypedDict):
     num_known: Count  # benchmark folder, known empty: how many classes the drawn partition knows; 0: 60 %
 
 
-class Augment(TypedDict):
+@dataclass(frozen=True)
+class Augment:
     method: Annotated[str, Registered("osr.augment:METHODS")]
     prob: Fraction
     preview: Annotated[int, Range(1, 256)]
     layers: list[Annotated[str, OneOf({"layer1", "layer2", "layer3", "layer4"})]]
 
 
-class Network(TypedDict):
+@dataclass(frozen=True)
+class Network:
     """teacher and student: a profile sets arch, width and epochs, conf/train/sgd.yaml the recipe."""
     arch: Annotated[str, Registered("osr.models:ARCHS")]
     # >= 8: in fp32 + channels_last at one thread, the stride-2 1x1 shortcut convolution of a narrower network
@@ -152,18 +159,21 @@ class Network(TypedDict):
     init: str  # '' | teacher (student only) | a checkpoint file: the weights a run starts from (osr.models.load_init)
 
 
+@dataclass(frozen=True)
 class Teacher(Network):
     loss: Annotated[str, Registered("osr.teacher:TEACHER_LOSSES")]
     noise_exposure: Weight  # weight of the uniform-softmax loss on noise images added to each batch; 0 = none
 
 
-class Relabel(TypedDict):
+@dataclass(frozen=True)
+class Relabel:
     rule: Annotated[str, Registered("osr.losses:RELABEL_RULES")]
     threshold: Fraction
     smoothing: Fraction
 
 
-class Distill(TypedDict):
+@dataclass(frozen=True)
+class Distill:
     method: Annotated[str, Registered("osr.losses:STEP_LOSSES")]
     tau: Annotated[float, Range(0, 100, lo_open=True)]
     alpha: Weight
@@ -178,14 +188,16 @@ class Distill(TypedDict):
     noise_exposure: Weight  # weight of the uniform-softmax loss on noise images added to each student batch; 0 = none
 
 
-class Movr(TypedDict):
+@dataclass(frozen=True)
+class Movr:
     scale: Annotated[float, Range(0, 1000, lo_open=True)]
     margin: Annotated[float, Range(0, 1.5)]
     margin_mode: Annotated[str, Registered("osr.losses:MARGIN_MODES")]
     rotation: Fraction
 
 
-class Contrastive(TypedDict):
+@dataclass(frozen=True)
+class Contrastive:
     """The contrastive teacher losses (teacher.loss supcon, gradmix_con, noisebox_con; methods.md §3.3)."""
     temperature: Annotated[float, Range(0, 10, lo_open=True)]
     base_temperature: Annotated[float, Range(0, 10, lo_open=True)]
@@ -195,7 +207,8 @@ class Contrastive(TypedDict):
     knn_k: Annotated[int, Range(1)]
 
 
-class Evaluate(TypedDict):
+@dataclass(frozen=True)
+class Evaluate:
     scores: list[Annotated[str, Registered("osr.scores:SCORES")]]
     energy_temperature: Annotated[float, Range(0, 1000, lo_open=True)]
     batch_size: Annotated[int, Range(1)]
@@ -208,8 +221,10 @@ class Evaluate(TypedDict):
     noise_limit: Annotated[float, Range(0, 1)]  # share of noise images a candidate may accept and still ship
 
 
-class Params(TypedDict):
-    """params.yaml, in the order its sections are validated (the first problem is the one reported)."""
+@dataclass(frozen=True)
+class Params:
+    """params.yaml, in the order its sections are validated (the first problem is the one reported).
+    `dataclasses.asdict` turns it back into the mapping (for a fingerprint or a params.yaml of one's own)."""
     base: Base
     data: Data
     split: Split
@@ -224,9 +239,9 @@ class Params(TypedDict):
 
 
 def _fields(schema: type, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted key, annotated type) of every leaf of a TypedDict schema, in declaration order."""
+    """(dotted key, annotated type) of every leaf of a section schema, in declaration order."""
     for name, tp in get_type_hints(schema, include_extras=True).items():
-        if is_typeddict(tp):
+        if is_dataclass(tp):
             yield from _fields(tp, f"{prefix}{name}.")
         else:
             yield f"{prefix}{name}", tp
@@ -328,7 +343,26 @@ def refuse_unknown_keys(params: dict, source: str = PARAMS_FILE) -> None:
             raise OSRError(f"{source}: {key}: unknown parameter" + (f"; did you mean {near[0]}?" if near else ""))
 
 
+def _value(tp: Any, v: Any) -> Any:
+    """A checked value as its field holds it: a section as its dataclass, a number as its declared type."""
+    kind, _ = _parts(tp)
+    if is_dataclass(kind):
+        return sections(kind, v)
+    if get_origin(kind) is list:
+        return [_value(get_args(kind)[0], x) for x in v]
+    if kind in (int, float) and isinstance(v, (int, float)) and not isinstance(v, bool):
+        return kind(v)
+    return v
+
+
+def sections(schema: type, mapping: dict) -> Any:
+    """The frozen `schema` object (Params, or one section) of a checked mapping."""
+    hints = get_type_hints(schema, include_extras=True)
+    return schema(**{f.name: _value(hints[f.name], mapping[f.name]) for f in fields(schema)})
+
+
 def validate(params: dict, source: str = PARAMS_FILE) -> Params:
+    """The `Params` of a params mapping, every field checked first (the first problem is one line naming it)."""
     refuse_unknown_keys(params, source)
     for key, tp in FIELDS.items():
         value = get(params, key)
@@ -343,7 +377,7 @@ def validate(params: dict, source: str = PARAMS_FILE) -> Params:
     if splits is not None and params["split"]["index"] >= splits:
         raise OSRError(f"{source}: split.index must be <= {splits - 1} for {params['data']['benchmark']} "
                        f"(got {params['split']['index']})")
-    return params
+    return sections(Params, params)
 
 
 class ParamsLoader(yaml.SafeLoader):

@@ -20,27 +20,10 @@ import numpy as np
 import torch
 
 from osr.augment import mask_size
+from osr.config import Contrastive
 from osr.masking import PLACERS, Placer, noise_box
 from osr.objectives import eager
 from osr.train import Objective
-
-
-@dataclass(frozen=True)
-class ContrastiveConfig:
-    """params.yaml's `contrastive` section (its values and their defaults are in conf/config.yaml)."""
-    temperature: float
-    base_temperature: float
-    supcon: float       # gamma: weight of SupCon on the labels
-    ntxent: float       # mu: weight of NT-Xent and of its masked-positive term
-    projection: int     # output width of the projection head
-    knn_k: int          # K of the model's kNN classifier (its logits)
-
-    @classmethod
-    def from_section(cls, section: dict) -> ContrastiveConfig:
-        """From the `contrastive` section (values cast: `dvc exp run -S` may store ints)."""
-        return cls(temperature=float(section["temperature"]), base_temperature=float(section["base_temperature"]),
-                   supcon=float(section["supcon"]), ntxent=float(section["ntxent"]),
-                   projection=int(section["projection"]), knn_k=int(section["knn_k"]))
 
 
 def contrastive_loss(features: torch.Tensor, temperature: float, base_temperature: float,
@@ -75,7 +58,7 @@ def released_box(lam: float, h: int, w: int) -> tuple[tuple[int, int], float]:
 
 
 def attribution(base: torch.nn.Module, x: torch.Tensor, layers: list[str],
-                cfg: ContrastiveConfig) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+                cfg: Contrastive) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Activations of the plain module at `layers` and the label-free NT-Xent loss's gradients there."""
     acts: list[torch.Tensor] = []
     hooks = [getattr(base, name).register_forward_hook(lambda m, i, o: acts.append(o)) for name in layers]
@@ -98,7 +81,7 @@ class ContrastiveLoss:
     NT-Xent term whose positive is view 1 with a noise box placed by it (every step)."""
     placer: Placer | None = None
 
-    def objective(self, y: torch.Tensor, cfg: ContrastiveConfig, layers: list[str], seed: int) -> Objective:
+    def objective(self, y: torch.Tensor, cfg: Contrastive, layers: list[str], seed: int) -> Objective:
         """The loss of a step on x = [view 1; view 2] of the images labelled y."""
         t, bt = cfg.temperature, cfg.base_temperature
 

@@ -15,7 +15,7 @@ import shutil
 import socket
 import urllib.request
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from osr import OSRError, folder
+from osr.config import Data, Split
 from osr.io import load_npz
 from osr.paths import MIRROR_ENV, mirror_dir
 
@@ -114,8 +115,8 @@ class Benchmark:
     train_sizes: tuple[int, ...] = ()
     image_shape: tuple[int, ...] = ()
     # the folder benchmark: its arrays read from data.root, its known classes from the split section
-    read: Callable[[Mapping], tuple[dict[str, np.ndarray], dict]] | None = None
-    pick_known: Callable[[Mapping, list[str]], list[int]] | None = None
+    read: Callable[[Data], tuple[dict[str, np.ndarray], dict]] | None = None
+    pick_known: Callable[[Split, int, list[str]], list[int]] | None = None
     proxy: str | None = None        # tuning's proxy-unknown source, disjoint from the test classes; None: none
     proxy_keywords: bool = True     # drop proxy classes whose names mention a test class (names are words)
 
@@ -131,13 +132,15 @@ def benchmark(name: str) -> Benchmark:
     return BENCHMARKS[name]
 
 
-def split_classes(name: str, index: int, test_classes: np.ndarray, split: Mapping | None = None,
+def split_classes(name: str, index: int, test_classes: np.ndarray, split: Split | None = None,
                   class_names: list[str] = ()) -> tuple[list[int], list[int]]:
     """Known and unknown class lists of split `index`, in the label space of the normalised arrays. A benchmark
     that draws its known classes (`pick_known`) reads params.yaml's `split` section and the class names."""
     b = benchmark(name)
     if b.pick_known:
-        known = b.pick_known({**(split or {}), "index": index}, list(class_names))
+        if split is None:
+            raise OSRError(f"{name}: the known classes are drawn from params.yaml's split section; none given")
+        known = b.pick_known(split, index, list(class_names))
     elif not 0 <= index < len(b.known):
         raise OSRError(f"split.index: {index} is out of range for {name} (0..{len(b.known) - 1})")
     else:
@@ -334,20 +337,20 @@ def normalise(name: str, raw: dict[str, dict[str, np.ndarray]]) -> dict[str, np.
     return out
 
 
-def load(name: str, section: Mapping, workdir: Path) -> tuple[dict[str, np.ndarray], list[dict]]:
+def load(name: str, section: Data, workdir: Path) -> tuple[dict[str, np.ndarray], list[dict]]:
     """The common layout of benchmark `name` (params.yaml's `data` section) and the provenance of its sources:
     fetched, verified and decoded files resized to data.image_size, or the folder at data.root."""
     b = benchmark(name)
     if b.read:
         arrays, source = b.read(section)
-        check_arrays(arrays, str(section["root"]), name)
+        check_arrays(arrays, section.root, name)
         return arrays, [source]
     fetched, sources = {}, []
     for key in b.files:
         print(f"download: {key} …", flush=True)
         fetched[key], prov = fetch(key, workdir)
         sources.append(prov)
-    return downsample(normalise(name, fetched), section["image_size"]), sources
+    return downsample(normalise(name, fetched), section.image_size), sources
 
 
 def downsample(arrays: dict[str, np.ndarray], size: int, chunk: int = 4096) -> dict[str, np.ndarray]:

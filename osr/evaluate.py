@@ -1,12 +1,11 @@
 """Closed-set and open-set metrics of one model on the validation and test roles of a split."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import torch
 
 from osr import check_finite
+from osr.config import Evaluate
 from osr.jacobian import class_separation, jacobian_norm
 from osr.metrics import accuracy, open_set_macro_f1, open_set_metrics
 from osr.scores import SCORES, Bank, bank_of, needs_bank
@@ -14,7 +13,7 @@ from osr.split import SplitTensors
 from osr.train import predict
 
 
-def evaluate_model(model: torch.nn.Module, data: SplitTensors, section: Mapping,
+def evaluate_model(model: torch.nn.Module, data: SplitTensors, section: Evaluate,
                    seed: int = 0, name: str = "model") -> tuple[dict, dict[str, np.ndarray]]:
     """Metrics dict and per-sample test scores. Known = label >= 0 (positive), unknown = label -1.
 
@@ -23,7 +22,7 @@ def evaluate_model(model: torch.nn.Module, data: SplitTensors, section: Mapping,
     images (role ``train``); the macro-F1 threshold comes from the validation knowns' scores; `bootstrap` > 0
     resamples give each AUROC a 95 % interval. A non-finite logit or score stops it with one line naming `name`.
     """
-    scores, batch_size = section["scores"], section["batch_size"]
+    scores, batch_size = section.scores, section.batch_size
     metrics: dict = {}
     zv, fv = predict(model, data.x["val"], batch_size, features=True)
     metrics["val"] = {"acc": accuracy(data.y["val"].cpu().numpy(), zv.argmax(1).cpu().numpy()),
@@ -47,12 +46,12 @@ def evaluate_model(model: torch.nn.Module, data: SplitTensors, section: Mapping,
         check_finite(s, f"{name}: {score_name} scores on the test images")
         raw[score_name] = s
         test[score_name] = open_set_metrics(s[known.cpu().numpy()], correct, s[~known.cpu().numpy()],
-                                            section["bootstrap"], seed)
+                                            section.bootstrap, seed)
         test[score_name]["macro_f1"] = open_set_macro_f1(score(zv, fv, bank, **kw).cpu().numpy(), s, raw["pred"],
                                                    raw["label"], data.num_classes)
     metrics["test"] = test
-    if section["jacobian_samples"]:
-        metrics["jacobian"] = jacobian_summary(model, data, section["jacobian_samples"], seed)
+    if section.jacobian_samples:
+        metrics["jacobian"] = jacobian_summary(model, data, section.jacobian_samples, seed)
     return metrics, raw
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,8 +20,9 @@ import pandas as pd
 from torchvision.datasets.folder import find_classes, make_dataset
 
 from osr import OSRError
+from osr.config import Data, Split
+from osr.expectations import first_failure, image_expectations
 from osr.images import read_image
-from osr.validate import first_failure, image_expectations
 
 PARTS = ("train", "test")
 DEFAULT_KNOWN_SHARE = 0.6  # split.num_known 0: the known share of CIFAR-10's standard splits (6 of 10)
@@ -89,11 +89,11 @@ def skipping(files: list[str]) -> str:
     return f"skipped {len(files)} {what} in a class folder ({names})"
 
 
-def read_folder(section: Mapping) -> tuple[dict[str, np.ndarray], dict]:
+def read_folder(section: Data) -> tuple[dict[str, np.ndarray], dict]:
     """The common layout of the folder at params.yaml's data.root, and its provenance record. Files that are not
     images in a class folder are left out, in one line on stderr; a folder without images is refused, as the
     great-expectations suite finds it."""
-    root, size = Path(section["root"]), section["image_size"]
+    root, size = Path(section.root), section.image_size
     if not size:
         raise OSRError("data.image_size: a folder benchmark needs a size (its images differ); e.g. 32")
     files = list_files(root)
@@ -107,7 +107,7 @@ def read_folder(section: Mapping) -> tuple[dict[str, np.ndarray], dict]:
     if skipped:
         print(f"folder: {skipping(skipped)}", file=sys.stderr)
     if not has_parts(root):
-        df = hold_out(df, section["test_fraction"])
+        df = hold_out(df, section.test_fraction)
     names = sorted(df["class"].unique())
     index = {n: i for i, n in enumerate(names)}
     out = {"class_names": np.asarray(names)}
@@ -116,25 +116,25 @@ def read_folder(section: Mapping) -> tuple[dict[str, np.ndarray], dict]:
         out[f"x_{part}"] = np.stack([images[i] for i in rows]) if len(rows) else np.zeros((0, size, size, 3), np.uint8)
         out[f"y_{part}"] = np.asarray([index[c] for c in df["class"][rows]], np.int64)
         out[f"files_{part}"] = np.asarray(df.file[rows].tolist(), dtype=str)
-    layout = "train/ and test/" if has_parts(root) else f"one tree, test_fraction {section['test_fraction']}"
+    layout = "train/ and test/" if has_parts(root) else f"one tree, test_fraction {section.test_fraction}"
     return out, {"root": str(root), "layout": layout, "images": len(df), "classes": len(names),
                  "skipped": len(skipped)}
 
 
-def pick_known(split: Mapping, class_names: list[str]) -> list[int]:
+def pick_known(split: Split, index: int, class_names: list[str]) -> list[int]:
     """Known classes of a folder benchmark: split.known by name, else a partition of split.num_known classes
-    (0: 60 %) drawn with split.index as the seed."""
+    (0: 60 %) drawn with `index` (split.index) as the seed."""
     n = len(class_names)
-    if split["known"]:
-        missing = [k for k in split["known"] if k not in class_names]
+    if split.known:
+        missing = [k for k in split.known if k not in class_names]
         if missing:
             raise OSRError(f"split.known: no class folder {missing[0]!r} (classes: {', '.join(class_names)})")
-        known = [class_names.index(k) for k in split["known"]]
+        known = [class_names.index(k) for k in split.known]
     else:
-        k = split["num_known"] or max(1, round(DEFAULT_KNOWN_SHARE * n))
+        k = split.num_known or max(1, round(DEFAULT_KNOWN_SHARE * n))
         if k >= n:
             raise OSRError(f"split.num_known: {k} leaves no unknown class among the {n} classes")
-        known = sorted(int(c) for c in np.random.default_rng(split["index"]).choice(n, k, replace=False))
+        known = sorted(int(c) for c in np.random.default_rng(index).choice(n, k, replace=False))
     if len(known) >= n:
         raise OSRError(f"split.known: every one of the {n} classes is known; leave at least one unknown")
     return known

@@ -5,6 +5,9 @@ when the write succeeded. Inside `publication(outputs)` (a stage's run) a write 
 temporary name until the whole block succeeds, and then every output is renamed in one pass: a stage that fails
 leaves its previous outputs, or none, never some new and some old. An `OSError` (no space, permission, read-only
 file system) becomes a one-line `OSRError` naming the path.
+
+A stage's diagnostics are stored as rows {name, value} (`diagnostic_rows`, the form DVC plots); the study reads
+them back as a nested report (`diagnostics_tree`, `merged`).
 """
 from __future__ import annotations
 
@@ -220,3 +223,40 @@ def _load_reason(e: Exception) -> str:
     if "Weights only load failed" in text:
         return "it holds objects other than tensors and plain containers; refusing to unpickle them"
     return text.splitlines()[0].split(". ")[0] if text else type(e).__name__
+
+
+# ------------------------------------------------------------------ diagnostics: a nested report as rows
+
+def diagnostic_rows(tree: dict, prefix: str = "") -> list[dict]:
+    """A nested report as rows {name: dotted path, value: leaf}, the form DVC draws as a bar chart per revision
+    (`template: bar_horizontal`, x: value, y: name). A leaf is a value that is neither a dict nor a list of dicts;
+    a list of dicts counts as a dict keyed by position."""
+    rows = []
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            value = {str(i): v for i, v in enumerate(value)}
+        rows += diagnostic_rows(value, f"{name}.") if isinstance(value, dict) and value else [
+            {"name": name, "value": value}]
+    return rows
+
+
+def diagnostics_tree(rows: list[dict]) -> dict:
+    """The nested report that `diagnostic_rows` flattened (a list of dicts comes back keyed by position)."""
+    tree: dict = {}
+    for row in rows:
+        *parents, leaf = row["name"].split(".")
+        node = tree
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = row["value"]
+    return tree
+
+
+def merged(metrics: dict, diagnostics: dict) -> dict:
+    """One report from a stage's metrics and its diagnostics (disjoint leaves): `merged(quality,
+    diagnostics_tree(rows))`, the whole record the study archives of an experiment."""
+    out = dict(metrics)
+    for key, value in diagnostics.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

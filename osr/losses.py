@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
 from osr import OSRError
+from osr.config import Distill, Movr, Params
 
 
 def _weighted_mean(v: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -50,7 +51,7 @@ def _tempered(fn: Callable, z_s: torch.Tensor, z_t: torch.Tensor, tau: float) ->
     return fn(z_s.float() / tau, dim=1), fn(z_t.float() / tau, dim=1)
 
 
-def dist_loss(z_s: torch.Tensor, z_t: torch.Tensor, tau: float = 1.0, beta: float = 1.0, gamma: float = 1.0,
+def dist_loss(z_s: torch.Tensor, z_t: torch.Tensor, tau: float, beta: float, gamma: float,
               weight: torch.Tensor | None = None) -> torch.Tensor:
     """DIST (arXiv 2205.10536): tau^2 * (beta * inter-class + gamma * intra-class correlation losses).
     0/1 row weights give DIST of the selected rows without indexing (no data-dependent shape)."""
@@ -61,7 +62,7 @@ def dist_loss(z_s: torch.Tensor, z_t: torch.Tensor, tau: float = 1.0, beta: floa
     return _any_weight(loss, weight)
 
 
-def kl_loss(z_s: torch.Tensor, z_t: torch.Tensor, tau: float = 1.0, weight: torch.Tensor | None = None) -> torch.Tensor:
+def kl_loss(z_s: torch.Tensor, z_t: torch.Tensor, tau: float, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Hinton KD: tau^2 * KL(softmax(z_t/tau) || softmax(z_s/tau)), mean over rows (weighted by `weight`). Unlike
     DIST (correlations, nearly scale-free) it also transfers the teacher's confidence, i.e. the logit scale that
     MLS reads."""
@@ -77,10 +78,9 @@ def kl_loss(z_s: torch.Tensor, z_t: torch.Tensor, tau: float = 1.0, weight: torc
 Match = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def jmi_loss(z_s: torch.Tensor, z_t: torch.Tensor, partner: torch.Tensor, lam: float,
-             match: Match = dist_loss) -> torch.Tensor:
-    """'Joint mutual information' loss of the AD code: lam * DIST(z_s, z_t) + (1-lam) * DIST(z_s, z_t[partner]);
-    `match` replaces DIST (e.g. by `DistillConfig.match`)."""
+def jmi_loss(z_s: torch.Tensor, z_t: torch.Tensor, partner: torch.Tensor, lam: float, match: Match) -> torch.Tensor:
+    """'Joint mutual information' loss of the AD code: lam * match(z_s, z_t) + (1-lam) * match(z_s, z_t[partner]),
+    `match` being DIST in the reference (`matcher`)."""
     return lam * match(z_s, z_t) + (1.0 - lam) * match(z_s, z_t[partner])
 
 
@@ -92,7 +92,7 @@ def soft_ce(z: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None =
 
 
 def two_hot(y_a: torch.Tensor, y_b: torch.Tensor, lam: torch.Tensor | float, num_classes: int,
-            smoothing: float = 0.0) -> torch.Tensor:
+            smoothing: float) -> torch.Tensor:
     """(r/C) * 1 + (1 - r) * [lam * e_{y_a} + (1 - lam) * e_{y_b}]."""
     lam = torch.as_tensor(lam, dtype=torch.float32, device=y_a.device).reshape(-1, 1)
     t = lam * F.one_hot(y_a, num_classes).float() + (1.0 - lam) * F.one_hot(y_b, num_classes).float()
@@ -102,8 +102,8 @@ def two_hot(y_a: torch.Tensor, y_b: torch.Tensor, lam: torch.Tensor | float, num
 RELABEL_RULES = ("argmax", "threshold", "none", "all")
 
 
-def hard_mask(p_mixed: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, rule: str = "argmax",
-              threshold: float = 0.5) -> torch.Tensor:
+def hard_mask(p_mixed: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, rule: str,
+              threshold: float) -> torch.Tensor:
     """Selective relabel: which mixed samples the teacher deems 'hard' (best class outside the two sources).
 
     argmax: p_other > p_src.  threshold: p_other >= threshold.  p = teacher softmax on the mixed image.
@@ -133,21 +133,7 @@ def relabel_decision(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor,
 MARGIN_MODES = ("literal", "symmetric")
 
 
-@dataclass(frozen=True)
-class MOvRConfig:
-    """params.yaml's `movr` section (its values and their defaults are in conf/config.yaml)."""
-    scale: float        # T
-    margin: float       # m, radians
-    margin_mode: str
-    rotation: float     # lambda_self of the rotation-prediction head; 0 = no head
-
-    @classmethod
-    def from_section(cls, movr: dict) -> MOvRConfig:
-        return cls(scale=float(movr["scale"]), margin=float(movr["margin"]), margin_mode=movr["margin_mode"],
-                   rotation=float(movr["rotation"]))
-
-
-def movr_loss(z: torch.Tensor, y: torch.Tensor, cfg: MOvRConfig) -> torch.Tensor:
+def movr_loss(z: torch.Tensor, y: torch.Tensor, cfg: Movr) -> torch.Tensor:
     """One-vs-rest sigmoid BCE on s_k = cos(theta_k +- m), summed over classes, mean over the batch.
 
     z are cosine-head logits (scale * cos theta). ``literal``: +m on every class (the printed equation);
@@ -199,59 +185,31 @@ HARD_REDUCTIONS = ("hard", "batch")
 DIVERGENCES = ("dist", "kl")
 
 
-@dataclass(frozen=True)
-class DistillConfig:
-    """Weights of the AD student step: params.yaml's `distill` section with its `movr` (values and their defaults
-    in conf/config.yaml). The ablation switches of the claims study are `easy` and `jmi` (weights of L_E and
-    L_JMI), `hard_reduction`, `mixed_ce`, `divergence` and `raw_on_mixed`."""
-    tau: float
-    alpha: float
-    beta: float
-    gamma: float
-    easy: float             # weight of L_E
-    jmi: float              # weight of L_JMI
-    hard_reduction: str     # L_H: mean over the hard samples (code) | "batch": their sum / batch size [ours]
-    mixed_ce: float         # [ours] weight of the lam-weighted CE of every mixed sample (as ce-cutmix's step)
-    divergence: str         # how the student matches the teacher: DIST (reference) | "kl": Hinton KD [ours]
-    raw_on_mixed: float     # [ours] weight of the raw step's loss on the un-mixed view, added on mixed steps
-    noise_exposure: float   # [ours] weight of the uniform-softmax term on noise images added to each batch
-    movr: MOvRConfig
-
-    @classmethod
-    def from_sections(cls, distill: dict, movr: dict) -> DistillConfig:
-        """From the `distill` and `movr` sections of params.yaml (values cast: `dvc exp run -S` may store ints)."""
-        weights = {f.name: float(distill[f.name]) if f.type == "float" else distill[f.name]
-                   for f in fields(cls) if f.name != "movr"}
-        return cls(**weights, movr=MOvRConfig.from_section(movr))
-
-    @property
-    def dist(self) -> dict:
-        return {"tau": self.tau, "beta": self.beta, "gamma": self.gamma}
-
-    def match(self, z_s: torch.Tensor, z_t: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        """The distillation term between student and teacher logits (DIST, or KL with `divergence: kl`), over the
-        rows weighted by `weight` if given."""
-        if self.divergence == "dist":
-            return dist_loss(z_s, z_t, **self.dist, weight=weight)
-        if self.divergence == "kl":
-            return kl_loss(z_s, z_t, self.tau, weight=weight)
-        raise OSRError(f"distill.divergence: unknown divergence {self.divergence!r} (choose from {list(DIVERGENCES)})")
+def matcher(distill: Distill) -> Match:
+    """The distillation term between student and teacher logits that `distill.divergence` names: DIST (reference)
+    or KL; with `weight`, over the rows it weighs."""
+    if distill.divergence == "dist":
+        return lambda z_s, z_t, weight=None: dist_loss(z_s, z_t, distill.tau, distill.beta, distill.gamma, weight)
+    if distill.divergence == "kl":
+        return lambda z_s, z_t, weight=None: kl_loss(z_s, z_t, distill.tau, weight)
+    raise OSRError(f"distill.divergence: unknown divergence {distill.divergence!r} (choose from {list(DIVERGENCES)})")
 
 
 def _mix_ce(z: torch.Tensor, s: Step) -> torch.Tensor:
     return s.lam * F.cross_entropy(z.float(), s.y) + (1.0 - s.lam) * F.cross_entropy(z.float(), s.y[s.partner])
 
 
-def ce_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
+def ce_step(z: torch.Tensor, s: Step, p: Params) -> torch.Tensor:
     """The plain (MSA) student: CE on raw steps, lam-weighted CE on mixed steps."""
     return _mix_ce(z, s) if s.mixed else F.cross_entropy(z.float(), s.y)
 
 
-def kd_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
+def kd_step(z: torch.Tensor, s: Step, p: Params) -> torch.Tensor:
     """Symmetric KD: the teacher sees the same (possibly mixed) image as the student."""
+    match = matcher(p.distill)
     if s.mixed:
-        return _mix_ce(z, s) + cfg.match(z, s.t_mixed)
-    return cfg.alpha * F.cross_entropy(z.float(), s.y) + cfg.match(z, s.t_raw)
+        return _mix_ce(z, s) + match(z, s.t_mixed)
+    return p.distill.alpha * F.cross_entropy(z.float(), s.y) + match(z, s.t_raw)
 
 
 def hard_loss(z: torch.Tensor, target: torch.Tensor, hard: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -265,26 +223,27 @@ def hard_loss(z: torch.Tensor, target: torch.Tensor, hard: torch.Tensor, reducti
     raise OSRError(f"distill.hard_reduction: unknown reduction {reduction!r} (choose from {list(HARD_REDUCTIONS)})")
 
 
-def asym_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
+def asym_step(z: torch.Tensor, s: Step, p: Params) -> torch.Tensor:
     """Asymmetric distillation: raw teacher logits guide the student on mixed images (L_E + L_H + L_JMI).
 
     Each term of the mixed step has its weight (`easy`, `jmi`; 1 in the reference); `mixed_ce` > 0 adds the plain
     mixed student's lam-weighted CE on every mixed sample [ours]. A term of weight 0 is not computed.
     """
+    d, match = p.distill, matcher(p.distill)
     if not s.mixed:
-        return cfg.alpha * F.cross_entropy(z.float(), s.y) + cfg.match(z, s.t_raw)
+        return d.alpha * F.cross_entropy(z.float(), s.y) + match(z, s.t_raw)
     hard, easy = s.hard_easy()
-    loss = cfg.easy * on_rows(cfg.match, easy, z, s.t_raw) if cfg.easy else z.sum() * 0.0
-    loss = loss + hard_loss(z, s.target, hard, cfg.hard_reduction)
-    if cfg.jmi:
-        loss = loss + cfg.jmi * jmi_loss(z, s.t_raw, s.partner, s.lam, cfg.match)
-    if cfg.mixed_ce:
-        loss = loss + cfg.mixed_ce * _mix_ce(z, s)
+    loss = d.easy * on_rows(match, easy, z, s.t_raw) if d.easy else z.sum() * 0.0
+    loss = loss + hard_loss(z, s.target, hard, d.hard_reduction)
+    if d.jmi:
+        loss = loss + d.jmi * jmi_loss(z, s.t_raw, s.partner, s.lam, match)
+    if d.mixed_ce:
+        loss = loss + d.mixed_ce * _mix_ce(z, s)
     return loss
 
 
-def both_views(step_loss: Callable[[torch.Tensor, Step, DistillConfig], torch.Tensor], s: Step,
-               cfg: DistillConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+def both_views(step_loss: Callable[[torch.Tensor, Step, Params], torch.Tensor], s: Step,
+               p: Params) -> Callable[[torch.Tensor], torch.Tensor]:
     """[ours] The loss of a mixed step whose student sees the raw and the mixed view stacked ([raw; mixed], one
     forward): `raw_on_mixed` x the method's raw-step loss on the raw half + its mixed-step loss on the mixed half.
 
@@ -296,15 +255,15 @@ def both_views(step_loss: Callable[[torch.Tensor, Step, DistillConfig], torch.Te
 
     def loss(z: torch.Tensor) -> torch.Tensor:
         n = len(s.y)
-        return cfg.raw_on_mixed * step_loss(z[:n], raw, cfg) + step_loss(z[n:], s, cfg)
+        return p.distill.raw_on_mixed * step_loss(z[:n], raw, p) + step_loss(z[n:], s, p)
     return loss
 
 
-def movr_step(z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
+def movr_step(z: torch.Tensor, s: Step, p: Params) -> torch.Tensor:
     """m-OvR student (no teacher): OvR loss on raw steps, lam-weighted over the two sources on mixed steps."""
     if not s.mixed:
-        return movr_loss(z, s.y, cfg.movr)
-    return s.lam * movr_loss(z, s.y, cfg.movr) + (1.0 - s.lam) * movr_loss(z, s.y[s.partner], cfg.movr)
+        return movr_loss(z, s.y, p.movr)
+    return s.lam * movr_loss(z, s.y, p.movr) + (1.0 - s.lam) * movr_loss(z, s.y[s.partner], p.movr)
 
 
 @dataclass(frozen=True)
@@ -312,22 +271,21 @@ class StepLoss:
     """A `distill.method` (and, with `teacher_loss`, a `teacher.loss`: osr.teacher.TEACHER_LOSSES) entry: the loss of
     the student's logits on one planned step, and what it needs. `reads_teacher`: teacher logits (cached for planned
     views; with a masking method the frozen teacher runs live on the masked view). `movr_head`: a cosine head at
-    `movr.scale` and the rotation head weighted `movr.rotation`. `settings`: the params sections its `DistillConfig`
-    fields come from."""
-    fn: Callable[[torch.Tensor, Step, DistillConfig], torch.Tensor]
+    `movr.scale` and the rotation head weighted `movr.rotation`. `settings`: the params sections its loss reads."""
+    fn: Callable[[torch.Tensor, Step, Params], torch.Tensor]
     reads_teacher: bool = False
     teacher_loss: bool = False
     movr_head: bool = False
     settings: tuple[str, ...] = ()
 
-    def __call__(self, z: torch.Tensor, s: Step, cfg: DistillConfig) -> torch.Tensor:
-        return self.fn(z, s, cfg)
+    def __call__(self, z: torch.Tensor, s: Step, p: Params) -> torch.Tensor:
+        return self.fn(z, s, p)
 
-    def rotation(self, movr: MOvRConfig) -> float:
+    def rotation(self, movr: Movr) -> float:
         """Weight of the rotation-prediction term (0: no rotation head)."""
         return movr.rotation if self.movr_head else 0.0
 
-    def head(self, movr: MOvRConfig) -> dict:
+    def head(self, movr: Movr) -> dict:
         """`osr.models.new_model`'s head arguments for a model trained by this loss."""
         return {"head": "cosine", "scale": movr.scale, "rotation": movr.rotation > 0} if self.movr_head else {}
 

@@ -21,6 +21,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from osr import OSRError
+from osr.config import Data, Network
 from osr.io import load_torch
 from osr.knn import knn_class_scores
 
@@ -170,8 +171,8 @@ def model_meta(arch: str, num_classes: int, width: int, in_channels: int, mean, 
                scale: float = 1.0, rotation: bool = False, flip_tta: bool = False, projection: int = 0,
                bank: int = 0, knn_k: int = 0) -> dict:
     """The plain dict that rebuilds a model; stored in every checkpoint (weights_only-safe). `flip_tta` is stored
-    only when set, and the kNN head's sizes (projection width, bank size, K) only for that head, so the files of
-    other models are those of earlier versions byte for byte."""
+    only when set, and the kNN head's sizes (projection width, bank size, K) only for that head, so a model without
+    them keeps the checkpoint bytes (and DVC hashes) of a meta that never had those keys."""
     meta = {"arch": arch, "num_classes": int(num_classes), "width": int(width), "in_channels": int(in_channels),
             "mean": [float(v) for v in mean], "std": [float(v) for v in std], "head": head, "scale": float(scale),
             "rotation": bool(rotation)}
@@ -180,12 +181,12 @@ def model_meta(arch: str, num_classes: int, width: int, in_channels: int, mean, 
     return {**meta, "flip_tta": True} if flip_tta else meta
 
 
-def new_model(section: dict, data: dict, num_classes: int, in_channels: int, device: torch.device,
+def new_model(section: Network, data: Data, num_classes: int, in_channels: int, device: torch.device,
               head: str = "linear", scale: float = 1.0, rotation: bool = False, **knn: int) -> tuple[CifarResNet, dict]:
     """A fresh channels_last model from a params section (teacher/student) and the data section (mean/std);
     `knn`: the kNN head's `projection`, `bank` and `knn_k`."""
-    meta = model_meta(section["arch"], num_classes, section["width"], in_channels, data["mean"], data["std"],
-                      head, scale, rotation, section["flip_tta"], **knn)
+    meta = model_meta(section.arch, num_classes, section.width, in_channels, data.mean, data.std, head, scale,
+                      rotation, section.flip_tta, **knn)
     if len(meta["mean"]) != in_channels:
         raise OSRError(f"data.mean: {len(meta['mean'])} values for {in_channels}-channel images")
     return build(**meta).to(device, memory_format=torch.channels_last), meta
@@ -244,10 +245,10 @@ def load_init(model: nn.Module, path: Path, role: str) -> str:
         f"; {len(left)} left fresh ({', '.join(left[:4])}{', ...' if len(left) > 4 else ''})" if left else "")
 
 
-def check_model(meta: dict, section: dict, role: str, num_classes: int, where: str) -> None:
+def check_model(meta: dict, section: Network, role: str, num_classes: int, where: str) -> None:
     """The model a file holds is the one params.yaml's `role` section describes (a stage run by hand after a
     parameter change would otherwise evaluate, or distil from, a model of another architecture)."""
-    held, wanted = f"{meta['arch']}-w{meta['width']}", f"{section['arch']}-w{section['width']}"
+    held, wanted = f"{meta['arch']}-w{meta['width']}", f"{section.arch}-w{section.width}"
     if held != wanted:
         raise OSRError(f"{where}: holds a {held} model, params.yaml's {role}.arch and {role}.width say {wanted} "
                        "(rerun `dvc repro`)")

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from osr import OSRError
+from osr.config import Evaluate
 from osr.knn import knn_class_scores
 
 
@@ -88,9 +89,9 @@ class Score:
                  **settings) -> torch.Tensor:
         return self.fn(z, f, bank, **settings)
 
-    def settings_from(self, section: Mapping) -> dict:
+    def settings_from(self, section: Evaluate) -> dict:
         """This score's keyword arguments, read from params.yaml's `evaluate` section."""
-        return {kw: section[key] for kw, key in self.settings.items()}
+        return {kw: getattr(section, key) for kw, key in self.settings.items()}
 
 
 SCORES: dict[str, Score] = {

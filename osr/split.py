@@ -11,9 +11,9 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from osr import OSRError
+from osr.expectations import class_expectations, first_failure
 from osr.io import load_npz
 from osr.paths import MANIFEST, RAW
-from osr.validate import class_expectations, first_failure
 
 
 def _per_class(idx: np.ndarray, y: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:

@@ -5,14 +5,16 @@ model classifies by kNN over its training features (`fill_bank`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from osr import OSRError
 from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, noise_images, to_float
-from osr.contrastive import CONTRASTIVE_LOSSES, ContrastiveConfig, ContrastiveLoss
-from osr.losses import STEP_LOSSES, DistillConfig, Step, StepLoss
+from osr.config import Contrastive, Params
+from osr.contrastive import CONTRASTIVE_LOSSES, ContrastiveLoss
+from osr.losses import STEP_LOSSES, Step, StepLoss
 from osr.models import CifarResNet, load_init, new_model
 from osr.objectives import NOISE_SHARE, logits_objective, noise_exposed
 from osr.split import SplitTensors
@@ -24,7 +26,7 @@ TEACHER_LOSSES = (*(name for name, loss in STEP_LOSSES.items() if loss.teacher_l
 
 
 def teacher_batches(x: torch.Tensor, y: torch.Tensor, epoch: int, seed: int, batch_size: int, aug: BaseAug,
-                    loss: StepLoss, cfg: DistillConfig, noise: float) -> Iterator[Batch]:
+                    loss: StepLoss, p: Params, noise: float) -> Iterator[Batch]:
     """(augmented raw images, objective) per step of one epoch, in the teacher's own seeded order; with `noise`
     > 0 each batch also carries batch_size / NOISE_SHARE images of uniform pixel noise (`noise_exposed`)."""
     order, seeds = epoch_order(len(x), batch_size, seed, epoch, TEACHER_STREAM)
@@ -32,15 +34,15 @@ def teacher_batches(x: torch.Tensor, y: torch.Tensor, epoch: int, seed: int, bat
     for idx, s in zip(order, seeds):
         idx = torch.from_numpy(idx).to(x.device)
         def raw(z, yy=y[idx]):
-            return loss(z, Step(y=yy, mixed=False, partner=None, lam=1.0), cfg)
+            return loss(z, Step(y=yy, mixed=False, partner=None, lam=1.0), p)
         views = aug(x[idx], int(s))
         if n_noise:
             views = torch.cat([views, noise_images(n_noise, x.shape[1], x.shape[2], int(s)).to(x.device)])
-        yield to_float(views), logits_objective(noise_exposed(raw, n_noise, noise), loss.rotation(cfg.movr))
+        yield to_float(views), logits_objective(noise_exposed(raw, n_noise, noise), loss.rotation(p.movr))
 
 
 def contrastive_batches(x: torch.Tensor, y: torch.Tensor, epoch: int, seed: int, batch_size: int,
-                        loss: ContrastiveLoss, cfg: ContrastiveConfig, layers: list[str]) -> Iterator[Batch]:
+                        loss: ContrastiveLoss, cfg: Contrastive, layers: list[str]) -> Iterator[Batch]:
     """([view 1; view 2] of the raw images, objective) per step of one epoch, in the teacher's own seeded order."""
     order, seeds = epoch_order(len(x), batch_size, seed, epoch, TEACHER_STREAM)
     for idx, s in zip(order, seeds):
@@ -69,33 +71,31 @@ def with_bank(on_epoch_end: Callable[[torch.nn.Module, int], dict], x: torch.Ten
     return callback
 
 
-def _contrastive_run(params: dict, x: torch.Tensor, y: torch.Tensor) -> tuple[dict, Callable, dict]:
+def _contrastive_run(p: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[dict, Callable, dict]:
     """(model head arguments, batches of an epoch, the settings it reads beside `teacher`) of a contrastive
     `teacher.loss`."""
-    t, seed = params["teacher"], params["base"]["seed"]
-    loss, cfg, layers = CONTRASTIVE_LOSSES[t["loss"]], ContrastiveConfig.from_section(params["contrastive"]), \
-        params["augment"]["layers"]
-    if float(t["noise_exposure"]):
-        raise OSRError(f"teacher.noise_exposure: not combined with the contrastive teacher.loss {t['loss']}; set 0")
+    t, cfg, layers = p.teacher, p.contrastive, p.augment.layers
+    if t.noise_exposure:
+        raise OSRError(f"teacher.noise_exposure: not combined with the contrastive teacher.loss {t.loss}; set 0")
     head = {"head": "knn", "projection": cfg.projection, "bank": len(x), "knn_k": cfg.knn_k}
-    return head, lambda epoch: contrastive_batches(x, y, epoch, seed, t["batch_size"], loss, cfg, layers), \
-        {"contrastive": params["contrastive"], "layers": layers}
+    loss = CONTRASTIVE_LOSSES[t.loss]
+    return head, lambda epoch: contrastive_batches(x, y, epoch, p.base.seed, t.batch_size, loss, cfg, layers), \
+        {"contrastive": asdict(cfg), "layers": layers}
 
 
-def _step_loss_run(params: dict, x: torch.Tensor, y: torch.Tensor) -> tuple[dict, Callable, dict]:
+def _step_loss_run(p: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[dict, Callable, dict]:
     """(model head arguments, batches of an epoch, the params sections it reads beside `teacher`,
     `StepLoss.settings`) of a step-loss `teacher.loss`."""
-    t, seed = params["teacher"], params["base"]["seed"]
-    loss = STEP_LOSSES[t["loss"]]
-    cfg = DistillConfig.from_sections(params["distill"], params["movr"])  # a teacher loss reads its movr only
-    aug, bs, noise = BaseAug(randaugment=t["randaugment"]), t["batch_size"], float(t["noise_exposure"])
-    if noise and loss.rotation(cfg.movr) > 0:
+    t, loss = p.teacher, STEP_LOSSES[p.teacher.loss]  # a teacher loss reads its movr only
+    aug, noise = BaseAug(randaugment=t.randaugment), t.noise_exposure
+    if noise and loss.rotation(p.movr) > 0:
         raise OSRError("teacher.noise_exposure: not combined with the m-OvR rotation head; set movr.rotation=0")
-    return loss.head(cfg.movr), lambda epoch: teacher_batches(x, y, epoch, seed, bs, aug, loss, cfg, noise), \
-        {s: params[s] for s in loss.settings}
+    return loss.head(p.movr), lambda epoch: teacher_batches(x, y, epoch, p.base.seed, t.batch_size, aug, loss, p,
+                                                            noise), \
+        {s: asdict(getattr(p, s)) for s in loss.settings}
 
 
-def train_teacher(data: SplitTensors, params: dict, *, ckpt_path: Path, inputs: tuple[Path, ...],
+def train_teacher(data: SplitTensors, p: Params, *, ckpt_path: Path, inputs: tuple[Path, ...],
                   device: torch.device,
                   on_epoch_end: Callable[[torch.nn.Module, int], dict] | None = None, init: Path | None = None
                   ) -> tuple[torch.nn.Module, dict, list[dict]]:
@@ -103,19 +103,19 @@ def train_teacher(data: SplitTensors, params: dict, *, ckpt_path: Path, inputs: 
     loss reads: `StepLoss.settings`; a contrastive loss's `contrastive` and `augment.layers`), fresh or started
     from the weights of `init` (`osr.models.load_init`). `inputs`: the files the run reads, fingerprinted with
     those parameters to guard the resume checkpoint. Returns (model, meta, history)."""
-    t, seed = params["teacher"], params["base"]["seed"]
+    t = p.teacher
     x, y = data.x["train"], data.y["train"]
-    contrastive = t["loss"] in CONTRASTIVE_LOSSES
-    head, batches, settings = (_contrastive_run if contrastive else _step_loss_run)(params, x, y)
-    model, meta = new_model(t, params["data"], data.num_classes, x.shape[1], device, **head)
+    contrastive = t.loss in CONTRASTIVE_LOSSES
+    head, batches, settings = (_contrastive_run if contrastive else _step_loss_run)(p, x, y)
+    model, meta = new_model(t, p.data, data.num_classes, x.shape[1], device, **head)
     if init is not None:
         print(load_init(model, init, "teacher"))
         inputs = (*inputs, init)
     if contrastive and on_epoch_end is not None:
         on_epoch_end = with_bank(on_epoch_end, x, y)
-    run = {"teacher": t, "data": params["data"], "seed": seed, **settings}
+    run = {"teacher": asdict(t), "data": asdict(p.data), "seed": p.base.seed, **settings}
     epochs = budget_epochs(t, len(x))
-    history = fit(model, batches, epochs=epochs, steps_per_epoch=len(x) // t["batch_size"], ckpt_path=ckpt_path,
+    history = fit(model, batches, epochs=epochs, steps_per_epoch=len(x) // t.batch_size, ckpt_path=ckpt_path,
                   fingerprint=fingerprint(run, *inputs), desc="teacher", device=device, on_epoch_end=on_epoch_end,
                   **fit_settings(t, device, epochs))
     if contrastive:  # the kept weights' bank (keep: best may have restored an earlier epoch's weights)

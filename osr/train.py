@@ -13,7 +13,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from osr import OSRError
+from osr.config import Network
 from osr.io import load_torch, save_torch
 from osr.metrics import accuracy
 
@@ -39,26 +39,6 @@ def progress(iterable, **kw):
 
 class Pruned(Exception):
     """Raised by an epoch callback to stop a run early (tuning)."""
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """The optimiser settings of a teacher/student section of params.yaml (values and defaults: conf/train/)."""
-    lr: float                   # at batch 128; scaled linearly with the batch size
-    momentum: float
-    weight_decay: float
-    schedule: str               # multistep | cosine
-    milestones: tuple[float, ...]  # fractions of the run
-    gamma: float
-    warmup_epochs: float
-
-    @classmethod
-    def from_section(cls, section: dict) -> OptimConfig:
-        """From a teacher/student section of params.yaml (values cast: `dvc exp run -S` may store ints)."""
-        return cls(lr=float(section["lr"]), momentum=float(section["momentum"]),
-                   weight_decay=float(section["weight_decay"]), schedule=section["schedule"],
-                   milestones=tuple(float(m) for m in section["milestones"]), gamma=float(section["gamma"]),
-                   warmup_epochs=float(section["warmup_epochs"]))
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -107,7 +87,8 @@ def precision(setting: bool | str, device: torch.device) -> str:
     return "bf16" if (native_bf16(device) if setting == "auto" else setting) else "fp32"
 
 
-def lr_lambda(cfg: OptimConfig, total_steps: int, steps_per_epoch: int) -> Callable[[int], float]:
+def lr_lambda(cfg: Network, total_steps: int, steps_per_epoch: int) -> Callable[[int], float]:
+    """The lr factor of each step under a teacher/student section's warm-up and schedule."""
     warm = max(1, int(cfg.warmup_epochs * steps_per_epoch)) if cfg.warmup_epochs > 0 else 0
     marks = [int(m * total_steps) for m in cfg.milestones]
 
@@ -176,25 +157,23 @@ def every_epochs(setting: int | str, epochs: int) -> int:
     return max(1, math.ceil(epochs / 20)) if setting == "auto" else int(setting)
 
 
-def budget_epochs(section: dict, n_train: int) -> int:
+def budget_epochs(section: Network, n_train: int) -> int:
     """The epochs a teacher/student section trains on `n_train` images: its `epochs`, or more when that many give
     fewer than `min_steps` optimiser steps. A budget in epochs alone starves small data: 900 images at batch 128
     are 7 steps an epoch, 42 steps in 6 epochs."""
-    steps = max(1, n_train // int(section["batch_size"]))
-    return max(int(section["epochs"]), math.ceil(int(section["min_steps"]) / steps))
+    steps = max(1, n_train // section.batch_size)
+    return max(section.epochs, math.ceil(section.min_steps / steps))
 
 
-def fit_settings(section: dict, device: torch.device, epochs: int) -> dict:
+def fit_settings(section: Network, device: torch.device, epochs: int) -> dict:
     """fit's batch size, optimiser, precision, `compile`, `checkpoint_every` and `keep` from a teacher/student
     section, for a run of `epochs` (`budget_epochs`)."""
-    return {"batch_size": section["batch_size"], "optim": OptimConfig.from_section(section),
-            "amp": precision(section["amp"], device) == "bf16",
-            "compile": compile_backend(section["compile"], device),
-            "checkpoint_every": every_epochs(section["checkpoint_every"], epochs),
-            "keep_best": section["keep"] == "best"}
+    return {"batch_size": section.batch_size, "optim": section, "amp": precision(section.amp, device) == "bf16",
+            "compile": compile_backend(section.compile, device),
+            "checkpoint_every": every_epochs(section.checkpoint_every, epochs), "keep_best": section.keep == "best"}
 
 
-def make_optimizer(model: nn.Module, optim: OptimConfig, batch_size: int, total_steps: int,
+def make_optimizer(model: nn.Module, optim: Network, batch_size: int, total_steps: int,
                    steps_per_epoch: int) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LambdaLR]:
     """SGD with weight decay on weights only, lr scaled linearly from batch 128, and its per-step schedule."""
     params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
@@ -232,7 +211,7 @@ def resume(ckpt_path: Path, fingerprint: str, desc: str, epochs: int, model: nn.
 
 
 def fit(model: nn.Module, batches: Callable[[int], Iterable[Batch]], *, epochs: int, steps_per_epoch: int,
-        batch_size: int, optim: OptimConfig, ckpt_path: Path, fingerprint: str, desc: str,
+        batch_size: int, optim: Network, ckpt_path: Path, fingerprint: str, desc: str,
         device: torch.device, amp: bool = True,
         on_epoch_end: Callable[[nn.Module, int], dict] | None = None, compile: str | None = None,
         checkpoint_every: int = 1, keep_best: bool = False) -> list[dict]:

@@ -30,22 +30,20 @@ A trial writes only below its own folder ``trial_dir`` (the student checkpoint, 
 """
 from __future__ import annotations
 
-import copy
 import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 
 from osr import OSRError
-from osr.config import load_params
+from osr.config import Params, load_params, read_yaml, validate
 from osr.data import BENCHMARKS, decode_jpegs, fetch
 from osr.distill import train_student
 from osr.io import load_npz, write_json
@@ -80,7 +78,7 @@ CIFAR10_SYNONYMS = {
 @dataclass
 class TuneData:
     """Everything a trial reads, loaded once per flow run (train/val tensors, plan, cached teacher logits)."""
-    params: dict
+    params: Params
     device: torch.device
     data: SplitTensors
     plan: dict[str, np.ndarray]
@@ -115,11 +113,11 @@ class SearchSpace:
 
     @classmethod
     def load(cls, path: Path) -> SearchSpace:
+        raw = read_yaml(path)
         try:
-            raw = yaml.safe_load(Path(path).read_text())
             tuned = {name: Tuned(**entry) for name, entry in raw["tuned"].items()}
             fixed = dict(raw.get("fixed") or {})
-        except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
+        except (KeyError, TypeError, AttributeError) as e:
             raise OSRError(f"{path}: not a search space of `tuned` {{name: {{key, low, high, log}}}} and `fixed` "
                            f"{{key: value}} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
         bad = [name for name, t in tuned.items() if not (isinstance(t.key, str) and "." in t.key and all(
@@ -138,13 +136,13 @@ class SearchSpace:
         return {**{t.key: float(values[name]) for name, t in self.tuned.items()}, **self.fixed}
 
 
-def trial_params(params: dict, settings: dict[str, Any]) -> dict:
-    """`params` with each dotted key of `settings` set: the params.yaml a trial trains with."""
-    cfg = copy.deepcopy(params)
+def trial_params(params: Params, settings: dict[str, Any]) -> Params:
+    """`params` with each dotted key of `settings` set, checked as params.yaml is: what a trial trains with."""
+    cfg = asdict(params)
     for key, value in settings.items():
         section, name = key.split(".")
         cfg[section][name] = value
-    return cfg
+    return validate(cfg, "the trial's settings")
 
 
 # ------------------------------------------------------------------------------------------ proxy unknowns
@@ -210,7 +208,7 @@ def load_tune_data(project: str | Path, proxy_size: int = 500, proxy_seed: int =
     """Read the pipeline's DVC outputs (train/val only) and build the proxy unknowns."""
     project = Path(project)
     p = load_params(project / "params.yaml")
-    device = resolve_device(p["base"]["device"])
+    device = resolve_device(p.base.device)
     cache = load_npz(project / CACHE, ("t_raw", "t_mixed"))
     if not cache.get("teacher_pass", True):  # caches written before the marker all hold teacher logits
         raise OSRError(f"{project / CACHE}: no teacher logits (its relabel ran for a distill.method that reads "
@@ -234,13 +232,13 @@ def load_tune_data(project: str | Path, proxy_size: int = 500, proxy_seed: int =
     names = [class_names[c] for c in test_classes if c < len(class_names)]
     x_tr = data.x["train"]
     shape = (int(x_tr.shape[2]), int(x_tr.shape[3]), int(x_tr.shape[1]))
-    proxy, info = proxy_unknowns(p["data"]["benchmark"], names, proxy_size, shape, proxy_seed,
+    proxy, info = proxy_unknowns(p.data.benchmark, names, proxy_size, shape, proxy_seed,
                                  project / TUNE_DIR)
     info["test_class_names"] = names
     return TuneData(p, device, data, plan, cache["t_raw"], cache["t_mixed"], y_plan, val_ids,
                     sorted(used.role.unique().tolist()),
                     torch.from_numpy(proxy).permute(0, 3, 1, 2).contiguous().to(device), info,
-                    init_source(p["student"]["init"], project / TEACHER, "student"))
+                    init_source(p.student.init, project / TEACHER, "student"))
 
 
 # ------------------------------------------------------------------------------------------ one trial
@@ -276,10 +274,9 @@ def run_trial(td: TuneData, settings: dict[str, Any], trial_dir: str | Path,
     trial_dir = Path(trial_dir)
     trial_dir.mkdir(parents=True, exist_ok=True)
     p = trial_params(td.params, settings)
-    seed, relabel = p["base"]["seed"], p["relabel"]
+    seed, relabel = p.base.seed, p.relabel
     set_determinism(seed, td.device)
-    targets = relabel_targets(td.t_mixed, td.y_plan, td.plan, relabel["rule"], float(relabel["threshold"]),
-                              float(relabel["smoothing"]))
+    targets = relabel_targets(td.t_mixed, td.y_plan, td.plan, relabel.rule, relabel.threshold, relabel.smoothing)
     cache = {"t_raw": td.t_raw, "t_mixed": td.t_mixed, **targets}
 
     def epoch_end(m, epoch):

@@ -16,16 +16,16 @@ from stages.common import run
 
 def main() -> None:
     p = load_params()
-    a, st = p["augment"], p["student"]
-    set_determinism(p["base"]["seed"], resolve_device("cpu"))
+    a, st = p.augment, p.student
+    set_determinism(p.base.seed, resolve_device("cpu"))
     data = load_split(resolve_device("cpu"), ("train",))
     x, y = data.x["train"], data.y["train"]
-    plan = make_plan(len(x), st["batch_size"], budget_epochs(st, len(x)), p["base"]["seed"], a["method"],
-                     float(a["prob"]), tuple(x.shape[2:]))
+    plan = make_plan(len(x), st.batch_size, budget_epochs(st, len(x)), p.base.seed, a.method, a.prob,
+                     tuple(x.shape[2:]))
     save_npz(PLAN, **plan)
-    imgs, titles, caption = preview(x, y, plan, BaseAug(randaugment=st["randaugment"]), int(a["preview"]), data.names)
+    imgs, titles, caption = preview(x, y, plan, BaseAug(randaugment=st.randaugment), a.preview, data.names)
     image_grid(imgs, titles, REPORTS / "augment_preview.png", suptitle=caption)
-    print(f"augment: {a['method']} plan, {plan['order'].shape[0]} epochs x {plan['order'].shape[1]} steps, "
+    print(f"augment: {a.method} plan, {plan['order'].shape[0]} epochs x {plan['order'].shape[1]} steps, "
           f"{plan['mixed'].mean():.2f} of steps mixed")
 
 

@@ -8,12 +8,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
 import stages
 from cli import entry_point
 from osr import OSRError
-from osr.io import publication, write_json
+from osr.config import read_yaml
+from osr.io import diagnostic_rows, diagnostics_tree, publication, write_json
 from osr.machine import peak_rss_mib
 from osr.paths import REPORTS
 
@@ -25,41 +24,6 @@ def module_name(main: Callable[[], None]) -> str:
     """The dotted name of the module defining `main`, also when it runs as `python -m <module>` (`__main__`)."""
     module = sys.modules[main.__module__]
     return module.__spec__.name if getattr(module, "__spec__", None) else main.__module__
-
-
-def diagnostic_rows(tree: dict, prefix: str = "") -> list[dict]:
-    """A nested report as rows {name: dotted path, value: leaf}, the form DVC draws as a bar chart per revision
-    (`template: bar_horizontal`, x: value, y: name). A leaf is a value that is neither a dict nor a list of dicts;
-    a list of dicts counts as a dict keyed by position."""
-    rows = []
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            value = {str(i): v for i, v in enumerate(value)}
-        rows += diagnostic_rows(value, f"{name}.") if isinstance(value, dict) and value else [
-            {"name": name, "value": value}]
-    return rows
-
-
-def diagnostics_tree(rows: list[dict]) -> dict:
-    """The nested report that `diagnostic_rows` flattened (a list of dicts comes back keyed by position)."""
-    tree: dict = {}
-    for row in rows:
-        *parents, leaf = row["name"].split(".")
-        node = tree
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = row["value"]
-    return tree
-
-
-def merged(metrics: dict, diagnostics: dict) -> dict:
-    """One report from a stage's metrics and its diagnostics (disjoint leaves), as the stage had them before it
-    split them in two: `merged(quality, diagnostics_tree(rows))`."""
-    out = dict(metrics)
-    for key, value in diagnostics.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def write_diagnostics(stage: str, rows: list[dict]) -> None:
@@ -77,18 +41,9 @@ def write_report(stage: str, metrics_file: str, report: dict, quality: str) -> N
     write_diagnostics(stage, [r for r in rows if not keep.fullmatch(r["name"])])
 
 
-def stage_parser(main: Callable[[], None]) -> argparse.ArgumentParser:
-    """The command line of the DVC stage whose `main` this is (`stages.stage_parser`)."""
-    module = sys.modules[main.__module__]
-    return stages.stage_parser(module_name(main), module.__doc__)
-
-
 def declared_outputs(stage: str, dvc_file: Path = DVC_FILE) -> list[Path]:
     """Every path dvc.yaml declares as an output of `stage` (its outs, metrics and plots)."""
-    try:
-        stages = yaml.safe_load(dvc_file.read_text())["stages"]
-    except FileNotFoundError:
-        raise OSRError(f"{dvc_file}: file not found (the stages' outputs are declared there)") from None
+    stages = read_yaml(dvc_file, missing=" (the stages' outputs are declared there)")["stages"]
     if stage not in stages:
         raise OSRError(f"{dvc_file}: no stage {stage}")
     entries = [e for kind in OUTPUT_KINDS for e in stages[stage].get(kind) or []]
@@ -110,5 +65,6 @@ def run(main: Callable[[], None], parser: argparse.ArgumentParser | None = None,
     """Run a stage as `cli.entry_point` does (`--help` first, one-line errors), a DVC stage's (`main` of a module of
     this package) outputs published together (`published`), then report its peak memory."""
     package, _, stage = module_name(main).rpartition(".")
-    entry_point(published(main, stage) if package == __package__ else main, parser or stage_parser(main), argv)
+    parser = parser or stages.stage_parser(module_name(main), sys.modules[main.__module__].__doc__)
+    entry_point(published(main, stage) if package == __package__ else main, parser, argv)
     print(f"peak RSS {peak_rss_mib():.0f} MiB", file=sys.stderr)

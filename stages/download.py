@@ -15,14 +15,14 @@ from stages.common import run
 
 
 def main() -> None:
-    d = load_params()["data"]
-    name = d["benchmark"]
+    d = load_params().data
+    name = d.benchmark
     bench = data.benchmark(name)
     with tempfile.TemporaryDirectory() as work, atomic_dir(RAW.parent) as out:
         arrays, sources = data.load(name, d, Path(work))
         save_npz(out / RAW.name, **arrays)
         write_json(out / "source.json", {"benchmark": name, "files": sources, "note": bench.note,
-                                         "image_size": d["image_size"],
+                                         "image_size": d.image_size,
                                          "shapes": {k: list(v.shape) for k, v in arrays.items()}})
     print(f"download: {name} train {arrays['x_train'].shape} test {arrays['x_test'].shape} -> {RAW}")
 

@@ -29,34 +29,34 @@ QUALITY = r"info\..+|(teacher|student)\.test\.(acc|{headline}\.(auroc|auroc_ci95
 
 def main() -> None:
     p = load_params()
-    e = p["evaluate"]
-    device = resolve_device(p["base"]["device"])
-    set_determinism(p["base"]["seed"], device)
-    data = load_split(device, ("train", "val", "test") if needs_bank(e["scores"]) else ("val", "test"))
+    e = p.evaluate
+    device = resolve_device(p.base.device)
+    set_determinism(p.base.seed, device)
+    data = load_split(device, ("train", "val", "test") if needs_bank(e.scores) else ("val", "test"))
     metrics, audit, curves, hists, series = {}, {}, {}, {}, {}
-    headline = "mls" if "mls" in e["scores"] else e["scores"][0]
+    headline = "mls" if "mls" in e.scores else e.scores[0]
     for role, path in (("teacher", TEACHER), ("student", STUDENT)):
         model, meta = load_model(path, device)
-        check_model(meta, p[role], role, data.num_classes, str(path))
-        metrics[role], raw = evaluate_model(model, data, e, p["base"]["seed"], name=f"evaluate ({path})")
+        check_model(meta, getattr(p, role), role, data.num_classes, str(path))
+        metrics[role], raw = evaluate_model(model, data, e, p.base.seed, name=f"evaluate ({path})")
         metrics[role]["model"] = f"{meta['arch']}-w{meta['width']}"
         known = raw["label"] >= 0
-        for name in e["scores"]:
+        for name in e.scores:
             audit[f"{role}_{name}"] = raw[name]
             series[f"{role} {name}"] = (raw[name][known], raw[name][~known])
             curves[f"{role} {name} (AUROC {metrics[role]['test'][name]['auroc']:.3f})"] = \
                 (raw[name][known], raw[name][~known])
         hists[f"{role} {headline}"] = (raw[headline][known], raw[headline][~known])
         audit["label"], audit[f"{role}_pred"] = raw["label"], raw["pred"]
-    bench = benchmark_label(p["data"]["benchmark"], p["data"]["image_size"])
-    metrics["info"] = {"benchmark": bench, "split": p["split"]["index"],
-                       "profile": p["base"]["profile"], "method": p["distill"]["method"],
-                       "teacher_loss": p["teacher"]["loss"],
-                       "mixing": p["augment"]["method"], "balanced_test": False}
+    bench = benchmark_label(p.data.benchmark, p.data.image_size)
+    metrics["info"] = {"benchmark": bench, "split": p.split.index,
+                       "profile": p.base.profile, "method": p.distill.method,
+                       "teacher_loss": p.teacher.loss,
+                       "mixing": p.augment.method, "balanced_test": False}
     save_npz(SCORES_OUT, **audit)
     write_report("evaluate", "metrics.json", metrics, QUALITY.format(headline=headline))
     plots = REPORTS / "plots"
-    title = f"{bench} split {p['split']['index']}"
+    title = f"{bench} split {p.split.index}"
     roc_curves(curves, plots / "roc.png", f"ROC, {title}")
     score_histograms(hists, plots / "score_hist.png", f"Known vs unknown scores, {title}")
     for chart, rows in (("roc", roc_points), ("score_hist", histogram_rows)):
@@ -67,7 +67,7 @@ def main() -> None:
     for role in ("teacher", "student"):
         t = metrics[role]["test"]
         print(f"evaluate: {role} acc {t['acc']:.4f} " + " ".join(
-            f"{n}.auroc {t[n]['auroc']:.4f}" for n in e["scores"])
+            f"{n}.auroc {t[n]['auroc']:.4f}" for n in e.scores)
               + f" oscr(mls) {t.get('mls', {}).get('oscr', 0):.4f}")
 
 

@@ -40,26 +40,26 @@ NOISE_IMAGES = 1000
 
 def main() -> None:
     p = load_params()
-    e = p["evaluate"]
-    name, tpr = e["deploy_score"], e["known_tpr"]
+    e = p.evaluate
+    name, tpr = e.deploy_score, e.known_tpr
     settings = SCORES[name].settings_from(e)
-    device = resolve_device(p["base"]["device"])
+    device = resolve_device(p.base.device)
     data = load_split(device, ("train", "val", "test") if SCORES[name].needs_bank else ("val", "test"))
     _, channels, height, _ = data.x["val"].shape
-    noise = noise_images(NOISE_IMAGES, channels, height, p["base"]["seed"])
+    noise = noise_images(NOISE_IMAGES, channels, height, p.base.seed)
     candidates, shipped = {}, {}
     for role, path in CANDIDATES.items():
         model, meta = load_model(path, device)
-        bank = (bounded_bank(feature_bank(model, data, e["batch_size"]), e["deploy_bank"], e["knn_k"],
-                             p["base"]["seed"]) if SCORES[name].needs_bank else None)
+        bank = (bounded_bank(feature_bank(model, data, e.batch_size), e.deploy_bank, e.knn_k,
+                             p.base.seed) if SCORES[name].needs_bank else None)
         shipped[role] = Deployed(model, name, settings, 0.0, bank), meta
         candidates[role] = validated(shipped[role][0], data.x["val"], data.y["val"].cpu().numpy(), noise, tpr,
-                                     e["batch_size"])
-    role, why = choose(candidates, e["noise_limit"])
+                                     e.batch_size)
+    role, why = choose(candidates, e.noise_limit)
     chosen = candidates[role]
     deployed, meta = shipped[role]
     deployed.with_threshold(chosen["threshold"])
-    test = outputs(deployed, data.x["test"], e["batch_size"])
+    test = outputs(deployed, data.x["test"], e.batch_size)
     y = data.y["test"].cpu().numpy()
     known = y >= 0
     calibration = Calibration(chosen["val_scores"], test["score"][known], test["score"][~known],
@@ -72,16 +72,16 @@ def main() -> None:
             "model": meta, "role": role, "chosen_because": why, "candidates": validation,
             "score": name, "score_settings": settings, "threshold": chosen["threshold"],
             **({"bank": {"images": len(deployed.bank_labels), "of": len(data.y["train"]),
-                         "limit": e["deploy_bank"]}} if deployed.bank is not None else {}),
+                         "limit": e.deploy_bank}} if deployed.bank is not None else {}),
             "known_tpr": tpr, "noise_accepted": chosen["noise_accepted"], "test": figures,
             "expected_unknown_share": calibration.expected_unknown_share(chosen["threshold"]),
-            "source": {"benchmark": benchmark_label(p["data"]["benchmark"], p["data"]["image_size"]),
-                       "split": p["split"]["index"], "profile": p["base"]["profile"], "seed": p["base"]["seed"]}}
+            "source": {"benchmark": benchmark_label(p.data.benchmark, p.data.image_size),
+                       "split": p.split.index, "profile": p.base.profile, "seed": p.base.seed}}
     write_artifact(EXPORT, deployed, meta, card, calibration.as_lists())
     write_json(REPORTS / "calibration.json", calibration.table())
     calibration_plot({"validation knowns": calibration.val_known, "test knowns": calibration.test_known,
                       "test unknowns": calibration.test_unknown}, chosen["threshold"], REPORTS / "calibration.png",
-                     f"{role} {name}, {card['source']['benchmark']} split {p['split']['index']}")
+                     f"{role} {name}, {card['source']['benchmark']} split {p.split.index}")
     write_json(REPORTS / "export.json", {"role": role, "chosen_because": why, "candidates": validation,
                                          "threshold": chosen["threshold"], "known_tpr": tpr, "score": name,
                                          "noise_accepted": chosen["noise_accepted"], "test": figures})

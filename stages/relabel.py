@@ -5,6 +5,8 @@ from stages import answer_help
 
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
 
+from dataclasses import asdict
+
 import numpy as np
 
 from osr.augment import BaseAug
@@ -23,27 +25,26 @@ QUALITY = "hard_fraction"  # reports/relabel.json; the settings and the rest of 
 
 def main() -> None:
     p = load_params()
-    r, method = p["relabel"], p["distill"]["method"]
-    device = resolve_device(p["base"]["device"])
+    r, method = p.relabel, p.distill.method
+    device = resolve_device(p.base.device)
     deterministic_kernels(device)
     data = load_split(device, ("train",))
     plan = load_npz(PLAN, PLAN_KEYS)
     if not STEP_LOSSES[method].reads_teacher:
         save_npz(CACHE, **unread_outputs(plan, data.num_classes))
-        write_report("relabel", "relabel.json", {"teacher_pass": False, **r}, QUALITY)
+        write_report("relabel", "relabel.json", {"teacher_pass": False, **asdict(r)}, QUALITY)
         print(f"relabel: distill.method {method} reads no teacher logits; teacher pass skipped")
         return
     teacher, meta = load_model(TEACHER, device)
-    check_model(meta, p["teacher"], "teacher", data.num_classes, str(TEACHER))
-    amp = precision(p["teacher"]["amp"], device) == "bf16"
+    check_model(meta, p.teacher, "teacher", data.num_classes, str(TEACHER))
+    amp = precision(p.teacher.amp, device) == "bf16"
     logits = teacher_outputs(teacher, data.x["train"], data.y["train"], plan,
-                             BaseAug(randaugment=p["student"]["randaugment"]), amp, where=f"relabel ({TEACHER})")
+                             BaseAug(randaugment=p.student.randaugment), amp, where=f"relabel ({TEACHER})")
     y_plan = data.y["train"].cpu().numpy()[plan["order"]]
-    targets = relabel_targets(logits["t_mixed"], y_plan, plan, r["rule"], float(r["threshold"]),
-                              float(r["smoothing"]))
+    targets = relabel_targets(logits["t_mixed"], y_plan, plan, r.rule, r.threshold, r.smoothing)
     save_npz(CACHE, **logits, **targets, teacher_pass=np.array(True))
     stats = relabel_stats(targets["hard"], plan["mixed"], logits["t_raw"], y_plan)
-    write_report("relabel", "relabel.json", {"teacher_pass": True, **stats, **r}, QUALITY)
+    write_report("relabel", "relabel.json", {"teacher_pass": True, **stats, **asdict(r)}, QUALITY)
     print(f"relabel: {stats['hard_fraction']:.3f} of mixed samples hard; "
           f"teacher accuracy on the raw views {stats['teacher_raw_view_acc']:.3f}")
 

@@ -7,25 +7,25 @@ answer_help(__name__, __spec__, __doc__)  # --help answers here, before the impo
 from osr import OSRError
 from osr.config import load_params
 from osr.data import benchmark, check_arrays, split_classes
-from osr.io import atomic_path, load_npz
+from osr.expectations import validate_manifest
+from osr.io import atomic_path, diagnostic_rows, load_npz
 from osr.paths import MANIFEST, RAW
 from osr.split import check_class_counts, make_manifest
-from osr.validate import validate_manifest
-from stages.common import diagnostic_rows, run, write_diagnostics
+from stages.common import run, write_diagnostics
 
 
 def main() -> None:
     p = load_params()
-    s = p["split"]
+    s = p.split
     raw = load_npz(RAW, ("x_train", "y_train", "x_test", "y_test", "class_names"))
-    d = p["data"]
-    check_arrays(raw, str(RAW), d["benchmark"])
+    d = p.data
+    check_arrays(raw, str(RAW), d.benchmark)
     names = [str(c) for c in raw["class_names"]]
-    known, unknown = split_classes(d["benchmark"], s["index"], raw["y_test"], s, names)
-    if benchmark(d["benchmark"]).read:  # the user's folder: a class may hold too few images (the standard ones do not)
-        check_class_counts(raw["y_train"], raw["y_test"], known, unknown, s["val_fraction"], names, d["root"])
-    df = make_manifest(raw["y_train"], raw["y_test"], known, unknown, float(s["val_fraction"]), p["base"]["seed"],
-                       s["train_per_class"], s["test_per_class"], tuple(raw["x_train"].shape[1:]),
+    known, unknown = split_classes(d.benchmark, s.index, raw["y_test"], s, names)
+    if benchmark(d.benchmark).read:  # the user's folder: a class may hold too few images (the standard ones do not)
+        check_class_counts(raw["y_train"], raw["y_test"], known, unknown, s.val_fraction, names, d.root)
+    df = make_manifest(raw["y_train"], raw["y_test"], known, unknown, s.val_fraction, p.base.seed,
+                       s.train_per_class, s.test_per_class, tuple(raw["x_train"].shape[1:]),
                        str(raw["x_train"].dtype))
     ok, report, failed = validate_manifest(df, known, unknown)
     write_diagnostics("split", diagnostic_rows({"success": ok, "known": known, "unknown": unknown,

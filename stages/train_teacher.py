@@ -3,22 +3,31 @@ from stages import answer_help
 
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
 
-from osr.io import save_torch
+from collections.abc import Callable
+
+import torch
+
+from osr.config import Params, load_params
 from osr.models import init_source
 from osr.paths import MANIFEST, RAW, TEACHER, TEACHER_CKPT
+from osr.split import SplitTensors
 from osr.teacher import train_teacher
-from osr.train import precision, val_accuracy
+from osr.train import val_accuracy
 from stages.common import run
-from stages.training import seeded_start, write_training_reports
+from stages.training import seeded_start, write_model
+
+
+def train(p: Params, device: torch.device, data: SplitTensors, on_epoch_end: Callable[[torch.nn.Module, int], dict]
+          ) -> tuple[torch.nn.Module, dict, list[dict]]:
+    """The stage's teacher run (also the device check's, with a deadline in `on_epoch_end`)."""
+    return train_teacher(data, p, ckpt_path=TEACHER_CKPT, inputs=(RAW, MANIFEST), device=device,
+                         on_epoch_end=on_epoch_end, init=init_source(p.teacher.init, TEACHER, "teacher"))
 
 
 def main() -> None:
-    p, device, data = seeded_start()
-    model, meta, history = train_teacher(data, p, ckpt_path=TEACHER_CKPT, inputs=(RAW, MANIFEST), device=device,
-                                         on_epoch_end=val_accuracy(data),
-                                         init=init_source(p["teacher"]["init"], TEACHER, "teacher"))
-    save_torch(TEACHER, {"meta": meta, "state": model.state_dict()})
-    write_training_reports("train_teacher", "teacher", history, precision(p["teacher"]["amp"], device))
+    p = load_params()
+    device, data = seeded_start(p)
+    write_model("train_teacher", "teacher", TEACHER, p, device, *train(p, device, data, val_accuracy(data)))
 
 
 if __name__ == "__main__":

@@ -1,22 +1,31 @@
-"""What the two training stages (train_teacher, distill) share: their seeded start and their three reports."""
+"""What the two training stages (train_teacher, distill) share: their seeded start and their outputs (the model
+and three reports)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 
-from osr.config import Params, load_params
-from osr.io import write_json
+from osr.config import Params
+from osr.io import save_torch, write_json
 from osr.machine import cpu_name, peak_rss_mib
 from osr.paths import REPORTS
 from osr.split import SplitTensors, load_split
-from osr.train import resolve_device, set_determinism
+from osr.train import precision, resolve_device, set_determinism
 
 
-def seeded_start() -> tuple[Params, torch.device, SplitTensors]:
-    """params.yaml, the device it names with determinism seeded, and the split's training and validation images."""
-    p = load_params()
-    device = resolve_device(p["base"]["device"])
-    set_determinism(p["base"]["seed"], device)
-    return p, device, load_split(device, ("train", "val"))
+def seeded_start(p: Params) -> tuple[torch.device, SplitTensors]:
+    """The device `p` names, with determinism seeded, and the split's training and validation images."""
+    device = resolve_device(p.base.device)
+    set_determinism(p.base.seed, device)
+    return device, load_split(device, ("train", "val"))
+
+
+def write_model(stage: str, role: str, path: Path, p: Params, device: torch.device, model: torch.nn.Module,
+                meta: dict, history: list[dict]) -> None:
+    """A training stage's outputs: the model file at `path` and its three reports (`write_training_reports`)."""
+    save_torch(path, {"meta": meta, "state": model.state_dict()})
+    write_training_reports(stage, role, history, precision(getattr(p, role).amp, device))
 
 
 QUALITY_KEYS = ("epoch", "loss", "val_acc")  # per-epoch model quality; the rest of a history row is run statistics
@@ -31,8 +40,7 @@ def write_training_reports(stage: str, role: str, history: list[dict], precision
       on epochs without a validation, so `dvc plots diff` overlays training curves;
     - `reports/run/<stage>.json` (not a metric): seconds, images/s per epoch, the peak RSS, the precision
       trained at (`osr.train.precision`: bf16 or fp32), the CPU and torch's thread count, so run statistics
-      stay out of `dvc metrics diff` and `dvc exp show`. Experiments before this layout kept them in the train
-      JSON.
+      stay out of `dvc metrics diff` and `dvc exp show`.
     """
     last = history[-1]
     write_json(REPORTS / f"{role}_train.json", {"final": {k: last[k] for k in QUALITY_KEYS if k in last}})

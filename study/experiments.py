@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cli import dvc_json
-from osr.io import read_json
-from stages.common import diagnostics_tree, merged
+from osr.io import diagnostics_tree, merged, read_json
 from study.grid import parse_name
 
 METRICS_FILE = "reports/metrics.json"

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 
 from osr import OSRError
-from study.spec import grid_spec
+from study.spec import default_seed, grid_spec
 
-DEFAULT_SEED = 230
+DEFAULT_SEED = default_seed()  # conf/config.yaml's base.seed
 
 _SPEC = grid_spec()
 VARIANTS: dict[str, list[str]] = _SPEC["variants"]  # variant -> its overrides

@@ -8,7 +8,8 @@ from pathlib import Path
 from osr import OSRError
 from osr.config import read_yaml
 
-STUDY_DIR = Path(__file__).resolve().parents[1] / "conf" / "study"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+STUDY_DIR = CONF_DIR / "study"
 GRID_FILE = STUDY_DIR / "grid.yaml"
 CLAIMS_FILE = STUDY_DIR / "claims.yaml"
 CONFIRMATORY_FILE = STUDY_DIR / "confirmatory.yaml"
@@ -20,6 +21,11 @@ def load(path: Path, keys: tuple[str, ...]) -> dict:
     if not set(keys) <= data.keys():
         raise OSRError(f"{path}: a study file needs the keys {', '.join(keys)}")
     return data
+
+
+def default_seed() -> int:
+    """base.seed as conf/config.yaml declares it (no profile or benchmark sets it): a cell's seed by default."""
+    return load(CONF_DIR / "config.yaml", ("base",))["base"]["seed"]
 
 
 @cache

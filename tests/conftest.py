@@ -15,7 +15,8 @@ import torch
 import yaml
 from PIL import Image
 
-from osr.compose import compose
+from cli.compose import compose
+from osr.config import Params, validate
 from osr.paths import mirror_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +38,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 needs_mirror = pytest.mark.skipif(not (MIRROR / "cifar10_jpeg.npz").exists(), reason=f"no dataset mirror at {MIRROR}")
 
 
+def composed(overrides: list[str] | tuple[str, ...] = ()) -> Params:
+    """The `Params` that conf/ composes with Hydra `overrides` (the real config, shrunk or changed by a test)."""
+    return validate(compose(ROOT / "conf", overrides), "conf/")
+
+
 def venv_env(**extra: str) -> dict[str, str]:
     """The environment with this interpreter's bin folder (dvc, python) first on PATH."""
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **extra}
@@ -52,7 +58,7 @@ def sh(args: list[str], cwd: Path, check: bool = True, env: dict | None = None, 
 
 def stage_report(proj: Path, stage: str, metrics_file: str | None = None) -> dict:
     """A stage's whole report: its DVC metrics file (if any) merged with its reports/diagnostics/<stage>.json."""
-    from stages.common import diagnostics_tree, merged
+    from osr.io import diagnostics_tree, merged
 
     rows = json.loads((proj / "reports" / "diagnostics" / f"{stage}.json").read_text())
     metrics = json.loads((proj / "reports" / metrics_file).read_text()) if metrics_file else {}

@@ -14,10 +14,10 @@ import torch
 import yaml
 
 from cli import guarded
+from cli.compose import compose
 from conftest import ROOT
 from osr import OSRError, check_finite
 from osr.augment import BaseAug, make_plan
-from osr.compose import compose_conf
 from osr.config import load_params, validate
 from osr.io import publication, save_npz, write_json
 from osr.models import build, check_model, load_state, model_meta
@@ -31,7 +31,7 @@ from stages.common import declared_outputs
 
 @pytest.fixture(scope="module")
 def tiny() -> dict:
-    return compose_conf(ROOT / "conf", profile="tiny")
+    return compose(ROOT / "conf", ["profile=tiny"])
 
 
 def _with(params: dict, **changes) -> dict:
@@ -82,7 +82,7 @@ def test_exponent_numbers_in_params_yaml_are_numbers(tiny, tmp_path, text, value
     assert f"tau: {text}" in body
     (tmp_path / "params.yaml").write_text(body)
     if 0 < value <= 100:
-        assert load_params(tmp_path / "params.yaml")["distill"]["tau"] == value
+        assert load_params(tmp_path / "params.yaml").distill.tau == value
     else:
         with pytest.raises(OSRError, match=rf"distill\.tau must be (<= 100|> 0) \(got {value!r}\)"):
             load_params(tmp_path / "params.yaml")
@@ -128,12 +128,12 @@ def test_a_checkpoint_of_another_width_gives_the_reason():
 
 def test_a_model_of_other_architecture_than_the_params_is_refused(tiny):
     meta = model_meta("resnet18", 6, 16, 3, (0.5,) * 3, (0.5,) * 3)
-    check_model({**meta, "width": 8}, tiny["student"], "student", 6, "data/student/model.pt")
+    check_model({**meta, "width": 8}, validate(tiny).student, "student", 6, "data/student/model.pt")
     with pytest.raises(OSRError, match=r"data/student/model\.pt: holds a resnet18-w16 model, params\.yaml's "
                                        r"student\.arch and student\.width say resnet18-w8"):
-        check_model(meta, tiny["student"], "student", 6, "data/student/model.pt")
+        check_model(meta, validate(tiny).student, "student", 6, "data/student/model.pt")
     with pytest.raises(OSRError, match="has 6 outputs, the split has 4 known classes"):
-        check_model({**meta, "width": 8}, tiny["student"], "student", 4, "data/student/model.pt")
+        check_model({**meta, "width": 8}, validate(tiny).student, "student", 4, "data/student/model.pt")
 
 
 def test_a_publication_renames_every_output_together_or_none(tmp_path):

@@ -1,11 +1,12 @@
 import copy
+from dataclasses import asdict
 
 import pytest
 import yaml
 
+from cli.compose import overrides_for
 from conftest import ROOT, compose
 from osr import OSRError
-from osr.compose import compose_conf, overrides_for
 from osr.config import FIELDS, get, load_params, validate
 
 
@@ -20,9 +21,8 @@ GOLDEN = yaml.safe_load((ROOT / "tests" / "golden" / "compositions.yaml").read_t
 @pytest.mark.parametrize("bench", GOLDEN["benchmarks"])
 def test_every_profile_and_benchmark_composes_its_golden_valid_params(profile, bench):
     """Same keys, same values as the committed golden: a conf/ edit that moves or changes a value fails here."""
-    p = validate(compose(ROOT / "conf", [f"profile={profile}", f"benchmark={bench}"]))
+    p = asdict(validate(compose(ROOT / "conf", [f"profile={profile}", f"benchmark={bench}"])))
     assert p == {**GOLDEN["profiles"][profile], "data": GOLDEN["benchmarks"][bench]}
-    assert compose_conf(ROOT / "conf", profile=profile, benchmark=bench) == p  # the Hydra-free composition
 
 
 def test_the_golden_covers_every_profile_and_benchmark():
@@ -39,14 +39,6 @@ def test_an_override_changes_its_key_only(profile, key, value):
     section, name = key.split(".")
     expected[section][name] = value
     assert compose(ROOT / "conf", [f"profile={profile}", f"{key}={value}"]) == expected
-
-
-def test_hydra_free_composition_of_the_defaults_and_bad_choices():
-    assert compose_conf(ROOT / "conf") == yaml.safe_load((ROOT / "params.yaml").read_text())
-    with pytest.raises(OSRError, match="no such profile option"):
-        compose_conf(ROOT / "conf", profile="huge")
-    with pytest.raises(OSRError, match="no config group"):
-        compose_conf(ROOT / "conf", profiles="paper")
 
 
 @pytest.mark.parametrize("key,value,message", [

@@ -7,7 +7,8 @@ import re
 import pytest
 
 import stages.common
-from stages.common import diagnostic_rows, diagnostics_tree, merged, write_report
+from osr.io import diagnostic_rows, diagnostics_tree, merged
+from stages.common import write_report
 from stages.evaluate import QUALITY
 from stages.relabel import QUALITY as RELABEL_QUALITY
 

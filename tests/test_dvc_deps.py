@@ -78,7 +78,7 @@ def stage_module(cmd: str) -> str:
 
 def test_closure_follows_imports_transitively():
     closure = import_closure("stages.split")
-    assert {"stages/split.py", "stages/common.py", "osr/data.py", "osr/validate.py", "osr/__init__.py"} <= closure
+    assert {"stages/split.py", "stages/common.py", "osr/data.py", "osr/expectations.py", "osr/__init__.py"} <= closure
     assert not {f for f in closure if f.startswith("study/")}
 
 

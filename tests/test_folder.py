@@ -3,22 +3,28 @@ common layout, and each refusal as one line naming the file, with nothing writte
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, compose, needs_mirror, sh, venv_env, write_image_folder
+from conftest import ROOT, compose, composed, needs_mirror, sh, venv_env, write_image_folder
 from osr import OSRError
+from osr.config import Data, Split
 from osr.data import check_arrays, load, split_classes
 from osr.split import check_class_counts
 
 pytestmark = needs_mirror
 
 
-def section(root: Path, size: int = 32, test_fraction: float = 0.2) -> dict:
-    return {"root": str(root), "image_size": size, "test_fraction": test_fraction}
+def section(root: Path, size: int = 32, test_fraction: float = 0.2) -> Data:
+    return replace(composed(["benchmark=folder"]).data, root=str(root), image_size=size, test_fraction=test_fraction)
+
+
+def split(known: list[str], num_known: int) -> Split:
+    return replace(composed(["benchmark=folder"]).split, known=known, num_known=num_known)
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +54,10 @@ def test_train_and_test_folders_are_kept_as_given(tmp_path):
 def test_known_classes_by_name_or_drawn_by_index(tree, tmp_path):
     arrays, _ = load("folder", section(tree), tmp_path)
     names, y = list(arrays["class_names"]), arrays["y_test"]
-    assert split_classes("folder", 0, y, {"known": ["two", "zero"], "num_known": 0}, names) == ([2, 3], [0, 1])
-    drawn = [split_classes("folder", i, y, {"known": [], "num_known": 3}, names)[0] for i in range(4)]
+    assert split_classes("folder", 0, y, split(["two", "zero"], 0), names) == ([2, 3], [0, 1])
+    drawn = [split_classes("folder", i, y, split([], 3), names)[0] for i in range(4)]
     assert all(len(k) == 3 for k in drawn) and len({tuple(k) for k in drawn}) > 1  # seeded by split.index
-    assert drawn[0] == split_classes("folder", 0, y, {"known": [], "num_known": 3}, names)[0]
+    assert drawn[0] == split_classes("folder", 0, y, split([], 3), names)[0]
 
 
 def test_leaves_out_an_unreadable_image_in_one_line(tmp_path, capsys):
@@ -74,10 +80,10 @@ def test_refuses_an_empty_folder(tmp_path):
 def test_refuses_a_known_class_that_does_not_exist(tree, tmp_path):
     arrays, _ = load("folder", section(tree), tmp_path)
     with pytest.raises(OSRError, match="split.known: no class folder 'cat' \\(classes: one, three, two, zero\\)"):
-        split_classes("folder", 0, arrays["y_test"], {"known": ["one", "cat"], "num_known": 0},
+        split_classes("folder", 0, arrays["y_test"], split(["one", "cat"], 0),
                       list(arrays["class_names"]))
     with pytest.raises(OSRError, match="split.num_known: 4 leaves no unknown class"):
-        split_classes("folder", 0, arrays["y_test"], {"known": [], "num_known": 4}, list(arrays["class_names"]))
+        split_classes("folder", 0, arrays["y_test"], split([], 4), list(arrays["class_names"]))
 
 
 def test_refuses_a_class_with_fewer_images_than_the_split_needs(tmp_path):
@@ -119,6 +125,6 @@ def test_params_of_the_folder_benchmark_and_the_export_are_checked(overrides, me
 
     with pytest.raises(OSRError, match=message):
         validate(compose(ROOT / "conf", overrides))
-    assert validate(compose(ROOT / "conf", ["benchmark=folder", "split.index=99"]))["split"]["index"] == 99
+    assert validate(compose(ROOT / "conf", ["benchmark=folder", "split.index=99"])).split.index == 99
     for deploy in ("knn", "energy"):  # any registered score ships, whether evaluate scores it or not
         assert validate(compose(ROOT / "conf", [f"evaluate.deploy_score={deploy}", "evaluate.scores=[mls]"]))

@@ -261,4 +261,5 @@ def test_check_params_accepts_the_contrastive_losses_and_names_a_bad_setting():
             validate(bad)
     noisy = {**params, "teacher": {**params["teacher"], "loss": "gradmix_con", "noise_exposure": 1.0}}
     with pytest.raises(OSRError, match="teacher.noise_exposure: not combined with the contrastive"):
-        _contrastive_run(noisy, torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long))
+        _contrastive_run(validate(noisy), torch.zeros(4, 3, 32, 32, dtype=torch.uint8),
+                         torch.zeros(4, dtype=torch.long))

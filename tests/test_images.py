@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import composed
 from osr import OSRError, folder, images, predict
 from osr.images import decode, read_image
 
@@ -102,7 +104,7 @@ def test_a_folder_names_the_files_that_are_not_images_in_one_line(tmp_path, caps
     (root / "README.txt").write_text("my pets")
     (root / "cat" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     (root / "dog" / "broken.png").write_bytes(b"\x89PNG truncated")
-    section = {"root": str(root), "image_size": 8, "test_fraction": 0.2}
+    section = replace(composed(["benchmark=folder"]).data, root=str(root), image_size=8, test_fraction=0.2)
     arrays, source = folder.read_folder(section)
     assert capsys.readouterr().err == ("folder: skipped 3 files that are not images in a class folder "
                                        "(README.txt, cat/.DS_Store, dog/broken.png)\n")

@@ -9,10 +9,9 @@ import torch.nn.functional as F
 from conftest import ROOT, compose
 from osr import OSRError
 from osr.augment import BaseAug, make_plan, planned_steps
+from osr.config import Movr, Params, validate
 from osr.distill import student_batches
 from osr.losses import (
-    DistillConfig,
-    MOvRConfig,
     Step,
     asym_step,
     both_views,
@@ -23,6 +22,7 @@ from osr.losses import (
     jmi_loss,
     kd_step,
     kl_loss,
+    matcher,
     movr_loss,
     movr_step,
     relabel_decision,
@@ -30,22 +30,27 @@ from osr.losses import (
     two_hot,
 )
 
-P = compose(ROOT / "conf", ["profile=adpaper"])  # AD as published: tau 1, the selective relabel
+P = validate(compose(ROOT / "conf", ["profile=adpaper"]))  # AD as published: tau 1, the selective relabel
+DIST = {"tau": 1.0, "beta": 1.0, "gamma": 1.0}  # the reference's DIST
 
 
-def distill_cfg(**changes) -> DistillConfig:
-    """The default composition's distill and movr sections, with `changes`."""
-    return replace(DistillConfig.from_sections(P["distill"], P["movr"]), **changes)
+def dist(z_s: torch.Tensor, z_t: torch.Tensor) -> torch.Tensor:
+    return dist_loss(z_s, z_t, **DIST)
 
 
-def movr_cfg(**changes) -> MOvRConfig:
-    return replace(MOvRConfig.from_section(P["movr"]), **changes)
+def distill_cfg(**changes) -> Params:
+    """The adpaper composition's params, its distill section with `changes`."""
+    return replace(P, distill=replace(P.distill, **changes))
+
+
+def movr_cfg(**changes) -> Movr:
+    return replace(P.movr, **changes)
 
 
 def test_dist_is_zero_for_identical_logits_and_positive_otherwise():
     z = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 3.0], [1.0, 1.0, 0.0]])
-    assert dist_loss(z, z).item() == pytest.approx(0.0, abs=1e-6)
-    assert dist_loss(z, -z).item() > 1.0
+    assert dist(z, z).item() == pytest.approx(0.0, abs=1e-6)
+    assert dist(z, -z).item() > 1.0
 
 
 def test_dist_hand_worked_value():
@@ -53,22 +58,22 @@ def test_dist_hand_worked_value():
     # inter-class Pearson terms are +1 (same ordering) and the intra-class terms are +1 as well.
     z_s = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     z_t = torch.tensor([[3.0, 0.0], [0.0, 2.0]])
-    assert dist_loss(z_s, z_t).item() == pytest.approx(0.0, abs=1e-5)
+    assert dist(z_s, z_t).item() == pytest.approx(0.0, abs=1e-5)
     # Reversing the teacher's preference flips every correlation to -1: loss = beta*2 + gamma*2 = 4.
-    assert dist_loss(z_s, z_t.flip(1)).item() == pytest.approx(4.0, abs=1e-4)
+    assert dist(z_s, z_t.flip(1)).item() == pytest.approx(4.0, abs=1e-4)
     # tau^2 scaling and the beta/gamma weights.
     # tau^2 * beta * L_inter = 4 * 0.5 * 2 (two classes: softened rows keep their order at any tau).
-    assert dist_loss(z_s, z_t.flip(1), tau=2.0, beta=0.5, gamma=0.0).item() == pytest.approx(4.0, abs=1e-3)
+    assert dist_loss(z_s, z_t.flip(1), 2.0, 0.5, 0.0).item() == pytest.approx(4.0, abs=1e-3)
 
 
 def test_jmi_interpolates_between_the_two_sources():
     torch.manual_seed(0)
     z_s, z_t = torch.randn(6, 4), torch.randn(6, 4)
     perm = torch.tensor([1, 0, 3, 2, 5, 4])
-    assert jmi_loss(z_s, z_t, perm, 1.0).item() == pytest.approx(dist_loss(z_s, z_t).item(), rel=1e-6)
-    assert jmi_loss(z_s, z_t, perm, 0.0).item() == pytest.approx(dist_loss(z_s, z_t[perm]).item(), rel=1e-6)
-    mid = 0.3 * dist_loss(z_s, z_t) + 0.7 * dist_loss(z_s, z_t[perm])
-    assert jmi_loss(z_s, z_t, perm, 0.3).item() == pytest.approx(mid.item(), rel=1e-6)
+    assert jmi_loss(z_s, z_t, perm, 1.0, dist).item() == pytest.approx(dist(z_s, z_t).item(), rel=1e-6)
+    assert jmi_loss(z_s, z_t, perm, 0.0, dist).item() == pytest.approx(dist(z_s, z_t[perm]).item(), rel=1e-6)
+    mid = 0.3 * dist(z_s, z_t) + 0.7 * dist(z_s, z_t[perm])
+    assert jmi_loss(z_s, z_t, perm, 0.3, dist).item() == pytest.approx(mid.item(), rel=1e-6)
 
 
 def test_two_hot_and_smoothing():
@@ -85,13 +90,13 @@ def test_hard_mask_rules():
                       [0.2, 0.2, 0.6],    # best other 0.6 > sources     -> hard (both rules at 0.5)
                       [0.35, 0.25, 0.4]])  # other 0.4 > src 0.35: argmax hard, threshold 0.5 easy
     ya, yb = torch.tensor([0, 0, 0]), torch.tensor([1, 1, 1])
-    assert hard_mask(p, ya, yb, "argmax").tolist() == [False, True, True]
+    assert hard_mask(p, ya, yb, "argmax", 0.5).tolist() == [False, True, True]
     assert hard_mask(p, ya, yb, "threshold", 0.5).tolist() == [False, True, False]
     assert hard_mask(p, ya, yb, "threshold", 0.1).tolist() == [True, True, True]
-    assert hard_mask(p, ya, yb, "none").tolist() == [False, False, False]
-    assert hard_mask(p, ya, yb, "all").tolist() == [True, True, True]
+    assert hard_mask(p, ya, yb, "none", 0.5).tolist() == [False, False, False]
+    assert hard_mask(p, ya, yb, "all", 0.5).tolist() == [True, True, True]
     with pytest.raises(OSRError, match="relabel.rule"):
-        hard_mask(p, ya, yb, "nope")
+        hard_mask(p, ya, yb, "nope", 0.5)
 
 
 def test_relabel_decision_reads_the_teachers_logits_in_fp32():
@@ -118,15 +123,15 @@ def _mixed_step(hard):
     y = torch.tensor([0, 1, 2, 3])
     perm = torch.tensor([1, 0, 3, 2])
     return Step(y=y, mixed=True, partner=perm, lam=0.6, t_raw=torch.randn(4, 4), t_mixed=torch.randn(4, 4),
-                hard=torch.tensor(hard), target=two_hot(y, y[perm], 0.6, 4))
+                hard=torch.tensor(hard), target=two_hot(y, y[perm], 0.6, 4, 0.0))
 
 
 def test_asym_step_splits_easy_and_hard():
     cfg = distill_cfg()
     z = torch.randn(4, 4)
     all_easy, all_hard = _mixed_step([False] * 4), _mixed_step([True] * 4)
-    jmi = jmi_loss(z, all_easy.t_raw, all_easy.partner, 0.6)
-    assert asym_step(z, all_easy, cfg).item() == pytest.approx((dist_loss(z, all_easy.t_raw) + jmi).item(), rel=1e-5)
+    jmi = jmi_loss(z, all_easy.t_raw, all_easy.partner, 0.6, dist)
+    assert asym_step(z, all_easy, cfg).item() == pytest.approx((dist(z, all_easy.t_raw) + jmi).item(), rel=1e-5)
     expect_hard = soft_ce(z, all_hard.target) + jmi
     assert asym_step(z, all_hard, cfg).item() == pytest.approx(expect_hard.item(), rel=1e-5)
 
@@ -155,7 +160,7 @@ def test_row_weights_equal_the_selected_rows(divergence):
     g = torch.Generator().manual_seed(5)
     z_s, z_t = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
     keep = torch.tensor([1, 0, 1, 1, 0, 0, 1, 1], dtype=torch.bool)
-    match = distill_cfg(divergence=divergence, tau=2.0).match
+    match = matcher(distill_cfg(divergence=divergence, tau=2.0).distill)
     target = torch.softmax(z_t, 1)
     for fn in (match, soft_ce):
         subset, weighted = z_s.clone().requires_grad_(True), z_s.clone().requires_grad_(True)
@@ -184,7 +189,7 @@ def test_a_live_teachers_mixed_step_has_no_data_dependent_shape():
     for rule, reduction, divergence in [("threshold", "hard", "dist"), ("argmax", "batch", "kl")]:
         hard = hard_mask(torch.softmax(t_m, 1), y, y[perm], rule, 0.3)
         s = Step(y=y, mixed=True, partner=perm, lam=0.6, t_raw=t_raw, t_mixed=t_m, hard=hard,
-                 target=two_hot(y, y[perm], 0.6, 4))
+                 target=two_hot(y, y[perm], 0.6, 4, 0.0))
         loss = asym_step(z, s, distill_cfg(hard_reduction=reduction, divergence=divergence))
         loss.backward()
         assert loss.shape == () and z.grad.shape == (4, 4)
@@ -194,9 +199,9 @@ def test_asym_ablation_switches_remove_or_add_exactly_their_term():
     z = torch.randn(4, 4)
     s = _mixed_step([True, False, False, True])
     easy, hard = ~s.hard, s.hard
-    l_e = dist_loss(z[easy], s.t_raw[easy])
+    l_e = dist(z[easy], s.t_raw[easy])
     l_h = soft_ce(z[hard], s.target[hard])
-    l_jmi = jmi_loss(z, s.t_raw, s.partner, s.lam)
+    l_jmi = jmi_loss(z, s.t_raw, s.partner, s.lam, dist)
     mix_ce = s.lam * F.cross_entropy(z, s.y) + (1 - s.lam) * F.cross_entropy(z, s.y[s.partner])
     full = asym_step(z, s, distill_cfg()).item()
     assert full == pytest.approx((l_e + l_h + l_jmi).item(), rel=1e-6)
@@ -230,26 +235,26 @@ def test_raw_on_mixed_adds_the_raw_steps_loss_on_the_stacked_raw_half(step_loss)
 
 def test_kl_divergence_option_transfers_the_teachers_scale():
     z_t = 8.0 * torch.eye(3)
-    assert kl_loss(z_t, z_t).item() == pytest.approx(0.0, abs=1e-6)
+    assert kl_loss(z_t, z_t, 1.0).item() == pytest.approx(0.0, abs=1e-6)
     # a student with the teacher's ranking but a tenth of its scale: DIST barely sees it, KL does
-    assert dist_loss(z_t / 10, z_t).item() < 1e-4 and kl_loss(z_t / 10, z_t).item() > 0.5
+    assert dist(z_t / 10, z_t).item() < 1e-4 and kl_loss(z_t / 10, z_t, 1.0).item() > 0.5
     p_t, log_p_s = F.softmax(z_t / 2, 1), F.log_softmax(z_t / 20, 1)
     expect = 4 * (p_t * (p_t.log() - log_p_s)).sum(1).mean()
-    assert kl_loss(z_t / 10, z_t, tau=2.0).item() == pytest.approx(expect.item(), rel=1e-5)
+    assert kl_loss(z_t / 10, z_t, 2.0).item() == pytest.approx(expect.item(), rel=1e-5)
     s = _mixed_step([True, False, False, True])
     z = torch.randn(4, 4)
     kl = distill_cfg(divergence="kl")
     easy = ~s.hard
-    expect = kl_loss(z[easy], s.t_raw[easy]) + soft_ce(z[s.hard], s.target[s.hard]) + \
-        0.6 * kl_loss(z, s.t_raw) + 0.4 * kl_loss(z, s.t_raw[s.partner])
+    expect = kl_loss(z[easy], s.t_raw[easy], 1.0) + soft_ce(z[s.hard], s.target[s.hard]) + \
+        0.6 * kl_loss(z, s.t_raw, 1.0) + 0.4 * kl_loss(z, s.t_raw[s.partner], 1.0)
     assert asym_step(z, s, kl).item() == pytest.approx(expect.item(), rel=1e-5)
     with pytest.raises(OSRError, match="distill.divergence: unknown divergence 'l2'"):
-        distill_cfg(divergence="l2").match(z, z)
+        matcher(distill_cfg(divergence="l2").distill)(z, z)
 
 
 def test_hard_loss_reductions_and_gradients():
     z = torch.randn(6, 3, requires_grad=True)
-    target = two_hot(torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([1, 2, 0, 1, 2, 0]), 0.3, 3)
+    target = two_hot(torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([1, 2, 0, 1, 2, 0]), 0.3, 3, 0.0)
     hard = torch.tensor([1.0, 0, 0, 0, 0, 0])  # 0/1 row weights (or row indices: tensor([0]))
     per_sample = -(target * F.log_softmax(z, 1)).sum(1)
     assert hard_loss(z, target, hard, "hard").item() == pytest.approx(per_sample[0].item(), rel=1e-6)
@@ -267,7 +272,7 @@ def test_raw_steps_and_plain_students():
     z, t = torch.randn(4, 3), torch.randn(4, 3)
     y = torch.tensor([0, 1, 2, 0])
     raw = Step(y=y, mixed=False, partner=torch.arange(4), lam=1.0, t_raw=t)
-    expect = 0.5 * F.cross_entropy(z, y) + dist_loss(z, t)
+    expect = 0.5 * F.cross_entropy(z, y) + dist(z, t)
     assert asym_step(z, raw, cfg).item() == pytest.approx(expect.item(), rel=1e-5)
     assert kd_step(z, raw, cfg).item() == pytest.approx(expect.item(), rel=1e-5)
     assert ce_step(z, raw, cfg).item() == pytest.approx(F.cross_entropy(z, y).item(), rel=1e-5)
@@ -365,8 +370,8 @@ def test_raw_on_mixed_feeds_the_student_both_views_of_a_mixed_step_and_one_view_
     aug = BaseAug(randaugment=0)
     views = list(planned_steps(x, y, plan, 0, aug))
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
-    both = list(student_batches(x, y, plan, cache, 0, aug, "asym", distill_cfg(raw_on_mixed=1.0)))
-    one = list(student_batches(x, y, plan, cache, 0, aug, "asym", distill_cfg()))
+    both = list(student_batches(x, y, plan, cache, 0, aug, distill_cfg(raw_on_mixed=1.0)))
+    one = list(student_batches(x, y, plan, cache, 0, aug, distill_cfg()))
     assert plan["mixed"][0].any() and not plan["mixed"][0].all()
     for st, (xb, objective), (x1, objective1) in zip(views, both, one, strict=True):
         if st.mixed:
@@ -389,8 +394,8 @@ def test_student_noise_exposure_appends_noise_images_whose_softmax_is_pulled_to_
              "t_mixed": np.random.default_rng(1).normal(size=(*shape, 4)).astype(np.float16),
              "hard": np.zeros(shape, bool), "target": np.full((*shape, 4), 0.25, np.float16)}
     aug, model = BaseAug(randaugment=0), torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
-    plain = list(student_batches(x, y, plan, cache, 0, aug, "asym", distill_cfg()))
-    noisy = list(student_batches(x, y, plan, cache, 0, aug, "asym", distill_cfg(noise_exposure=2.0)))
+    plain = list(student_batches(x, y, plan, cache, 0, aug, distill_cfg()))
+    noisy = list(student_batches(x, y, plan, cache, 0, aug, distill_cfg(noise_exposure=2.0)))
     for (xp, op), (xn, on) in zip(plain, noisy, strict=True):
         n = 16 // NOISE_SHARE
         assert len(xn) == len(xp) + n and torch.equal(xn[:len(xp)], xp)

@@ -1,8 +1,11 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import f1_score, roc_auc_score
 
+from conftest import composed
 from osr.metrics import fpr_at_tpr, open_set_metrics, oscr
 from osr.scores import SCORES, Score, bank_of, energy, knn, mls, msp, needs_bank, ovr
 
@@ -44,7 +47,7 @@ def test_scores_are_higher_for_confident_logits():
 
 
 def test_score_entries_declare_their_needs_and_read_their_own_settings():
-    section = {"energy_temperature": 2.0, "knn_k": 5, "batch_size": 64}
+    section = replace(composed().evaluate, energy_temperature=2.0, knn_k=5)
     assert SCORES["energy"].settings_from(section) == {"temperature": 2.0}
     assert SCORES["knn"].settings_from(section) == {"k": 5} and SCORES["mls"].settings_from(section) == {}
     assert needs_bank(["mls", "knn"]) and not needs_bank(["msp", "mls", "energy", "ovr"])

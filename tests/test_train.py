@@ -1,20 +1,20 @@
 """The training loop's CUDA-path defects, reproduced on the CPU: resume onto another device, corrupt checkpoints,
 divergence, fp32 cosine logits under autocast, determinism flags, device-independent views, GradMix compiled."""
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 
 from conftest import ROOT
 from osr import OSRError
 from osr.augment import BaseAug
+from osr.config import load_params
 from osr.io import load_torch, save_torch
 from osr.models import CosineHead, build, init_source, load_init, model_meta
 from osr.objectives import masked, on_logits
 from osr.train import (
-    OptimConfig,
     budget_epochs,
     compile_backend,
     every_epochs,
@@ -25,7 +25,8 @@ from osr.train import (
     set_determinism,
 )
 
-OPTIM = OptimConfig.from_section(yaml.safe_load((ROOT / "params.yaml").read_text())["student"])
+PARAMS = load_params(ROOT / "params.yaml")
+OPTIM = PARAMS.student
 
 
 def tiny_model(head: str = "linear", device: str = "cpu"):
@@ -261,10 +262,10 @@ def test_keep_best_ends_with_the_best_validated_weights_and_resumes_to_them(tmp_
 
 
 def test_min_steps_raises_the_epochs_of_small_data_only():
-    section = {"epochs": 6, "batch_size": 128, "min_steps": 1000}
+    section = replace(PARAMS.student, epochs=6, batch_size=128, min_steps=1000)
     assert budget_epochs(section, 900) == 143  # 7 steps an epoch
     assert budget_epochs(section, 24_300) == 6  # 189 steps an epoch: 6 epochs are already 1134 steps
-    assert budget_epochs({**section, "min_steps": 0}, 900) == 6
+    assert budget_epochs(replace(section, min_steps=0), 900) == 6
 
 
 def test_flip_tta_makes_an_eval_model_mirror_invariant_and_leaves_training_alone():
@@ -316,12 +317,11 @@ def test_init_from_an_earlier_model_file_and_its_refusals(tmp_path):
 
 
 def test_noise_exposure_adds_noise_images_whose_softmax_is_pulled_to_uniform():
-    from osr.losses import STEP_LOSSES, DistillConfig
+    from osr.losses import STEP_LOSSES
     from osr.objectives import NOISE_SHARE
     from osr.teacher import teacher_batches
 
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    cfg = DistillConfig.from_sections(params["distill"], params["movr"])
+    cfg = PARAMS
     x, y = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8), torch.randint(0, 3, (64,))
     plain = list(teacher_batches(x, y, 0, 1, 32, BaseAug(0), STEP_LOSSES["ce"], cfg, noise=0.0))
     noisy = list(teacher_batches(x, y, 0, 1, 32, BaseAug(0), STEP_LOSSES["ce"], cfg, noise=2.0))

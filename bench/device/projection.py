@@ -7,17 +7,18 @@ import os
 import statistics
 import time
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
-from bench.common import ROOT, sync
+from bench.common import sync
 from bench.device.plan import Clock
+from bench.device.profiles import profile_params
 from bench.device.training import student_stage, teacher_stage
-from osr.compose import compose_conf
-from osr.config import validate
+from osr.config import Params, validate
 from osr.data import normalise, split_classes
 from osr.io import atomic_path, load_npz, save_npz
 from osr.machine import device_name
@@ -48,11 +49,11 @@ def inside(folder: Path):
         os.chdir(old)
 
 
-def check_params(args, dev: torch.device, backend: str | None) -> dict:
-    """The profile's params (composed without Hydra) for the check: --epochs per model, the device, the compile
+def check_params(args, dev: torch.device, backend: str | None) -> Params:
+    """The profile's params (bench/device/profiles.yaml) for the check: --epochs per model, the device, the compile
     backend, a validation and checkpoint after every epoch (the deadline is checked there) and no bootstrap
     intervals in evaluate; then --set overrides."""
-    p = compose_conf(ROOT / "conf", profile=args.profile)
+    p = profile_params(args.profile)
     p["base"]["device"] = dev.type
     p["evaluate"]["bootstrap"] = 0
     for role in ("teacher", "student"):
@@ -82,13 +83,13 @@ def write_raw(npz: Path, limit: int) -> None:
     save_npz(RAW, **normalise("cifar10", {"cifar10": {**parts, "classes": z["classes"]}}))
 
 
-def write_manifest(p: dict) -> None:
+def write_manifest(p: Params) -> None:
     """The split stage without its great-expectations validation."""
     raw = load_npz(RAW)
-    s = p["split"]
-    known, unknown = split_classes(p["data"]["benchmark"], s["index"], raw["y_test"])
-    df = make_manifest(raw["y_train"], raw["y_test"], known, unknown, float(s["val_fraction"]), p["base"]["seed"],
-                       s["train_per_class"], s["test_per_class"], tuple(raw["x_train"].shape[1:]),
+    s = p.split
+    known, unknown = split_classes(p.data.benchmark, s.index, raw["y_test"])
+    df = make_manifest(raw["y_train"], raw["y_test"], known, unknown, s.val_fraction, p.base.seed,
+                       s.train_per_class, s.test_per_class, tuple(raw["x_train"].shape[1:]),
                        str(raw["x_train"].dtype))
     with atomic_path(MANIFEST) as tmp:
         df.to_csv(tmp, index=False)
@@ -98,7 +99,7 @@ def stage_main(name: str):
     return __import__(f"stages.{name}", fromlist=["main"]).main
 
 
-def stage_runner(name: str, args, p: dict, dev: torch.device, clock: Clock, end: float):
+def stage_runner(name: str, args, p: Params, dev: torch.device, clock: Clock, end: float):
     """The callable that runs stage `name` now; the training stages get their deadline when they start."""
     if name == "download":
         return lambda: write_raw(args.data, args.per_class)
@@ -111,7 +112,7 @@ def stage_runner(name: str, args, p: dict, dev: torch.device, clock: Clock, end:
     return stage_main(name)
 
 
-def run_stages(args, p: dict, dev: torch.device, clock: Clock, end: float, out: dict, save, every: dict) -> None:
+def run_stages(args, p: Params, dev: torch.device, clock: Clock, end: float, out: dict, save, every: dict) -> None:
     """Every stage in order until one would start with less than `reserve_s` left before `end` (seconds since
     the start); the rest are marked skipped. Rows: seconds, and for training stages the per-epoch times and the
     validations of a 200-epoch run (`every`: the profile's checkpoint_every per role)."""
@@ -136,16 +137,15 @@ def projection(args, dev: torch.device, backend: str | None, work: Path, clock: 
                save) -> dict:
     """Run the stages (`run_stages`) and project what finished; returns the params it ran."""
     p = check_params(args, dev, backend)
-    profile = compose_conf(ROOT / "conf", profile=args.profile)
-    out.update(profile=args.profile, epochs_asked={r: p[r]["epochs"] for r in ROLES.values()},
-               epochs_projected=PAPER_EPOCHS,
-               teacher=f"{p['teacher']['arch']} w{p['teacher']['width']}",
-               student=f"{p['student']['arch']} w{p['student']['width']}", batch=p["teacher"]["batch_size"],
+    profile = profile_params(args.profile)
+    out.update(profile=args.profile, epochs_asked={r: getattr(p, r).epochs for r in ROLES.values()},
+               epochs_projected=PAPER_EPOCHS, teacher=f"{p.teacher.arch} w{p.teacher.width}",
+               student=f"{p.student.arch} w{p.student.width}", batch=p.teacher.batch_size,
                device=device_name(dev), stages={})
     with inside(work):
-        Path("params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+        Path("params.yaml").write_text(yaml.safe_dump(asdict(p), sort_keys=False))
         run_stages(args, p, dev, clock, end, out, save, {r: profile[r]["checkpoint_every"] for r in ROLES.values()})
-    out["projected_seconds"] = project(out["stages"], int(p["student"]["epochs"]))  # the plan's epochs
+    out["projected_seconds"] = project(out["stages"], p.student.epochs)  # the plan's epochs
     total, partial = out["projected_seconds"]["total"], out["projected_seconds"]["missing"]
     out["target_split0_le_480s"] = {"projected_s": total, "met": None if partial else total <= TARGET_S}
     return p
