@@ -10,7 +10,7 @@ export OSR_DATA_MIRROR ?= $(abspath $(CURDIR)/../shared/datasets)
 export DVC_NO_ANALYTICS=1 ITERATIVE_DO_NOT_TRACK=1 DO_NOT_TRACK=1 \
        PREFECT_SERVER_ANALYTICS_ENABLED=false GX_ANALYTICS_ENABLED=false
 
-.PHONY: help install run lint test test-fast bench frontier recipes own-folder device-rehearsal exp dry exps suite ablation confirm report serve tune deploy worker grid dashboard diff clean
+.PHONY: help install run restore lint test test-fast bench frontier recipes own-folder device-rehearsal exp dry exps suite ablation confirm report serve tune deploy worker grid dashboard diff clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 18
@@ -27,6 +27,9 @@ $(STAMP): pyproject.toml
 run: install  ## dvc repro: the pipeline on the profile in params.yaml (quick by default), then a summary
 	$(BIN)/dvc repro
 	@$(BIN)/python -m cli.summary
+
+restore: install  ## after a failed dvc repro: every output dvc.lock records, back in place (docs/dvc.md)
+	$(BIN)/python -m cli.restore
 
 lint: install  ## ruff: pycodestyle, pyflakes, import order, pyupgrade (config in pyproject.toml; CI runs it first)
 	$(BIN)/ruff check .

@@ -1,6 +1,8 @@
 """Bad input: each case is a one-line error naming the file or parameter, a non-zero exit, no partial output."""
 from __future__ import annotations
 
+import hashlib
+import os
 import resource
 import shutil
 import signal
@@ -240,6 +242,32 @@ def test_a_stage_that_fails_leaves_every_previous_output(tiny_repro, tmp_path, h
     assert "Traceback" not in res.stderr
     assert _outputs(proj) == before
     assert not [p for p in proj.rglob("*.tmp*") if ".git" not in p.parts]
+
+
+def _contents(proj: Path) -> dict[str, str]:
+    """md5 of every file under data/ and reports/ (a restored file is a new file with the old bytes)."""
+    return {str(f.relative_to(proj)): hashlib.md5(f.read_bytes()).hexdigest()
+            for top in ("data", "reports") for f in (proj / top).rglob("*") if f.is_file()}
+
+
+def test_a_stage_failing_under_dvc_repro_loses_nothing_that_restore_cannot_put_back(tiny_repro, tmp_path):
+    """Under `dvc repro`, DVC removes a stage's outputs before its command runs, the uncached metrics and plots
+    included: when the command then fails on write, `python -m cli.restore` puts back every output dvc.lock records,
+    byte for byte (cached ones by `dvc checkout`, the others from the copies DVC's run-cache keeps)."""
+    proj = clone(tiny_repro, tmp_path / "proj")
+    before = _contents(proj)
+    _params(evaluate__bootstrap=7)(proj)  # evaluate and export rerun
+    wrapper = tmp_path / "bin" / "python"  # the stages' python, with a 40 KiB file-size limit; DVC's own is not
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nulimit -f 40\nexec "{Path(venv_env()["PATH"].split(os.pathsep)[0])}/python" "$@"\n')
+    wrapper.chmod(0o755)
+    env = venv_env()
+    res = sh(["dvc", "repro"], proj, check=False, timeout=600, env={**env, "PATH": f"{wrapper.parent}:{env['PATH']}"})
+    assert res.returncode != 0 and "cannot write (File too large)" in res.stderr, res.stderr[-2000:]
+    lost = sorted(set(before) - set(_contents(proj)))
+    assert {"reports/metrics.json", "reports/plots/roc.json", "data/eval/scores.npz"} <= set(lost)
+    res = sh(["python", "-m", "cli.restore"], proj, timeout=300)
+    assert res.stdout.startswith("restore: dvc checkout, then ") and _contents(proj) == before, res.stdout
 
 
 def test_a_teacher_whose_logits_overflow_the_fp16_cache_is_refused(tiny_repro, tmp_path):
