@@ -13,8 +13,9 @@ import argparse
 import os
 import sys
 
-from cli import dvc_executable, guarded
+from cli import guarded
 from cli.compose import compose
+from cli.tools import dvc_executable
 from osr import OSRError
 from osr.config import PARAMS_FILE, validate
 from osr.sizes import check_sizes

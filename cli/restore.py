@@ -17,7 +17,8 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from cli import dvc, entry_point
+from cli import entry_point
+from cli.tools import dvc
 from osr import OSRError
 from osr.config import read_yaml
 from osr.io import atomic_path

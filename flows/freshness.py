@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli import dvc_json
 from cli.compose import leaves
+from cli.tools import dvc_json
 from osr import OSRError
 from osr.config import ParamsLoader, read_yaml
 

@@ -35,7 +35,7 @@ from prefect.artifacts import create_table_artifact
 if __package__ in (None, ""):  # loaded by a worker as flows/suite_pool.py: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli import dvc, git  # noqa: E402
+from cli.tools import dvc, git  # noqa: E402
 from osr import OSRError  # noqa: E402
 from study.grid import DEFAULT_SEED, Cell, grid  # noqa: E402
 from study.suite import add_grid_args, cell_env, grid_spec  # noqa: E402

@@ -6,7 +6,12 @@ import os
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from osr import OSRError  # noqa: E402
 
 
 def manifest_expectations(known: list[int], unknown: list[int]) -> list:
@@ -99,3 +104,21 @@ def class_expectations(need_train: int) -> list:
     return [e.ExpectColumnValuesToBeBetween(column="train", min_value=need_train,
                                             row_condition='role == "known"', condition_parser="pandas"),
             e.ExpectColumnValuesToBeBetween(column="test", min_value=1)]
+
+
+def check_class_counts(y_train: np.ndarray, y_test: np.ndarray, known: list[int], unknown: list[int],
+                       val_fraction: float, class_names: list[str], where: str) -> None:
+    """Refuse (one line naming `<where>/<class>`) a class with fewer images than the split needs: a known class
+    needs enough training images that the stratified validation split gets one of each (at least two), every
+    class one test image. Checked by the great-expectations suite `class_expectations`."""
+    need = max(2, math.ceil(round(1 / val_fraction, 6)))
+    classes = known + unknown
+    df = pd.DataFrame({"role": ["known"] * len(known) + ["unknown"] * len(unknown),
+                       "train": np.bincount(y_train, minlength=len(class_names))[classes],
+                       "test": np.bincount(y_test, minlength=len(class_names))[classes]})
+    failure = first_failure("classes", df, class_expectations(need))
+    if failure:
+        part, row = failure
+        needed = f"{need} (split.val_fraction {val_fraction})" if part == "train" else "1"
+        raise OSRError(f"{where}/{class_names[classes[row]]}: {df[part][row]} {part} images, the split needs "
+                       f"{needed}")

@@ -1,7 +1,6 @@
 """The split manifest: one row per image with its role (train / val / test) and remapped label."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from osr import OSRError
-from osr.expectations import class_expectations, first_failure
 from osr.io import load_npz
 from osr.paths import MANIFEST, RAW
 
@@ -47,24 +45,6 @@ def train_class_sizes(class_sizes: dict[int, int], known: list[int], val_fractio
     tr, _ = _train_val(y, known, val_fraction, seed, train_per_class, np.random.default_rng(seed))
     classes, counts = np.unique(y[tr], return_counts=True)
     return dict(zip(classes.tolist(), counts.tolist()))
-
-
-def check_class_counts(y_train: np.ndarray, y_test: np.ndarray, known: list[int], unknown: list[int],
-                       val_fraction: float, class_names: list[str], where: str) -> None:
-    """Refuse (one line naming `<where>/<class>`) a class with fewer images than the split needs: a known class
-    needs enough training images that the stratified validation split gets one of each (at least two), every
-    class one test image. Checked by the great-expectations suite `class_expectations`."""
-    need = max(2, math.ceil(round(1 / val_fraction, 6)))
-    classes = known + unknown
-    df = pd.DataFrame({"role": ["known"] * len(known) + ["unknown"] * len(unknown),
-                       "train": np.bincount(y_train, minlength=len(class_names))[classes],
-                       "test": np.bincount(y_test, minlength=len(class_names))[classes]})
-    failure = first_failure("classes", df, class_expectations(need))
-    if failure:
-        part, row = failure
-        needed = f"{need} (split.val_fraction {val_fraction})" if part == "train" else "1"
-        raise OSRError(f"{where}/{class_names[classes[row]]}: {df[part][row]} {part} images, the split needs "
-                       f"{needed}")
 
 
 def make_manifest(y_train: np.ndarray, y_test: np.ndarray, known: list[int], unknown: list[int],

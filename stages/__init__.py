@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from importlib.machinery import ModuleSpec
 
-SHARED = frozenset({"__init__", "common", "training"})  # the modules that are not stages: what stages share
+SHARED = frozenset({"__init__", "common", "reports", "training"})  # the modules that are not stages: what stages share
 
 
 def stage_parser(name: str, doc: str | None) -> argparse.ArgumentParser:

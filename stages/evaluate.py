@@ -21,7 +21,8 @@ from osr.plots import histogram_rows, roc_curves, roc_points, score_histograms, 
 from osr.scores import needs_bank
 from osr.split import load_split
 from osr.train import resolve_device, set_determinism
-from stages.common import run, write_report
+from stages.common import run
+from stages.reports import write_report
 
 # the leaves of the report that go to reports/metrics.json (dotted names, a regex); {headline}: the headline score
 QUALITY = r"info\..+|(teacher|student)\.test\.(acc|{headline}\.(auroc|auroc_ci95|oscr|fpr95))"

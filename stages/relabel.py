@@ -18,7 +18,8 @@ from osr.paths import CACHE, PLAN, PLAN_KEYS, TEACHER
 from osr.relabel import relabel_stats, relabel_targets, teacher_outputs, unread_outputs
 from osr.split import load_split
 from osr.train import deterministic_kernels, precision, resolve_device
-from stages.common import run, write_report
+from stages.common import run
+from stages.reports import write_report
 
 QUALITY = "hard_fraction"  # reports/relabel.json; the settings and the rest of the statistics are diagnostics
 

@@ -7,11 +7,12 @@ answer_help(__name__, __spec__, __doc__)  # --help answers here, before the impo
 from osr import OSRError
 from osr.config import load_params
 from osr.data import benchmark, check_arrays, split_classes
-from osr.expectations import validate_manifest
+from osr.expectations import check_class_counts, validate_manifest
 from osr.io import atomic_path, diagnostic_rows, load_npz
 from osr.paths import MANIFEST, RAW
-from osr.split import check_class_counts, make_manifest
-from stages.common import run, write_diagnostics
+from osr.split import make_manifest
+from stages.common import run
+from stages.reports import write_diagnostics
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cli import dvc_json
+from cli.tools import dvc_json
 from osr.io import diagnostics_tree, merged, read_json
 from study.grid import parse_name
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import psutil
 from tqdm import tqdm
 
-from cli import dvc, dvc_executable, fail
+from cli import fail
+from cli.tools import dvc, dvc_executable
 from osr import OSRError
 from osr.paths import MIRROR_ENV, mirror_dir
 from study import spec as study_spec

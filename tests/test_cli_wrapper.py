@@ -1,7 +1,8 @@
 """cli: the one-line error wrapper and the dvc subprocess every entry point shares."""
 import pytest
 
-from cli import dvc, dvc_json, entry_point, fail, guarded
+from cli import entry_point, fail, guarded
+from cli.tools import dvc, dvc_json
 from osr import OSRError
 
 

@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-import stages.common
+import stages.reports
 from osr.io import diagnostic_rows, diagnostics_tree, merged
-from stages.common import write_report
 from stages.evaluate import QUALITY
 from stages.relabel import QUALITY as RELABEL_QUALITY
+from stages.reports import write_report
 
 SCORES = ("msp", "mls", "energy", "ovr", "knn")
 
@@ -53,7 +53,7 @@ def test_a_list_of_dicts_comes_back_keyed_by_position():
 
 @pytest.mark.parametrize("headline", ["mls", "energy"])
 def test_evaluate_metrics_hold_accuracy_and_the_headline_score_only(tmp_path, monkeypatch, headline):
-    monkeypatch.setattr(stages.common, "REPORTS", tmp_path)
+    monkeypatch.setattr(stages.reports, "REPORTS", tmp_path)
     write_report("evaluate", "metrics.json", REPORT, QUALITY.format(headline=headline))
     quality = json.loads((tmp_path / "metrics.json").read_text())
     rows = json.loads((tmp_path / "diagnostics" / "evaluate.json").read_text())
@@ -67,7 +67,7 @@ def test_evaluate_metrics_hold_accuracy_and_the_headline_score_only(tmp_path, mo
 
 
 def test_relabel_metric_is_the_hard_fraction(tmp_path, monkeypatch):
-    monkeypatch.setattr(stages.common, "REPORTS", tmp_path)
+    monkeypatch.setattr(stages.reports, "REPORTS", tmp_path)
     report = {"teacher_pass": True, "hard_fraction": 0.13, "hard_fraction_per_epoch": [0.12, 0.14],
               "mixed_samples": 4096, "teacher_raw_view_acc": 0.9, "rule": "threshold", "threshold": 0.5,
               "smoothing": 0.0}

@@ -14,7 +14,7 @@ from conftest import ROOT, compose, composed, needs_mirror, sh, venv_env, write_
 from osr import OSRError
 from osr.config import Data, Split
 from osr.data import check_arrays, load, split_classes
-from osr.split import check_class_counts
+from osr.expectations import check_class_counts
 
 pytestmark = needs_mirror
 

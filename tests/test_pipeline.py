@@ -202,3 +202,16 @@ def test_same_seed_twice_gives_identical_metrics(tiny_repro, tmp_path):
     out = sh(["dvc", "repro", "-f", "--downstream", "train_teacher"], proj).stdout
     assert {"train_teacher", "relabel", "distill", "evaluate"} <= ran_stages(out)
     assert (proj / "reports/metrics.json").read_text() == (tiny_repro / "reports/metrics.json").read_text()
+
+
+@pytest.mark.parametrize("module,spared", [("osr/expectations.py", "train_teacher"), ("osr/models.py", "split")])
+def test_a_comment_in_a_library_module_reruns_only_the_stages_that_import_it(tiny_repro, tmp_path, module, spared):
+    """`dvc status` after a comment is appended to `module`: exactly the stages whose code imports it (dvc.yaml's
+    generated deps, tests/test_dvc_deps.py) are changed, the others are up to date."""
+    proj = clone(tiny_repro, tmp_path / "proj")
+    path = proj / module
+    path.unlink()  # the clone's files may be links to the baseline's
+    path.write_text((tiny_repro / module).read_text() + "# a comment\n")
+    changed = set(json.loads(sh(["dvc", "status", "--json"], proj).stdout))
+    stages = yaml.safe_load((proj / "dvc.yaml").read_text())["stages"]
+    assert changed == {name for name, s in stages.items() if module in s["deps"]} and spared not in changed
