@@ -3,6 +3,7 @@ import json
 import math
 import shlex
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from conftest import ROOT, clone, compose, needs_mirror
+from conftest import ROOT, clone, compose, composed, needs_mirror
+from osr.config import load_params
 
 pytestmark = [needs_mirror, pytest.mark.slow]
 
@@ -191,7 +193,7 @@ def _replay(command: str, proj: Path) -> dict:
 def _trial_config(proj: Path, params: dict) -> dict:
     from flows.tune_asym import trial_config
 
-    return trial_config(yaml.safe_load((proj / "params.yaml").read_text()), params)
+    return asdict(trial_config(load_params(proj / "params.yaml"), params))
 
 
 @pytest.mark.parametrize("study_overrides", [
@@ -202,14 +204,14 @@ def test_best_command_replays_the_studys_whole_config(study_overrides, tmp_path)
     """DVC recomposes conf/'s defaults on every -S: the command must carry profile, benchmark, split, ..."""
     from flows.tune_asym import best_command, trial_config
 
-    study_params = compose(ROOT / "conf", study_overrides)
+    study_params = composed(study_overrides)
     best = {"tau": 3.7, "threshold": 0.25, "smoothing": 0.125}
     cmd = shlex.join(best_command("s", best, study_params, ROOT / "conf"))
     assert cmd.startswith("dvc exp run -n s-best -S ")
     replayed = _replay(cmd, ROOT)
-    assert replayed == trial_config(study_params, best)
+    assert replayed == asdict(trial_config(study_params, best))
     assert replayed["distill"]["tau"] == 3.7 and isinstance(replayed["distill"]["tau"], float)
-    assert replayed["base"]["profile"] == study_params["base"]["profile"]
+    assert replayed["base"]["profile"] == study_params.base.profile
 
 
 def _edit(proj: Path, section: str, key: str, value) -> None:
@@ -310,7 +312,7 @@ def test_history_plot_names_the_metric_and_numbers_trials_in_integers(mode, tmp_
         study.tell(t, [0.5 + i / 10, 0.6 + i / 10] if mode == "multi" else 0.6 + i / 10)
     saved = {}
     monkeypatch.setattr(Figure, "savefig", lambda self, path, **kw: saved.setdefault(Path(path).name, self))
-    report = write_reports(study, mode, tmp_path, {}, compose(ROOT / "conf", ["profile=tiny"]))
+    report = write_reports(study, mode, tmp_path, {}, composed(["profile=tiny"]))
     assert report["metric_names"] == metric_names(mode)
     ax = saved["history.png"].axes[0]
     assert ax.get_ylabel() == "proxy AUROC"
