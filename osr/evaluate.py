@@ -13,8 +13,8 @@ from osr.split import SplitTensors
 from osr.train import predict
 
 
-def evaluate_model(model: torch.nn.Module, data: SplitTensors, section: Evaluate,
-                   seed: int = 0, name: str = "model") -> tuple[dict, dict[str, np.ndarray]]:
+def evaluate_model(model: torch.nn.Module, data: SplitTensors, section: Evaluate, seed: int,
+                   name: str) -> tuple[dict, dict[str, np.ndarray]]:
     """Metrics dict and per-sample test scores. Known = label >= 0 (positive), unknown = label -1.
 
     `section` is params.yaml's `evaluate` section: `scores`, `batch_size`, `jacobian_samples`, `bootstrap` and each

@@ -30,7 +30,7 @@ def _auroc(s_known: np.ndarray, s_unknown: np.ndarray) -> float:
     return float(roc_auc_score(np.r_[np.ones(len(s_known)), np.zeros(len(s_unknown))], np.r_[s_known, s_unknown]))
 
 
-def auroc_ci95(s_known: np.ndarray, s_unknown: np.ndarray, resamples: int = 1000, seed: int = 0) -> list[float]:
+def auroc_ci95(s_known: np.ndarray, s_unknown: np.ndarray, resamples: int, seed: int) -> list[float]:
     """95 % percentile-bootstrap interval of the AUROC over the test images (knowns and unknowns resampled
     separately, so each resample keeps the test set's known/unknown ratio)."""
     res = bootstrap((s_known, s_unknown), _auroc, n_resamples=resamples, vectorized=False, paired=False,

@@ -76,8 +76,8 @@ class KnnHead(nn.Module):
 class CifarResNet(ResNet):
     """torchvision's ResNet, built with the CIFAR stem and stage widths (w, 2w, 4w, 8w)."""
 
-    def __init__(self, arch: str, num_classes: int, width: int = 64, in_channels: int = 3,
-                 mean: tuple[float, ...] = (0.5,), std: tuple[float, ...] = (0.5,), head: str = "linear",
+    def __init__(self, arch: str, num_classes: int, width: int, in_channels: int, mean: tuple[float, ...],
+                 std: tuple[float, ...], head: str = "linear",
                  scale: float = 1.0, rotation: bool = False, flip_tta: bool = False, projection: int = 0,
                  bank: int = 0, knn_k: int = 0):
         if arch not in ARCHS:

@@ -46,7 +46,7 @@ def mls(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None
 
 
 def energy(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None, *,
-           temperature: float = 1.0) -> torch.Tensor:
+           temperature: float) -> torch.Tensor:
     """Negative free energy T * logsumexp(z / T) (arXiv 2010.03759)."""
     t = float(temperature)
     return t * torch.logsumexp(z / t, 1)
@@ -62,7 +62,7 @@ def ovr(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None
     return -u
 
 
-def knn(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None, *, k: int = 3,
+def knn(z: torch.Tensor, f: torch.Tensor | None = None, bank: Bank | None = None, *, k: int,
         chunk: int = 1024) -> torch.Tensor:
     """GradMix's kNN score: s_c = sum of the top-K cosines to class c's training features, normalised over
     classes; the score is max_c s_c (`osr.knn`). On a contrastive model the features are its projection."""

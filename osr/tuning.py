@@ -243,8 +243,10 @@ def load_tune_data(project: str | Path, proxy_size: int = 500, proxy_seed: int =
 
 # ------------------------------------------------------------------------------------------ one trial
 
-def measure(model: torch.nn.Module, td: TuneData, batch_size: int = 512) -> dict[str, float]:
-    """Closed-set accuracy on val and the proxy AUROC of the MLS score (val knowns vs proxy unknowns)."""
+def measure(model: torch.nn.Module, td: TuneData) -> dict[str, float]:
+    """Closed-set accuracy on val and the proxy AUROC of the MLS score (val knowns vs proxy unknowns), in batches of
+    evaluate.batch_size."""
+    batch_size = td.params.evaluate.batch_size
     zv = predict(model, td.data.x["val"], batch_size)
     y = td.data.y["val"].cpu().numpy()
     pred = zv.argmax(1).cpu().numpy()

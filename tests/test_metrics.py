@@ -37,9 +37,10 @@ def test_fpr95_and_open_set_metrics_ranges():
 
 def test_scores_are_higher_for_confident_logits():
     z = torch.tensor([[5.0, 0.0, 0.0], [0.5, 0.4, 0.3]])
+    settings = composed().evaluate
     for name, score in SCORES.items():
         if not score.needs_bank:
-            s = score(z)
+            s = score(z, **score.settings_from(settings))
             assert s[0] > s[1], name
     assert msp(z)[0].item() == pytest.approx(torch.softmax(z[0], 0).max().item())
     assert mls(z).tolist() == [5.0, 0.5]
@@ -77,7 +78,7 @@ def test_knn_score_sums_topk_cosines_per_class_and_normalises():
     assert s[0].item() == pytest.approx(s0.item(), rel=1e-6)
     assert s[0] > s[1] and s[1].item() == pytest.approx(0.5, abs=1e-6)  # the diagonal query is equidistant
     with pytest.raises(ValueError, match="bank"):
-        knn(torch.zeros(2, 2), q)
+        knn(torch.zeros(2, 2), q, k=2)
 
 
 def test_jacobian_norm_matches_the_exact_frobenius_norm_of_a_linear_map():
