@@ -15,9 +15,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from cli import entry_point
 from osr import OSRError
 from osr.io import atomic_path, write_json
-from stages.common import run
 from study.ablation import places, study
 from study.aggregate import aggregate, run_time
 from study.experiments import EXP_SHOW, archived, exp_show, record_of, rows_from_archive, rows_from_exp_show
@@ -90,4 +90,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main, PARSER)
+    entry_point(main, PARSER)

@@ -36,15 +36,16 @@ def module_file(module: str) -> Path | None:
     return None
 
 
-def imported_files(path: Path) -> set[Path]:
-    """Project files `path` imports directly, with the packages they sit in (`from osr import data` included)."""
+def imported_files(path: Path, packages: tuple[str, ...] = PACKAGES) -> set[Path]:
+    """Project files of `packages` that `path` imports directly, with the packages they sit in (`from osr import
+    data` included)."""
     modules = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             modules |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             modules |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-    parts = [m.split(".") for m in modules if m.split(".")[0] in PACKAGES]
+    parts = [m.split(".") for m in modules if m.split(".")[0] in packages]
     found = {module_file(".".join(p[:i])) for p in parts for i in range(1, len(p) + 1)}
     return found - {None}
 
@@ -197,3 +198,17 @@ if __name__ == "__main__":  # PYTHONPATH=. python tests/test_dvc_deps.py [--writ
         (ROOT / "dvc.yaml").write_text(with_code_deps((ROOT / "dvc.yaml").read_text()))
     for name in STAGES:
         print(f"{name}:\n" + "".join(f"      - {d}\n" for d in code_deps(name)))
+
+
+# what each package may import besides itself: the library nothing else, the stages and the study the library and
+# the command-line runner, the flows also the study
+MAY_IMPORT = {"osr": set(), "cli": {"osr"}, "stages": {"osr", "cli"}, "study": {"osr", "cli"},
+              "flows": {"osr", "cli", "study"}}
+
+
+@pytest.mark.parametrize("package", sorted(MAY_IMPORT))
+def test_packages_import_only_what_they_sit_on(package):
+    """No import runs back up or sideways: the study reads experiments, it does not run stage code."""
+    for f in sorted((ROOT / package).rglob("*.py")):
+        reached = {p.relative_to(ROOT).parts[0] for p in imported_files(f, (*MAY_IMPORT, "bench"))} - {package}
+        assert reached <= MAY_IMPORT[package], f"{f.relative_to(ROOT)} imports {sorted(reached - MAY_IMPORT[package])}"
