@@ -213,3 +213,22 @@ def test_the_own_folder_figures_are_the_committed_report():
             r["export"]["chosen_because"], compared["export"]["chosen_because"])
     for row in rows:
         assert row in text, row
+
+
+GRADMIX_ROWS = {  # docs/methods.md's row -> (the archived experiment, its model)
+    "GradMix as published (`teacher.loss=gradmix_con`)": ("quick-cifar10-s0-ce-none-tgradmix_con+no_noise", "teacher"),
+    "CE adaptation (`augment.method=gradmix`)": ("quick-cifar10-s0-ce-gradmix+no_noise+s_e10", "student"),
+    "CE without mixing (that run's teacher)": ("quick-cifar10-s0-ce-gradmix+no_noise+s_e10", "teacher"),
+}
+
+
+def test_the_gradmix_table_is_the_archived_experiments():
+    expected = []
+    for label, (name, role) in GRADMIX_ROWS.items():
+        t = json.loads((ROOT / "reports/experiments" / f"{name}.json").read_text())["metrics"][role]["test"]
+        (lo, hi), mls = t["mls"]["auroc_ci95"], t["mls"]
+        auroc = f"{100 * mls['auroc']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+        expected.append(f"| {label} | {100 * t['acc']:.1f} | {auroc} | {100 * mls['oscr']:.1f} |")
+    table = [line for line in block(ROOT / "docs/methods.md", "gradmix").splitlines() if line.startswith("| ")]
+    assert table[1:] == expected
+
