@@ -4,7 +4,7 @@ turn the default composition into a given params dict, so a printed `dvc exp run
 DVC recomposes the defaults of conf/config.yaml on every `-S`, so a command that carries only some keys replays
 them on the default profile and benchmark: `overrides_for` emits the group choices (profile, benchmark) and
 every leaf that differs from what those groups compose. Hydra is imported only when composing, so importing this
-module needs no Hydra (a machine without it gets its params composed here: bench/device/profiles.yaml).
+module needs no Hydra (a machine without it reads the compositions committed in tests/golden/compositions.yaml).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import torch
 
 from osr import OSRError
 from osr.augment import MIXERS, BaseAug, PlannedStep, noise_images, planned_steps, to_float
-from osr.config import Params, Relabel
+from osr.config import Params
 from osr.losses import STEP_LOSSES, Step, StepLoss, both_views, relabel_decision
 from osr.models import load_init, new_model
 from osr.objectives import NOISE_SHARE, logits_objective, masked, noise_exposed
@@ -46,7 +46,7 @@ def masked_step_loss(st: PlannedStep, step_loss: StepLoss, p: Params, t_raw: tor
         if teacher is not None:
             with torch.no_grad():
                 t_m = teacher(x_m).float()
-            r: Relabel = p.relabel
+            r = p.relabel
             hard, target = relabel_decision(t_m, st.y, st.y, st.lam, r.rule, r.threshold, r.smoothing)
         return step_loss(z_m, Step(y=st.y, mixed=True, partner=ident, lam=st.lam, t_raw=t_raw, t_mixed=t_m,
                                    hard=hard, target=target), p)

@@ -90,9 +90,9 @@ def _step_loss_run(p: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[dict, C
     aug, noise = BaseAug(randaugment=t.randaugment), t.noise_exposure
     if noise and loss.rotation(p.movr) > 0:
         raise OSRError("teacher.noise_exposure: not combined with the m-OvR rotation head; set movr.rotation=0")
-    return loss.head(p.movr), lambda epoch: teacher_batches(x, y, epoch, p.base.seed, t.batch_size, aug, loss, p,
-                                                            noise), \
-        {s: asdict(getattr(p, s)) for s in loss.settings}
+    def batches(epoch: int) -> Iterator[Batch]:
+        return teacher_batches(x, y, epoch, p.base.seed, t.batch_size, aug, loss, p, noise)
+    return loss.head(p.movr), batches, {s: asdict(getattr(p, s)) for s in loss.settings}
 
 
 def train_teacher(data: SplitTensors, p: Params, *, ckpt_path: Path, inputs: tuple[Path, ...],

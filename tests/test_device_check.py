@@ -154,9 +154,3 @@ def test_out_folder_is_checked_against_the_return_limits(tmp_path):
     assert "big.bin: 17.0 MiB, over 16 MiB" in found and "10 files, over 8" in found
     assert main([str(tmp_path)]) == 1
 
-
-def test_the_profiles_the_check_reads_are_hydras_composition():
-    """The GPU host has no Hydra: the check reads bench/device/profiles.yaml, composed here and kept current."""
-    from bench.device.profiles import FILE, composed, profile_params
-    assert {name: profile_params(name) for name in composed()} == composed(), \
-        f"{FILE} is stale: python -m bench.device.profiles"

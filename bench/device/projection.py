@@ -14,11 +14,10 @@ import numpy as np
 import torch
 import yaml
 
-from bench.common import sync
+from bench.common import ROOT, sync
 from bench.device.plan import Clock
-from bench.device.profiles import profile_params
 from bench.device.training import student_stage, teacher_stage
-from osr.config import Params, validate
+from osr.config import Params, read_yaml, validate
 from osr.data import normalise, split_classes
 from osr.io import atomic_path, load_npz, save_npz
 from osr.machine import device_name
@@ -30,6 +29,15 @@ PAPER_EPOCHS = 200
 STAGES = ("download", "split", "augment", "train_teacher", "relabel", "distill", "evaluate")
 ROLES = {"train_teacher": "teacher", "distill": "student"}
 TARGET_S = 480  # the performance goal: split 0 of the paper profile in 8 minutes
+# every profile's composition and every benchmark's data section, kept equal to Hydra's by tests/test_config.py:
+# the GPU host has no Hydra, so the check reads its profiles there
+COMPOSITIONS = ROOT / "tests" / "golden" / "compositions.yaml"
+
+
+def profile_params(name: str) -> dict:
+    """Profile `name` on CIFAR-10, as Hydra composes it (`COMPOSITIONS`)."""
+    golden = read_yaml(COMPOSITIONS)
+    return {**golden["profiles"][name], "data": golden["benchmarks"]["cifar10"]}
 
 
 def projection_json(profile: str) -> str:
@@ -50,7 +58,7 @@ def inside(folder: Path):
 
 
 def check_params(args, dev: torch.device, backend: str | None) -> Params:
-    """The profile's params (bench/device/profiles.yaml) for the check: --epochs per model, the device, the compile
+    """The profile's params (`profile_params`) for the check: --epochs per model, the device, the compile
     backend, a validation and checkpoint after every epoch (the deadline is checked there) and no bootstrap
     intervals in evaluate; then --set overrides."""
     p = profile_params(args.profile)

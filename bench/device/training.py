@@ -55,8 +55,8 @@ def stopped_meta(section: Network, p: Params, data: SplitTensors, loss: str) -> 
 
 def finish(stage: str, role: str, path, p: Params, dev: torch.device, result, stop: EpochDeadline) -> dict:
     """Write the stage's outputs from a finished (`result`) or stopped (None) run; its row of timings."""
-    history = result[2] if result else stop.rows
-    write_model(stage, role, path, p, dev, *(result or (stop.model, stop.meta, stop.rows)))
+    model, meta, history = result or (stop.model, stop.meta, stop.rows)
+    write_model(stage, role, path, p, dev, model, meta, history)
     row = {"epoch_seconds": [h["seconds"] for h in history],
            "callback_seconds": [h["seconds_callback"] for h in history if "seconds_callback" in h]}
     if not result:
