@@ -19,12 +19,13 @@ from cli import entry_point
 from osr import OSRError
 from osr.io import atomic_path, write_json
 from study.ablation import places, study
+from study.ablation_page import ablation_markdown
 from study.aggregate import aggregate, run_time
 from study.experiments import EXP_SHOW, archived, exp_show, record_of, rows_from_archive, rows_from_exp_show
 from study.families import claims_table, confirmatory_study, held_out
 from study.figures import jacobian_scatter, scale_figure, study_figure, two_sides_figure
 from study.grid import NAME_PATTERN
-from study.markdown import ablation_markdown, claims_markdown, suite_markdown
+from study.suite_page import claims_markdown, suite_markdown
 
 PARSER = argparse.ArgumentParser(prog="python -m study.report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -3,6 +3,7 @@ import pytest
 from scipy import stats
 
 from study.ablation import study
+from study.ablation_page import ablation_markdown
 from study.aggregate import aggregate
 from study.answer import basis, estimate
 from study.claims import compare, load_claims, values_by_split
@@ -10,9 +11,9 @@ from study.experiments import rows_from_archive
 from study.families import claims_table
 from study.figures import scale_figure, spread_labels
 from study.grid import Cell
-from study.markdown import ablation_markdown, claims_markdown
 from study.partitions import partition, same_classes
 from study.stats import p_value, verdict
+from study.suite_page import claims_markdown
 
 SPLITS = [0, 2, 3, 4, 5]  # CIFAR-10 splits of distinct classes: split 1 holds split 0's (study/partitions.py)
 

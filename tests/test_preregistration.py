@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from study.ablation import study
+from study.ablation_page import ablation_markdown
 from study.claims import NOISE_NOT_MEASURED, compare
 from study.experiments import rows_from_archive
 from study.families import claims_table
 from study.grid import Cell
-from study.markdown import ablation_markdown
 from study.stats import holm, p_value, t_interval, verdict
 
 CLAIM = ('  - {id: best-beats-cutmix-auroc, metric: auroc_mls, a: ce-cutmix, b: asym-cutmix+tau4+all_hard, '

@@ -10,7 +10,7 @@ from osr.machine import cpu_name
 from study.aggregate import aggregate, run_time
 from study.experiments import archive_record, rows_from_archive, rows_from_exp_show
 from study.figures import jacobian_scatter, two_sides_figure
-from study.markdown import ANCHORS, run_time_lines, suite_markdown
+from study.suite_page import ANCHORS, run_time_lines, suite_markdown
 
 SPLITS = (0, 2, 3)  # CIFAR-10 splits of distinct classes: split 1 holds split 0's (study/partitions.py)
 

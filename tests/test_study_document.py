@@ -17,20 +17,10 @@ from scipy import stats
 
 from osr import OSRError
 from osr.data import BENCHMARKS
-from study.answer import BENCH_NAMES
-from study.document import (
-    ANSWER_MD,
-    ANSWER_PNG,
-    REGISTERED,
-    STUDY_MD,
-    confirmatory_summary,
-    interim_note,
-    load,
-    same_classes_note,
-    study_markdown,
-    write_documents,
-)
+from study.answer import BENCH_NAMES, REGISTERED
+from study.document import ANSWER_MD, ANSWER_PNG, STUDY_MD, load, write_documents
 from study.grid import parse_name
+from study.study_page import confirmatory_summary, interim_note, same_classes_note, study_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUTS = ["reports/claims.json", "reports/suite.json", "reports/ablation.json", "reports/experiments", REGISTERED,
