@@ -29,8 +29,8 @@ from osr.io import write_json  # noqa: E402
 from osr.machine import cpu_name  # noqa: E402
 from osr.metrics import accuracy, open_set_metrics  # noqa: E402
 from osr.paths import MANIFEST, RAW  # noqa: E402
+from osr.roles import load_split  # noqa: E402
 from osr.scores import mls  # noqa: E402
-from osr.split import load_split  # noqa: E402
 from osr.teacher import train_teacher  # noqa: E402
 from osr.train import predict, resolve_device, set_determinism, val_accuracy  # noqa: E402
 

@@ -48,7 +48,7 @@ def floor(proj: Path, known_tpr: float) -> dict:
     probability, and the export's figures at the threshold accepting `known_tpr` of the validation knowns."""
     import pandas as pd
 
-    from osr.split import SplitTensors
+    from osr.roles import SplitTensors
     from osr.train import resolve_device
 
     with np.load(proj / "data/raw/dataset.npz") as z:

@@ -21,10 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from bench.common import KNOWN, MEAN, PARAMS, SEED, STD, maybe_compile, new_model, optimizer
-from osr.augment import BaseAug, make_plan, planned_steps, to_float
+from osr.augment import BaseAug, make_plan, planned_steps
 from osr.distill import student_batches
 from osr.losses import STEP_LOSSES, Step
 from osr.objectives import on_logits
+from osr.pixels import to_float
 from osr.relabel import relabel_targets
 from osr.teacher import teacher_batches
 from osr.train import autocast, train_step

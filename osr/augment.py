@@ -15,6 +15,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from osr import OSRError
 from osr.masking import PLACERS, Placer
+from osr.pixels import to_float
 
 
 def random_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4, flip: bool = True) -> torch.Tensor:
@@ -98,11 +99,6 @@ def noise_images(n: int, channels: int, size: int, seed: int) -> torch.Tensor:
     """`n` uint8 images of uniform noise [n, C, size, size], seeded: what no known class looks like."""
     gen = torch.Generator().manual_seed(int(seed))
     return torch.randint(0, 256, (n, channels, size, size), generator=gen, dtype=torch.uint8)
-
-
-def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, C, H, W] -> float32 in [0, 1], channels_last."""
-    return x.float().div_(255.0).contiguous(memory_format=torch.channels_last)
 
 
 # ------------------------------------------------------------------------------------------------ mixing

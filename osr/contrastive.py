@@ -15,15 +15,18 @@ One step on the views x = [v1; v2] of a batch with labels y (the features are th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from osr.augment import mask_size
-from osr.config import Contrastive
 from osr.masking import PLACERS, Placer, noise_box
 from osr.objectives import eager
 from osr.train import Objective
+
+if TYPE_CHECKING:  # annotations only: osr.config is not among the DVC deps of this code
+    from osr.config import Contrastive
 
 
 def contrastive_loss(features: torch.Tensor, temperature: float, base_temperature: float,

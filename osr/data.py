@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,9 +27,11 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from osr import OSRError, folder
-from osr.config import Data, Split
 from osr.io import load_npz
 from osr.paths import MIRROR_ENV, mirror_dir
+
+if TYPE_CHECKING:  # annotations only: osr.config is not among the DVC deps of this code
+    from osr.config import Data, Split
 
 
 @dataclass(frozen=True)

@@ -5,18 +5,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from osr import OSRError
-from osr.augment import MIXERS, BaseAug, PlannedStep, noise_images, planned_steps, to_float
-from osr.config import Params
+from osr.augment import MIXERS, BaseAug, PlannedStep, noise_images, planned_steps
 from osr.losses import STEP_LOSSES, Step, StepLoss, both_views, relabel_decision
 from osr.models import load_init, new_model
 from osr.objectives import NOISE_SHARE, logits_objective, masked, noise_exposed
-from osr.split import SplitTensors
+from osr.pixels import to_float
+from osr.roles import SplitTensors
 from osr.train import Batch, fingerprint, fit, fit_settings
+
+if TYPE_CHECKING:  # annotations only: osr.config is not among the DVC deps of this code
+    from osr.config import Params
 
 
 def needs_live_teacher(augment_method: str, method: str) -> bool:

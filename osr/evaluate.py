@@ -1,16 +1,20 @@
 """Closed-set and open-set metrics of one model on the validation and test roles of a split."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from osr import check_finite
-from osr.config import Evaluate
 from osr.jacobian import class_separation, jacobian_norm
 from osr.metrics import accuracy, open_set_macro_f1, open_set_metrics
+from osr.roles import SplitTensors
 from osr.scores import SCORES, Bank, bank_of, needs_bank
-from osr.split import SplitTensors
 from osr.train import predict
+
+if TYPE_CHECKING:  # annotations only: osr.config is not among the DVC deps of this code
+    from osr.config import Evaluate
 
 
 def evaluate_model(model: torch.nn.Module, data: SplitTensors, section: Evaluate, seed: int,

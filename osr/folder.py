@@ -14,15 +14,18 @@ import hashlib
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from torchvision.datasets.folder import find_classes, make_dataset
 
 from osr import OSRError
-from osr.config import Data, Split
 from osr.expectations import first_failure, image_expectations
 from osr.images import read_image
+
+if TYPE_CHECKING:  # annotations only: osr.config is not among the DVC deps of this code
+    from osr.config import Data, Split
 
 PARTS = ("train", "test")
 DEFAULT_KNOWN_SHARE = 0.6  # split.num_known 0: the known share of CIFAR-10's standard splits (6 of 10)

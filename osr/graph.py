@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from osr import OSRError
-from osr.augment import to_float
 from osr.io import load_torch
 from osr.models import build, load_state
+from osr.pixels import to_float
 from osr.scores import SCORES, Bank
 
 OUTPUTS = ("decision", "class_index", "score", "logits")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from osr.augment import to_float
+from osr.pixels import to_float
 
 
 def jacobian_norm(model: torch.nn.Module, x: torch.Tensor, n_proj: int = 2, batch_size: int = 128,

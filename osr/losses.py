@@ -8,12 +8,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from osr import OSRError
-from osr.config import Distill, Movr, Params
+
+if TYPE_CHECKING:  # annotations only: osr.config is not among the DVC deps of this code
+    from osr.config import Distill, Movr, Params
 
 
 def _weighted_mean(v: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:

@@ -7,19 +7,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from osr import OSRError
-from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, noise_images, to_float
-from osr.config import Contrastive, Params
+from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, noise_images
 from osr.contrastive import CONTRASTIVE_LOSSES, ContrastiveLoss
 from osr.losses import STEP_LOSSES, Step, StepLoss
 from osr.models import CifarResNet, load_init, new_model
 from osr.objectives import NOISE_SHARE, logits_objective, noise_exposed
-from osr.split import SplitTensors
+from osr.pixels import to_float
+from osr.roles import SplitTensors
 from osr.train import Batch, budget_epochs, fingerprint, fit, fit_settings
 from osr.views import two_views
+
+if TYPE_CHECKING:  # annotations only: osr.config is not among the DVC deps of this code
+    from osr.config import Contrastive, Params
 
 # the `teacher.loss` names: the step losses that train teachers, then the contrastive losses
 TEACHER_LOSSES = (*(name for name, loss in STEP_LOSSES.items() if loss.teacher_loss), *CONTRASTIVE_LOSSES)

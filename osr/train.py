@@ -21,12 +21,13 @@ from torch import nn
 from tqdm import tqdm
 
 from osr import OSRError
-from osr.config import Network
 from osr.io import load_torch, save_torch
 from osr.metrics import accuracy
+from osr.pixels import to_float
 
-if TYPE_CHECKING:
-    from osr.split import SplitTensors
+if TYPE_CHECKING:  # annotations only: osr.config is not among the DVC deps of this code
+    from osr.config import Network
+    from osr.roles import SplitTensors
 
 Objective = Callable[[nn.Module, torch.Tensor], torch.Tensor]  # (model, images) -> loss; see osr/objectives.py
 Batch = tuple[torch.Tensor, Objective]  # (float images, objective)
@@ -291,8 +292,6 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512, amp: bool 
 
     A compiled model sees only full batches (the last one zero-padded, its padding dropped): no recompiles.
     """
-    from osr.augment import to_float
-
     model.eval()
     device = x.device
     pad = getattr(model, "compiled", False)

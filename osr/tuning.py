@@ -51,8 +51,8 @@ from osr.metrics import accuracy, open_set_metrics
 from osr.models import init_source
 from osr.paths import CACHE, MANIFEST, PLAN, PLAN_KEYS, RAW, TEACHER, TUNE_DIR
 from osr.relabel import relabel_stats, relabel_targets
+from osr.roles import SplitTensors, read_manifest
 from osr.scores import mls
-from osr.split import SplitTensors, read_manifest
 from osr.train import predict, resolve_device, set_determinism
 
 EVAL_ROLES = ("val",)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 from torchvision.transforms.v2.functional._color import _hsv_to_rgb, _rgb_to_hsv
 
-from osr.augment import to_float
+from osr.pixels import to_float
 
 SCALE, RATIO, TRIES = (0.2, 1.0), (3 / 4, 4 / 3), 10
 JITTER, JITTER_P, GRAY_P = (0.4, 0.4, 0.4, 0.1), 0.8, 0.2  # brightness, contrast, saturation, hue

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from importlib.machinery import ModuleSpec
 
+PARAMS_KEPT = ("[params.yaml keeps this value, also after a failed `dvc exp run -S`: correct it or "
+               "`git checkout params.yaml`]")
 SHARED = frozenset({"__init__", "common", "reports", "training"})  # the modules that are not stages: what stages share
 
 

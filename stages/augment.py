@@ -1,21 +1,25 @@
 """Stage augment: the seeded mixing plan of the student's training, and a preview of mixed samples."""
+from __future__ import annotations
+
 from stages import answer_help
 
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
 
+from typing import TYPE_CHECKING
+
 from osr.augment import BaseAug, make_plan
-from osr.config import load_params
 from osr.io import save_npz
 from osr.paths import PLAN, REPORTS
 from osr.plots import image_grid
 from osr.preview import preview
-from osr.split import load_split
+from osr.roles import load_split
 from osr.train import budget_epochs, resolve_device, set_determinism
-from stages.common import run
+
+if TYPE_CHECKING:  # main is handed the validated params by the runner
+    from osr.config import Params
 
 
-def main() -> None:
-    p = load_params()
+def main(p: Params) -> None:
     a, st = p.augment, p.student
     set_determinism(p.base.seed, resolve_device("cpu"))
     data = load_split(resolve_device("cpu"), ("train",))
@@ -29,5 +33,7 @@ def main() -> None:
           f"{plan['mixed'].mean():.2f} of steps mixed")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the runner is not among the stage's deps (stages/common.py)
+    from stages.common import run
+
     run(main)

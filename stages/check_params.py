@@ -8,28 +8,34 @@ check leaves it in place) and constant (a change of parameters reruns only the s
 `dvc exp run -S key=value` writes the value into params.yaml before any stage runs and leaves it there when
 this check refuses it, so the next `dvc repro` would fail the same way: the error says so.
 """
-from stages import answer_help
+from __future__ import annotations
+
+from stages import PARAMS_KEPT, answer_help
 
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
 
+from typing import TYPE_CHECKING
+
 from osr import OSRError
-from osr.config import load_params
 from osr.io import atomic_path
 from osr.paths import PARAMS_OK
 from osr.sizes import check_sizes
-from stages.common import run
+
+if TYPE_CHECKING:  # main is handed the validated params by the runner
+    from osr.config import Params
 
 
-def main() -> None:
+def main(p: Params) -> None:
     try:
-        check_sizes(load_params())
+        check_sizes(p)
     except OSRError as e:
-        raise OSRError(f"{e} [params.yaml keeps this value, also after a failed `dvc exp run -S`: correct it or "
-                       "`git checkout params.yaml`]") from None
+        raise OSRError(f"{e} {PARAMS_KEPT}") from None
     with atomic_path(PARAMS_OK) as tmp:
         tmp.write_text("params.yaml passed osr.config.validate\n")
     print("check_params: params.yaml is valid")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the runner is not among the stage's deps (stages/common.py)
+    from stages.common import run
+
     run(main)

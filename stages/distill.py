@@ -1,22 +1,26 @@
 """Stage distill: the student trained on the plan by ce | kd | asym | movr, reading cached teacher logits."""
+from __future__ import annotations
+
 from stages import answer_help
 
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
 from osr import check_finite
-from osr.config import Params, load_params
 from osr.distill import needs_live_teacher, student_fingerprint, train_student
 from osr.io import load_npz
 from osr.models import check_model, init_source, load_model
 from osr.paths import CACHE, PLAN, PLAN_KEYS, STUDENT, STUDENT_CKPT, TEACHER
-from osr.split import SplitTensors
+from osr.roles import SplitTensors
 from osr.train import val_accuracy
-from stages.common import run
 from stages.training import seeded_start, write_model
+
+if TYPE_CHECKING:  # main is handed the validated params by the runner
+    from osr.config import Params
 
 
 def train(p: Params, device: torch.device, data: SplitTensors, on_epoch_end: Callable[[torch.nn.Module, int], dict]
@@ -37,11 +41,12 @@ def train(p: Params, device: torch.device, data: SplitTensors, on_epoch_end: Cal
                          device=device, on_epoch_end=on_epoch_end, teacher=teacher, init=init)
 
 
-def main() -> None:
-    p = load_params()
+def main(p: Params) -> None:
     device, data = seeded_start(p)
     write_model("distill", "student", STUDENT, p, device, *train(p, device, data, val_accuracy(data)))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the runner is not among the stage's deps (stages/common.py)
+    from stages.common import run
+
     run(main)

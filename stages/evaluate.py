@@ -7,29 +7,33 @@ headline score's AUROC (with its 95 % interval), OSCR and FPR95, and the run's `
 MLS, else the first of `evaluate.scores`. The other scores, AUPR, macro-F1, logit statistics, class separation,
 counts and the Jacobian diagnostics go to reports/diagnostics/evaluate.json (rows; `stages.common.merged` with
 `diagnostics_tree` gives the whole report back)."""
+from __future__ import annotations
+
 from stages import answer_help
 
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
 
-from osr.config import load_params
+from typing import TYPE_CHECKING
+
 from osr.data import benchmark_label
 from osr.evaluate import evaluate_model
 from osr.io import read_json, save_npz, write_json
 from osr.models import check_model, load_model
 from osr.paths import REPORTS, SCORES_OUT, STUDENT, TEACHER
 from osr.plots import histogram_rows, roc_curves, roc_points, score_histograms, training_curves
+from osr.roles import load_split
 from osr.scores import needs_bank
-from osr.split import load_split
 from osr.train import resolve_device, set_determinism
-from stages.common import run
 from stages.reports import write_report
+
+if TYPE_CHECKING:  # main is handed the validated params by the runner
+    from osr.config import Params
 
 # the leaves of the report that go to reports/metrics.json (dotted names, a regex); {headline}: the headline score
 QUALITY = r"info\..+|(teacher|student)\.test\.(acc|{headline}\.(auroc|auroc_ci95|oscr|fpr95))"
 
 
-def main() -> None:
-    p = load_params()
+def main(p: Params) -> None:
     e = p.evaluate
     device = resolve_device(p.base.device)
     set_determinism(p.base.seed, device)
@@ -72,5 +76,7 @@ def main() -> None:
               + f" oscr(mls) {t.get('mls', {}).get('oscr', 0):.4f}")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the runner is not among the stage's deps (stages/common.py)
+    from stages.common import run
+
     run(main)

@@ -14,13 +14,16 @@ The artifact keeps the shipped classifier's validation and test scores (`osr.cal
 (score densities of validation knowns, test knowns and test unknowns, the threshold drawn) and
 reports/calibration.json (a DVC plot: one row per known TPR from 0.80 to 0.99 with its threshold, test knowns
 accepted, known accuracy among them and unknowns rejected)."""
+from __future__ import annotations
+
 from stages import answer_help
 
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
 
+from typing import TYPE_CHECKING
+
 from osr.augment import noise_images
 from osr.calibration import Calibration
-from osr.config import load_params
 from osr.data import benchmark_label
 from osr.deploy import choose, operating_point, validated, write_artifact
 from osr.evaluate import feature_bank
@@ -29,17 +32,18 @@ from osr.io import write_json
 from osr.models import load_model
 from osr.paths import EXPORT, REPORTS, STUDENT, TEACHER
 from osr.plots import calibration_plot
+from osr.roles import load_split
 from osr.scores import SCORES
-from osr.split import load_split
 from osr.train import resolve_device
-from stages.common import run
+
+if TYPE_CHECKING:  # main is handed the validated params by the runner
+    from osr.config import Params
 
 CANDIDATES = {"student": STUDENT, "teacher": TEACHER}  # in order of preference on a tie
 NOISE_IMAGES = 1000
 
 
-def main() -> None:
-    p = load_params()
+def main(p: Params) -> None:
     e = p.evaluate
     name, tpr = e.deploy_score, e.known_tpr
     settings = SCORES[name].settings_from(e)
@@ -90,5 +94,7 @@ def main() -> None:
           f"{figures['known_accuracy_accepted']:.3f}, unknown rejected {figures['unknown_rejected']:.3f} -> {EXPORT}")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the runner is not among the stage's deps (stages/common.py)
+    from stages.common import run
+
     run(main)

@@ -1,31 +1,34 @@
 """Stage relabel: the frozen teacher over the student's plan (cached logits) and the selective relabel.
 
 A `distill.method` that reads no teacher logits (ce, movr) gets a cache of zeros and no teacher pass."""
+from __future__ import annotations
+
 from stages import answer_help
 
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
 
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from osr.augment import BaseAug
-from osr.config import load_params
 from osr.io import load_npz, save_npz
 from osr.losses import STEP_LOSSES
 from osr.models import check_model, load_model
 from osr.paths import CACHE, PLAN, PLAN_KEYS, TEACHER
 from osr.relabel import relabel_stats, relabel_targets, teacher_outputs, unread_outputs
-from osr.split import load_split
+from osr.roles import load_split
 from osr.train import deterministic_kernels, precision, resolve_device
-from stages.common import run
 from stages.reports import write_report
+
+if TYPE_CHECKING:  # main is handed the validated params by the runner
+    from osr.config import Params
 
 QUALITY = "hard_fraction"  # reports/relabel.json; the settings and the rest of the statistics are diagnostics
 
 
-def main() -> None:
-    p = load_params()
+def main(p: Params) -> None:
     r, method = p.relabel, p.distill.method
     device = resolve_device(p.base.device)
     deterministic_kernels(device)
@@ -50,5 +53,7 @@ def main() -> None:
           f"teacher accuracy on the raw views {stats['teacher_raw_view_acc']:.3f}")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the runner is not among the stage's deps (stages/common.py)
+    from stages.common import run
+
     run(main)

@@ -1,22 +1,26 @@
 """Stage split: known/unknown classes (a folder benchmark's checked for enough images), stratified validation split,
 manifest validated by great-expectations."""
+from __future__ import annotations
+
 from stages import answer_help
 
 answer_help(__name__, __spec__, __doc__)  # --help answers here, before the imports below load torch
 
+from typing import TYPE_CHECKING
+
 from osr import OSRError
-from osr.config import load_params
 from osr.data import benchmark, check_arrays, split_classes
 from osr.expectations import check_class_counts, validate_manifest
 from osr.io import atomic_path, diagnostic_rows, load_npz
 from osr.paths import MANIFEST, RAW
 from osr.split import make_manifest
-from stages.common import run
 from stages.reports import write_diagnostics
 
+if TYPE_CHECKING:  # main is handed the validated params by the runner
+    from osr.config import Params
 
-def main() -> None:
-    p = load_params()
+
+def main(p: Params) -> None:
     s = p.split
     raw = load_npz(RAW, ("x_train", "y_train", "x_test", "y_test", "class_names"))
     d = p.data
@@ -40,5 +44,7 @@ def main() -> None:
         f"{k} {v}" for k, v in df.groupby("role").size().items()))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the runner is not among the stage's deps (stages/common.py)
+    from stages.common import run
+
     run(main)

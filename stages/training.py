@@ -3,15 +3,18 @@ and three reports)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from osr.config import Params
 from osr.io import save_torch, write_json
 from osr.machine import cpu_name, peak_rss_mib
 from osr.paths import REPORTS
-from osr.split import SplitTensors, load_split
+from osr.roles import SplitTensors, load_split
 from osr.train import precision, resolve_device, set_determinism
+
+if TYPE_CHECKING:  # annotations only: osr.config is not among the DVC deps of this code
+    from osr.config import Params
 
 
 def seeded_start(p: Params) -> tuple[torch.device, SplitTensors]:

@@ -22,9 +22,10 @@ from osr.config import load_params, validate
 from osr.io import publication, save_npz, write_json
 from osr.models import build, check_model, load_state, model_meta
 from osr.relabel import teacher_outputs
+from osr.roles import check_images
 from osr.scores import bank_of, knn
 from osr.sizes import check_sizes
-from osr.split import check_images, make_manifest
+from osr.split import make_manifest
 from stages import SHARED
 from stages.common import declared_outputs
 

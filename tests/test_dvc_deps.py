@@ -1,7 +1,9 @@
 """dvc.yaml declares exactly the project files a stage's code imports, so "up to date" means what the code says.
 
 Each stage's import closure inside the project is computed from the code's own imports (ast, followed
-transitively through `osr.*`, `stages.*` and `cli`, function-level imports included); a file of it missing from
+transitively through `osr.*`, `stages.*` and `cli`, function-level imports included; not those under
+`if TYPE_CHECKING:`, which never run, nor the runner a stage's `__main__` block imports, stages/common.py, which
+hands `main` the validated params and publishes its outputs: it is check_params' dep); a file of it missing from
 the stage's `deps` would let an edit leave stale outputs behind, and a file beyond it would rerun the stage for an
 edit that cannot change its outputs. The check_params stage also imports the name registries that
 `osr.config.validate` checks against (`REGISTRY_MODULES`, imported when a value is checked).
@@ -36,11 +38,31 @@ def module_file(module: str) -> Path | None:
     return None
 
 
+def runs_apart(node: ast.AST) -> bool:
+    """`if TYPE_CHECKING:` (never runs) and `if __name__ == "__main__":` (a stage's runner, stages/common.py)."""
+    if not isinstance(node, ast.If):
+        return False
+    test = ast.unparse(node.test)
+    return test == "TYPE_CHECKING" or test in ("__name__ == '__main__'", '__name__ == "__main__"')
+
+
+def imports_of(tree: ast.AST) -> list[ast.AST]:
+    """The import nodes of `tree`, outside the blocks that `runs_apart`."""
+    found, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        todo += [c for c in ast.iter_child_nodes(node) if not runs_apart(c)]
+    return found
+
+
 def imported_files(path: Path, packages: tuple[str, ...] = PACKAGES) -> set[Path]:
-    """Project files of `packages` that `path` imports directly, with the packages they sit in (`from osr import
-    data` included)."""
+    """Project files of `packages` that `path` imports when it runs as a stage's code, with the packages they sit
+    in (`from osr import data` included): not under `if TYPE_CHECKING:`, nor in the `__main__` block that hands
+    a stage to its runner."""
     modules = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in imports_of(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             modules |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -60,10 +82,14 @@ def import_closure(module: str) -> set[str]:
     return {str(f.relative_to(ROOT)) for f in seen}
 
 
+RUNNER = "stages.common"  # what runs every stage: the gate's dep, so an edit to it reruns the check alone
+
+
 def code_deps(stage: str) -> list[str]:
-    """The project files stage `stage` of dvc.yaml runs: its module's import closure (with the registries for
-    check_params)."""
-    modules = [stage_module(STAGES[stage]["cmd"]), *(REGISTRY_MODULES if stage == "check_params" else ())]
+    """The project files stage `stage` of dvc.yaml computes with: its module's import closure (with the registries
+    and the runner for check_params)."""
+    gate = (*REGISTRY_MODULES, RUNNER) if stage == "check_params" else ()
+    modules = [stage_module(STAGES[stage]["cmd"]), *gate]
     return sorted(set().union(*map(import_closure, modules)))
 
 
@@ -79,7 +105,8 @@ def stage_module(cmd: str) -> str:
 
 def test_closure_follows_imports_transitively():
     closure = import_closure("stages.split")
-    assert {"stages/split.py", "stages/common.py", "osr/data.py", "osr/expectations.py", "osr/__init__.py"} <= closure
+    assert {"stages/split.py", "stages/reports.py", "osr/data.py", "osr/expectations.py", "osr/__init__.py"} <= closure
+    assert not {"stages/common.py", "osr/config.py", "cli/__init__.py"} & closure  # the runner; annotations
     assert not {f for f in closure if f.startswith("study/")}
 
 
@@ -136,6 +163,8 @@ LIBRARY_EDITS = {
     "osr/scores.py": {"check_params", "evaluate", "export"},
     "osr/losses.py": {"check_params", "train_teacher", "relabel", "distill"},
     "osr/models.py": {"check_params", "train_teacher", "relabel", "distill", "evaluate", "export"},
+    "osr/config.py": {"check_params"},  # the schema: the stages read the sections it validated, as annotations
+    "stages/common.py": {"check_params"},  # the runner, imported in each stage's `__main__` block
 }
 
 

@@ -126,7 +126,7 @@ def test_diverging_loss_stops_training_with_one_line_error(tmp_path, scale, frag
 def test_a_stage_whose_training_diverges_exits_1_with_one_line(tmp_path, capsys):
     from stages.common import run
     with pytest.raises(SystemExit) as e:
-        run(lambda: train(tiny_model(), tmp_path / "ck.pt", scale=1e9), argv=[])  # as distill.tau: 1e9 (loss ~ tau^2)
+        run(lambda p: train(tiny_model(), tmp_path / "ck.pt", scale=1e9), argv=[])  # as distill.tau: 1e9 (loss ~ tau^2)
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 1 and len(err) == 1 and err[0].startswith("error: t: training diverged in epoch 1")
 

@@ -13,7 +13,7 @@ from osr.io import load_npz
 from osr.losses import STEP_LOSSES
 from osr.models import model_meta
 from osr.paths import PLAN, STUDENT, TEACHER
-from osr.split import SplitTensors
+from osr.roles import SplitTensors
 from osr.train import Pruned, val_accuracy
 from stages.distill import train as distill_stage
 from stages.train_teacher import train as train_teacher_stage
