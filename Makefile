@@ -175,7 +175,7 @@ $(DASH_STAMP): $(STAMP) pyproject.toml
 	touch $(DASH_STAMP)
 
 dashboard: $(DASH_STAMP)  ## optuna-dashboard (the `dashboard` extra) on the study's journal (STUDY)
-	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 data/tune/$(STUDY).journal
+	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 reports/tuning/$(STUDY).journal
 
 # PR review: metrics and params of the workspace against main (or A=<rev> B=<rev>).
 A ?= main

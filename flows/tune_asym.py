@@ -12,7 +12,8 @@ the pipeline's DVC outputs (cached teacher logits, plan, train/val split; never 
 * ``mode="multi"``: directions [maximize, maximize] over (val accuracy, proxy AUROC), no pruning; the
   "best" trial printed is the Pareto trial with the highest AUROC.
 
-Storage: default a journal file ``data/tune/<study_name>.journal`` (multi-process safe); a value with ``://``
+Storage: default a journal file ``reports/tuning/<study_name>.journal`` (multi-process safe, committed beside the
+study's report so ``python -m flows.tune_report`` regenerates the report from it); a value with ``://``
 is an SQLAlchemy URL (``sqlite:///...``, ``postgresql://...``), any other value a journal-file path. The study
 is loaded if it exists, so re-running with the same name and storage resumes it; the sampler is
 ``TPESampler(seed=seed + <trials already in the study>)`` so a resumed run does not replay the first run's
@@ -67,16 +68,17 @@ from prefect.cache_policies import NO_CACHE
 if __package__ in (None, ""):  # `python flows/tune_asym.py`: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli.compose import hydra_value, overrides_for  # noqa: E402
+from cli.compose import hydra_value, leaves, overrides_for  # noqa: E402
 from flows.freshness import require_current  # noqa: E402
 from osr import OSRError, tuning  # noqa: E402
-from osr.config import Params, get  # noqa: E402
-from osr.io import write_json  # noqa: E402
+from osr.config import Params, get, validate  # noqa: E402
+from osr.io import read_json, write_json  # noqa: E402
 from osr.train import Pruned  # noqa: E402
 
 SEARCH = tuning.SearchSpace.load(Path(__file__).resolve().parents[1] / "conf" / "search" / "asym.yaml")
 TUNED = {t.key: name for name, t in SEARCH.tuned.items()}  # params.yaml key -> Optuna parameter
 FIXED = SEARCH.fixed  # what a trial sets besides the tuned keys
+JOURNALS = Path("reports/tuning")  # default storage: a journal per study, beside its report
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MULTI_METRICS = ["val accuracy", "proxy AUROC"]  # the objectives of mode="multi", in study.values order
 
@@ -107,7 +109,7 @@ def make_storage(storage: str | None, study_name: str, project: Path, heartbeat_
     trial whose worker died (none for two intervals) is failed when a worker next opens the study. The journal
     has no heartbeat: such a trial stays RUNNING there until failed by hand (README)."""
     if storage is None:
-        path = project / tuning.TUNE_DIR / f"{study_name}.journal"
+        path = project / JOURNALS / f"{study_name}.journal"
     elif "://" in storage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -314,6 +316,33 @@ def open_study(study_name: str, store, mode: str, acc_weight: float, min_val_acc
     return study
 
 
+def record_composition(study: optuna.Study, study_params: Params, extra: dict) -> None:
+    """Keep in the study the params.yaml its trials run on and the report's proxy and search space, so the report
+    can be rewritten from the storage alone (`flows.tune_report`); a study resumed on another composition (the
+    keys a trial sets aside) is refused, naming the keys that differ."""
+    current = json.loads(json.dumps(asdict(study_params)))
+    recorded = study.user_attrs.get("params")
+    if recorded is None:
+        study.set_user_attr("params", current)
+        study.set_user_attr("report", extra)
+        return
+    was, now = dict(leaves(recorded)), dict(leaves(current))
+    differ = sorted(k for k in was.keys() | now.keys()
+                    if was.get(k) != now.get(k) and k not in SEARCH.keys())
+    if differ:
+        raise OSRError(f"study {study.study_name!r} ran on another params.yaml ({', '.join(differ[:5])} differ): "
+                       "name a new study, or restore the params it ran on")
+
+
+def study_report(study: optuna.Study, project: Path) -> dict:
+    """Rewrite the study's reports from what its storage records (`record_composition`)."""
+    if "params" not in study.user_attrs:
+        raise OSRError(f"study {study.study_name!r}: its storage does not record the params.yaml its trials ran on")
+    mode = "multi" if len(study.directions) > 1 else "single"
+    params = study.user_attrs["params"]
+    return write_reports(study, mode, project, {**study.user_attrs["report"], "params": params}, validate(params))
+
+
 def run_one_trial(study: optuna.Study, store, td: tuning.TuneData, study_dir: Path, mode: str,
                   acc_weight: float) -> None:
     """Ask the study for a point of SEARCH, train and measure it (a Prefect task) and tell the study: COMPLETE
@@ -368,12 +397,12 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
     td = tuning.load_tune_data(project, proxy_size, seed)
     log.info("tune-asym: study %r has %d trials; running %d more (proxy: %d %s images)", study_name, n_before,
              n_trials, len(td.proxy), td.proxy_info["source"])
+    record_composition(study, td.params, {"proxy": {k: v for k, v in td.proxy_info.items()
+                                                     if k != "classes_excluded"},
+                                           "search_space": search_space()})
     for _ in range(n_trials):
         run_one_trial(study, store, td, project / tuning.TUNE_DIR / study_name, mode, acc_weight)
-    report = write_reports(study, mode, project, {"proxy": {k: v for k, v in td.proxy_info.items()
-                                                             if k != "classes_excluded"},
-                                                   "search_space": search_space()},
-                           td.params)
+    report = study_report(study, project)
     report["artifacts"] = publish_artifacts(study, report)
     best = _best(study, mode)
     if best is None:
@@ -383,11 +412,22 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
     print(f"best trial {best.number} {json.dumps(best.params)} -> {best.values}")
     print(shlex.join(cmd))
     if run_best:
-        res = subprocess.run(cmd, cwd=project, check=False)
-        report["run_best_returncode"] = res.returncode
-        if res.returncode != 0:
-            raise OSRError(f"{' '.join(cmd)} failed with exit status {res.returncode}")
+        report["replay"] = replay(project, study_name, best.number, cmd)
     return report
+
+
+def replay(project: Path, study_name: str, number: int, cmd: list[str]) -> str:
+    """Run the best trial's `dvc exp run` in the workspace and write `reports/tuning/<study>-best.json`: its test
+    metrics beside those of the workspace's run before it (the recipe it would replace), with the command."""
+    metrics = project / "reports" / "metrics.json"
+    before = read_json(metrics) if metrics.is_file() else None
+    res = subprocess.run(cmd, cwd=project, check=False)
+    if res.returncode != 0:
+        raise OSRError(f"{' '.join(cmd)} failed with exit status {res.returncode}")
+    out = project / "reports" / "tuning" / f"{study_name}-best.json"
+    write_json(out, {"study_name": study_name, "trial": number, "command": shlex.join(cmd),
+                     "metrics": read_json(metrics), "metrics_before": before})
+    return str(out.relative_to(project))
 
 
 SERVE_USAGE = """Serve the `tune-asym/local` deployment (runs flow runs as local subprocesses, no work pool).

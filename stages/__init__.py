@@ -1,8 +1,10 @@
-"""Thin DVC stages: read params.yaml, call the osr library, write outputs atomically.
+"""Thin DVC stages: `main(p)` is handed the validated params.yaml, calls the osr library and writes its outputs,
+published together by the runner (stages/common.py, imported in each stage's `__main__` block only, so that the
+runner is not among a stage's DVC deps).
 
 Every stage module starts with `answer_help(__name__, __spec__, __doc__)`, before its other imports: its
 command line is parsed there, so `python -m stages.<name> --help` answers before torch is imported. This module
-imports nothing heavy for that reason.
+imports nothing heavy for that reason, and every stage imports it.
 """
 from __future__ import annotations
 

@@ -218,8 +218,8 @@ def test_served_deployment_runs_on_a_real_server(tiny_repro, tmp_path, prefect_s
     table, best = _artifact(api, "tune-asym-trials"), _artifact(api, "tune-asym-best")
     assert [r["number"] for r in json.loads(table["data"])] == [0, 1, 2]
     assert "dvc exp run -n tune-asym-best -S " in best["data"]
-    journal = proj / "data/tune/tune-asym.journal"
-    assert journal.exists(), sorted(str(p) for p in (proj / "data/tune").rglob("*"))
+    journal = proj / "reports/tuning/tune-asym.journal"
+    assert journal.exists(), sorted(str(p) for p in (proj / "reports/tuning").rglob("*"))
     from flows.tune_asym import make_storage
 
     study = optuna.load_study(study_name="tune-asym", storage=make_storage(None, "tune-asym", proj))

@@ -159,13 +159,29 @@ def test_the_tuning_study_on_record_is_quoted_from_its_report():
     text = (ROOT / "docs" / "tuning.md").read_text()
     states, best = report["n_trials_by_state"], report["best"]
     assert report["n_trials"] >= 20 and f"a study of {report['n_trials']} trials" in text
-    assert f"{states['COMPLETE']} ran their 6 epochs" in text and f"{states['PRUNED']} were stopped" in text
+    epochs = report["params"]["student"]["epochs"]
+    assert f"{states['COMPLETE']} ran their {epochs} epochs" in text and f"{states['PRUNED']} were stopped" in text
     p = best["params"]
     assert (f"The best is trial {best['number']}: τ = {p['tau']:.1f}, threshold = {p['threshold']:.2f}, "
             f"smoothing = {p['smoothing']:.1f}") in " ".join(text.split())
     assert f"proxy AUROC {100 * best['proxy_auroc']:.1f} %" in text
     assert f"validation accuracy {100 * best['val_acc']:.1f} %" in " ".join(text.split())
     assert all(f"../{plot}" in text for plot in report["plots"])
+
+
+def test_the_tuning_report_regenerates_from_its_committed_journal(tmp_path):
+    """reports/tuning/tune-asym.json is what `python -m flows.tune_report` writes from the journal committed beside
+    it (with conf/, whose defaults the replay command is written against): no pipeline output, no server."""
+    import shutil
+    import sys
+
+    shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    (tmp_path / "reports" / "tuning").mkdir(parents=True)
+    shutil.copy(ROOT / "reports" / "tuning" / "tune-asym.journal", tmp_path / "reports" / "tuning")
+    subprocess.run([sys.executable, "-m", "flows.tune_report", "--study", "tune-asym", "--project", str(tmp_path)],
+                   cwd=ROOT, check=True, capture_output=True)
+    written = json.loads((tmp_path / "reports" / "tuning" / "tune-asym.json").read_text())
+    assert written == json.loads((ROOT / "reports" / "tuning" / "tune-asym.json").read_text())
 
 
 def block(page: Path, name: str) -> str:

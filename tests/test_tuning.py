@@ -325,3 +325,19 @@ def test_history_plot_names_the_metric_and_numbers_trials_in_integers(mode, tmp_
             texts += [a.get_xlabel(), a.get_ylabel(), a.get_title(), *(legend.get_texts() if legend else [])]
     texts = [t if isinstance(t, str) else t.get_text() for t in texts]
     assert texts and not any("Objective Value" in s for s in texts), texts
+
+
+def test_a_study_keeps_its_composition_and_refuses_another():
+    """The study records the params.yaml its trials ran on, so its report can be rewritten from the storage alone;
+    resuming it on another composition is refused naming the key, the keys a trial sets itself aside."""
+    from flows.tune_asym import record_composition
+    from osr import OSRError
+
+    study, p = optuna.create_study(), composed()
+    extra = {"proxy": {"source": "tinyimagenet-val"}, "search_space": {}}
+    record_composition(study, p, extra)
+    assert study.user_attrs["params"]["teacher"]["epochs"] == p.teacher.epochs
+    assert study.user_attrs["report"] == extra
+    record_composition(study, composed(["distill.tau=7.0", "relabel.threshold=0.2"]), extra)  # tuned keys
+    with pytest.raises(OSRError, match=r"study 'no-name-\S+' ran on another params.yaml \(teacher.epochs differ\)"):
+        record_composition(study, composed(["teacher.epochs=3"]), extra)
