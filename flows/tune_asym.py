@@ -69,11 +69,13 @@ if __package__ in (None, ""):  # `python flows/tune_asym.py`: make the project i
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cli.compose import hydra_value, leaves, overrides_for  # noqa: E402
+from cli.tools import dvc_executable  # noqa: E402
 from flows.freshness import require_current  # noqa: E402
 from osr import OSRError, tuning  # noqa: E402
 from osr.config import Params, get, validate  # noqa: E402
 from osr.io import read_json, write_json  # noqa: E402
 from osr.train import Pruned  # noqa: E402
+from study.suite import cell_env  # noqa: E402
 
 SEARCH = tuning.SearchSpace.load(Path(__file__).resolve().parents[1] / "conf" / "search" / "asym.yaml")
 TUNED = {t.key: name for name, t in SEARCH.tuned.items()}  # params.yaml key -> Optuna parameter
@@ -421,7 +423,8 @@ def replay(project: Path, study_name: str, number: int, cmd: list[str]) -> str:
     metrics beside those of the workspace's run before it (the recipe it would replace), with the command."""
     metrics = project / "reports" / "metrics.json"
     before = read_json(metrics) if metrics.is_file() else None
-    res = subprocess.run(cmd, cwd=project, check=False)
+    # this environment's dvc and python, as the suite's cells run: make serve does not put .venv/bin on PATH
+    res = subprocess.run([dvc_executable(), *cmd[1:]], cwd=project, check=False, env=cell_env(project))
     if res.returncode != 0:
         raise OSRError(f"{' '.join(cmd)} failed with exit status {res.returncode}")
     out = project / "reports" / "tuning" / f"{study_name}-best.json"

@@ -189,6 +189,26 @@ def block(page: Path, name: str) -> str:
     return text.split(f"<!-- {name}:begin -->")[1].split(f"<!-- {name}:end -->")[0]
 
 
+def test_the_tuning_replay_table_is_its_committed_report():
+    """The best trial's replay in docs/tuning.md: the test metrics `-p run_best=true` wrote, after the run it
+    replaced, for the report's best trial and command; the teacher is the same model in both runs."""
+    replay = json.loads((ROOT / "reports/tuning/tune-asym-best.json").read_text())
+    report = json.loads((ROOT / "reports/tuning/tune-asym.json").read_text())
+    assert replay["trial"] == report["best"]["number"] and replay["command"] == report["best_command"]
+    before, after = replay["metrics_before"], replay["metrics"]
+    assert before["teacher"] == after["teacher"]
+
+    def cells(model: dict) -> str:
+        t, mls = model["test"], model["test"]["mls"]
+        low, high = mls["auroc_ci95"]
+        return (f"{100 * t['acc']:.1f} | {100 * mls['auroc']:.1f} [{100 * low:.1f}, {100 * high:.1f}] | "
+                f"{100 * mls['oscr']:.1f} |")
+
+    table = [line for line in block(ROOT / "docs/tuning.md", "replay").splitlines() if line.startswith("| ")]
+    assert [line.split(" | ", 1)[1] for line in table[1:]] == [cells(before["student"]), cells(after["student"]),
+                                                                 cells(after["teacher"])]
+
+
 def test_the_frontier_table_is_the_committed_benchmark():
     rows = json.loads((ROOT / "bench/results/frontier.json").read_text())["rows"]
     expected = [f"| {r['recipe']} | {r['epochs']} | {100 * r['acc']:.1f} | {100 * r['auroc']:.1f} | "
