@@ -419,7 +419,7 @@ def tune_asym(study_name: str = "tune-asym", n_trials: int = 20, storage: str | 
 
 
 def replay(project: Path, study_name: str, number: int, cmd: list[str]) -> str:
-    """Run the best trial's `dvc exp run` in the workspace and write `reports/tuning/<study>-best.json`: its test
+    """Run the best trial's `dvc exp run` in the workspace and write `reports/tuning/<study>/replay.json`: its test
     metrics beside those of the workspace's run before it (the recipe it would replace), with the command."""
     metrics = project / "reports" / "metrics.json"
     before = read_json(metrics) if metrics.is_file() else None
@@ -427,7 +427,7 @@ def replay(project: Path, study_name: str, number: int, cmd: list[str]) -> str:
     res = subprocess.run([dvc_executable(), *cmd[1:]], cwd=project, check=False, env=cell_env(project))
     if res.returncode != 0:
         raise OSRError(f"{' '.join(cmd)} failed with exit status {res.returncode}")
-    out = project / "reports" / "tuning" / f"{study_name}-best.json"
+    out = project / "reports" / "tuning" / study_name / "replay.json"
     write_json(out, {"study_name": study_name, "trial": number, "command": shlex.join(cmd),
                      "metrics": read_json(metrics), "metrics_before": before})
     return str(out.relative_to(project))

@@ -192,7 +192,7 @@ def block(page: Path, name: str) -> str:
 def test_the_tuning_replay_table_is_its_committed_report():
     """The best trial's replay in docs/tuning.md: the test metrics `-p run_best=true` wrote, after the run it
     replaced, for the report's best trial and command; the teacher is the same model in both runs."""
-    replay = json.loads((ROOT / "reports/tuning/tune-asym-best.json").read_text())
+    replay = json.loads((ROOT / "reports/tuning/tune-asym/replay.json").read_text())
     report = json.loads((ROOT / "reports/tuning/tune-asym.json").read_text())
     assert replay["trial"] == report["best"]["number"] and replay["command"] == report["best_command"]
     before, after = replay["metrics_before"], replay["metrics"]

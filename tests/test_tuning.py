@@ -345,14 +345,14 @@ def test_a_study_keeps_its_composition_and_refuses_another():
 
 def test_run_best_writes_the_replays_test_metrics_beside_the_run_it_replaces(tiny_repro, tmp_path):
     """`-p run_best=true`: the best trial's `dvc exp run` runs in the workspace, and its test metrics land in
-    reports/tuning/<study>-best.json beside those of the run before it, with the command."""
+    reports/tuning/<study>/replay.json beside those of the run before it, with the command."""
     from flows.tune_asym import replay
 
     proj = clone(tiny_repro, tmp_path / "proj")
     before = json.loads((proj / "reports/metrics.json").read_text())
     cmd = ["dvc", "exp", "run", "-n", "s-best", "-S", "distill.tau=2.5"]
-    assert replay(proj, "s", 3, cmd) == "reports/tuning/s-best.json"
-    written = json.loads((proj / "reports/tuning/s-best.json").read_text())
+    assert replay(proj, "s", 3, cmd) == "reports/tuning/s/replay.json"
+    written = json.loads((proj / "reports/tuning/s/replay.json").read_text())
     assert written["trial"] == 3 and written["command"] == shlex.join(cmd)
     assert written["metrics_before"] == before and written["metrics"] == json.loads(
         (proj / "reports/metrics.json").read_text())

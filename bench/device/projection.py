@@ -117,7 +117,8 @@ def stage_runner(name: str, args, p: Params, dev: torch.device, clock: Clock, en
         return lambda: teacher_stage(p, dev, clock.t0 + clock.elapsed() + 0.5 * clock.left(end))
     if name == "distill":
         return lambda: student_stage(p, dev, clock.t0 + end - args.eval_reserve_s)
-    return stage_main(name)
+    main = stage_main(name)
+    return lambda: main(p)
 
 
 def run_stages(args, p: Params, dev: torch.device, clock: Clock, end: float, out: dict, save, every: dict) -> None:
