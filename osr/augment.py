@@ -95,12 +95,6 @@ class BaseAug:
         return rand_augment(x, gen, self.randaugment) if self.randaugment else x
 
 
-def noise_images(n: int, channels: int, size: int, seed: int) -> torch.Tensor:
-    """`n` uint8 images of uniform noise [n, C, size, size], seeded: what no known class looks like."""
-    gen = torch.Generator().manual_seed(int(seed))
-    return torch.randint(0, 256, (n, channels, size, size), generator=gen, dtype=torch.uint8)
-
-
 # ------------------------------------------------------------------------------------------------ mixing
 
 def _mixup(x, partner, lam, box):

@@ -8,7 +8,6 @@ user's images instead (osr/folder.py) and draws its splits. The module is longer
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -27,7 +26,7 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 from osr import OSRError, folder
-from osr.io import load_npz
+from osr.io import load_npz, sha256
 from osr.paths import MIRROR_ENV, mirror_dir
 
 if TYPE_CHECKING:  # annotations only: osr.config is not among the DVC deps of this code
@@ -156,14 +155,6 @@ def split_classes(name: str, index: int, test_classes: np.ndarray, split: Split 
 
 
 # ---------------------------------------------------------------------------------------------- fetching
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def fetch(key: str, workdir: Path, timeout: float = float(os.environ.get("OSR_DOWNLOAD_TIMEOUT", 15))
           ) -> tuple[dict[str, np.ndarray], dict]:
@@ -370,11 +361,6 @@ def downsample(arrays: dict[str, np.ndarray], size: int, chunk: int = 4096) -> d
                  for i in range(0, len(x), chunk)]
         return torch.cat(parts).permute(0, 2, 3, 1).contiguous().numpy()
     return {**arrays, "x_train": one(arrays["x_train"]), "x_test": one(arrays["x_test"])}
-
-
-def benchmark_label(name: str, image_size: int) -> str:
-    """The benchmark as reports name it: `tinyimagenet32` is Tiny-ImageNet downsampled to 32 x 32 (its conf file)."""
-    return f"{name}{image_size}" if image_size else name
 
 
 def check_arrays(d: dict[str, np.ndarray], where: str, bench: str) -> None:

@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from osr import OSRError
-from osr.data import sha256
 from osr.graph import Deployed, outputs
-from osr.io import atomic_dir, read_json, save_torch, write_json
+from osr.io import atomic_dir, read_json, save_torch, sha256, write_json
 from osr.metrics import accuracy
 
 FORMAT = "osr-classifier/1"

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from osr import OSRError
-from osr.augment import MIXERS, BaseAug, PlannedStep, noise_images, planned_steps
+from osr.augment import MIXERS, BaseAug, PlannedStep, planned_steps
 from osr.losses import STEP_LOSSES, Step, StepLoss, both_views, relabel_decision
 from osr.models import load_init, new_model
 from osr.objectives import NOISE_SHARE, logits_objective, masked, noise_exposed
-from osr.pixels import to_float
+from osr.pixels import noise_images, to_float
 from osr.roles import SplitTensors
 from osr.train import Batch, fingerprint, fit, fit_settings
 

@@ -1,5 +1,5 @@
 """Where the pipeline's inputs and DVC outputs live, relative to the project root (stages and the tuning flow share
-them)."""
+them), and what the outputs call a benchmark."""
 import os
 from pathlib import Path
 
@@ -27,3 +27,8 @@ EXPORT = Path("data/export")  # the deployable classifier (osr/deploy.py), a DVC
 TUNE_DIR = Path("data/tune")
 REPORTS = Path("reports")
 PLAN_KEYS = ("order", "aug_seed", "mixed", "partner", "lam", "box", "method")
+
+
+def benchmark_label(name: str, image_size: int) -> str:
+    """The benchmark as reports name it: `tinyimagenet32` is Tiny-ImageNet downsampled to 32 x 32 (its conf file)."""
+    return f"{name}{image_size}" if image_size else name

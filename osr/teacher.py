@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 import torch
 
 from osr import OSRError
-from osr.augment import TEACHER_STREAM, BaseAug, epoch_order, noise_images
+from osr.augment import TEACHER_STREAM, BaseAug, epoch_order
 from osr.contrastive import CONTRASTIVE_LOSSES, ContrastiveLoss
 from osr.losses import STEP_LOSSES, Step, StepLoss
 from osr.models import CifarResNet, load_init, new_model
 from osr.objectives import NOISE_SHARE, logits_objective, noise_exposed
-from osr.pixels import to_float
+from osr.pixels import noise_images, to_float
 from osr.roles import SplitTensors
 from osr.train import Batch, budget_epochs, fingerprint, fit, fit_settings
 from osr.views import two_views

@@ -15,11 +15,10 @@ answer_help(__name__, __spec__, __doc__)  # --help answers here, before the impo
 
 from typing import TYPE_CHECKING
 
-from osr.data import benchmark_label
 from osr.evaluate import evaluate_model
 from osr.io import read_json, save_npz, write_json
 from osr.models import check_model, load_model
-from osr.paths import REPORTS, SCORES_OUT, STUDENT, TEACHER
+from osr.paths import REPORTS, SCORES_OUT, STUDENT, TEACHER, benchmark_label
 from osr.plots import histogram_rows, roc_curves, roc_points, score_histograms, training_curves
 from osr.roles import load_split
 from osr.scores import needs_bank

@@ -22,15 +22,14 @@ answer_help(__name__, __spec__, __doc__)  # --help answers here, before the impo
 
 from typing import TYPE_CHECKING
 
-from osr.augment import noise_images
 from osr.calibration import Calibration
-from osr.data import benchmark_label
 from osr.deploy import choose, operating_point, validated, write_artifact
 from osr.evaluate import feature_bank
 from osr.graph import Deployed, bounded_bank, outputs
 from osr.io import write_json
 from osr.models import load_model
-from osr.paths import EXPORT, REPORTS, STUDENT, TEACHER
+from osr.paths import EXPORT, REPORTS, STUDENT, TEACHER, benchmark_label
+from osr.pixels import noise_images
 from osr.plots import calibration_plot
 from osr.roles import load_split
 from osr.scores import SCORES

@@ -7,13 +7,13 @@ from osr import OSRError
 from osr.data import (
     BENCHMARKS,
     benchmark,
-    benchmark_label,
     downsample,
     fetch,
     held_out_partitions,
     normalise,
     split_classes,
 )
+from osr.paths import benchmark_label
 
 pytestmark = pytest.mark.skipif(not (MIRROR / "mnist.npz").exists(), reason=f"no dataset mirror at {MIRROR}")
 

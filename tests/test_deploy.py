@@ -13,10 +13,10 @@ from PIL import Image
 
 from conftest import ROOT, make_project, needs_mirror, ran_stages, sh, tiny_artifact, venv_env, write_image_folder
 from osr import OSRError
-from osr.augment import noise_images
 from osr.deploy import MODEL_FILE, choose, operating_point, read_card, threshold_for_tpr
 from osr.images import read_image
 from osr.io import load_npz
+from osr.pixels import noise_images
 from osr.predict import UNKNOWN, Classifier, console, expand, main
 
 PY = [sys.executable, "-m", "osr.predict"]
