@@ -24,7 +24,7 @@ DVC_FILE = Path(__file__).resolve().parents[1] / "dvc.yaml"  # beside the stages
 OUTPUT_KINDS = ("outs", "metrics", "plots")
 
 
-def module_name(main: Callable[[], None]) -> str:
+def module_name(main: Callable[..., None]) -> str:
     """The dotted name of the module defining `main`, also when it runs as `python -m <module>` (`__main__`)."""
     module = sys.modules[main.__module__]
     return module.__spec__.name if getattr(module, "__spec__", None) else main.__module__
