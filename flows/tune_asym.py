@@ -106,12 +106,17 @@ def _logger():
         return logging.getLogger("tune-asym")
 
 
+def default_journal(study_name: str) -> Path:
+    """The study's storage when none is named: its journal, beside its report (relative to the project)."""
+    return JOURNALS / f"{study_name}.journal"
+
+
 def make_storage(storage: str | None, study_name: str, project: Path, heartbeat_interval: int = 60):
     """A journal file by default; an SQLAlchemy URL gives RDB storage, whose running trials send heartbeats so a
     trial whose worker died (none for two intervals) is failed when a worker next opens the study. The journal
     has no heartbeat: such a trial stays RUNNING there until failed by hand (README)."""
     if storage is None:
-        path = project / JOURNALS / f"{study_name}.journal"
+        path = project / default_journal(study_name)
     elif "://" in storage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 
 from cli import entry_point
-from flows.tune_asym import make_storage, study_report
+from flows.tune_asym import default_journal, make_storage, study_report
 from osr import OSRError
 
 PARSER = argparse.ArgumentParser(prog="python -m flows.tune_report", description=__doc__)
@@ -23,14 +23,13 @@ def main(argv: list[str] | None = None) -> None:
     project = Path(args.project).resolve()
 
     def work() -> None:
-        journal = project / "reports" / "tuning" / f"{args.study}.journal" if args.storage is None else None
-        if journal is not None and not journal.is_file():
-            raise OSRError(f"{journal.relative_to(project)}: no such journal (name the storage with --storage)")
-        store = make_storage(args.storage, args.study, project)
+        storage = args.storage or str(default_journal(args.study))
+        if "://" not in storage and not (project / storage).is_file():  # opening it would create an empty one
+            raise OSRError(f"{storage}: no such journal (name the storage with --storage)")
         try:
-            study = optuna.load_study(study_name=args.study, storage=store)
+            study = optuna.load_study(study_name=args.study, storage=make_storage(storage, args.study, project))
         except KeyError:
-            raise OSRError(f"study {args.study!r}: not in {args.storage or f'reports/tuning/{args.study}.journal'}")
+            raise OSRError(f"study {args.study!r}: not in {storage}") from None
         report = study_report(study, project)
         print(f"reports/tuning/{args.study}.json: {report['n_trials']} trials, best {report['best']['number']}"
               if report["best"] else f"reports/tuning/{args.study}.json: no complete trial")
